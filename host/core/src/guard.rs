@@ -1,0 +1,877 @@
+//! Guard rails: the host's final say over a policy's untrusted advice.
+//!
+//! A plugin only recommends. These rules, run in this order, decide what
+//! actually happens, and every rule that changes or blocks the outcome
+//! pushes a [`GuardReason`] recording the value before and after:
+//!
+//! ```text
+//!   paused? ──yes──> hold
+//!     │no
+//!   current outside [min, max]? ──yes──> restore the bound (no cooldown,
+//!     │no                                no data needed: bounds are config)
+//!   policy failed (trap, timeout, oom, error)? ──yes──> hold
+//!     │no
+//!   recommendation malformed (non-finite score,
+//!   direction disagrees with desired)? ──yes──> hold
+//!     │no
+//!   recommends hold? ──yes──> hold
+//!     │no
+//!   a required signal missing or stale? ──yes──> hold
+//!     │no
+//!   clamp desired to [min, max]; limit the step (2 up, 1 down)
+//!     │
+//!   nothing left to change? ──yes──> hold
+//!     │no
+//!   in cooldown for that direction? ──yes──> hold
+//!     │no
+//!   scale
+//! ```
+//!
+//! Cooldowns are separate per direction: a scale-up waits `cooldown_up`
+//! after the last scale-up; a scale-down waits `cooldown_down` after the last
+//! scale of either direction, so the service does not shrink right after it
+//! grew (the oscillation the seed warns about). Only a successful scale
+//! starts a cooldown: the caller records it in [`GuardState`] after the
+//! actuator reports success.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::format_duration;
+use crate::model::{Direction, DurationMs, PolicyInput, Recommendation, SignalId, TimestampMs};
+
+/// The guard-rail settings of one service, from its policy file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardConfig {
+    /// Lower bound. Defaults to 2.
+    pub min_replicas: u32,
+    /// Upper bound. Defaults to 5.
+    pub max_replicas: u32,
+    /// Wait after a scale-up before the next scale-up. Defaults to 5 minutes.
+    pub cooldown_up: DurationMs,
+    /// Wait after any scale before a scale-down. Defaults to 10 minutes.
+    pub cooldown_down: DurationMs,
+    /// Most replicas added by one action. Defaults to 2.
+    pub max_step_up: u32,
+    /// Most replicas removed by one action. Defaults to 1.
+    pub max_step_down: u32,
+    /// A required signal whose newest sample is older than this is stale.
+    /// Defaults to 1 minute (four missed 15 s evaluations).
+    pub staleness: DurationMs,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            min_replicas: 2,
+            max_replicas: 5,
+            cooldown_up: 5 * 60_000,
+            cooldown_down: 10 * 60_000,
+            max_step_up: 2,
+            max_step_down: 1,
+            staleness: 60_000,
+        }
+    }
+}
+
+/// What the guard rails remember of a service between evaluations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuardState {
+    /// When the last successful scale-up finished.
+    pub last_scale_up: Option<TimestampMs>,
+    /// When the last successful scale-down finished.
+    pub last_scale_down: Option<TimestampMs>,
+    /// An operator paused automatic scaling.
+    pub paused: bool,
+}
+
+impl GuardState {
+    /// Time since the last scale-up, as a policy input.
+    pub fn since_last_scale_up(&self, now: TimestampMs) -> Option<DurationMs> {
+        self.last_scale_up.map(|t| now.saturating_sub(t).max(0) as u64)
+    }
+
+    /// Time since the last scale-down, as a policy input.
+    pub fn since_last_scale_down(&self, now: TimestampMs) -> Option<DurationMs> {
+        self.last_scale_down.map(|t| now.saturating_sub(t).max(0) as u64)
+    }
+}
+
+/// Why a policy produced no recommendation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The guest trapped (panic, unreachable, out-of-bounds access).
+    Trap,
+    /// The guest ran past its deadline.
+    Timeout,
+    /// The guest asked for more memory than its cap.
+    OutOfMemory,
+    /// The guest returned its own error.
+    Guest,
+    /// No usable policy: not loaded, failed to instantiate, or similar.
+    Unavailable,
+}
+
+impl FailureKind {
+    /// A stable lowercase label, for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Trap => "trap",
+            FailureKind::Timeout => "timeout",
+            FailureKind::OutOfMemory => "out-of-memory",
+            FailureKind::Guest => "guest-error",
+            FailureKind::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A policy evaluation that produced no recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyFailure {
+    /// The class of failure.
+    pub kind: FailureKind,
+    /// The detail, for operators.
+    pub message: String,
+}
+
+/// The rule that produced a guard reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// Automatic scaling is paused.
+    Paused,
+    /// Current replicas below the minimum: restored.
+    BelowMinimum,
+    /// Current replicas above the maximum: restored.
+    AboveMaximum,
+    /// The policy failed.
+    PolicyFailed,
+    /// The recommendation was malformed.
+    InvalidRecommendation,
+    /// The policy recommends holding.
+    PolicyHold,
+    /// A required signal has no usable data.
+    DataMissing,
+    /// A required signal's newest sample is too old.
+    DataStale,
+    /// Desired clamped to the maximum.
+    ClampedToMax,
+    /// Desired clamped to the minimum.
+    ClampedToMin,
+    /// The step was limited.
+    StepLimited,
+    /// Nothing left to change after clamping.
+    NoChange,
+    /// A scale-up cooldown is running.
+    CooldownUp,
+    /// A scale-down cooldown is running.
+    CooldownDown,
+}
+
+/// One guard-rail intervention, with the values before and after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardReason {
+    /// Which rule.
+    pub rule: Rule,
+    /// The replica count before the rule applied, when it changed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u32>,
+    /// The replica count after the rule applied, when it changed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u32>,
+    /// One line for operators.
+    pub message: String,
+}
+
+impl fmt::Display for GuardReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rule = serde_plain_rule(self.rule);
+        write!(f, "{rule}: {}", self.message)
+    }
+}
+
+fn serde_plain_rule(rule: Rule) -> &'static str {
+    match rule {
+        Rule::Paused => "paused",
+        Rule::BelowMinimum => "below-minimum",
+        Rule::AboveMaximum => "above-maximum",
+        Rule::PolicyFailed => "policy-failed",
+        Rule::InvalidRecommendation => "invalid-recommendation",
+        Rule::PolicyHold => "policy-hold",
+        Rule::DataMissing => "data-missing",
+        Rule::DataStale => "data-stale",
+        Rule::ClampedToMax => "clamped-to-max",
+        Rule::ClampedToMin => "clamped-to-min",
+        Rule::StepLimited => "step-limited",
+        Rule::NoChange => "no-change",
+        Rule::CooldownUp => "cooldown-up",
+        Rule::CooldownDown => "cooldown-down",
+    }
+}
+
+impl Rule {
+    /// The rule's stable kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        serde_plain_rule(self)
+    }
+}
+
+/// What the guard rails decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Replicas now.
+    pub current: u32,
+    /// What the policy wanted, when it produced a recommendation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended: Option<u32>,
+    /// What the host will scale to (equal to `current` for hold).
+    pub target: u32,
+    /// Which way.
+    pub direction: Direction,
+    /// Every guard-rail intervention, in order.
+    pub reasons: Vec<GuardReason>,
+}
+
+impl Decision {
+    /// True when the decision changes the replica count.
+    pub fn is_scale(&self) -> bool {
+        self.direction != Direction::Hold
+    }
+}
+
+/// The signals a policy needs, for the missing/stale-data rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Requirements<'a> {
+    /// Signals the policy declared `required`.
+    pub required: &'a [SignalId],
+}
+
+/// Apply the guard rails to one evaluation. Pure: `now` comes from `input`.
+pub fn decide(
+    config: &GuardConfig,
+    state: &GuardState,
+    input: &PolicyInput,
+    requirements: Requirements<'_>,
+    outcome: Result<&Recommendation, &PolicyFailure>,
+) -> Decision {
+    let now = input.now;
+    let current = input.current_replicas;
+    let mut reasons = Vec::new();
+    let recommended = outcome.ok().map(|r| r.desired_replicas);
+    let hold = |reasons: Vec<GuardReason>| Decision {
+        current,
+        recommended,
+        target: current,
+        direction: Direction::Hold,
+        reasons,
+    };
+    let mut push = |rule, from: Option<u32>, to: Option<u32>, message: String| {
+        reasons.push(GuardReason { rule, from, to, message });
+    };
+
+    if state.paused {
+        push(Rule::Paused, None, None, "automatic scaling is paused by an operator".into());
+        return hold(reasons);
+    }
+
+    // Bounds are configuration, not metrics: restore them even when the
+    // policy failed or the data is stale, and without waiting for a cooldown.
+    if current < config.min_replicas {
+        push(
+            Rule::BelowMinimum,
+            Some(current),
+            Some(config.min_replicas),
+            format!("{current} replicas is below the minimum {}: restoring it", config.min_replicas),
+        );
+        return Decision {
+            current,
+            recommended,
+            target: config.min_replicas,
+            direction: Direction::Up,
+            reasons,
+        };
+    }
+    if current > config.max_replicas {
+        push(
+            Rule::AboveMaximum,
+            Some(current),
+            Some(config.max_replicas),
+            format!("{current} replicas is above the maximum {}: restoring it", config.max_replicas),
+        );
+        return Decision {
+            current,
+            recommended,
+            target: config.max_replicas,
+            direction: Direction::Down,
+            reasons,
+        };
+    }
+
+    let rec = match outcome {
+        Ok(rec) => rec,
+        Err(failure) => {
+            push(
+                Rule::PolicyFailed,
+                None,
+                None,
+                format!("policy failed ({}): {}; holding", failure.kind, failure.message),
+            );
+            return hold(reasons);
+        }
+    };
+
+    if let Some(problem) = malformed(rec, current) {
+        push(Rule::InvalidRecommendation, None, None, format!("{problem}; holding"));
+        return hold(reasons);
+    }
+
+    if rec.direction == Direction::Hold {
+        push(Rule::PolicyHold, None, None, "the policy recommends holding".into());
+        return hold(reasons);
+    }
+
+    let mut data_problem = false;
+    for signal in requirements.required {
+        match input.window(signal).and_then(|w| w.samples.iter().rev().find(|s| s.value.is_finite()).map(|s| (w, s))) {
+            None => {
+                let why = input
+                    .window(signal)
+                    .and_then(|w| w.missing_reason.clone())
+                    .unwrap_or_else(|| "no finite sample".into());
+                push(Rule::DataMissing, None, None, format!("required signal {signal} is missing ({why}); holding"));
+                data_problem = true;
+            }
+            Some((_, newest)) => {
+                let age = now.saturating_sub(newest.at).max(0) as u64;
+                if age > config.staleness {
+                    push(
+                        Rule::DataStale,
+                        None,
+                        None,
+                        format!(
+                            "required signal {signal} is stale: newest sample is {} old, limit {}; holding",
+                            format_duration(age),
+                            format_duration(config.staleness)
+                        ),
+                    );
+                    data_problem = true;
+                }
+            }
+        }
+    }
+    if data_problem {
+        return hold(reasons);
+    }
+
+    let mut target = rec.desired_replicas;
+    if target > config.max_replicas {
+        push(
+            Rule::ClampedToMax,
+            Some(target),
+            Some(config.max_replicas),
+            format!("desired {target} clamped to the maximum {}", config.max_replicas),
+        );
+        target = config.max_replicas;
+    }
+    if target < config.min_replicas {
+        push(
+            Rule::ClampedToMin,
+            Some(target),
+            Some(config.min_replicas),
+            format!("desired {target} clamped to the minimum {}", config.min_replicas),
+        );
+        target = config.min_replicas;
+    }
+    if target > current && target - current > config.max_step_up {
+        let limited = current + config.max_step_up;
+        push(
+            Rule::StepLimited,
+            Some(target),
+            Some(limited),
+            format!("scale-up step limited to {} per action", config.max_step_up),
+        );
+        target = limited;
+    }
+    if target < current && current - target > config.max_step_down {
+        let limited = current - config.max_step_down;
+        push(
+            Rule::StepLimited,
+            Some(target),
+            Some(limited),
+            format!("scale-down step limited to {} per action", config.max_step_down),
+        );
+        target = limited;
+    }
+
+    let direction = Direction::between(current, target);
+    if direction == Direction::Hold {
+        push(Rule::NoChange, None, None, format!("already at {current} after the bounds; holding"));
+        return hold(reasons);
+    }
+
+    let since = |t: Option<TimestampMs>| t.map(|t| now.saturating_sub(t).max(0) as u64);
+    match direction {
+        Direction::Up => {
+            if let Some(elapsed) = since(state.last_scale_up).filter(|e| *e < config.cooldown_up) {
+                push(
+                    Rule::CooldownUp,
+                    Some(target),
+                    Some(current),
+                    format!(
+                        "scale-up cooldown: last scale-up {} ago, cooldown {}, {} left",
+                        format_duration(elapsed),
+                        format_duration(config.cooldown_up),
+                        format_duration(config.cooldown_up - elapsed)
+                    ),
+                );
+                return hold(reasons);
+            }
+        }
+        Direction::Down => {
+            let last_any = match (state.last_scale_up, state.last_scale_down) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(elapsed) = since(last_any).filter(|e| *e < config.cooldown_down) {
+                push(
+                    Rule::CooldownDown,
+                    Some(target),
+                    Some(current),
+                    format!(
+                        "scale-down cooldown: last scale {} ago, cooldown {}, {} left",
+                        format_duration(elapsed),
+                        format_duration(config.cooldown_down),
+                        format_duration(config.cooldown_down - elapsed)
+                    ),
+                );
+                return hold(reasons);
+            }
+        }
+        Direction::Hold => unreachable!("handled above"),
+    }
+
+    Decision {
+        current,
+        recommended,
+        target,
+        direction,
+        reasons,
+    }
+}
+
+/// Why a recommendation cannot be trusted at all, if it cannot.
+fn malformed(rec: &Recommendation, current: u32) -> Option<String> {
+    for (name, score) in [("scale-up-score", rec.scale_up_score), ("scale-down-score", rec.scale_down_score)] {
+        if !score.is_finite() {
+            return Some(format!("{name} is {score}, not a finite number"));
+        }
+        if score < 0.0 {
+            return Some(format!("{name} is negative ({score})"));
+        }
+    }
+    let actual = Direction::between(current, rec.desired_replicas);
+    if actual != rec.direction {
+        return Some(format!(
+            "direction {} disagrees with desired {} from current {current}",
+            rec.direction, rec.desired_replicas
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Sample, SignalWindow};
+
+    const NOW: TimestampMs = 1_800_000_000_000;
+    const MIN: i64 = 60_000;
+
+    fn input(current: u32) -> PolicyInput {
+        PolicyInput {
+            service: "vedfolnir".into(),
+            now: NOW,
+            current_replicas: current,
+            ready_replicas: current,
+            min_replicas: 2,
+            max_replicas: 5,
+            since_last_scale_up: None,
+            since_last_scale_down: None,
+            params: vec![],
+            signals: vec![SignalWindow {
+                signal: SignalId::Cpu,
+                samples: vec![Sample { at: NOW - 5_000, value: 0.5 }],
+                missing_reason: None,
+            }],
+        }
+    }
+
+    fn rec(current: u32, desired: u32) -> Recommendation {
+        Recommendation {
+            desired_replicas: desired,
+            direction: Direction::between(current, desired),
+            scale_up_score: 3.0,
+            scale_down_score: 0.0,
+            reasons: vec![],
+        }
+    }
+
+    struct Case {
+        name: &'static str,
+        current: u32,
+        outcome: Result<Recommendation, PolicyFailure>,
+        state: GuardState,
+        input: fn(PolicyInput) -> PolicyInput,
+        expect_target: u32,
+        expect_rules: &'static [Rule],
+    }
+
+    fn same(i: PolicyInput) -> PolicyInput {
+        i
+    }
+
+    fn ago(ms: i64) -> Option<TimestampMs> {
+        Some(NOW - ms)
+    }
+
+    fn cases() -> Vec<Case> {
+        let failure = |kind| PolicyFailure {
+            kind,
+            message: "boom".into(),
+        };
+        vec![
+            Case {
+                name: "scales_up_when_nothing_blocks",
+                current: 3,
+                outcome: Ok(rec(3, 4)),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 4,
+                expect_rules: &[],
+            },
+            Case {
+                name: "clamps_desired_to_max_and_says_so",
+                current: 4,
+                outcome: Ok(rec(4, 9)),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 5,
+                expect_rules: &[Rule::ClampedToMax],
+            },
+            Case {
+                name: "clamps_desired_to_min_and_says_so",
+                current: 3,
+                outcome: Ok(rec(3, 0)),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 2,
+                expect_rules: &[Rule::ClampedToMin],
+            },
+            Case {
+                name: "limits_scale_up_to_two_per_action",
+                current: 2,
+                outcome: Ok(rec(2, 5)),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 4,
+                expect_rules: &[Rule::StepLimited],
+            },
+            Case {
+                name: "limits_scale_down_to_one_per_action",
+                current: 5,
+                outcome: Ok(rec(5, 2)),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 4,
+                expect_rules: &[Rule::StepLimited],
+            },
+            Case {
+                name: "cooldown_blocks_second_scale_up",
+                current: 3,
+                outcome: Ok(rec(3, 4)),
+                state: GuardState {
+                    last_scale_up: ago(4 * MIN),
+                    ..Default::default()
+                },
+                input: same,
+                expect_target: 3,
+                expect_rules: &[Rule::CooldownUp],
+            },
+            Case {
+                name: "scale_up_allowed_once_cooldown_has_passed",
+                current: 3,
+                outcome: Ok(rec(3, 4)),
+                state: GuardState {
+                    last_scale_up: ago(5 * MIN),
+                    ..Default::default()
+                },
+                input: same,
+                expect_target: 4,
+                expect_rules: &[],
+            },
+            Case {
+                name: "recent_scale_down_does_not_block_scale_up",
+                current: 3,
+                outcome: Ok(rec(3, 4)),
+                state: GuardState {
+                    last_scale_down: ago(MIN),
+                    ..Default::default()
+                },
+                input: same,
+                expect_target: 4,
+                expect_rules: &[],
+            },
+            Case {
+                name: "scale_down_waits_ten_minutes_after_a_scale_up",
+                current: 4,
+                outcome: Ok(rec(4, 3)),
+                state: GuardState {
+                    last_scale_up: ago(9 * MIN),
+                    ..Default::default()
+                },
+                input: same,
+                expect_target: 4,
+                expect_rules: &[Rule::CooldownDown],
+            },
+            Case {
+                name: "scale_down_waits_ten_minutes_after_a_scale_down",
+                current: 4,
+                outcome: Ok(rec(4, 3)),
+                state: GuardState {
+                    last_scale_down: ago(9 * MIN + 59_000),
+                    ..Default::default()
+                },
+                input: same,
+                expect_target: 4,
+                expect_rules: &[Rule::CooldownDown],
+            },
+            Case {
+                name: "scale_down_allowed_after_cooldown",
+                current: 4,
+                outcome: Ok(rec(4, 3)),
+                state: GuardState {
+                    last_scale_down: ago(10 * MIN),
+                    last_scale_up: ago(60 * MIN),
+                    ..Default::default()
+                },
+                input: same,
+                expect_target: 3,
+                expect_rules: &[],
+            },
+            Case {
+                name: "policy_trap_means_hold",
+                current: 3,
+                outcome: Err(failure(FailureKind::Trap)),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 3,
+                expect_rules: &[Rule::PolicyFailed],
+            },
+            Case {
+                name: "policy_timeout_means_hold",
+                current: 3,
+                outcome: Err(failure(FailureKind::Timeout)),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 3,
+                expect_rules: &[Rule::PolicyFailed],
+            },
+            Case {
+                name: "non_finite_score_means_hold",
+                current: 3,
+                outcome: Ok(Recommendation {
+                    scale_up_score: f64::NAN,
+                    ..rec(3, 4)
+                }),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 3,
+                expect_rules: &[Rule::InvalidRecommendation],
+            },
+            Case {
+                name: "infinite_score_means_hold",
+                current: 3,
+                outcome: Ok(Recommendation {
+                    scale_down_score: f64::INFINITY,
+                    ..rec(3, 2)
+                }),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 3,
+                expect_rules: &[Rule::InvalidRecommendation],
+            },
+            Case {
+                name: "direction_that_disagrees_with_desired_means_hold",
+                current: 3,
+                outcome: Ok(Recommendation {
+                    direction: Direction::Down,
+                    ..rec(3, 4)
+                }),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 3,
+                expect_rules: &[Rule::InvalidRecommendation],
+            },
+            Case {
+                name: "missing_required_signal_means_hold",
+                current: 3,
+                outcome: Ok(rec(3, 4)),
+                state: GuardState::default(),
+                input: |mut i| {
+                    i.signals.clear();
+                    i
+                },
+                expect_target: 3,
+                expect_rules: &[Rule::DataMissing],
+            },
+            Case {
+                name: "required_signal_with_only_nan_means_hold",
+                current: 3,
+                outcome: Ok(rec(3, 4)),
+                state: GuardState::default(),
+                input: |mut i| {
+                    i.signals[0].samples[0].value = f64::NAN;
+                    i
+                },
+                expect_target: 3,
+                expect_rules: &[Rule::DataMissing],
+            },
+            Case {
+                name: "stale_required_signal_means_hold",
+                current: 3,
+                outcome: Ok(rec(3, 4)),
+                state: GuardState::default(),
+                input: |mut i| {
+                    i.signals[0].samples[0].at = NOW - 2 * MIN;
+                    i
+                },
+                expect_target: 3,
+                expect_rules: &[Rule::DataStale],
+            },
+            Case {
+                name: "below_minimum_is_restored_even_without_data_or_policy",
+                current: 1,
+                outcome: Err(failure(FailureKind::Unavailable)),
+                state: GuardState {
+                    last_scale_up: ago(MIN),
+                    ..Default::default()
+                },
+                input: |mut i| {
+                    i.signals.clear();
+                    i
+                },
+                expect_target: 2,
+                expect_rules: &[Rule::BelowMinimum],
+            },
+            Case {
+                name: "above_maximum_is_restored",
+                current: 7,
+                outcome: Ok(rec(7, 7)),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 5,
+                expect_rules: &[Rule::AboveMaximum],
+            },
+            Case {
+                name: "pause_holds_everything",
+                current: 1,
+                outcome: Ok(rec(1, 4)),
+                state: GuardState {
+                    paused: true,
+                    ..Default::default()
+                },
+                input: same,
+                expect_target: 1,
+                expect_rules: &[Rule::Paused],
+            },
+            Case {
+                name: "policy_hold_is_recorded",
+                current: 3,
+                outcome: Ok(rec(3, 3)),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 3,
+                expect_rules: &[Rule::PolicyHold],
+            },
+            Case {
+                name: "scale_up_at_maximum_is_no_change",
+                current: 5,
+                outcome: Ok(rec(5, 6)),
+                state: GuardState::default(),
+                input: same,
+                expect_target: 5,
+                expect_rules: &[Rule::ClampedToMax, Rule::NoChange],
+            },
+        ]
+    }
+
+    #[test]
+    fn guard_rail_table() {
+        let config = GuardConfig::default();
+        let mut failures = Vec::new();
+        for case in cases() {
+            let input = (case.input)(input(case.current));
+            let decision = decide(
+                &config,
+                &case.state,
+                &input,
+                Requirements {
+                    required: &[SignalId::Cpu],
+                },
+                case.outcome.as_ref(),
+            );
+            let rules: Vec<Rule> = decision.reasons.iter().map(|r| r.rule).collect();
+            if decision.target != case.expect_target || rules != case.expect_rules {
+                failures.push(format!(
+                    "{}: got target {} rules {:?}, want {} {:?}",
+                    case.name, decision.target, rules, case.expect_target, case.expect_rules
+                ));
+            }
+            assert_eq!(decision.direction, Direction::between(case.current, decision.target), "{}", case.name);
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn every_change_records_before_and_after() {
+        let decision = decide(
+            &GuardConfig::default(),
+            &GuardState::default(),
+            &input(2),
+            Requirements { required: &[] },
+            Ok(&rec(2, 9)),
+        );
+        let from_to: Vec<_> = decision.reasons.iter().map(|r| (r.rule, r.from, r.to)).collect();
+        assert_eq!(
+            from_to,
+            vec![(Rule::ClampedToMax, Some(9), Some(5)), (Rule::StepLimited, Some(5), Some(4))]
+        );
+        assert_eq!(decision.recommended, Some(9));
+        assert_eq!(decision.target, 4);
+    }
+
+    #[test]
+    fn data_missing_reason_carries_the_source_reason() {
+        let mut i = input(3);
+        i.signals[0].samples.clear();
+        i.signals[0].missing_reason = Some("prometheus: connection refused".into());
+        let d = decide(
+            &GuardConfig::default(),
+            &GuardState::default(),
+            &i,
+            Requirements {
+                required: &[SignalId::Cpu],
+            },
+            Ok(&rec(3, 4)),
+        );
+        assert!(d.reasons[0].message.contains("connection refused"), "{}", d.reasons[0].message);
+    }
+}

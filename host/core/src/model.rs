@@ -1,0 +1,397 @@
+//! The policy data model, one Rust type per WIT type of
+//! `vedfolnir:autoscaler/types@0.1.0` (see `wit/policy.wit` for the contract).
+//!
+//! Times are milliseconds since the Unix epoch and durations are
+//! milliseconds, exactly as on the wire, so conversions at the sandbox seam
+//! are field-for-field copies.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Milliseconds since the Unix epoch (UTC).
+pub type TimestampMs = i64;
+/// A length of time in milliseconds.
+pub type DurationMs = u64;
+
+/// One observation of a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When the value was observed.
+    pub at: TimestampMs,
+    /// The observed value; non-finite means "no observation".
+    pub value: f64,
+}
+
+/// Which signal a window holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SignalId {
+    /// CPU use as a fraction of the replicas' CPU limit.
+    Cpu,
+    /// Memory working set as a fraction of the replicas' memory limit.
+    Memory,
+    /// Jobs waiting in the queue.
+    QueueDepth,
+    /// 95th percentile response time in seconds.
+    ResponseTimeP95,
+    /// Failed requests as a fraction of all requests.
+    ErrorRate,
+    /// Running replicas as seen by the metrics source.
+    InstanceCount,
+    /// Any other named signal.
+    Custom(String),
+}
+
+impl SignalId {
+    /// The well-known signals, in the documented order.
+    pub const WELL_KNOWN: [SignalId; 6] = [
+        SignalId::Cpu,
+        SignalId::Memory,
+        SignalId::QueueDepth,
+        SignalId::ResponseTimeP95,
+        SignalId::ErrorRate,
+        SignalId::InstanceCount,
+    ];
+
+    /// The name used in policy files, snapshots and metrics labels.
+    pub fn name(&self) -> &str {
+        match self {
+            SignalId::Cpu => "cpu",
+            SignalId::Memory => "memory",
+            SignalId::QueueDepth => "queue-depth",
+            SignalId::ResponseTimeP95 => "response-time-p95",
+            SignalId::ErrorRate => "error-rate",
+            SignalId::InstanceCount => "instance-count",
+            SignalId::Custom(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for SignalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A signal name that is neither well-known nor a valid custom name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid signal name {0:?}: use lowercase letters, digits and '-' (for example \"orders-per-second\")")]
+pub struct SignalNameError(pub String);
+
+impl FromStr for SignalId {
+    type Err = SignalNameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(id) = SignalId::WELL_KNOWN.iter().find(|id| id.name() == s) {
+            return Ok(id.clone());
+        }
+        let valid = !s.is_empty()
+            && s.len() <= 64
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if valid {
+            Ok(SignalId::Custom(s.to_string()))
+        } else {
+            Err(SignalNameError(s.to_string()))
+        }
+    }
+}
+
+impl Serialize for SignalId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for SignalId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The recent history of one signal, oldest sample first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalWindow {
+    /// The signal.
+    pub signal: SignalId,
+    /// Samples in ascending time order; empty when missing.
+    pub samples: Vec<Sample>,
+    /// Why the signal is missing or incomplete, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_reason: Option<String>,
+}
+
+/// A parameter value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamValue {
+    /// A plain number.
+    Number(f64),
+    /// A length of time in milliseconds.
+    Duration(DurationMs),
+    /// A yes/no switch.
+    Boolean(bool),
+    /// Free text.
+    Text(String),
+}
+
+impl ParamValue {
+    /// The kind of this value.
+    pub fn kind(&self) -> ParamKind {
+        match self {
+            ParamValue::Number(_) => ParamKind::Number,
+            ParamValue::Duration(_) => ParamKind::Duration,
+            ParamValue::Boolean(_) => ParamKind::Boolean,
+            ParamValue::Text(_) => ParamKind::Text,
+        }
+    }
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::Number(n) => write!(f, "{n}"),
+            ParamValue::Duration(ms) => f.write_str(&crate::format_duration(*ms)),
+            ParamValue::Boolean(b) => write!(f, "{b}"),
+            ParamValue::Text(t) => write!(f, "{t:?}"),
+        }
+    }
+}
+
+/// The kind of value a parameter takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamKind {
+    /// A plain number.
+    Number,
+    /// A duration such as "5m".
+    Duration,
+    /// true or false.
+    Boolean,
+    /// Free text.
+    Text,
+}
+
+impl fmt::Display for ParamKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ParamKind::Number => "a number",
+            ParamKind::Duration => "a duration such as \"5m\"",
+            ParamKind::Boolean => "true or false",
+            ParamKind::Text => "a string",
+        })
+    }
+}
+
+/// One named parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    /// The key as written in the policy file.
+    pub key: String,
+    /// Its value.
+    pub value: ParamValue,
+}
+
+/// How a policy describes a parameter it accepts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    /// The key as written in the policy file.
+    pub key: String,
+    /// The kind of value it takes.
+    pub kind: ParamKind,
+    /// The value used when the policy file does not set it.
+    pub default: ParamValue,
+    /// One line for operators.
+    pub description: String,
+}
+
+/// How a policy describes a signal it reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalSpec {
+    /// The signal.
+    pub signal: SignalId,
+    /// When true the host holds while it is missing or stale.
+    pub required: bool,
+    /// One line for operators.
+    pub description: String,
+}
+
+/// What a policy says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Description {
+    /// Lowercase kebab-case name.
+    pub name: String,
+    /// The policy's own version.
+    pub version: String,
+    /// One paragraph for operators.
+    pub summary: String,
+    /// The signals it reads.
+    pub signals: Vec<SignalSpec>,
+    /// The parameters it accepts.
+    pub params: Vec<ParamSpec>,
+}
+
+/// A configuration problem naming its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigError {
+    /// The parameter key at fault.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Everything a policy knows about one service at one evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyInput {
+    /// The service.
+    pub service: String,
+    /// The evaluation time.
+    pub now: TimestampMs,
+    /// Replicas that exist now.
+    pub current_replicas: u32,
+    /// Replicas running and healthy now.
+    pub ready_replicas: u32,
+    /// Lower bound.
+    pub min_replicas: u32,
+    /// Upper bound.
+    pub max_replicas: u32,
+    /// Time since the last successful scale-up.
+    pub since_last_scale_up: Option<DurationMs>,
+    /// Time since the last successful scale-down.
+    pub since_last_scale_down: Option<DurationMs>,
+    /// Effective parameters.
+    pub params: Vec<Param>,
+    /// One window per collected signal.
+    pub signals: Vec<SignalWindow>,
+}
+
+impl PolicyInput {
+    /// The window of `signal`, if the host collected it.
+    pub fn window(&self, signal: &SignalId) -> Option<&SignalWindow> {
+        self.signals.iter().find(|w| &w.signal == signal)
+    }
+
+    /// The value of parameter `key`, if set.
+    pub fn param(&self, key: &str) -> Option<&ParamValue> {
+        self.params.iter().find(|p| p.key == key).map(|p| &p.value)
+    }
+}
+
+/// Which way a recommendation or decision points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// More replicas.
+    Up,
+    /// Fewer replicas.
+    Down,
+    /// Keep the current count.
+    Hold,
+}
+
+impl Direction {
+    /// The direction from `current` to `desired`.
+    pub fn between(current: u32, desired: u32) -> Direction {
+        match desired.cmp(&current) {
+            std::cmp::Ordering::Greater => Direction::Up,
+            std::cmp::Ordering::Less => Direction::Down,
+            std::cmp::Ordering::Equal => Direction::Hold,
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+            Direction::Hold => "hold",
+        })
+    }
+}
+
+/// One reason behind a recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    /// What fired, lowercase kebab-case.
+    pub trigger: String,
+    /// The value looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<f64>,
+    /// The threshold compared against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// How long the condition held continuously, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_for: Option<DurationMs>,
+    /// One line for operators.
+    pub message: String,
+}
+
+impl Reason {
+    /// A reason with only a trigger and a message.
+    pub fn new(trigger: impl Into<String>, message: impl Into<String>) -> Reason {
+        Reason {
+            trigger: trigger.into(),
+            observed: None,
+            threshold: None,
+            held_for: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.trigger, self.message)
+    }
+}
+
+/// What a policy advises for one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    /// The replica count the policy wants.
+    pub desired_replicas: u32,
+    /// Which way that is.
+    pub direction: Direction,
+    /// The scale-up score.
+    pub scale_up_score: f64,
+    /// The scale-down score.
+    pub scale_down_score: f64,
+    /// Every reason.
+    pub reasons: Vec<Reason>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names_round_trip_and_custom_names_are_checked() {
+        for id in SignalId::WELL_KNOWN {
+            assert_eq!(id.name().parse::<SignalId>(), Ok(id.clone()));
+        }
+        assert_eq!(
+            "orders-per-second".parse::<SignalId>(),
+            Ok(SignalId::Custom("orders-per-second".into()))
+        );
+        for bad in ["", "CPU", "1abc", "a b", "x/y"] {
+            assert!(bad.parse::<SignalId>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn direction_between_counts() {
+        assert_eq!(Direction::between(3, 4), Direction::Up);
+        assert_eq!(Direction::between(3, 2), Direction::Down);
+        assert_eq!(Direction::between(3, 3), Direction::Hold);
+    }
+}
