@@ -37,7 +37,9 @@ pub fn parse_duration(input: &str) -> Result<u64, DurationError> {
         if digits == 0 {
             return Err(err("expected a number"));
         }
-        let number: u64 = rest[..digits].parse().map_err(|_| err("number too large"))?;
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| err("number too large"))?;
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let factor = match &rest[..unit_len] {
@@ -65,7 +67,12 @@ pub fn format_duration(ms: u64) -> String {
     }
     let mut out = String::new();
     let mut rest = ms;
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if rest >= size {
             out.push_str(&format!("{}{unit}", rest / size));
             rest %= size;

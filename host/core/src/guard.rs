@@ -89,12 +89,14 @@ pub struct GuardState {
 impl GuardState {
     /// Time since the last scale-up, as a policy input.
     pub fn since_last_scale_up(&self, now: TimestampMs) -> Option<DurationMs> {
-        self.last_scale_up.map(|t| now.saturating_sub(t).max(0) as u64)
+        self.last_scale_up
+            .map(|t| now.saturating_sub(t).max(0) as u64)
     }
 
     /// Time since the last scale-down, as a policy input.
     pub fn since_last_scale_down(&self, now: TimestampMs) -> Option<DurationMs> {
-        self.last_scale_down.map(|t| now.saturating_sub(t).max(0) as u64)
+        self.last_scale_down
+            .map(|t| now.saturating_sub(t).max(0) as u64)
     }
 }
 
@@ -274,11 +276,21 @@ pub fn decide(
         reasons,
     };
     let mut push = |rule, from: Option<u32>, to: Option<u32>, message: String| {
-        reasons.push(GuardReason { rule, from, to, message });
+        reasons.push(GuardReason {
+            rule,
+            from,
+            to,
+            message,
+        });
     };
 
     if state.paused {
-        push(Rule::Paused, None, None, "automatic scaling is paused by an operator".into());
+        push(
+            Rule::Paused,
+            None,
+            None,
+            "automatic scaling is paused by an operator".into(),
+        );
         return hold(reasons);
     }
 
@@ -289,7 +301,10 @@ pub fn decide(
             Rule::BelowMinimum,
             Some(current),
             Some(config.min_replicas),
-            format!("{current} replicas is below the minimum {}: restoring it", config.min_replicas),
+            format!(
+                "{current} replicas is below the minimum {}: restoring it",
+                config.min_replicas
+            ),
         );
         return Decision {
             current,
@@ -304,7 +319,10 @@ pub fn decide(
             Rule::AboveMaximum,
             Some(current),
             Some(config.max_replicas),
-            format!("{current} replicas is above the maximum {}: restoring it", config.max_replicas),
+            format!(
+                "{current} replicas is above the maximum {}: restoring it",
+                config.max_replicas
+            ),
         );
         return Decision {
             current,
@@ -322,31 +340,55 @@ pub fn decide(
                 Rule::PolicyFailed,
                 None,
                 None,
-                format!("policy failed ({}): {}; holding", failure.kind, failure.message),
+                format!(
+                    "policy failed ({}): {}; holding",
+                    failure.kind, failure.message
+                ),
             );
             return hold(reasons);
         }
     };
 
     if let Some(problem) = malformed(rec, current) {
-        push(Rule::InvalidRecommendation, None, None, format!("{problem}; holding"));
+        push(
+            Rule::InvalidRecommendation,
+            None,
+            None,
+            format!("{problem}; holding"),
+        );
         return hold(reasons);
     }
 
     if rec.direction == Direction::Hold {
-        push(Rule::PolicyHold, None, None, "the policy recommends holding".into());
+        push(
+            Rule::PolicyHold,
+            None,
+            None,
+            "the policy recommends holding".into(),
+        );
         return hold(reasons);
     }
 
     let mut data_problem = false;
     for signal in requirements.required {
-        match input.window(signal).and_then(|w| w.samples.iter().rev().find(|s| s.value.is_finite()).map(|s| (w, s))) {
+        match input.window(signal).and_then(|w| {
+            w.samples
+                .iter()
+                .rev()
+                .find(|s| s.value.is_finite())
+                .map(|s| (w, s))
+        }) {
             None => {
                 let why = input
                     .window(signal)
                     .and_then(|w| w.missing_reason.clone())
                     .unwrap_or_else(|| "no finite sample".into());
-                push(Rule::DataMissing, None, None, format!("required signal {signal} is missing ({why}); holding"));
+                push(
+                    Rule::DataMissing,
+                    None,
+                    None,
+                    format!("required signal {signal} is missing ({why}); holding"),
+                );
                 data_problem = true;
             }
             Some((_, newest)) => {
@@ -377,7 +419,10 @@ pub fn decide(
             Rule::ClampedToMax,
             Some(target),
             Some(config.max_replicas),
-            format!("desired {target} clamped to the maximum {}", config.max_replicas),
+            format!(
+                "desired {target} clamped to the maximum {}",
+                config.max_replicas
+            ),
         );
         target = config.max_replicas;
     }
@@ -386,7 +431,10 @@ pub fn decide(
             Rule::ClampedToMin,
             Some(target),
             Some(config.min_replicas),
-            format!("desired {target} clamped to the minimum {}", config.min_replicas),
+            format!(
+                "desired {target} clamped to the minimum {}",
+                config.min_replicas
+            ),
         );
         target = config.min_replicas;
     }
@@ -406,14 +454,22 @@ pub fn decide(
             Rule::StepLimited,
             Some(target),
             Some(limited),
-            format!("scale-down step limited to {} per action", config.max_step_down),
+            format!(
+                "scale-down step limited to {} per action",
+                config.max_step_down
+            ),
         );
         target = limited;
     }
 
     let direction = Direction::between(current, target);
     if direction == Direction::Hold {
-        push(Rule::NoChange, None, None, format!("already at {current} after the bounds; holding"));
+        push(
+            Rule::NoChange,
+            None,
+            None,
+            format!("already at {current} after the bounds; holding"),
+        );
         return hold(reasons);
     }
 
@@ -469,7 +525,10 @@ pub fn decide(
 
 /// Why a recommendation cannot be trusted at all, if it cannot.
 fn malformed(rec: &Recommendation, current: u32) -> Option<String> {
-    for (name, score) in [("scale-up-score", rec.scale_up_score), ("scale-down-score", rec.scale_down_score)] {
+    for (name, score) in [
+        ("scale-up-score", rec.scale_up_score),
+        ("scale-down-score", rec.scale_down_score),
+    ] {
         if !score.is_finite() {
             return Some(format!("{name} is {score}, not a finite number"));
         }
@@ -508,7 +567,10 @@ mod tests {
             params: vec![],
             signals: vec![SignalWindow {
                 signal: SignalId::Cpu,
-                samples: vec![Sample { at: NOW - 5_000, value: 0.5 }],
+                samples: vec![Sample {
+                    at: NOW - 5_000,
+                    value: 0.5,
+                }],
                 missing_reason: None,
             }],
         }
@@ -835,7 +897,12 @@ mod tests {
                     case.name, decision.target, rules, case.expect_target, case.expect_rules
                 ));
             }
-            assert_eq!(decision.direction, Direction::between(case.current, decision.target), "{}", case.name);
+            assert_eq!(
+                decision.direction,
+                Direction::between(case.current, decision.target),
+                "{}",
+                case.name
+            );
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
@@ -849,10 +916,17 @@ mod tests {
             Requirements { required: &[] },
             Ok(&rec(2, 9)),
         );
-        let from_to: Vec<_> = decision.reasons.iter().map(|r| (r.rule, r.from, r.to)).collect();
+        let from_to: Vec<_> = decision
+            .reasons
+            .iter()
+            .map(|r| (r.rule, r.from, r.to))
+            .collect();
         assert_eq!(
             from_to,
-            vec![(Rule::ClampedToMax, Some(9), Some(5)), (Rule::StepLimited, Some(5), Some(4))]
+            vec![
+                (Rule::ClampedToMax, Some(9), Some(5)),
+                (Rule::StepLimited, Some(5), Some(4))
+            ]
         );
         assert_eq!(decision.recommended, Some(9));
         assert_eq!(decision.target, 4);
@@ -872,6 +946,10 @@ mod tests {
             },
             Ok(&rec(3, 4)),
         );
-        assert!(d.reasons[0].message.contains("connection refused"), "{}", d.reasons[0].message);
+        assert!(
+            d.reasons[0].message.contains("connection refused"),
+            "{}",
+            d.reasons[0].message
+        );
     }
 }

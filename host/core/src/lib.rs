@@ -10,6 +10,7 @@
 pub mod duration;
 pub mod guard;
 pub mod model;
+pub mod scenario;
 pub mod snapshot;
 pub mod window;
 

@@ -76,7 +76,9 @@ impl fmt::Display for SignalId {
 
 /// A signal name that is neither well-known nor a valid custom name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid signal name {0:?}: use lowercase letters, digits and '-' (for example \"orders-per-second\")")]
+#[error(
+    "invalid signal name {0:?}: use lowercase letters, digits and '-' (for example \"orders-per-second\")"
+)]
 pub struct SignalNameError(pub String);
 
 impl FromStr for SignalId {
@@ -89,7 +91,8 @@ impl FromStr for SignalId {
         let valid = !s.is_empty()
             && s.len() <= 64
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if valid {
             Ok(SignalId::Custom(s.to_string()))
         } else {
@@ -231,6 +234,23 @@ pub struct Description {
     pub signals: Vec<SignalSpec>,
     /// The parameters it accepts.
     pub params: Vec<ParamSpec>,
+}
+
+impl Description {
+    /// A description with no signals and no parameters, to fill in.
+    pub fn new(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        summary: impl Into<String>,
+    ) -> Description {
+        Description {
+            name: name.into(),
+            version: version.into(),
+            summary: summary.into(),
+            signals: Vec::new(),
+            params: Vec::new(),
+        }
+    }
 }
 
 /// A configuration problem naming its key.

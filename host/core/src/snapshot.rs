@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::duration::{DurationError, parse_duration};
-use crate::model::{ConfigError, Param, ParamKind, ParamSpec, ParamValue, PolicyInput, Sample, SignalId, SignalWindow, TimestampMs};
+use crate::model::{
+    ConfigError, Param, ParamKind, ParamSpec, ParamValue, PolicyInput, Sample, SignalId,
+    SignalWindow, TimestampMs,
+};
 
 /// The evaluation time used when a snapshot does not give one:
 /// 2027-01-15T08:00:00Z. Fixed, so snapshot evaluations are reproducible.
@@ -172,7 +175,12 @@ impl Snapshot {
         let mut errors = Vec::new();
         let mut dur = |key: &str, text: &str| -> Option<u64> {
             parse_duration(text)
-                .map_err(|e: DurationError| errors.push(SnapshotError { key: key.to_string(), message: e.to_string() }))
+                .map_err(|e: DurationError| {
+                    errors.push(SnapshotError {
+                        key: key.to_string(),
+                        message: e.to_string(),
+                    })
+                })
                 .ok()
         };
         let now = self.now.unwrap_or(DEFAULT_NOW);
@@ -180,15 +188,24 @@ impl Snapshot {
             Some(s) => dur("step", s).unwrap_or(15_000),
             None => 15_000,
         };
-        let up = self.since_last_scale_up.as_deref().and_then(|s| dur("since_last_scale_up", s));
-        let down = self.since_last_scale_down.as_deref().and_then(|s| dur("since_last_scale_down", s));
+        let up = self
+            .since_last_scale_up
+            .as_deref()
+            .and_then(|s| dur("since_last_scale_up", s));
+        let down = self
+            .since_last_scale_down
+            .as_deref()
+            .and_then(|s| dur("since_last_scale_down", s));
         let mut signals = Vec::new();
         for (name, spec) in &self.signals {
             let key = format!("signals.{name}");
             let signal: SignalId = match name.parse() {
                 Ok(id) => id,
                 Err(e) => {
-                    errors.push(SnapshotError { key, message: format!("{e}") });
+                    errors.push(SnapshotError {
+                        key,
+                        message: format!("{e}"),
+                    });
                     continue;
                 }
             };
@@ -198,13 +215,19 @@ impl Snapshot {
             }
         }
         if step == 0 {
-            errors.push(SnapshotError { key: "step".into(), message: "must be longer than 0".into() });
+            errors.push(SnapshotError {
+                key: "step".into(),
+                message: "must be longer than 0".into(),
+            });
         }
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(PolicyInput {
-            service: self.service.clone().unwrap_or_else(|| frame.service.clone()),
+            service: self
+                .service
+                .clone()
+                .unwrap_or_else(|| frame.service.clone()),
             now,
             current_replicas: self.current_replicas,
             ready_replicas: self.ready_replicas.unwrap_or(self.current_replicas),
@@ -218,7 +241,12 @@ impl Snapshot {
     }
 }
 
-fn expand(spec: &SeriesSpec, now: TimestampMs, default_step: u64, key: &str) -> Result<SignalWindow, Vec<SnapshotError>> {
+fn expand(
+    spec: &SeriesSpec,
+    now: TimestampMs,
+    default_step: u64,
+    key: &str,
+) -> Result<SignalWindow, Vec<SnapshotError>> {
     let detailed;
     let d = match spec {
         SeriesSpec::Segments(segments) => {
@@ -231,9 +259,27 @@ fn expand(spec: &SeriesSpec, now: TimestampMs, default_step: u64, key: &str) -> 
         SeriesSpec::Detailed(d) => d,
     };
     let mut errors = Vec::new();
-    let mut dur = |k: String, text: &str| parse_duration(text).map_err(|e| errors.push(SnapshotError { key: k, message: e.to_string() })).ok();
-    let step = d.step.as_deref().and_then(|s| dur(format!("{key}.step"), s)).unwrap_or(default_step).max(1);
-    let end = now - d.ends_ago.as_deref().and_then(|s| dur(format!("{key}.ends_ago"), s)).unwrap_or(0) as i64;
+    let mut dur = |k: String, text: &str| {
+        parse_duration(text)
+            .map_err(|e| {
+                errors.push(SnapshotError {
+                    key: k,
+                    message: e.to_string(),
+                })
+            })
+            .ok()
+    };
+    let step = d
+        .step
+        .as_deref()
+        .and_then(|s| dur(format!("{key}.step"), s))
+        .unwrap_or(default_step)
+        .max(1);
+    let end = now
+        - d.ends_ago
+            .as_deref()
+            .and_then(|s| dur(format!("{key}.ends_ago"), s))
+            .unwrap_or(0) as i64;
     let lengths: Vec<Option<u64>> = d
         .segments
         .iter()
@@ -302,7 +348,10 @@ pub enum RawParam {
 /// Check raw parameters against a policy's declared specs and fill in the
 /// defaults. Reports every problem at once: unknown keys (with the closest
 /// known key), and values of the wrong kind.
-pub fn resolve_params(specs: &[ParamSpec], raw: &BTreeMap<String, RawParam>) -> Result<Vec<Param>, Vec<ConfigError>> {
+pub fn resolve_params(
+    specs: &[ParamSpec],
+    raw: &BTreeMap<String, RawParam>,
+) -> Result<Vec<Param>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     for key in raw.keys() {
         if !specs.iter().any(|s| &s.key == key) {
@@ -326,7 +375,10 @@ pub fn resolve_params(specs: &[ParamSpec], raw: &BTreeMap<String, RawParam>) -> 
                 (ParamKind::Duration, RawParam::Text(t)) => match parse_duration(t) {
                     Ok(ms) => ParamValue::Duration(ms),
                     Err(e) => {
-                        errors.push(ConfigError { key: spec.key.clone(), message: e.to_string() });
+                        errors.push(ConfigError {
+                            key: spec.key.clone(),
+                            message: e.to_string(),
+                        });
                         continue;
                     }
                 },
@@ -344,7 +396,11 @@ pub fn resolve_params(specs: &[ParamSpec], raw: &BTreeMap<String, RawParam>) -> 
             value,
         });
     }
-    if errors.is_empty() { Ok(params) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(params)
+    } else {
+        Err(errors)
+    }
 }
 
 fn describe_raw(raw: &RawParam) -> String {
@@ -370,7 +426,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -415,10 +473,20 @@ mod tests {
         )
         .unwrap();
         let input = snap.to_input(&frame()).unwrap();
-        assert!(input.window(&SignalId::Cpu).unwrap().samples.iter().all(|s| s.value.is_nan()));
+        assert!(
+            input
+                .window(&SignalId::Cpu)
+                .unwrap()
+                .samples
+                .iter()
+                .all(|s| s.value.is_nan())
+        );
         let q = input.window(&SignalId::QueueDepth).unwrap();
         assert!(q.samples.is_empty());
-        assert_eq!(q.missing_reason.as_deref(), Some("prometheus: connection refused"));
+        assert_eq!(
+            q.missing_reason.as_deref(),
+            Some("prometheus: connection refused")
+        );
     }
 
     #[test]
@@ -430,12 +498,20 @@ mod tests {
         .unwrap();
         let errors = snap.to_input(&frame()).unwrap_err();
         let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, vec!["since_last_scale_up", "signals.Bad Name", "signals.cpu[0].for"]);
+        assert_eq!(
+            keys,
+            vec![
+                "since_last_scale_up",
+                "signals.Bad Name",
+                "signals.cpu[0].for"
+            ]
+        );
     }
 
     #[test]
     fn unknown_snapshot_field_is_rejected() {
-        let err = serde_json::from_str::<Snapshot>(r#"{"current_replicas": 3, "curent": 1}"#).unwrap_err();
+        let err = serde_json::from_str::<Snapshot>(r#"{"current_replicas": 3, "curent": 1}"#)
+            .unwrap_err();
         assert!(err.to_string().contains("curent"), "{err}");
     }
 
@@ -473,8 +549,18 @@ mod tests {
         let errors = resolve_params(&specs(), &raw).unwrap_err();
         assert_eq!(errors.len(), 2);
         assert_eq!(errors[0].key, "cpu-up-treshold");
-        assert!(errors[0].message.contains("did you mean \"cpu-up-threshold\""), "{}", errors[0].message);
+        assert!(
+            errors[0]
+                .message
+                .contains("did you mean \"cpu-up-threshold\""),
+            "{}",
+            errors[0].message
+        );
         assert_eq!(errors[1].key, "up-window");
-        assert!(errors[1].message.contains("expected a duration"), "{}", errors[1].message);
+        assert!(
+            errors[1].message.contains("expected a duration"),
+            "{}",
+            errors[1].message
+        );
     }
 }

@@ -40,7 +40,13 @@ impl Held {
 
     /// True when the newest sample satisfies the condition.
     pub fn satisfied(&self) -> bool {
-        matches!(self, Held::Observed { satisfied: true, .. })
+        matches!(
+            self,
+            Held::Observed {
+                satisfied: true,
+                ..
+            }
+        )
     }
 
     /// The newest finite value, when there is one.
@@ -71,7 +77,12 @@ impl Held {
 /// `now - start`. A run that is only one sample long has held since that
 /// sample, so with a sample taken exactly at `now`, `held_for` is 0 and the
 /// condition does not count as held for any positive window.
-pub fn held(samples: &[Sample], now: TimestampMs, max_gap: DurationMs, condition: impl Fn(f64) -> bool) -> Held {
+pub fn held(
+    samples: &[Sample],
+    now: TimestampMs,
+    max_gap: DurationMs,
+    condition: impl Fn(f64) -> bool,
+) -> Held {
     let Some(newest) = samples.last() else {
         return Held::NoData;
     };
@@ -177,7 +188,13 @@ mod tests {
 
     #[test]
     fn stale_newest_sample_is_stale_not_held() {
-        let s: Vec<Sample> = series(15_000, &[0.9; 21]).into_iter().map(|s| Sample { at: s.at - 120_000, ..s }).collect();
+        let s: Vec<Sample> = series(15_000, &[0.9; 21])
+            .into_iter()
+            .map(|s| Sample {
+                at: s.at - 120_000,
+                ..s
+            })
+            .collect();
         assert_eq!(held(&s, NOW, GAP, above(0.7)), Held::Stale { age: 120_000 });
     }
 

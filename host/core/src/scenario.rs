@@ -1,0 +1,213 @@
+//! Golden scenarios: an input written as a [`Snapshot`], the expected
+//! recommendation out. The same files drive a plugin's native tests (through
+//! `vedfolnir-sdk`) and `vedfolnir-autoscaler plugin test FILE.wasm SCENARIOS`
+//! against the built component, so an author tests both the logic and the
+//! shipped artifact with one set of expectations.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Direction, Recommendation};
+use crate::snapshot::{RawParam, SeriesSpec, Snapshot};
+
+/// A file of scenarios.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Lower bound for every scenario unless it sets its own. Defaults to 2.
+    #[serde(default)]
+    pub min_replicas: Option<u32>,
+    /// Upper bound for every scenario unless it sets its own. Defaults to 5.
+    #[serde(default)]
+    pub max_replicas: Option<u32>,
+    /// Parameters for every scenario; a scenario's own override them.
+    #[serde(default)]
+    pub params: BTreeMap<String, RawParam>,
+    /// Baseline signals for every scenario; a scenario's own signal of the
+    /// same name replaces the baseline one (write `{ missing = "why" }` to
+    /// make a baseline signal missing in one scenario).
+    #[serde(default)]
+    pub signals: BTreeMap<String, SeriesSpec>,
+    /// The scenarios, run in order.
+    #[serde(rename = "scenario")]
+    pub scenarios: Vec<Scenario>,
+}
+
+/// One scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// A sentence saying what behaviour it shows.
+    pub name: String,
+    /// Lower bound override.
+    #[serde(default)]
+    pub min_replicas: Option<u32>,
+    /// Upper bound override.
+    #[serde(default)]
+    pub max_replicas: Option<u32>,
+    /// Parameter overrides.
+    #[serde(default)]
+    pub params: BTreeMap<String, RawParam>,
+    /// The input.
+    pub input: Snapshot,
+    /// What must come out.
+    pub expect: Expectation,
+}
+
+/// What a scenario expects. Only the fields given are checked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// `up`, `down` or `hold`.
+    #[serde(default)]
+    pub direction: Option<Direction>,
+    /// The desired replica count.
+    #[serde(default)]
+    pub desired_replicas: Option<u32>,
+    /// The scale-up score.
+    #[serde(default)]
+    pub scale_up_score: Option<f64>,
+    /// The scale-down score.
+    #[serde(default)]
+    pub scale_down_score: Option<f64>,
+    /// Triggers that must appear among the reasons.
+    #[serde(default)]
+    pub triggers: Vec<String>,
+    /// Triggers that must not appear.
+    #[serde(default)]
+    pub absent_triggers: Vec<String>,
+    /// The evaluation must fail with an error containing this text.
+    #[serde(default)]
+    pub error_contains: Option<String>,
+}
+
+impl ScenarioFile {
+    /// The effective bounds, raw parameters and input of `scenario`, with
+    /// the file's baseline applied.
+    pub fn resolve(&self, scenario: &Scenario) -> (u32, u32, BTreeMap<String, RawParam>, Snapshot) {
+        let min = scenario.min_replicas.or(self.min_replicas).unwrap_or(2);
+        let max = scenario.max_replicas.or(self.max_replicas).unwrap_or(5);
+        let mut params = self.params.clone();
+        params.extend(scenario.params.clone());
+        let mut input = scenario.input.clone();
+        for (name, spec) in &self.signals {
+            input
+                .signals
+                .entry(name.clone())
+                .or_insert_with(|| spec.clone());
+        }
+        (min, max, params, input)
+    }
+}
+
+impl Expectation {
+    /// Every way `outcome` differs from the expectation; empty when it matches.
+    pub fn mismatches(&self, outcome: &Result<Recommendation, String>) -> Vec<String> {
+        let mut out = Vec::new();
+        let rec = match (outcome, &self.error_contains) {
+            (Err(e), Some(want)) => {
+                if !e.contains(want.as_str()) {
+                    out.push(format!("error {e:?} does not contain {want:?}"));
+                }
+                return out;
+            }
+            (Err(e), None) => {
+                out.push(format!("evaluation failed: {e}"));
+                return out;
+            }
+            (Ok(_), Some(want)) => {
+                out.push(format!(
+                    "expected an error containing {want:?}, got a recommendation"
+                ));
+                return out;
+            }
+            (Ok(rec), None) => rec,
+        };
+        if let Some(d) = self.direction.filter(|d| *d != rec.direction) {
+            out.push(format!("direction: want {d}, got {}", rec.direction));
+        }
+        if let Some(n) = self.desired_replicas.filter(|n| *n != rec.desired_replicas) {
+            out.push(format!(
+                "desired_replicas: want {n}, got {}",
+                rec.desired_replicas
+            ));
+        }
+        for (name, want, got) in [
+            ("scale_up_score", self.scale_up_score, rec.scale_up_score),
+            (
+                "scale_down_score",
+                self.scale_down_score,
+                rec.scale_down_score,
+            ),
+        ] {
+            if let Some(w) = want.filter(|w| (w - got).abs() > 1e-9 || !got.is_finite()) {
+                out.push(format!("{name}: want {w}, got {got}"));
+            }
+        }
+        let has = |t: &str| rec.reasons.iter().any(|r| r.trigger == t);
+        for t in &self.triggers {
+            if !has(t) {
+                out.push(format!(
+                    "missing reason {t:?} (got {:?})",
+                    rec.reasons.iter().map(|r| &r.trigger).collect::<Vec<_>>()
+                ));
+            }
+        }
+        for t in &self.absent_triggers {
+            if has(t) {
+                out.push(format!("unexpected reason {t:?}"));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Reason;
+
+    fn rec() -> Recommendation {
+        Recommendation {
+            desired_replicas: 4,
+            direction: Direction::Up,
+            scale_up_score: 3.0,
+            scale_down_score: 0.0,
+            reasons: vec![Reason::new("cpu-high", "x")],
+        }
+    }
+
+    #[test]
+    fn matching_expectation_has_no_mismatch() {
+        let e = Expectation {
+            direction: Some(Direction::Up),
+            desired_replicas: Some(4),
+            scale_up_score: Some(3.0),
+            triggers: vec!["cpu-high".into()],
+            ..Default::default()
+        };
+        assert!(e.mismatches(&Ok(rec())).is_empty());
+    }
+
+    #[test]
+    fn each_difference_is_reported() {
+        let e = Expectation {
+            direction: Some(Direction::Hold),
+            desired_replicas: Some(3),
+            scale_up_score: Some(14.0),
+            triggers: vec!["errors-high".into()],
+            absent_triggers: vec!["cpu-high".into()],
+            ..Default::default()
+        };
+        assert_eq!(e.mismatches(&Ok(rec())).len(), 5);
+    }
+
+    #[test]
+    fn an_unexpected_error_is_a_mismatch() {
+        assert_eq!(
+            Expectation::default().mismatches(&Err("boom".into())).len(),
+            1
+        );
+    }
+}

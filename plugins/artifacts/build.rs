@@ -1,0 +1,152 @@
+//! Builds the shipped policies and the test fixtures to `wasm32-wasip2`
+//! components as part of the ordinary `cargo build` / `cargo test`, so no
+//! one has to remember a separate step (the approach of wasmtime's own
+//! `test-programs-artifacts`).
+//!
+//! It runs a nested `cargo build` of the guest crates, from this same
+//! workspace and lock file, into a target directory under `OUT_DIR`: a
+//! separate directory so the nested cargo never waits on the outer one's
+//! build lock. The paths of the results are written to `artifacts.rs`.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Shipped policies: embedded into the daemon as `builtin:<name>`.
+const POLICIES: &[&str] = &["threshold-score"];
+
+/// Misbehaving guests for the sandbox tests (see plugins/fixtures/README.md).
+const FIXTURES: &[&str] = &[
+    "loop-forever",
+    "alloc-unbounded",
+    "panics",
+    "guest-error",
+    "nan-scores",
+    "imports-filesystem",
+    "imports-sockets",
+    "other-world",
+    "wrong-version",
+];
+
+const TARGET: &str = "wasm32-wasip2";
+const PROFILE: &str = "wasm-plugin";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest_dir
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root exists");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    let target_dir = out_dir.join("wasm-target");
+
+    for watched in [
+        "wit",
+        "plugins/sdk",
+        "plugins/threshold-score",
+        "plugins/fixtures",
+        "host/core/src",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args([
+            "build",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    if env::var_os("CARGO_NET_OFFLINE").is_some() {
+        cmd.arg("--offline");
+    }
+    for p in POLICIES {
+        cmd.args(["-p", p]);
+    }
+    for f in FIXTURES {
+        cmd.args(["-p", &format!("fixture-{f}")]);
+    }
+    // The outer build's settings are for the host, not for wasm: a wrapper
+    // (clippy-driver under `cargo clippy`), host RUSTFLAGS or a forced
+    // target dir would break or redirect the guest build.
+    for var in [
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_LLVM_COV",
+        "__CARGO_FIX_PLZ",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (key, _) in env::vars_os() {
+        if let Some(k) = key.to_str()
+            && (k.starts_with("CARGO_PROFILE_")
+                || k.starts_with("CARGO_CFG_")
+                || k.starts_with("CARGO_FEATURE_"))
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    let status = cmd
+        .status()
+        .expect("cannot run cargo for the wasm32-wasip2 guests");
+    assert!(
+        status.success(),
+        "building the policy components failed ({status}); is the wasm32-wasip2 target installed? \
+         (`rustup toolchain install` in the workspace installs it from rust-toolchain.toml)"
+    );
+
+    let wasm_dir = target_dir.join(TARGET).join(PROFILE);
+    let mut code = String::new();
+    let path_of = |crate_name: &str| {
+        let file = wasm_dir.join(format!("{}.wasm", crate_name.replace('-', "_")));
+        assert!(
+            file.exists(),
+            "expected {} after the guest build",
+            file.display()
+        );
+        file
+    };
+    writeln!(code, "/// Shipped policies: (name, path, bytes).").unwrap();
+    writeln!(code, "pub const POLICIES: &[(&str, &str, &[u8])] = &[").unwrap();
+    for p in POLICIES {
+        let file = path_of(p);
+        writeln!(
+            code,
+            "    ({p:?}, {f:?}, include_bytes!({f:?})),",
+            f = file.display().to_string()
+        )
+        .unwrap();
+    }
+    writeln!(code, "];").unwrap();
+    writeln!(code, "/// Test fixtures: (name, path).").unwrap();
+    writeln!(code, "pub const FIXTURES: &[(&str, &str)] = &[").unwrap();
+    for f in FIXTURES {
+        let file = if *f == "other-world" {
+            // A binary crate: cargo names its component after the bin.
+            let file = wasm_dir.join("fixture-other-world.wasm");
+            assert!(
+                file.exists(),
+                "expected {} after the guest build",
+                file.display()
+            );
+            file
+        } else {
+            path_of(&format!("fixture-{f}"))
+        };
+        writeln!(code, "    ({f:?}, {:?}),", file.display().to_string()).unwrap();
+    }
+    writeln!(code, "];").unwrap();
+    std::fs::write(out_dir.join("artifacts.rs"), code).expect("write artifacts.rs");
+}

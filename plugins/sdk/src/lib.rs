@@ -1,0 +1,99 @@
+//! Write a Vedfolnir Autoscaler scaling policy in Rust.
+//!
+//! Implement [`Policy`] on a type, call [`export_policy!`] once, and build
+//! with `cargo build --target wasm32-wasip2 --release`: the result is a
+//! `.wasm` component that the daemon loads, sandboxes and hot-reloads. The
+//! same type runs natively in plain `cargo test` through [`testing`], on the
+//! same scenario files that `vedfolnir-autoscaler plugin test` runs against
+//! the built component.
+//!
+//! ```ignore
+//! use vedfolnir_sdk::prelude::*;
+//!
+//! struct QueueOnly;
+//!
+//! impl Policy for QueueOnly {
+//!     fn describe() -> Description { /* name, version, signals, params */ }
+//!     fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
+//!         let queue = input.window(&SignalId::QueueDepth).ok_or("no queue-depth window")?;
+//!         /* ... */
+//!     }
+//! }
+//!
+//! vedfolnir_sdk::export_policy!(QueueOnly);
+//! ```
+//!
+//! A policy must be a pure function of its input: read time from
+//! `input.now`, never from a clock (the host pins WASI clocks to `now`, and
+//! gives no filesystem, network or environment).
+
+pub use vedfolnir_core::model::*;
+pub use vedfolnir_core::{duration, window};
+
+pub mod log;
+pub mod params;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod guest;
+
+/// Everything a policy usually needs, in one `use`.
+pub mod prelude {
+    pub use crate::params::Params;
+    pub use crate::window::{Held, held, latest_within};
+    pub use crate::{
+        ConfigError, Description, Direction, Param, ParamKind, ParamSpec, ParamValue, Policy,
+        PolicyInput, Reason, Recommendation, Sample, SignalId, SignalSpec, SignalWindow,
+    };
+}
+
+/// A scaling policy. Implemented by a plugin author; exported with
+/// [`export_policy!`].
+pub trait Policy {
+    /// The policy's name, version, signals and parameters with defaults.
+    fn describe() -> Description;
+
+    /// Check parameters (kinds and defaults already applied by the host).
+    /// Return every problem, each naming its key. Defaults to accepting all.
+    fn validate_config(params: &[Param]) -> Result<(), Vec<ConfigError>> {
+        let _ = params;
+        Ok(())
+    }
+
+    /// Evaluate one service.
+    fn evaluate(input: &PolicyInput) -> Result<Recommendation, String>;
+}
+
+/// Export a [`Policy`] implementation as the component's
+/// `vedfolnir:autoscaler/scaling-policy@0.1.0`. Call it once per crate, at
+/// the top level. Outside wasm32 it expands to nothing, so the crate still
+/// builds and tests natively.
+#[macro_export]
+macro_rules! export_policy {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct VedfolnirExport;
+            impl $crate::guest::bindings::exports::vedfolnir::autoscaler::scaling_policy::Guest for VedfolnirExport {
+                fn describe() -> $crate::guest::bindings::vedfolnir::autoscaler::types::Description {
+                    $crate::guest::describe::<$ty>()
+                }
+                fn validate_config(
+                    params: ::std::vec::Vec<$crate::guest::bindings::vedfolnir::autoscaler::types::Param>,
+                ) -> ::std::result::Result<(), ::std::vec::Vec<$crate::guest::bindings::vedfolnir::autoscaler::types::ConfigError>>
+                {
+                    $crate::guest::validate_config::<$ty>(params)
+                }
+                fn evaluate(
+                    input: $crate::guest::bindings::vedfolnir::autoscaler::types::PolicyInput,
+                ) -> ::std::result::Result<$crate::guest::bindings::vedfolnir::autoscaler::types::Recommendation, ::std::string::String>
+                {
+                    $crate::guest::evaluate::<$ty>(input)
+                }
+            }
+            $crate::guest::bindings::__export_policy_bindings!(VedfolnirExport with_types_in $crate::guest::bindings);
+        };
+    };
+}

@@ -1,0 +1,751 @@
+//! `threshold-score`: the documented default Vedfolnir scaling policy.
+//!
+//! Two weighted scores, each term counting only when its condition held for
+//! its whole window (the seed's "for 5 minutes", which the original shell
+//! implementation never enforced):
+//!
+//! | term            | condition          | weight | window |
+//! |-----------------|--------------------|--------|--------|
+//! | up: cpu-high    | cpu > 0.70         | 3      | 5m     |
+//! | up: memory-high | memory > 0.80      | 3      | 5m     |
+//! | up: queue-high  | queue depth > 50   | 2      | 5m     |
+//! | up: latency-high| p95 > 3 s          | 2      | 5m     |
+//! | up: errors-high | error rate > 0.05  | 4      | 2m     |
+//! | down: cpu-low   | cpu < 0.20         | 2      | 15m    |
+//! | down: memory-low| memory < 0.40      | 2      | 15m    |
+//! | down: queue-low | queue depth < 10   | 1      | 15m    |
+//! | down: latency-low| p95 < 1 s         | 1      | 15m    |
+//! | down: above-min | replicas > min     | 1      | now    |
+//!
+//! The scale-up score is 0 to 14 (the seed's comment says 0-15; its weights
+//! add up to 14), the scale-down score 0 to 7.
+//!
+//! Decision: scale up by `step.up` (or `step.up-urgent` when the up score
+//! reaches `decision.urgent-score`) when the up score reaches
+//! `decision.up-score` (3: "70% CPU or 80% memory" alone is enough); else
+//! scale down by `step.down` when the down score reaches
+//! `decision.down-score` (5: "20% CPU and 40% memory" with replicas above
+//! the minimum) and no up term counts; else hold.
+//!
+//! Missing data is never zero. Each signal has a rule, `missing.<signal>`:
+//! `hold` (the whole recommendation holds), `ignore` (the term counts in
+//! neither score) or `last-value` (judge the window as it stood at the
+//! newest finite sample, if that is within `missing.last-value-ttl`). The
+//! reason names the rule that fired. Defaults: cpu and memory hold, the
+//! others ignore (many deployments export no queue or latency metric).
+
+use vedfolnir_sdk::duration;
+use vedfolnir_sdk::prelude::*;
+
+/// The policy.
+pub struct ThresholdScore;
+
+vedfolnir_sdk::export_policy!(ThresholdScore);
+
+const MINUTE: u64 = 60_000;
+
+/// One scored term over one signal.
+struct TermSpec {
+    name: &'static str,
+    signal: SignalId,
+    above: bool,
+    threshold: f64,
+    weight: f64,
+    window: u64,
+    what: &'static str,
+}
+
+fn up_terms() -> [TermSpec; 5] {
+    [
+        term(
+            "cpu-high",
+            SignalId::Cpu,
+            true,
+            0.70,
+            3.0,
+            5,
+            "CPU fraction of the limit",
+        ),
+        term(
+            "memory-high",
+            SignalId::Memory,
+            true,
+            0.80,
+            3.0,
+            5,
+            "memory fraction of the limit",
+        ),
+        term(
+            "queue-high",
+            SignalId::QueueDepth,
+            true,
+            50.0,
+            2.0,
+            5,
+            "queued jobs",
+        ),
+        term(
+            "latency-high",
+            SignalId::ResponseTimeP95,
+            true,
+            3.0,
+            2.0,
+            5,
+            "p95 response time in seconds",
+        ),
+        term(
+            "errors-high",
+            SignalId::ErrorRate,
+            true,
+            0.05,
+            4.0,
+            2,
+            "error fraction of requests",
+        ),
+    ]
+}
+
+fn down_terms() -> [TermSpec; 4] {
+    [
+        term(
+            "cpu-low",
+            SignalId::Cpu,
+            false,
+            0.20,
+            2.0,
+            15,
+            "CPU fraction of the limit",
+        ),
+        term(
+            "memory-low",
+            SignalId::Memory,
+            false,
+            0.40,
+            2.0,
+            15,
+            "memory fraction of the limit",
+        ),
+        term(
+            "queue-low",
+            SignalId::QueueDepth,
+            false,
+            10.0,
+            1.0,
+            15,
+            "queued jobs",
+        ),
+        term(
+            "latency-low",
+            SignalId::ResponseTimeP95,
+            false,
+            1.0,
+            1.0,
+            15,
+            "p95 response time in seconds",
+        ),
+    ]
+}
+
+fn term(
+    name: &'static str,
+    signal: SignalId,
+    above: bool,
+    threshold: f64,
+    weight: f64,
+    minutes: u64,
+    what: &'static str,
+) -> TermSpec {
+    TermSpec {
+        name,
+        signal,
+        above,
+        threshold,
+        weight,
+        window: minutes * MINUTE,
+        what,
+    }
+}
+
+const SIGNALS: [SignalId; 5] = [
+    SignalId::Cpu,
+    SignalId::Memory,
+    SignalId::QueueDepth,
+    SignalId::ResponseTimeP95,
+    SignalId::ErrorRate,
+];
+
+fn default_missing_rule(signal: &SignalId) -> &'static str {
+    match signal {
+        SignalId::Cpu | SignalId::Memory => "hold",
+        _ => "ignore",
+    }
+}
+
+/// What to do when a signal has no usable data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MissingRule {
+    Hold,
+    Ignore,
+    LastValue,
+}
+
+impl MissingRule {
+    fn parse(text: &str) -> Option<MissingRule> {
+        match text {
+            "hold" => Some(MissingRule::Hold),
+            "ignore" => Some(MissingRule::Ignore),
+            "last-value" => Some(MissingRule::LastValue),
+            _ => None,
+        }
+    }
+}
+
+/// The effective configuration, read from parameters.
+struct Config {
+    up: Vec<(TermSpec, f64, f64, u64)>,
+    down: Vec<(TermSpec, f64, f64, u64)>,
+    above_min_weight: f64,
+    up_score: f64,
+    down_score: f64,
+    urgent_score: f64,
+    step_up: u32,
+    step_up_urgent: u32,
+    step_down: u32,
+    max_gap: u64,
+    last_value_ttl: u64,
+    missing: Vec<(SignalId, MissingRule)>,
+}
+
+impl Config {
+    fn read(params: &[Param]) -> (Config, Result<(), Vec<ConfigError>>) {
+        let mut p = Params::new(params);
+        let terms = |specs: Vec<TermSpec>, p: &mut Params| {
+            specs
+                .into_iter()
+                .map(|t| {
+                    let threshold = p.number(&format!("{}.threshold", t.name), t.threshold);
+                    let weight = p.number(&format!("{}.weight", t.name), t.weight);
+                    let window = p.duration(&format!("{}.for", t.name), t.window);
+                    if weight < 0.0 {
+                        p.error(&format!("{}.weight", t.name), "must not be negative");
+                    }
+                    (t, threshold, weight, window)
+                })
+                .collect::<Vec<_>>()
+        };
+        let up = terms(up_terms().into(), &mut p);
+        let down = terms(down_terms().into(), &mut p);
+        let above_min_weight = p.number("above-min.weight", 1.0);
+        let up_score = p.number("decision.up-score", 3.0);
+        let down_score = p.number("decision.down-score", 5.0);
+        let urgent_score = p.number("decision.urgent-score", 7.0);
+        for (key, value) in [
+            ("decision.up-score", up_score),
+            ("decision.down-score", down_score),
+            ("decision.urgent-score", urgent_score),
+        ] {
+            if value <= 0.0 {
+                p.error(
+                    key,
+                    format!(
+                        "must be above 0, found {value} (a score of 0 would scale on no evidence)"
+                    ),
+                );
+            }
+        }
+        let step = |p: &mut Params, key: &str, default: f64| {
+            let v = p.number(key, default);
+            if v < 1.0 || v.fract() != 0.0 || v > 100.0 {
+                p.error(
+                    key,
+                    format!("must be a whole number from 1 to 100, found {v}"),
+                );
+                default as u32
+            } else {
+                v as u32
+            }
+        };
+        let step_up = step(&mut p, "step.up", 1.0);
+        let step_up_urgent = step(&mut p, "step.up-urgent", 2.0);
+        let step_down = step(&mut p, "step.down", 1.0);
+        let max_gap = p.duration("max-sample-gap", MINUTE);
+        if max_gap == 0 {
+            p.error("max-sample-gap", "must be longer than 0");
+        }
+        let last_value_ttl = p.duration("missing.last-value-ttl", 2 * MINUTE);
+        let missing = SIGNALS
+            .iter()
+            .map(|s| {
+                let key = format!("missing.{s}");
+                let text = p.text(&key, default_missing_rule(s));
+                let rule = MissingRule::parse(&text).unwrap_or_else(|| {
+                    p.error(
+                        &key,
+                        format!("must be \"hold\", \"ignore\" or \"last-value\", found {text:?}"),
+                    );
+                    MissingRule::Hold
+                });
+                (s.clone(), rule)
+            })
+            .collect();
+        let config = Config {
+            up,
+            down,
+            above_min_weight,
+            up_score,
+            down_score,
+            urgent_score,
+            step_up,
+            step_up_urgent,
+            step_down,
+            max_gap,
+            last_value_ttl,
+            missing,
+        };
+        (config, p.finish())
+    }
+
+    fn missing_rule(&self, signal: &SignalId) -> MissingRule {
+        self.missing
+            .iter()
+            .find(|(s, _)| s == signal)
+            .map(|(_, r)| *r)
+            .unwrap_or(MissingRule::Hold)
+    }
+}
+
+impl Policy for ThresholdScore {
+    fn describe() -> Description {
+        let mut params = Vec::new();
+        for t in up_terms().into_iter().chain(down_terms()) {
+            let cmp = if t.above { "above" } else { "below" };
+            params.push(number(
+                &format!("{}.threshold", t.name),
+                t.threshold,
+                &format!("{} {cmp} which the term counts", t.what),
+            ));
+            params.push(number(
+                &format!("{}.weight", t.name),
+                t.weight,
+                "points the term adds to its score",
+            ));
+            params.push(ParamSpec {
+                key: format!("{}.for", t.name),
+                kind: ParamKind::Duration,
+                default: ParamValue::Duration(t.window),
+                description: "how long the condition must hold, without a break, to count".into(),
+            });
+        }
+        params.push(number(
+            "above-min.weight",
+            1.0,
+            "points added to the down score while replicas are above the minimum",
+        ));
+        params.push(number(
+            "decision.up-score",
+            3.0,
+            "up score at which to scale up (cpu or memory alone is enough)",
+        ));
+        params.push(number(
+            "decision.down-score",
+            5.0,
+            "down score at which to scale down (cpu and memory low, above minimum)",
+        ));
+        params.push(number(
+            "decision.urgent-score",
+            7.0,
+            "up score at which to scale up by step.up-urgent",
+        ));
+        params.push(number(
+            "step.up",
+            1.0,
+            "replicas added by a normal scale-up",
+        ));
+        params.push(number(
+            "step.up-urgent",
+            2.0,
+            "replicas added by an urgent scale-up",
+        ));
+        params.push(number("step.down", 1.0, "replicas removed by a scale-down"));
+        params.push(ParamSpec {
+            key: "max-sample-gap".into(),
+            kind: ParamKind::Duration,
+            default: ParamValue::Duration(MINUTE),
+            description: "longest gap between samples (and age of the newest) before the data counts as broken".into(),
+        });
+        params.push(ParamSpec {
+            key: "missing.last-value-ttl".into(),
+            kind: ParamKind::Duration,
+            default: ParamValue::Duration(2 * MINUTE),
+            description: "how old the last value may be for the last-value missing-data rule"
+                .into(),
+        });
+        for s in SIGNALS {
+            params.push(ParamSpec {
+                key: format!("missing.{s}"),
+                kind: ParamKind::Text,
+                default: ParamValue::Text(default_missing_rule(&s).into()),
+                description: format!(
+                    "rule when {s} has no usable data: hold, ignore or last-value"
+                ),
+            });
+        }
+        Description {
+            name: "threshold-score".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "The documented Vedfolnir policy: weighted scale-up (0-14) and scale-down (0-7) scores whose \
+                      terms count only when their condition held for the whole window."
+                .into(),
+            signals: SIGNALS
+                .iter()
+                .map(|s| SignalSpec {
+                    signal: s.clone(),
+                    required: false,
+                    description: format!("scored; missing-data rule missing.{s}"),
+                })
+                .collect(),
+            params,
+        }
+    }
+
+    fn validate_config(params: &[Param]) -> Result<(), Vec<ConfigError>> {
+        Config::read(params).1
+    }
+
+    fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
+        let (config, valid) = Config::read(&input.params);
+        if let Err(errors) = valid {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(format!("invalid parameters: {}", list.join("; ")));
+        }
+        Ok(evaluate(&config, input))
+    }
+}
+
+fn number(key: &str, default: f64, description: &str) -> ParamSpec {
+    ParamSpec {
+        key: key.into(),
+        kind: ParamKind::Number,
+        default: ParamValue::Number(default),
+        description: description.into(),
+    }
+}
+
+/// How one signal stands, after its missing-data rule.
+enum Standing<'a> {
+    /// Judge terms on these samples as of this time.
+    Usable { samples: &'a [Sample], as_of: i64 },
+    /// Count no term on this signal.
+    Ignored,
+    /// The whole recommendation must hold.
+    Hold,
+}
+
+fn standing<'a>(
+    config: &Config,
+    input: &'a PolicyInput,
+    signal: &SignalId,
+    reasons: &mut Vec<Reason>,
+) -> Standing<'a> {
+    let window = input.window(signal);
+    let samples = window.map(|w| w.samples.as_slice()).unwrap_or(&[]);
+    let problem = match held(samples, input.now, config.max_gap, |_| true) {
+        Held::Observed { .. } => {
+            return Standing::Usable {
+                samples,
+                as_of: input.now,
+            };
+        }
+        Held::NoData => window
+            .and_then(|w| w.missing_reason.clone())
+            .unwrap_or_else(|| "no samples".into()),
+        Held::Stale { age } => format!("newest sample is {} old", duration::format_duration(age)),
+        Held::NonFinite => "newest sample is not a finite number".into(),
+    };
+    let rule = config.missing_rule(signal);
+    let trigger = format!("{signal}-missing");
+    match rule {
+        MissingRule::Hold => {
+            reasons.push(Reason::new(
+                trigger,
+                format!("{signal} missing ({problem}); rule hold"),
+            ));
+            Standing::Hold
+        }
+        MissingRule::Ignore => {
+            reasons.push(Reason::new(
+                trigger,
+                format!(
+                    "{signal} missing ({problem}); rule ignore: its terms count in neither score"
+                ),
+            ));
+            Standing::Ignored
+        }
+        MissingRule::LastValue => match latest_within(samples, input.now, config.last_value_ttl) {
+            Some(last) => {
+                let idx = samples
+                    .iter()
+                    .rposition(|s| s.at == last.at)
+                    .expect("sample found above");
+                reasons.push(Reason {
+                    observed: Some(last.value),
+                    ..Reason::new(
+                        trigger,
+                        format!(
+                            "{signal} missing ({problem}); rule last-value: judging as of the value from {} ago",
+                            duration::format_duration((input.now - last.at).max(0) as u64)
+                        ),
+                    )
+                });
+                Standing::Usable {
+                    samples: &samples[..=idx],
+                    as_of: last.at,
+                }
+            }
+            None => {
+                reasons.push(Reason::new(
+                    trigger,
+                    format!(
+                        "{signal} missing ({problem}); rule last-value, but no finite value within {}: holding",
+                        duration::format_duration(config.last_value_ttl)
+                    ),
+                ));
+                Standing::Hold
+            }
+        },
+    }
+}
+
+fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
+    let mut reasons = Vec::new();
+    let mut must_hold = false;
+    let standings: Vec<(SignalId, Standing)> = SIGNALS
+        .iter()
+        .map(|s| {
+            let st = standing(config, input, s, &mut reasons);
+            must_hold |= matches!(st, Standing::Hold);
+            (s.clone(), st)
+        })
+        .collect();
+
+    let score = |terms: &[(TermSpec, f64, f64, u64)], reasons: &mut Vec<Reason>| -> f64 {
+        let mut total = 0.0;
+        for (t, threshold, weight, window) in terms {
+            let Some((_, Standing::Usable { samples, as_of })) =
+                standings.iter().find(|(s, _)| *s == t.signal)
+            else {
+                continue;
+            };
+            let th = *threshold;
+            let h = if t.above {
+                held(samples, *as_of, config.max_gap, |v| v > th)
+            } else {
+                held(samples, *as_of, config.max_gap, |v| v < th)
+            };
+            if !h.satisfied() {
+                continue;
+            }
+            let held_for = h.held_for().unwrap_or(0);
+            let counts = held_for >= *window;
+            let cmp = if t.above { ">" } else { "<" };
+            let message = if counts {
+                format!(
+                    "{} {cmp} {th} for {} (window {}): +{weight}",
+                    t.signal,
+                    duration::format_duration(held_for),
+                    duration::format_duration(*window)
+                )
+            } else {
+                format!(
+                    "{} {cmp} {th} for only {} of the {} window: not counted",
+                    t.signal,
+                    duration::format_duration(held_for),
+                    duration::format_duration(*window)
+                )
+            };
+            reasons.push(Reason {
+                trigger: if counts {
+                    t.name.to_string()
+                } else {
+                    format!("{}-pending", t.name)
+                },
+                observed: h.latest(),
+                threshold: Some(th),
+                held_for: Some(held_for),
+                message,
+            });
+            if counts {
+                total += weight;
+            }
+        }
+        total
+    };
+    let up = score(&config.up, &mut reasons);
+    let mut down = score(&config.down, &mut reasons);
+    let current = input.current_replicas;
+    if current > input.min_replicas && config.above_min_weight > 0.0 {
+        down += config.above_min_weight;
+        reasons.push(Reason {
+            observed: Some(f64::from(current)),
+            threshold: Some(f64::from(input.min_replicas)),
+            ..Reason::new(
+                "above-min",
+                format!(
+                    "{current} replicas above the minimum {}: +{}",
+                    input.min_replicas, config.above_min_weight
+                ),
+            )
+        });
+    }
+
+    let hold = |mut reasons: Vec<Reason>, message: String| {
+        reasons.push(Reason::new("decision", message));
+        Recommendation {
+            desired_replicas: current,
+            direction: Direction::Hold,
+            scale_up_score: up,
+            scale_down_score: down,
+            reasons,
+        }
+    };
+    if must_hold {
+        return hold(
+            reasons,
+            format!("holding: a signal whose rule is hold is missing (up {up}, down {down})"),
+        );
+    }
+    if up >= config.up_score {
+        if current >= input.max_replicas {
+            return hold(
+                reasons,
+                format!(
+                    "up score {up} >= {} but already at the maximum {}",
+                    config.up_score, input.max_replicas
+                ),
+            );
+        }
+        let urgent = up >= config.urgent_score;
+        let step = if urgent {
+            config.step_up_urgent
+        } else {
+            config.step_up
+        };
+        let desired = current.saturating_add(step).min(input.max_replicas);
+        reasons.push(Reason {
+            observed: Some(up),
+            threshold: Some(config.up_score),
+            ..Reason::new(
+                "decision",
+                format!(
+                    "up score {up} >= {}{}: scale up {current} -> {desired}",
+                    config.up_score,
+                    if urgent {
+                        format!(" (urgent, >= {})", config.urgent_score)
+                    } else {
+                        String::new()
+                    }
+                ),
+            )
+        });
+        return Recommendation {
+            desired_replicas: desired,
+            direction: Direction::Up,
+            scale_up_score: up,
+            scale_down_score: down,
+            reasons,
+        };
+    }
+    if down >= config.down_score && up == 0.0 {
+        if current <= input.min_replicas {
+            return hold(
+                reasons,
+                format!(
+                    "down score {down} >= {} but already at the minimum {}",
+                    config.down_score, input.min_replicas
+                ),
+            );
+        }
+        let desired = current
+            .saturating_sub(config.step_down)
+            .max(input.min_replicas);
+        reasons.push(Reason {
+            observed: Some(down),
+            threshold: Some(config.down_score),
+            ..Reason::new(
+                "decision",
+                format!(
+                    "down score {down} >= {}: scale down {current} -> {desired}",
+                    config.down_score
+                ),
+            )
+        });
+        return Recommendation {
+            desired_replicas: desired,
+            direction: Direction::Down,
+            scale_up_score: up,
+            scale_down_score: down,
+            reasons,
+        };
+    }
+    let why = if down >= config.down_score {
+        format!(
+            "down score {down} reached {} but up score is {up}: never scale in under scale-up pressure",
+            config.down_score
+        )
+    } else {
+        format!(
+            "up score {up} < {}, down score {down} < {}",
+            config.up_score, config.down_score
+        )
+    };
+    hold(reasons, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_scenarios() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios.toml");
+        let failures = vedfolnir_sdk::testing::run_scenarios::<ThresholdScore>(path);
+        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let params: Vec<Param> = ThresholdScore::describe()
+            .params
+            .into_iter()
+            .map(|s| Param {
+                key: s.key,
+                value: s.default,
+            })
+            .collect();
+        assert_eq!(ThresholdScore::validate_config(&params), Ok(()));
+    }
+
+    #[test]
+    fn bad_values_are_reported_by_key() {
+        let mut params: Vec<Param> = ThresholdScore::describe()
+            .params
+            .into_iter()
+            .map(|s| Param {
+                key: s.key,
+                value: s.default,
+            })
+            .collect();
+        for p in &mut params {
+            match p.key.as_str() {
+                "missing.cpu" => p.value = ParamValue::Text("zero".into()),
+                "step.up" => p.value = ParamValue::Number(1.5),
+                "decision.up-score" => p.value = ParamValue::Number(0.0),
+                _ => {}
+            }
+        }
+        let errors = ThresholdScore::validate_config(&params).unwrap_err();
+        let mut keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, vec!["decision.up-score", "missing.cpu", "step.up"]);
+    }
+}
