@@ -27,6 +27,7 @@ const FIXTURES: &[&str] = &[
     "imports-sockets",
     "other-world",
     "wrong-version",
+    "probe-environment",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -1,1 +1,131 @@
-fn main() {}
+//! `vedfolnir-autoscaler`: the Vedfolnir Autoscaler's command line.
+//!
+//! Exit codes (for scripts and cron):
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success |
+//! | 1 | an error not covered below (I/O, an unexpected failure) |
+//! | 2 | invalid configuration or input: a policy file, a snapshot, a scenario file |
+//! | 3 | a plugin was rejected, at the stage named in the message |
+//! | 4 | `plugin test`: at least one scenario failed |
+#![forbid(unsafe_code)]
+
+mod commands;
+mod config;
+mod policy;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// A Docker autoscaler whose scaling policies are sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "vedfolnir-autoscaler", version, about, long_about = None)]
+struct Cli {
+    /// Log filter, as in RUST_LOG (e.g. "info", "vedfolnir=debug").
+    #[arg(long, global = true, env = "VEDFOLNIR_LOG", default_value = "warn")]
+    log: String,
+
+    /// Where compiled policy components are cached, keyed by digest.
+    #[arg(long, global = true, env = "VEDFOLNIR_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Wall-clock budget of one call into a policy.
+    #[arg(long, global = true, env = "VEDFOLNIR_PLUGIN_DEADLINE", default_value = "50ms", value_parser = parse_duration)]
+    plugin_deadline: Duration,
+
+    /// Memory cap of one policy evaluation, in MiB.
+    #[arg(
+        long,
+        global = true,
+        env = "VEDFOLNIR_PLUGIN_MEMORY_MIB",
+        default_value_t = 32
+    )]
+    plugin_memory_mib: usize,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate a policy on one snapshot: the plugin's recommendation, the
+    /// guard-rail decision, and every reason.
+    Evaluate {
+        /// The policy file (TOML).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The input snapshot (JSON).
+        #[arg(long)]
+        input: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Replaces the policy's min_replicas.
+        #[arg(long, env = "MIN_REPLICAS")]
+        min_replicas: Option<u32>,
+        /// Replaces the policy's max_replicas.
+        #[arg(long, env = "MAX_REPLICAS")]
+        max_replicas: Option<u32>,
+    },
+    /// Work with policy plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Check policy files without evaluating: every problem, with file and key.
+    Validate {
+        /// Policy files (TOML).
+        #[arg(required = true)]
+        policies: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Run the stages the daemon runs before serving a plugin: read, decode,
+    /// world/version, imports, link, describe, smoke test.
+    Check {
+        /// The component (.wasm), or builtin:<name>.
+        file: String,
+        /// Print the plugin's description (signals and parameters) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run golden scenario files against a plugin.
+    Test {
+        /// The component (.wasm), or builtin:<name>.
+        file: String,
+        /// Scenario files (TOML).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+    /// List the policies built into this binary.
+    List,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    vedfolnir_core::parse_duration(s)
+        .map(Duration::from_millis)
+        .map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(commands::exit_code_of(&e))
+        }
+    }
+}

@@ -67,6 +67,13 @@ pub fn run_scenarios<P: Policy>(path: impl AsRef<Path>) -> Vec<String> {
     failures
 }
 
+/// Read and parse a TOML scenario file; the error names the file.
+pub fn read_scenarios(path: &Path) -> Result<ScenarioFile, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("cannot parse {}: {e}", path.display()))
+}
+
 fn join(errors: &[impl std::fmt::Display]) -> String {
     errors
         .iter()

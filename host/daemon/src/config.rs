@@ -1,0 +1,709 @@
+//! Policy files: one TOML file per service.
+//!
+//! ```toml
+//! service = "vedfolnir"
+//! plugin = "builtin:threshold-score"   # or a .wasm path, relative to this file
+//! min_replicas = 2
+//! max_replicas = 5
+//!
+//! [cooldown]
+//! up = "5m"      # wait after a scale-up before the next scale-up
+//! down = "10m"   # wait after any scale before a scale-down
+//!
+//! [step]
+//! max_up = 2     # most replicas added by one action
+//! max_down = 1   # most replicas removed by one action
+//!
+//! [data]
+//! staleness = "1m"   # a required signal older than this holds scaling
+//!
+//! [signals.cpu]
+//! source = "docker"                      # docker | prometheus | alertmanager
+//! [signals.queue-depth]
+//! source = "prometheus"
+//! query = 'vedfolnir:queue_depth{service="vedfolnir"}'
+//! required = true                        # hold while it is missing or stale
+//!
+//! [params.cpu-high]                      # the plugin's parameters; nested
+//! threshold = 0.7                        # tables flatten to "cpu-high.threshold"
+//! ```
+//!
+//! Loading is two-stage, as in Vector's config compiler: the file is parsed
+//! into a TOML table, then walked key by key, so every problem (syntax,
+//! unknown keys with a "did you mean", wrong types, min > max, a source
+//! that cannot provide a signal) is reported at once, each naming the file
+//! and the key. The plugin's own parameters are checked in a second pass
+//! against what the plugin declares ([`crate::policy`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use vedfolnir_core::guard::GuardConfig;
+use vedfolnir_core::model::SignalId;
+use vedfolnir_core::snapshot::{RawParam, closest};
+
+/// One problem in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// The key, dotted (`cooldown.up`, `params.cpu-high.threshold`); empty
+    /// for problems with the file as a whole.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} problem{} in the policy configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.0 {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Where a signal comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Docker's stats API (cpu, memory, instance-count).
+    Docker,
+    /// A PromQL expression.
+    Prometheus {
+        /// The query; must resolve to one value per service.
+        query: String,
+    },
+    /// Firing Alertmanager alerts with a `scaling_action` label.
+    Alertmanager,
+}
+
+/// How the policy reads one signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalSource {
+    /// The signal.
+    pub signal: SignalId,
+    /// Where it comes from.
+    pub source: Source,
+    /// Hold while missing or stale; `None` keeps the plugin's declaration.
+    pub required: Option<bool>,
+}
+
+/// Where the policy's plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginRef {
+    /// A policy shipped inside the daemon.
+    Builtin(String),
+    /// A `.wasm` file.
+    File(PathBuf),
+}
+
+impl fmt::Display for PluginRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginRef::Builtin(name) => write!(f, "builtin:{name}"),
+            PluginRef::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A checked policy file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The service it scales.
+    pub service: String,
+    /// The plugin that scores it.
+    pub plugin: PluginRef,
+    /// Bounds, cooldowns, steps, staleness.
+    pub guard: GuardConfig,
+    /// Signal sources by signal.
+    pub signals: Vec<SignalSource>,
+    /// The plugin's parameters, flattened, not yet checked against the plugin.
+    pub params: BTreeMap<String, RawParam>,
+}
+
+/// Overrides from the command line or the environment (the seed's
+/// `MIN_REPLICAS` / `MAX_REPLICAS`).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Replaces `min_replicas`.
+    pub min_replicas: Option<u32>,
+    /// Replaces `max_replicas`.
+    pub max_replicas: Option<u32>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "service",
+    "plugin",
+    "min_replicas",
+    "max_replicas",
+    "cooldown",
+    "step",
+    "data",
+    "signals",
+    "params",
+];
+const COOLDOWN_KEYS: &[&str] = &["up", "down"];
+const STEP_KEYS: &[&str] = &["max_up", "max_down"];
+const DATA_KEYS: &[&str] = &["staleness"];
+const SIGNAL_KEYS: &[&str] = &["source", "query", "required"];
+const SOURCES: &[&str] = &["docker", "prometheus", "alertmanager"];
+
+/// Upper bound on `max_replicas`: far beyond one Docker host, low enough
+/// that a typo (50000) is caught.
+pub const REPLICA_LIMIT: u32 = 1000;
+
+struct Reader<'a> {
+    file: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn unknown_keys(&mut self, table: &toml::Table, prefix: &str, known: &[&str]) {
+        for key in table.keys() {
+            if !known.contains(&key.as_str()) {
+                let hint = closest(key, known.iter().copied())
+                    .map(|k| format!(" (did you mean {k:?}?)"))
+                    .unwrap_or_else(|| format!(" (known keys: {})", known.join(", ")));
+                self.problem(format!("{prefix}{key}"), format!("unknown key{hint}"));
+            }
+        }
+    }
+
+    fn table<'t>(
+        &mut self,
+        parent: &'t toml::Table,
+        key: &str,
+        full: &str,
+    ) -> Option<&'t toml::Table> {
+        match parent.get(key) {
+            None => None,
+            Some(toml::Value::Table(t)) => Some(t),
+            Some(other) => {
+                self.problem(
+                    full,
+                    format!("expected a table, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, parent: &toml::Table, key: &str, full: &str) -> Option<String> {
+        match parent.get(key)? {
+            toml::Value::String(s) => Some(s.clone()),
+            other => {
+                self.problem(
+                    full,
+                    format!("expected a string, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, parent: &toml::Table, key: &str, full: &str) -> Option<u32> {
+        match parent.get(key)? {
+            toml::Value::Integer(n) if (0..=i64::from(u32::MAX)).contains(n) => Some(*n as u32),
+            toml::Value::Integer(n) => {
+                self.problem(
+                    full,
+                    format!("expected a whole number of at least 0, found {n}"),
+                );
+                None
+            }
+            other => {
+                self.problem(
+                    full,
+                    format!("expected a whole number, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, parent: &toml::Table, key: &str, full: &str) -> Option<u64> {
+        let text = self.string(parent, key, full)?;
+        match vedfolnir_core::parse_duration(&text) {
+            Ok(ms) => Some(ms),
+            Err(e) => {
+                self.problem(full, e.to_string());
+                None
+            }
+        }
+    }
+}
+
+impl PolicyFile {
+    /// Read and check a policy file, reporting every problem at once.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<PolicyFile, Problems> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Problems(vec![Problem {
+                file: path.to_path_buf(),
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        Self::parse(path, &text, overrides)
+    }
+
+    /// Check policy-file text; `path` names it in problems and anchors
+    /// relative plugin paths.
+    pub fn parse(path: &Path, text: &str, overrides: &Overrides) -> Result<PolicyFile, Problems> {
+        let mut r = Reader {
+            file: path,
+            problems: Vec::new(),
+        };
+        let root: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                let at = e
+                    .span()
+                    .map(|s| {
+                        let line = text[..s.start].matches('\n').count() + 1;
+                        format!("line {line}: ")
+                    })
+                    .unwrap_or_default();
+                r.problem("", format!("not valid TOML: {at}{}", e.message()));
+                return Err(Problems(r.problems));
+            }
+        };
+        r.unknown_keys(&root, "", TOP_KEYS);
+
+        let service = r.string(&root, "service", "service");
+        match &service {
+            None if !root.contains_key("service") => {
+                r.problem("service", "missing: name the service this policy scales")
+            }
+            Some(s)
+                if s.is_empty()
+                    || !s
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+            {
+                r.problem(
+                    "service",
+                    format!("{s:?} is not a valid service name (letters, digits, '-', '_', '.')"),
+                )
+            }
+            _ => {}
+        }
+
+        let plugin = match r.string(&root, "plugin", "plugin") {
+            None => {
+                if !root.contains_key("plugin") {
+                    r.problem(
+                        "plugin",
+                        "missing: \"builtin:threshold-score\" or a path to a .wasm file",
+                    );
+                }
+                None
+            }
+            Some(p) => match p.strip_prefix("builtin:") {
+                Some(name) if vedfolnir_plugin_artifacts::policy(name).is_some() => {
+                    Some(PluginRef::Builtin(name.into()))
+                }
+                Some(name) => {
+                    let known: Vec<&str> = vedfolnir_plugin_artifacts::POLICIES
+                        .iter()
+                        .map(|(n, _, _)| *n)
+                        .collect();
+                    r.problem(
+                        "plugin",
+                        format!("no builtin policy {name:?} (builtin: {})", known.join(", ")),
+                    );
+                    None
+                }
+                None => {
+                    let rel = PathBuf::from(&p);
+                    let full = if rel.is_absolute() {
+                        rel
+                    } else {
+                        path.parent().unwrap_or(Path::new(".")).join(rel)
+                    };
+                    Some(PluginRef::File(full))
+                }
+            },
+        };
+
+        let defaults = GuardConfig::default();
+        let min = overrides
+            .min_replicas
+            .or_else(|| r.count(&root, "min_replicas", "min_replicas"))
+            .unwrap_or(defaults.min_replicas);
+        let max = overrides
+            .max_replicas
+            .or_else(|| r.count(&root, "max_replicas", "max_replicas"))
+            .unwrap_or(defaults.max_replicas);
+        if min > max {
+            r.problem(
+                "min_replicas",
+                format!("min_replicas {min} is greater than max_replicas {max}"),
+            );
+        }
+        if max == 0 {
+            r.problem("max_replicas", "must be at least 1");
+        }
+        if max > REPLICA_LIMIT {
+            r.problem(
+                "max_replicas",
+                format!("{max} is above the limit of {REPLICA_LIMIT}"),
+            );
+        }
+
+        let mut guard = GuardConfig {
+            min_replicas: min,
+            max_replicas: max,
+            ..defaults
+        };
+        if let Some(t) = r.table(&root, "cooldown", "cooldown") {
+            r.unknown_keys(t, "cooldown.", COOLDOWN_KEYS);
+            guard.cooldown_up = r
+                .duration(t, "up", "cooldown.up")
+                .unwrap_or(guard.cooldown_up);
+            guard.cooldown_down = r
+                .duration(t, "down", "cooldown.down")
+                .unwrap_or(guard.cooldown_down);
+        }
+        if let Some(t) = r.table(&root, "step", "step") {
+            r.unknown_keys(t, "step.", STEP_KEYS);
+            for (key, slot) in [
+                ("max_up", &mut guard.max_step_up),
+                ("max_down", &mut guard.max_step_down),
+            ] {
+                if let Some(n) = r.count(t, key, &format!("step.{key}")) {
+                    if n == 0 {
+                        r.problem(
+                            format!("step.{key}"),
+                            "must be at least 1 (0 would never scale)",
+                        );
+                    } else {
+                        *slot = n;
+                    }
+                }
+            }
+        }
+        if let Some(t) = r.table(&root, "data", "data") {
+            r.unknown_keys(t, "data.", DATA_KEYS);
+            guard.staleness = r
+                .duration(t, "staleness", "data.staleness")
+                .unwrap_or(guard.staleness);
+            if guard.staleness == 0 {
+                r.problem("data.staleness", "must be longer than 0");
+            }
+        }
+
+        let mut signals = Vec::new();
+        if let Some(t) = r.table(&root, "signals", "signals") {
+            for (name, value) in t {
+                let key = format!("signals.{name}");
+                let signal: SignalId = match name.parse() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        r.problem(&key, format!("{e}"));
+                        continue;
+                    }
+                };
+                let toml::Value::Table(spec) = value else {
+                    r.problem(
+                        &key,
+                        format!(
+                            "expected a table such as {{ source = \"docker\" }}, found {}",
+                            value.type_str()
+                        ),
+                    );
+                    continue;
+                };
+                r.unknown_keys(spec, &format!("{key}."), SIGNAL_KEYS);
+                let required = match spec.get("required") {
+                    None => None,
+                    Some(toml::Value::Boolean(b)) => Some(*b),
+                    Some(other) => {
+                        r.problem(
+                            format!("{key}.required"),
+                            format!("expected true or false, found {}", other.type_str()),
+                        );
+                        None
+                    }
+                };
+                let query = r.string(spec, "query", &format!("{key}.query"));
+                let source = match r
+                    .string(spec, "source", &format!("{key}.source"))
+                    .as_deref()
+                {
+                    None => {
+                        r.problem(
+                            format!("{key}.source"),
+                            format!("missing: one of {}", SOURCES.join(", ")),
+                        );
+                        continue;
+                    }
+                    Some("docker") => {
+                        if !matches!(
+                            signal,
+                            SignalId::Cpu | SignalId::Memory | SignalId::InstanceCount
+                        ) {
+                            r.problem(
+                                format!("{key}.source"),
+                                format!("docker cannot provide {signal} (it provides cpu, memory and instance-count); use prometheus"),
+                            );
+                        }
+                        if query.is_some() {
+                            r.problem(
+                                format!("{key}.query"),
+                                "only a prometheus source takes a query",
+                            );
+                        }
+                        Source::Docker
+                    }
+                    Some("prometheus") => match query {
+                        Some(q) if !q.trim().is_empty() => Source::Prometheus { query: q },
+                        _ => {
+                            r.problem(
+                                format!("{key}.query"),
+                                "missing: a prometheus source needs a PromQL query",
+                            );
+                            continue;
+                        }
+                    },
+                    Some("alertmanager") => Source::Alertmanager,
+                    Some(other) => {
+                        r.problem(
+                            format!("{key}.source"),
+                            format!("unknown source {other:?} (one of {})", SOURCES.join(", ")),
+                        );
+                        continue;
+                    }
+                };
+                signals.push(SignalSource {
+                    signal,
+                    source,
+                    required,
+                });
+            }
+        }
+
+        let mut params = BTreeMap::new();
+        if let Some(t) = r.table(&root, "params", "params") {
+            flatten(&mut r, t, "", &mut params);
+        }
+
+        if !r.problems.is_empty() {
+            return Err(Problems(r.problems));
+        }
+        Ok(PolicyFile {
+            path: path.to_path_buf(),
+            service: service.expect("checked above"),
+            plugin: plugin.expect("checked above"),
+            guard,
+            signals,
+            params,
+        })
+    }
+}
+
+/// `[params.cpu-high] threshold = 0.7` becomes `cpu-high.threshold`.
+fn flatten(
+    r: &mut Reader,
+    table: &toml::Table,
+    prefix: &str,
+    out: &mut BTreeMap<String, RawParam>,
+) {
+    for (key, value) in table {
+        let full = format!("{prefix}{key}");
+        let raw = match value {
+            toml::Value::Table(t) => {
+                flatten(r, t, &format!("{full}."), out);
+                continue;
+            }
+            toml::Value::Integer(n) => RawParam::Number(*n as f64),
+            toml::Value::Float(f) => RawParam::Number(*f),
+            toml::Value::Boolean(b) => RawParam::Boolean(*b),
+            toml::Value::String(s) => RawParam::Text(s.clone()),
+            other => {
+                r.problem(
+                    format!("params.{full}"),
+                    format!(
+                        "expected a number, string or boolean, found {}",
+                        other.type_str()
+                    ),
+                );
+                continue;
+            }
+        };
+        out.insert(full, raw);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<PolicyFile, Problems> {
+        PolicyFile::parse(Path::new("policies/test.toml"), text, &Overrides::default())
+    }
+
+    fn keys(p: Problems) -> Vec<String> {
+        p.0.into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn a_minimal_file_gets_the_documented_defaults() {
+        let f = parse("service = \"vedfolnir\"\nplugin = \"builtin:threshold-score\"\n").unwrap();
+        assert_eq!(f.guard, GuardConfig::default());
+        assert_eq!(f.plugin, PluginRef::Builtin("threshold-score".into()));
+    }
+
+    #[test]
+    fn relative_plugin_paths_are_anchored_at_the_file() {
+        let f = parse("service = \"a\"\nplugin = \"custom.wasm\"\n").unwrap();
+        assert_eq!(
+            f.plugin,
+            PluginRef::File(PathBuf::from("policies/custom.wasm"))
+        );
+    }
+
+    #[test]
+    fn malformed_toml_names_the_file_and_line() {
+        let p = parse("service = \"a\"\nplugin = \n").unwrap_err();
+        let text = p.to_string();
+        assert!(
+            text.contains("policies/test.toml: not valid TOML: line 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let p = parse(
+            r#"
+service = "vedfolnir"
+plugin = "builtin:threshold-score"
+min_replicas = 6
+max_replicas = 5
+max_replica = 3
+[cooldown]
+up = "5 minutes"
+dwon = "10m"
+[step]
+max_up = 0
+[signals.queue-depth]
+source = "docker"
+[signals.error-rate]
+source = "prometheus"
+[signals.Bad]
+source = "docker"
+[params]
+list = [1, 2]
+"#,
+        )
+        .unwrap_err();
+        let mut k = keys(p);
+        k.sort();
+        assert_eq!(
+            k,
+            vec![
+                "cooldown.dwon",
+                "cooldown.up",
+                "max_replica",
+                "min_replicas",
+                "params.list",
+                "signals.Bad",
+                "signals.error-rate.query",
+                "signals.queue-depth.source",
+                "step.max_up"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_get_a_hint() {
+        let p = parse("service = \"a\"\nplugin = \"builtin:threshold-score\"\nmax_replica = 3\n")
+            .unwrap_err();
+        assert!(
+            p.0[0].message.contains("did you mean \"max_replicas\""),
+            "{}",
+            p
+        );
+    }
+
+    #[test]
+    fn min_greater_than_max_is_refused() {
+        let p = parse("service = \"a\"\nplugin = \"builtin:threshold-score\"\nmin_replicas = 4\nmax_replicas = 3\n").unwrap_err();
+        assert_eq!(keys(p), vec!["min_replicas"]);
+    }
+
+    #[test]
+    fn overrides_replace_the_bounds_and_are_checked_too() {
+        let text = "service = \"a\"\nplugin = \"builtin:threshold-score\"\n";
+        let o = Overrides {
+            min_replicas: Some(1),
+            max_replicas: Some(9),
+        };
+        let f = PolicyFile::parse(Path::new("x.toml"), text, &o).unwrap();
+        assert_eq!((f.guard.min_replicas, f.guard.max_replicas), (1, 9));
+        let bad = Overrides {
+            min_replicas: Some(7),
+            max_replicas: Some(3),
+        };
+        assert!(PolicyFile::parse(Path::new("x.toml"), text, &bad).is_err());
+    }
+
+    #[test]
+    fn unknown_builtin_and_missing_keys_are_named() {
+        let p = parse("plugin = \"builtin:nope\"\n").unwrap_err();
+        let mut k = keys(p);
+        k.sort();
+        assert_eq!(k, vec!["plugin", "service"]);
+    }
+
+    #[test]
+    fn nested_params_flatten_to_dotted_keys() {
+        let f = parse("service = \"a\"\nplugin = \"builtin:threshold-score\"\n[params.cpu-high]\nthreshold = 0.8\nfor = \"3m\"\n[params]\n\"missing.cpu\" = \"ignore\"\n").unwrap();
+        assert_eq!(
+            f.params.get("cpu-high.threshold"),
+            Some(&RawParam::Number(0.8))
+        );
+        assert_eq!(
+            f.params.get("cpu-high.for"),
+            Some(&RawParam::Text("3m".into()))
+        );
+        assert_eq!(
+            f.params.get("missing.cpu"),
+            Some(&RawParam::Text("ignore".into()))
+        );
+    }
+}

@@ -1,0 +1,332 @@
+//! The sandbox against real components: the shipped policy, and every
+//! misbehaving fixture in `plugins/fixtures/` (each must have a test here;
+//! `every_fixture_has_a_test` checks it).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use vedfolnir_core::guard::FailureKind;
+use vedfolnir_core::model::{Direction, Param, PolicyInput};
+use vedfolnir_core::scenario::ScenarioFile;
+use vedfolnir_plugin_artifacts::{fixture, policy_path, static_fixture};
+use vedfolnir_sandbox::{Plugin, Provenance, Sandbox, SandboxConfig, Stage};
+use vedfolnir_sdk::Policy as _;
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(SandboxConfig::default()).unwrap()
+}
+
+fn load_fixture(name: &str) -> Result<Plugin, vedfolnir_sandbox::LoadError> {
+    sandbox().load_file(Path::new(fixture(name)))
+}
+
+fn sample_input(plugin: &Plugin) -> PolicyInput {
+    let params: Vec<Param> = plugin
+        .description()
+        .params
+        .iter()
+        .map(|s| Param {
+            key: s.key.clone(),
+            value: s.default.clone(),
+        })
+        .collect();
+    // The "busy service" sample: every signal present and high.
+    vedfolnir_sandbox::smoke_inputs(&params).remove(1).1
+}
+
+fn threshold_score() -> Plugin {
+    sandbox()
+        .load_file(Path::new(policy_path("threshold-score").unwrap()))
+        .unwrap()
+}
+
+#[test]
+fn shipped_policy_loads_and_describes_itself() {
+    let plugin = threshold_score();
+    assert_eq!(plugin.id().name, "threshold-score");
+    assert_eq!(plugin.id().digest.len(), 64);
+    assert_eq!(
+        plugin.description(),
+        &threshold_score::ThresholdScore::describe()
+    );
+    plugin.smoke_test(&sample_input(&plugin).params).unwrap();
+}
+
+#[test]
+fn wasm_and_native_agree_on_every_golden_scenario() {
+    let plugin = threshold_score();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../plugins/threshold-score/scenarios.toml"
+    );
+    let file: ScenarioFile = toml_from(path);
+    for scenario in &file.scenarios {
+        let (min, max, raw, snapshot) = file.resolve(scenario);
+        let input = vedfolnir_sdk::testing::input_for::<threshold_score::ThresholdScore>(
+            &snapshot, min, max, &raw,
+        )
+        .unwrap();
+        let native = threshold_score::ThresholdScore::evaluate(&input);
+        let wasm = plugin.evaluate(&input).map_err(|e| e.message);
+        assert_eq!(wasm, native, "{}", scenario.name);
+        assert!(
+            scenario.expect.mismatches(&wasm).is_empty(),
+            "{}",
+            scenario.name
+        );
+    }
+    assert!(file.scenarios.len() >= 20);
+}
+
+fn toml_from(path: &str) -> ScenarioFile {
+    vedfolnir_sdk::testing::read_scenarios(Path::new(path)).unwrap()
+}
+
+#[test]
+fn loop_forever_times_out_within_its_deadline() {
+    let plugin = load_fixture("loop-forever").unwrap();
+    let started = Instant::now();
+    let err = plugin.evaluate(&sample_input(&plugin)).unwrap_err();
+    assert_eq!(err.kind, FailureKind::Timeout, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // A fresh instance from the same pre-linked component still works: the
+    // trap poisoned only that evaluation's store.
+    assert_eq!(
+        plugin.evaluate(&sample_input(&plugin)).unwrap_err().kind,
+        FailureKind::Timeout
+    );
+    let load = sandbox()
+        .load_file(Path::new(fixture("loop-forever")))
+        .unwrap();
+    let smoke = load.smoke_test(&[]).unwrap_err();
+    assert_eq!(smoke.stage, Stage::Smoke);
+    assert!(smoke.message.contains("timeout"), "{smoke}");
+}
+
+#[test]
+fn alloc_unbounded_hits_the_memory_cap() {
+    let plugin = load_fixture("alloc-unbounded").unwrap();
+    let err = plugin.evaluate(&sample_input(&plugin)).unwrap_err();
+    assert_eq!(err.kind, FailureKind::OutOfMemory, "{err}");
+    assert!(err.message.contains("cap 33554432"), "{err}");
+}
+
+#[test]
+fn panics_comes_back_as_a_trap_with_the_panic_message() {
+    let plugin = load_fixture("panics").unwrap();
+    let err = plugin.evaluate(&sample_input(&plugin)).unwrap_err();
+    assert_eq!(err.kind, FailureKind::Trap, "{err}");
+    assert!(err.message.contains("fixture panics on purpose"), "{err}");
+    assert!(err.to_string().contains("fixture-panics@0.1.0"), "{err}");
+}
+
+#[test]
+fn guest_error_is_tagged_with_the_plugin() {
+    let plugin = load_fixture("guest-error").unwrap();
+    let err = plugin.evaluate(&sample_input(&plugin)).unwrap_err();
+    assert_eq!(err.kind, FailureKind::Guest);
+    assert_eq!(err.message, "fixture refuses to evaluate smoke-test");
+    let failure = err.to_failure();
+    assert!(
+        failure.message.contains("fixture-guest-error@0.1.0"),
+        "{}",
+        failure.message
+    );
+    assert!(failure.message.contains("sha256:"), "{}", failure.message);
+}
+
+#[test]
+fn nan_scores_fail_the_smoke_test_and_the_guard_holds() {
+    let plugin = load_fixture("nan-scores").unwrap();
+    let rec = plugin.evaluate(&sample_input(&plugin)).unwrap();
+    assert!(rec.scale_up_score.is_nan());
+    let err = plugin.smoke_test(&[]).unwrap_err();
+    assert_eq!(err.stage, Stage::Smoke);
+    assert!(err.message.contains("not a finite number"), "{err}");
+}
+
+#[test]
+fn imports_filesystem_is_rejected_naming_the_import() {
+    let err = load_fixture("imports-filesystem").unwrap_err();
+    assert_eq!(err.stage, Stage::Imports, "{err}");
+    assert!(err.message.contains("wasi:filesystem/"), "{err}");
+    assert!(err.source_label.ends_with(".wasm"));
+}
+
+#[test]
+fn imports_sockets_is_rejected_naming_the_import() {
+    let err = load_fixture("imports-sockets").unwrap_err();
+    assert_eq!(err.stage, Stage::Imports, "{err}");
+    assert!(err.message.contains("wasi:sockets/"), "{err}");
+}
+
+#[test]
+fn other_world_is_rejected_at_the_world_check() {
+    let err = load_fixture("other-world").unwrap_err();
+    assert_eq!(err.stage, Stage::World, "{err}");
+    assert!(err.message.contains("WASI command"), "{err}");
+}
+
+#[test]
+fn wrong_version_is_rejected_naming_both_versions() {
+    let err = load_fixture("wrong-version").unwrap_err();
+    assert_eq!(err.stage, Stage::World, "{err}");
+    assert!(
+        err.message.contains("@0.2.0") && err.message.contains("0.1.x"),
+        "{err}"
+    );
+}
+
+#[test]
+fn not_wasm_is_rejected_at_decode() {
+    let err = sandbox()
+        .load_file(Path::new(&static_fixture("not-wasm.wasm")))
+        .unwrap_err();
+    assert_eq!(err.stage, Stage::Decode);
+    assert!(err.message.contains("not a WebAssembly file"), "{err}");
+}
+
+#[test]
+fn core_module_is_rejected_at_decode_with_a_hint() {
+    let err = sandbox()
+        .load_file(Path::new(&static_fixture("core-module.wasm")))
+        .unwrap_err();
+    assert_eq!(err.stage, Stage::Decode);
+    assert!(err.message.contains("not a component"), "{err}");
+}
+
+#[test]
+fn missing_file_is_a_read_error_naming_the_path() {
+    let err = sandbox()
+        .load_file(Path::new("/nonexistent/policy.wasm"))
+        .unwrap_err();
+    assert_eq!(err.stage, Stage::Read);
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/policy.wasm: read failed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn probe_environment_sees_a_pinned_clock_no_env_no_args_and_fixed_randomness() {
+    let plugin = load_fixture("probe-environment").unwrap();
+    let mut input = sample_input(&plugin);
+    let observed = |input: &PolicyInput| -> BTreeMap<String, f64> {
+        let rec = plugin.evaluate(input).unwrap();
+        assert_eq!(rec.direction, Direction::Hold);
+        rec.reasons
+            .into_iter()
+            .map(|r| (r.trigger, r.observed.unwrap()))
+            .collect()
+    };
+    let first = observed(&input);
+    assert_eq!(first["clock-ms"], input.now as f64);
+    assert_eq!(first["env-vars"], 0.0);
+    assert_eq!(first["args"], 0.0);
+    assert_eq!(
+        observed(&input)["random"],
+        first["random"],
+        "randomness must not vary between evaluations"
+    );
+    input.now += 60_000;
+    assert_eq!(observed(&input)["clock-ms"], input.now as f64);
+}
+
+#[test]
+fn precompiled_cache_is_used_and_survives_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SandboxConfig {
+        cache_dir: Some(dir.path().join("cache")),
+        ..Default::default()
+    };
+    let path = Path::new(policy_path("threshold-score").unwrap());
+    let first = Sandbox::new(config.clone())
+        .unwrap()
+        .load_file(path)
+        .unwrap();
+    assert_eq!(first.provenance, Provenance::Compiled);
+    let second = Sandbox::new(config.clone())
+        .unwrap()
+        .load_file(path)
+        .unwrap();
+    assert_eq!(second.provenance, Provenance::Cached);
+    let input = sample_input(&second);
+    assert_eq!(
+        first.evaluate(&input).unwrap(),
+        second.evaluate(&input).unwrap()
+    );
+
+    let artifact = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .unwrap();
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&artifact, bytes).unwrap();
+    let third = Sandbox::new(config).unwrap().load_file(path).unwrap();
+    assert_eq!(
+        third.provenance,
+        Provenance::Compiled,
+        "a corrupted artifact must be recompiled, not mapped"
+    );
+    assert_eq!(
+        third.evaluate(&input).unwrap(),
+        first.evaluate(&input).unwrap()
+    );
+}
+
+#[test]
+fn evaluations_are_deterministic() {
+    let plugin = threshold_score();
+    let input = sample_input(&plugin);
+    let a = plugin.evaluate(&input).unwrap();
+    for _ in 0..20 {
+        assert_eq!(plugin.evaluate(&input).unwrap(), a);
+    }
+}
+
+#[test]
+fn bad_sandbox_settings_are_refused() {
+    let tiny = Sandbox::new(SandboxConfig {
+        memory_cap: 1 << 20,
+        ..Default::default()
+    });
+    assert!(tiny.unwrap_err().to_string().contains("memory_cap"));
+    let short = Sandbox::new(SandboxConfig {
+        deadline: Duration::from_millis(5),
+        ..Default::default()
+    });
+    assert!(short.unwrap_err().to_string().contains("two epoch ticks"));
+}
+
+#[test]
+fn every_fixture_has_a_test() {
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../plugins/fixtures/README.md"
+    ))
+    .unwrap();
+    let this_file = include_str!("sandbox.rs");
+    let names: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("- `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    assert!(names.len() >= 12, "{names:?}");
+    for name in names {
+        let short = name.trim_start_matches("static/");
+        assert!(
+            this_file.contains(&format!("fixture(\"{short}\")"))
+                || this_file.contains(&format!("static_fixture(\"{short}\")")),
+            "fixture {name} has no test in host/sandbox/tests/sandbox.rs"
+        );
+    }
+}

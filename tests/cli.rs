@@ -1,0 +1,348 @@
+//! The command line: `evaluate`, `validate`, `plugin check|test|list`, with
+//! good and bad input. Exit codes are documented in host/daemon/src/main.rs.
+
+use crate::util::{fixture, run, run_env, temp_file};
+
+const POLICY: &str = "policies/vedfolnir.toml";
+
+#[test]
+fn evaluate_busy_snapshot_scales_up_and_explains_why() {
+    let out = run(&[
+        "evaluate",
+        "--policy",
+        POLICY,
+        "--input",
+        "policies/examples/busy.json",
+    ])
+    .expect_code(0);
+    assert!(
+        out.stdout.contains("decision: SCALE UP 3 -> 4"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("cpu-high"), "{}", out.stdout);
+    assert!(out.stdout.contains("queue-high-pending"), "{}", out.stdout);
+    assert!(out.stdout.contains("error-rate-missing"), "{}", out.stdout);
+}
+
+#[test]
+fn evaluate_json_is_machine_readable() {
+    let out = run(&[
+        "evaluate",
+        "--policy",
+        POLICY,
+        "--input",
+        "policies/examples/idle.json",
+        "--json",
+    ])
+    .expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["decision"]["direction"], "down");
+    assert_eq!(v["decision"]["target"], 3);
+    assert_eq!(v["recommendation"]["scale_down_score"], 7.0);
+    assert_eq!(v["plugin"]["name"], "threshold-score");
+    assert_eq!(v["plugin"]["digest"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn evaluate_reports_the_cooldown_that_blocks_a_scale_up() {
+    let out = run(&[
+        "evaluate",
+        "--policy",
+        POLICY,
+        "--input",
+        "policies/examples/cooling-down.json",
+    ])
+    .expect_code(0);
+    assert!(
+        out.stdout.contains("cooldown-up [5 -> 4]"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("decision: HOLD at 4"), "{}", out.stdout);
+}
+
+#[test]
+fn max_replicas_from_the_environment_caps_the_decision() {
+    let out = run_env(
+        &[
+            "evaluate",
+            "--policy",
+            POLICY,
+            "--input",
+            "policies/examples/busy.json",
+            "--json",
+        ],
+        &[("MAX_REPLICAS", "3")],
+    )
+    .expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["max_replicas"], 3);
+    assert_eq!(v["decision"]["direction"], "hold");
+}
+
+#[test]
+fn malformed_toml_exits_2_naming_file_and_line() {
+    let (_dir, path) = temp_file("bad.toml", "service = \"x\"\nplugin = [\n");
+    let out = run(&[
+        "evaluate",
+        "--policy",
+        path.to_str().unwrap(),
+        "--input",
+        "policies/examples/busy.json",
+    ])
+    .expect_code(2);
+    assert!(
+        out.stderr.contains("bad.toml: not valid TOML: line"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn every_policy_file_problem_is_reported_at_once() {
+    let (_dir, path) = temp_file(
+        "bad.toml",
+        "service = \"x\"\nplugin = \"builtin:threshold-score\"\nmin_replicas = 6\nmax_replicas = 4\nmax_replica = 2\n[cooldown]\nup = \"soon\"\n",
+    );
+    let out = run(&["validate", path.to_str().unwrap()]).expect_code(2);
+    assert!(out.stderr.contains("3 problems"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("min_replicas: min_replicas 6 is greater than max_replicas 4"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("max_replica: unknown key (did you mean \"max_replicas\"?)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("cooldown.up: invalid duration \"soon\""),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn plugin_parameters_are_checked_against_the_plugin() {
+    let (_dir, path) = temp_file(
+        "params.toml",
+        "service = \"x\"\nplugin = \"builtin:threshold-score\"\n[params.cpu-high]\ntreshold = 0.8\nfor = 300\n[params.missing]\ncpu = \"zero\"\n",
+    );
+    let out = run(&["validate", path.to_str().unwrap()]).expect_code(2);
+    assert!(
+        out.stderr.contains(
+            "params.cpu-high.treshold: unknown parameter (did you mean \"cpu-high.threshold\"?)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("params.cpu-high.for: expected a duration"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_plugin_rejecting_a_value_names_the_key() {
+    let (_dir, path) = temp_file(
+        "params.toml",
+        "service = \"x\"\nplugin = \"builtin:threshold-score\"\n[params.missing]\ncpu = \"zero\"\n",
+    );
+    let out = run(&["validate", path.to_str().unwrap()]).expect_code(2);
+    assert!(
+        out.stderr
+            .contains("params.missing.cpu: must be \"hold\", \"ignore\" or \"last-value\""),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_example_policy_validates() {
+    let out = run(&["validate", POLICY]).expect_code(0);
+    assert!(
+        out.stdout.contains("ok (threshold-score@"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_bad_snapshot_exits_2_naming_the_key() {
+    let (_dir, path) = temp_file(
+        "snap.json",
+        r#"{"current_replicas": 3, "signals": {"cpu": [{"value": 0.5, "for": "ten minutes"}]}}"#,
+    );
+    let out = run(&[
+        "evaluate",
+        "--policy",
+        POLICY,
+        "--input",
+        path.to_str().unwrap(),
+    ])
+    .expect_code(2);
+    assert!(out.stderr.contains("signals.cpu[0].for"), "{}", out.stderr);
+}
+
+#[test]
+fn a_trapping_plugin_means_hold_never_a_crash() {
+    let (_dir, path) = temp_file(
+        "p.toml",
+        &format!("service = \"x\"\nplugin = {:?}\n", fixture("panics")),
+    );
+    let out = run(&[
+        "evaluate",
+        "--policy",
+        path.to_str().unwrap(),
+        "--input",
+        "policies/examples/busy.json",
+    ])
+    .expect_code(0);
+    assert!(out.stdout.contains("policy failed: trap"), "{}", out.stdout);
+    assert!(out.stdout.contains("policy-failed"), "{}", out.stdout);
+    assert!(out.stdout.contains("decision: HOLD at 3"), "{}", out.stdout);
+}
+
+#[test]
+fn nan_scores_from_a_plugin_mean_hold() {
+    let (_dir, path) = temp_file(
+        "p.toml",
+        &format!("service = \"x\"\nplugin = {:?}\n", fixture("nan-scores")),
+    );
+    let out = run(&[
+        "evaluate",
+        "--policy",
+        path.to_str().unwrap(),
+        "--input",
+        "policies/examples/busy.json",
+    ])
+    .expect_code(0);
+    assert!(
+        out.stdout.contains("invalid-recommendation"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("decision: HOLD at 3"), "{}", out.stdout);
+}
+
+#[test]
+fn plugin_check_passes_the_shipped_policy_through_every_stage() {
+    let out = run(&["plugin", "check", "builtin:threshold-score"]).expect_code(0);
+    for stage in [
+        "read",
+        "decode",
+        "world",
+        "imports",
+        "link",
+        "describe",
+        "smoke-test",
+    ] {
+        assert!(
+            out.stdout.contains(&format!("ok     {stage}")),
+            "{stage}: {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn plugin_check_names_the_failing_stage_of_each_bad_plugin() {
+    let cases = [
+        (
+            crate::util::root()
+                .join("plugins/fixtures/static/not-wasm.wasm")
+                .display()
+                .to_string(),
+            "decode",
+            "not a WebAssembly file",
+        ),
+        (
+            crate::util::root()
+                .join("plugins/fixtures/static/core-module.wasm")
+                .display()
+                .to_string(),
+            "decode",
+            "not a component",
+        ),
+        (fixture("other-world"), "world", "wasi:cli/run"),
+        (fixture("wrong-version"), "world", "0.2.0"),
+        (fixture("imports-filesystem"), "imports", "wasi:filesystem"),
+        (fixture("imports-sockets"), "imports", "wasi:sockets"),
+        (fixture("loop-forever"), "smoke-test", "timeout"),
+        (fixture("alloc-unbounded"), "smoke-test", "out-of-memory"),
+        (fixture("panics"), "smoke-test", "trap"),
+        (fixture("guest-error"), "smoke-test", "guest-error"),
+        ("/nonexistent.wasm".to_string(), "read", "No such file"),
+    ];
+    for (file, stage, detail) in cases {
+        let out = run(&["plugin", "check", &file]).expect_code(3);
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.contains("FAILED"))
+            .unwrap_or_else(|| panic!("{file}: {}", out.stdout));
+        assert!(
+            line.contains(stage) && line.contains(detail),
+            "{file}: {line}"
+        );
+        assert!(
+            out.stderr.contains(&format!("{stage} failed")),
+            "{file}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn plugin_test_runs_the_golden_scenarios_against_the_component() {
+    let out = run(&[
+        "plugin",
+        "test",
+        "builtin:threshold-score",
+        "plugins/threshold-score/scenarios.toml",
+    ])
+    .expect_code(0);
+    assert!(out.stdout.contains("26 passed, 0 failed"), "{}", out.stdout);
+}
+
+#[test]
+fn plugin_test_fails_with_4_on_a_wrong_expectation() {
+    let (_dir, path) = temp_file(
+        "s.toml",
+        "[[scenario]]\nname = \"wrong on purpose\"\ninput = { current_replicas = 3, signals = { cpu = [{ value = 0.9, for = \"6m\" }], memory = [{ value = 0.5, for = \"6m\" }] } }\nexpect = { direction = \"down\" }\n",
+    );
+    let out = run(&[
+        "plugin",
+        "test",
+        "builtin:threshold-score",
+        path.to_str().unwrap(),
+    ])
+    .expect_code(4);
+    assert!(
+        out.stdout.contains("FAIL  wrong on purpose"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("direction: want down, got up"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn plugin_list_names_the_builtin_policies() {
+    let out = run(&["plugin", "list"]).expect_code(0);
+    assert!(
+        out.stdout.starts_with("builtin:threshold-score"),
+        "{}",
+        out.stdout
+    );
+}

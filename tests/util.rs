@@ -1,0 +1,81 @@
+//! Helpers for running the real binary.
+//!
+//! - [`run`] runs `vedfolnir-autoscaler` with arguments from the workspace
+//!   root (so the repository's `policies/` paths work) and returns its exit
+//!   code, stdout and stderr.
+//! - [`root`] is the workspace root; [`fixture`] the path of a built
+//!   misbehaving plugin (see `plugins/fixtures/README.md`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What a run printed, and how it ended.
+#[derive(Debug)]
+pub struct Output {
+    /// The exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// Panic with both streams unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(self, code: i32) -> Output {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The path of a built fixture component.
+pub fn fixture(name: &str) -> String {
+    vedfolnir_plugin_artifacts::fixture(name).to_string()
+}
+
+/// Run the binary with `args` and extra environment, from the workspace root.
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"));
+    cmd.current_dir(root()).args(args);
+    for var in [
+        "MIN_REPLICAS",
+        "MAX_REPLICAS",
+        "VEDFOLNIR_LOG",
+        "VEDFOLNIR_CACHE_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("the binary runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Run the binary with `args`, from the workspace root.
+pub fn run(args: &[&str]) -> Output {
+    run_env(args, &[])
+}
+
+/// Write `text` to `name` in a new temporary directory; returns both.
+pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
