@@ -53,6 +53,8 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
+    ensure_target_installed();
+
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
@@ -150,4 +152,36 @@ fn main() {
     }
     writeln!(code, "];").unwrap();
     std::fs::write(out_dir.join("artifacts.rs"), code).expect("write artifacts.rs");
+}
+
+/// rustup installs the targets of rust-toolchain.toml when it installs the
+/// toolchain, but not into a toolchain that was already there. Add the one
+/// target the guests need, visibly, rather than fail with a cryptic
+/// "can't find crate for `core`".
+fn ensure_target_installed() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let Some(sysroot) = sysroot else { return };
+    if sysroot.join("lib/rustlib").join(TARGET).exists() {
+        return;
+    }
+    println!(
+        "cargo:warning=installing the {TARGET} target with rustup (needed to build the policy components)"
+    );
+    let mut cmd = Command::new("rustup");
+    cmd.args(["target", "add", TARGET]);
+    if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
+        cmd.args(["--toolchain", &toolchain]);
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => {}
+        other => println!(
+            "cargo:warning=`rustup target add {TARGET}` failed ({other:?}); the guest build will fail"
+        ),
+    }
 }

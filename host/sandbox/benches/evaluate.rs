@@ -1,0 +1,130 @@
+//! Evaluation and load figures for BENCHMARKS.md.
+//!
+//! `cargo bench -p vedfolnir-sandbox --bench evaluate` prints a table:
+//! - threshold-score evaluated in a fresh instance per call (the daemon's
+//!   way), 6 signals x 60 samples: p50, p99;
+//! - the same policy logic run natively through the SDK, and the ratio;
+//! - component load: cold compile, and from the precompiled cache.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use vedfolnir_core::model::{Param, PolicyInput};
+use vedfolnir_sandbox::{Provenance, Sandbox, SandboxConfig, smoke_inputs};
+use vedfolnir_sdk::Policy as _;
+
+const EVALUATIONS: usize = 20_000;
+const LOADS: usize = 15;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn time_each(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        f();
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    samples
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; accept and ignore harness flags.
+    let bytes =
+        vedfolnir_plugin_artifacts::policy("threshold-score").expect("built by plugins/artifacts");
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let plugin = sandbox
+        .load_bytes("builtin:threshold-score", bytes)
+        .unwrap();
+    let params: Vec<Param> = plugin
+        .description()
+        .params
+        .iter()
+        .map(|s| Param {
+            key: s.key.clone(),
+            value: s.default.clone(),
+        })
+        .collect();
+    let input: PolicyInput = smoke_inputs(&params).remove(1).1;
+    assert_eq!(input.signals.len(), 6);
+    assert!(input.signals.iter().all(|w| w.samples.len() == 60));
+    let wasm_rec = plugin.evaluate(&input).unwrap();
+    let native_rec = threshold_score::ThresholdScore::evaluate(&input).unwrap();
+    assert_eq!(
+        wasm_rec, native_rec,
+        "wasm and native must agree before they are compared"
+    );
+
+    // Warm up both paths (pool slots, caches, branch predictors).
+    for _ in 0..2_000 {
+        black_box(plugin.evaluate(black_box(&input)).unwrap());
+        black_box(threshold_score::ThresholdScore::evaluate(black_box(&input)).unwrap());
+    }
+    let wasm = time_each(EVALUATIONS, || {
+        black_box(plugin.evaluate(black_box(&input)).unwrap());
+    });
+    let native = time_each(EVALUATIONS, || {
+        black_box(threshold_score::ThresholdScore::evaluate(black_box(&input)).unwrap());
+    });
+
+    let cold = time_each(LOADS, || {
+        let p = sandbox.load_bytes("bench", bytes).unwrap();
+        assert_eq!(p.provenance, Provenance::Compiled);
+    });
+    let dir = std::env::temp_dir().join(format!("vedfolnir-bench-cache-{}", std::process::id()));
+    let cached_sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: Some(dir.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    cached_sandbox.load_bytes("bench", bytes).unwrap();
+    let cached = time_each(LOADS, || {
+        let p = cached_sandbox.load_bytes("bench", bytes).unwrap();
+        assert_eq!(p.provenance, Provenance::Cached);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (w50, w99) = (percentile(&wasm, 0.5), percentile(&wasm, 0.99));
+    let (n50, n99) = (percentile(&native, 0.5), percentile(&native, 0.99));
+    println!("threshold-score, 6 signals x 60 samples, {EVALUATIONS} evaluations each");
+    println!();
+    println!("| measurement | p50 | p99 |");
+    println!("|---|---|---|");
+    println!(
+        "| evaluate, wasm, fresh instance per call | {} | {} |",
+        us(w50),
+        us(w99)
+    );
+    println!(
+        "| evaluate, native (same logic via the SDK) | {} | {} |",
+        us(n50),
+        us(n99)
+    );
+    println!(
+        "| wasm / native | {:.1}x | {:.1}x |",
+        w50.as_secs_f64() / n50.as_secs_f64(),
+        w99.as_secs_f64() / n99.as_secs_f64()
+    );
+    println!(
+        "| load, cold compile (compile + link + describe + validate), {LOADS} runs | {} | {} |",
+        ms(percentile(&cold, 0.5)),
+        ms(percentile(&cold, 0.99))
+    );
+    println!(
+        "| load, precompiled cache (read + checksum + deserialize + link + describe + validate) | {} | {} |",
+        ms(percentile(&cached, 0.5)),
+        ms(percentile(&cached, 0.99))
+    );
+}
