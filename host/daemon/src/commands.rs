@@ -268,7 +268,7 @@ fn plugin_check(sandbox: &Sandbox, file: &str, json: bool) -> Result<ExitCode> {
                 stage: Stage::Describe,
                 message: format!("{e:?}"),
             })?;
-        plugin.smoke_test(&defaults).map(|()| plugin)
+        plugin.smoke_test(&defaults).map(|notes| (plugin, notes))
     });
     let failed_stage = outcome.as_ref().err().map(|e| e.stage);
     if !json {
@@ -284,7 +284,10 @@ fn plugin_check(sandbox: &Sandbox, file: &str, json: bool) -> Result<ExitCode> {
             }
         }
     }
-    let plugin = outcome?;
+    let (plugin, notes) = outcome?;
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(plugin.description())?);
     } else {

@@ -441,16 +441,31 @@ pub fn smoke_inputs(params: &[Param]) -> Vec<(&'static str, PolicyInput)> {
 
 impl Plugin {
     /// Evaluate the sample inputs with the given effective parameters.
-    pub fn smoke_test(&self, params: &[Param]) -> Result<(), LoadError> {
+    ///
+    /// Fails on a trap, a timeout, running out of memory, or a malformed
+    /// recommendation (non-finite score, direction disagreeing with the
+    /// count). A guest error is the policy's own documented answer (for
+    /// example "no queue-depth sample": the host then holds), so it does not
+    /// fail the test; it is returned as a note for the author to read.
+    pub fn smoke_test(&self, params: &[Param]) -> Result<Vec<String>, LoadError> {
         let fail = |message: String| LoadError {
             source_label: self.id.source.clone(),
             stage: Stage::Smoke,
             message,
         };
+        let mut notes = Vec::new();
         for (name, input) in smoke_inputs(params) {
-            let rec = self
-                .evaluate(&input)
-                .map_err(|e| fail(format!("{name}: {}: {}", e.kind, e.message)))?;
+            let rec = match self.evaluate(&input) {
+                Ok(rec) => rec,
+                Err(e) if e.kind == guard::FailureKind::Guest => {
+                    notes.push(format!(
+                        "{name}: the policy returned an error (the host would hold): {}",
+                        e.message
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(fail(format!("{name}: {}: {}", e.kind, e.message))),
+            };
             let decision = guard::decide(
                 &guard::GuardConfig::default(),
                 &guard::GuardState::default(),
@@ -466,7 +481,7 @@ impl Plugin {
                 return Err(fail(format!("{name}: {}", bad.message)));
             }
         }
-        Ok(())
+        Ok(notes)
     }
 }
 

@@ -50,7 +50,10 @@ fn shipped_policy_loads_and_describes_itself() {
         plugin.description(),
         &threshold_score::ThresholdScore::describe()
     );
-    plugin.smoke_test(&sample_input(&plugin).params).unwrap();
+    assert_eq!(
+        plugin.smoke_test(&sample_input(&plugin).params).unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -138,6 +141,14 @@ fn guest_error_is_tagged_with_the_plugin() {
         failure.message
     );
     assert!(failure.message.contains("sha256:"), "{}", failure.message);
+    // A guest error is a documented answer, not a crash: the smoke test
+    // passes and hands it back as a note.
+    let notes = plugin.smoke_test(&[]).unwrap();
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    assert!(
+        notes[0].contains("fixture refuses to evaluate"),
+        "{notes:?}"
+    );
 }
 
 #[test]
