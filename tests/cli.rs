@@ -233,6 +233,47 @@ fn nan_scores_from_a_plugin_mean_hold() {
 }
 
 #[test]
+fn guest_output_and_log_lines_reach_the_log_tagged_with_the_plugin() {
+    let (_dir, path) = temp_file(
+        "p.toml",
+        &format!(
+            "service = \"x\"\nplugin = {:?}\n",
+            fixture("probe-environment")
+        ),
+    );
+    let out = run_env(
+        &[
+            "evaluate",
+            "--policy",
+            path.to_str().unwrap(),
+            "--input",
+            "policies/examples/busy.json",
+        ],
+        &[("VEDFOLNIR_LOG", "info")],
+    )
+    .expect_code(0);
+    for line in [
+        "probe printed to stdout",
+        "probe printed to stderr",
+        "probe logged through the host",
+    ] {
+        let logged = out
+            .stderr
+            .lines()
+            .find(|l| l.contains(line))
+            .unwrap_or_else(|| panic!("{line}: {}", out.stderr));
+        assert!(
+            logged.contains("plugin=fixture-probe-environment"),
+            "{logged}"
+        );
+    }
+    assert!(
+        !out.stdout.contains("probe printed"),
+        "guest output must not leak into the command's own output"
+    );
+}
+
+#[test]
 fn plugin_check_passes_the_shipped_policy_through_every_stage() {
     let out = run(&["plugin", "check", "builtin:threshold-score"]).expect_code(0);
     for stage in [
