@@ -7,7 +7,7 @@
 //! same scenario files that `vedfolnir-autoscaler plugin test` runs against
 //! the built component.
 //!
-//! ```ignore
+//! ```text
 //! use vedfolnir_sdk::prelude::*;
 //!
 //! struct QueueOnly;
