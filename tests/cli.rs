@@ -42,6 +42,9 @@ fn evaluate_json_is_machine_readable() {
     assert_eq!(v["recommendation"]["scale_down_score"], 7.0);
     assert_eq!(v["plugin"]["name"], "threshold-score");
     assert_eq!(v["plugin"]["digest"].as_str().unwrap().len(), 64);
+    // Effective parameters: the file's values and the plugin's defaults.
+    assert_eq!(v["params"]["cpu-high.threshold"]["number"], 0.7);
+    assert_eq!(v["params"]["memory-low.for"]["duration"], 900_000);
 }
 
 #[test]

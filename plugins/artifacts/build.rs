@@ -101,6 +101,15 @@ fn main() {
             cmd.env_remove(&key);
         }
     }
+    // A 64 KiB stack instead of Rust's default 1 MiB: wasm-ld puts the
+    // stack first, so with 1 MiB the pages an evaluation touches (stack top,
+    // data, heap) sit above 1 MiB, outside the pool's resident window, and
+    // fault in on every fresh instance. With 64 KiB they are compact and
+    // stay resident (see BENCHMARKS.md). Overflow traps and is classified.
+    cmd.env(
+        "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+        "-C link-arg=-zstack-size=65536",
+    );
     let status = cmd
         .status()
         .expect("cannot run cargo for the wasm32-wasip2 guests");

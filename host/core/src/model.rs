@@ -287,7 +287,8 @@ pub struct PolicyInput {
     pub since_last_scale_up: Option<DurationMs>,
     /// Time since the last successful scale-down.
     pub since_last_scale_down: Option<DurationMs>,
-    /// Effective parameters.
+    /// The parameters the policy file sets (kind-checked); absent keys
+    /// take the policy's declared defaults.
     pub params: Vec<Param>,
     /// One window per collected signal.
     pub signals: Vec<SignalWindow>,

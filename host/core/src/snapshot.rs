@@ -345,9 +345,11 @@ pub enum RawParam {
     Text(String),
 }
 
-/// Check raw parameters against a policy's declared specs and fill in the
-/// defaults. Reports every problem at once: unknown keys (with the closest
-/// known key), and values of the wrong kind.
+/// Check raw parameters against a policy's declared specs: unknown keys
+/// (with the closest known key) and values of the wrong kind, every problem
+/// at once. Returns only the parameters that were set, in spec order: a
+/// policy applies its own declared defaults to the rest (see
+/// [`effective_params`] for the full set, for display and audit).
 pub fn resolve_params(
     specs: &[ParamSpec],
     raw: &BTreeMap<String, RawParam>,
@@ -364,32 +366,32 @@ pub fn resolve_params(
             });
         }
     }
-    let mut params = Vec::with_capacity(specs.len());
+    let mut params = Vec::new();
     for spec in specs {
-        let value = match raw.get(&spec.key) {
-            None => spec.default.clone(),
-            Some(raw) => match (spec.kind, raw) {
-                (ParamKind::Number, RawParam::Number(n)) if n.is_finite() => ParamValue::Number(*n),
-                (ParamKind::Boolean, RawParam::Boolean(b)) => ParamValue::Boolean(*b),
-                (ParamKind::Text, RawParam::Text(t)) => ParamValue::Text(t.clone()),
-                (ParamKind::Duration, RawParam::Text(t)) => match parse_duration(t) {
-                    Ok(ms) => ParamValue::Duration(ms),
-                    Err(e) => {
-                        errors.push(ConfigError {
-                            key: spec.key.clone(),
-                            message: e.to_string(),
-                        });
-                        continue;
-                    }
-                },
-                (kind, raw) => {
+        let Some(raw) = raw.get(&spec.key) else {
+            continue;
+        };
+        let value = match (spec.kind, raw) {
+            (ParamKind::Number, RawParam::Number(n)) if n.is_finite() => ParamValue::Number(*n),
+            (ParamKind::Boolean, RawParam::Boolean(b)) => ParamValue::Boolean(*b),
+            (ParamKind::Text, RawParam::Text(t)) => ParamValue::Text(t.clone()),
+            (ParamKind::Duration, RawParam::Text(t)) => match parse_duration(t) {
+                Ok(ms) => ParamValue::Duration(ms),
+                Err(e) => {
                     errors.push(ConfigError {
                         key: spec.key.clone(),
-                        message: format!("expected {kind}, found {}", describe_raw(raw)),
+                        message: e.to_string(),
                     });
                     continue;
                 }
             },
+            (kind, raw) => {
+                errors.push(ConfigError {
+                    key: spec.key.clone(),
+                    message: format!("expected {kind}, found {}", describe_raw(raw)),
+                });
+                continue;
+            }
         };
         params.push(Param {
             key: spec.key.clone(),
@@ -401,6 +403,23 @@ pub fn resolve_params(
     } else {
         Err(errors)
     }
+}
+
+/// Every parameter with its effective value: the ones set, and the declared
+/// default for the rest. For display and audit.
+pub fn effective_params(specs: &[ParamSpec], set: &[Param]) -> Vec<Param> {
+    specs
+        .iter()
+        .map(|spec| {
+            set.iter()
+                .find(|p| p.key == spec.key)
+                .cloned()
+                .unwrap_or_else(|| Param {
+                    key: spec.key.clone(),
+                    value: spec.default.clone(),
+                })
+        })
+        .collect()
 }
 
 fn describe_raw(raw: &RawParam) -> String {
@@ -533,11 +552,19 @@ mod tests {
     }
 
     #[test]
-    fn params_get_defaults_and_kinds() {
+    fn only_set_params_are_passed_and_durations_are_parsed() {
         let raw = BTreeMap::from([("up-window".to_string(), RawParam::Text("2m".into()))]);
         let params = resolve_params(&specs(), &raw).unwrap();
-        assert_eq!(params[0].value, ParamValue::Number(0.7));
-        assert_eq!(params[1].value, ParamValue::Duration(120_000));
+        assert_eq!(
+            params,
+            vec![Param {
+                key: "up-window".into(),
+                value: ParamValue::Duration(120_000)
+            }]
+        );
+        let all = effective_params(&specs(), &params);
+        assert_eq!(all[0].value, ParamValue::Number(0.7));
+        assert_eq!(all[1].value, ParamValue::Duration(120_000));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use vedfolnir_core::duration::format_duration;
 use vedfolnir_core::guard::GuardState;
 use vedfolnir_core::model::Reason;
 use vedfolnir_core::scenario::ScenarioFile;
-use vedfolnir_core::snapshot::{Frame, Snapshot, resolve_params};
+use vedfolnir_core::snapshot::{Frame, Snapshot, effective_params, resolve_params};
 use vedfolnir_sandbox::{LoadError, Plugin, Sandbox, SandboxConfig, Stage};
 
 use crate::config::{Overrides, PluginRef, Problems};
@@ -153,6 +153,10 @@ fn evaluate(
             "ready_replicas": input.ready_replicas,
             "min_replicas": input.min_replicas,
             "max_replicas": input.max_replicas,
+            "params": effective_params(&policy.plugin.description().params, &policy.params)
+                .into_iter()
+                .map(|p| (p.key, p.value))
+                .collect::<std::collections::BTreeMap<_, _>>(),
             "recommendation": evaluation.recommendation,
             "failure": evaluation.failure,
             "decision": evaluation.decision,

@@ -39,7 +39,8 @@ pub struct ReadyPolicy {
     pub file: PolicyFile,
     /// The loaded plugin.
     pub plugin: Plugin,
-    /// Effective parameters: the file's, with the plugin's defaults filled in.
+    /// The parameters the file sets, checked against the plugin's kinds (what
+    /// the plugin receives; it applies its declared defaults to the rest).
     pub params: Vec<Param>,
     /// Signals whose absence holds scaling (plugin declaration, overridden
     /// by the file's `required`).

@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use vedfolnir_core::model::{Param, PolicyInput};
+use vedfolnir_core::model::PolicyInput;
 use vedfolnir_sandbox::{Provenance, Sandbox, SandboxConfig, smoke_inputs};
 use vedfolnir_sdk::Policy as _;
 
@@ -48,16 +48,9 @@ fn main() {
     let plugin = sandbox
         .load_bytes("builtin:threshold-score", bytes)
         .unwrap();
-    let params: Vec<Param> = plugin
-        .description()
-        .params
-        .iter()
-        .map(|s| Param {
-            key: s.key.clone(),
-            value: s.default.clone(),
-        })
-        .collect();
-    let input: PolicyInput = smoke_inputs(&params).remove(1).1;
+    // The documented defaults: the policy file sets no parameter, so the
+    // host passes none (the policy applies its declared defaults).
+    let input: PolicyInput = smoke_inputs(&[]).remove(1).1;
     assert_eq!(input.signals.len(), 6);
     assert!(input.signals.iter().all(|w| w.samples.len() == 60));
     let wasm_rec = plugin.evaluate(&input).unwrap();
@@ -66,6 +59,14 @@ fn main() {
         wasm_rec, native_rec,
         "wasm and native must agree before they are compared"
     );
+
+    // `VEDFOLNIR_BENCH_PROFILE=1`: loop the wasm evaluation only, for perf.
+    if std::env::var_os("VEDFOLNIR_BENCH_PROFILE").is_some() {
+        for _ in 0..100_000 {
+            black_box(plugin.evaluate(black_box(&input)).unwrap());
+        }
+        return;
+    }
 
     // Warm up both paths (pool slots, caches, branch predictors).
     for _ in 0..2_000 {

@@ -1,4 +1,8 @@
 //! Typed access to a policy's parameters.
+//!
+//! The host passes only the parameters the policy file sets (already
+//! checked against the declared kinds); an absent key takes the fallback,
+//! which should be the default the policy declares in `describe`.
 
 use crate::{ConfigError, Param, ParamValue};
 
@@ -23,23 +27,21 @@ impl<'a> Params<'a> {
         self.params.iter().find(|p| p.key == key).map(|p| &p.value)
     }
 
-    fn wrong(&mut self, key: &str, want: &str) {
-        let message = match self.get(key) {
-            Some(v) => format!("expected {want}, found {v}"),
-            None => "missing".to_string(),
-        };
+    fn wrong(&mut self, key: &str, want: &str, found: &ParamValue) {
         self.errors.push(ConfigError {
             key: key.to_string(),
-            message,
+            message: format!("expected {want}, found {found}"),
         });
     }
 
-    /// A number; `fallback` (and an error recorded) when absent or not a number.
+    /// A number; `fallback` when absent, and an error recorded when it is
+    /// another kind.
     pub fn number(&mut self, key: &str, fallback: f64) -> f64 {
         match self.get(key) {
             Some(ParamValue::Number(n)) => *n,
-            _ => {
-                self.wrong(key, "a number");
+            None => fallback,
+            Some(other) => {
+                self.wrong(key, "a number", other);
                 fallback
             }
         }
@@ -49,8 +51,9 @@ impl<'a> Params<'a> {
     pub fn duration(&mut self, key: &str, fallback: u64) -> u64 {
         match self.get(key) {
             Some(ParamValue::Duration(ms)) => *ms,
-            _ => {
-                self.wrong(key, "a duration");
+            None => fallback,
+            Some(other) => {
+                self.wrong(key, "a duration", other);
                 fallback
             }
         }
@@ -60,8 +63,9 @@ impl<'a> Params<'a> {
     pub fn text(&mut self, key: &str, fallback: &str) -> String {
         match self.get(key) {
             Some(ParamValue::Text(t)) => t.clone(),
-            _ => {
-                self.wrong(key, "a string");
+            None => fallback.to_string(),
+            Some(other) => {
+                self.wrong(key, "a string", other);
                 fallback.to_string()
             }
         }
@@ -71,8 +75,9 @@ impl<'a> Params<'a> {
     pub fn boolean(&mut self, key: &str, fallback: bool) -> bool {
         match self.get(key) {
             Some(ParamValue::Boolean(b)) => *b,
-            _ => {
-                self.wrong(key, "true or false");
+            None => fallback,
+            Some(other) => {
+                self.wrong(key, "true or false", other);
                 fallback
             }
         }

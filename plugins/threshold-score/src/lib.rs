@@ -44,9 +44,13 @@ vedfolnir_sdk::export_policy!(ThresholdScore);
 
 const MINUTE: u64 = 60_000;
 
-/// One scored term over one signal.
+/// One scored term over one signal. The parameter keys are static so
+/// reading the configuration allocates nothing (it runs on every evaluation).
 struct TermSpec {
     name: &'static str,
+    threshold_key: &'static str,
+    weight_key: &'static str,
+    for_key: &'static str,
     signal: SignalId,
     above: bool,
     threshold: f64,
@@ -55,116 +59,122 @@ struct TermSpec {
     what: &'static str,
 }
 
+macro_rules! term {
+    ($name:literal, $signal:expr, $above:expr, $threshold:expr, $weight:expr, $minutes:expr, $what:literal) => {
+        TermSpec {
+            name: $name,
+            threshold_key: concat!($name, ".threshold"),
+            weight_key: concat!($name, ".weight"),
+            for_key: concat!($name, ".for"),
+            signal: $signal,
+            above: $above,
+            threshold: $threshold,
+            weight: $weight,
+            window: $minutes * MINUTE,
+            what: $what,
+        }
+    };
+}
+
 fn up_terms() -> [TermSpec; 5] {
     [
-        term(
+        term!(
             "cpu-high",
             SignalId::Cpu,
             true,
             0.70,
             3.0,
             5,
-            "CPU fraction of the limit",
+            "CPU fraction of the limit"
         ),
-        term(
+        term!(
             "memory-high",
             SignalId::Memory,
             true,
             0.80,
             3.0,
             5,
-            "memory fraction of the limit",
+            "memory fraction of the limit"
         ),
-        term(
+        term!(
             "queue-high",
             SignalId::QueueDepth,
             true,
             50.0,
             2.0,
             5,
-            "queued jobs",
+            "queued jobs"
         ),
-        term(
+        term!(
             "latency-high",
             SignalId::ResponseTimeP95,
             true,
             3.0,
             2.0,
             5,
-            "p95 response time in seconds",
+            "p95 response time in seconds"
         ),
-        term(
+        term!(
             "errors-high",
             SignalId::ErrorRate,
             true,
             0.05,
             4.0,
             2,
-            "error fraction of requests",
+            "error fraction of requests"
         ),
     ]
 }
 
 fn down_terms() -> [TermSpec; 4] {
     [
-        term(
+        term!(
             "cpu-low",
             SignalId::Cpu,
             false,
             0.20,
             2.0,
             15,
-            "CPU fraction of the limit",
+            "CPU fraction of the limit"
         ),
-        term(
+        term!(
             "memory-low",
             SignalId::Memory,
             false,
             0.40,
             2.0,
             15,
-            "memory fraction of the limit",
+            "memory fraction of the limit"
         ),
-        term(
+        term!(
             "queue-low",
             SignalId::QueueDepth,
             false,
             10.0,
             1.0,
             15,
-            "queued jobs",
+            "queued jobs"
         ),
-        term(
+        term!(
             "latency-low",
             SignalId::ResponseTimeP95,
             false,
             1.0,
             1.0,
             15,
-            "p95 response time in seconds",
+            "p95 response time in seconds"
         ),
     ]
 }
 
-fn term(
-    name: &'static str,
-    signal: SignalId,
-    above: bool,
-    threshold: f64,
-    weight: f64,
-    minutes: u64,
-    what: &'static str,
-) -> TermSpec {
-    TermSpec {
-        name,
-        signal,
-        above,
-        threshold,
-        weight,
-        window: minutes * MINUTE,
-        what,
-    }
-}
+/// The `missing.<signal>` keys, in the order of `SIGNALS`.
+const MISSING_KEYS: [&str; 5] = [
+    "missing.cpu",
+    "missing.memory",
+    "missing.queue-depth",
+    "missing.response-time-p95",
+    "missing.error-rate",
+];
 
 const SIGNALS: [SignalId; 5] = [
     SignalId::Cpu,
@@ -223,11 +233,11 @@ impl Config {
             specs
                 .into_iter()
                 .map(|t| {
-                    let threshold = p.number(&format!("{}.threshold", t.name), t.threshold);
-                    let weight = p.number(&format!("{}.weight", t.name), t.weight);
-                    let window = p.duration(&format!("{}.for", t.name), t.window);
+                    let threshold = p.number(t.threshold_key, t.threshold);
+                    let weight = p.number(t.weight_key, t.weight);
+                    let window = p.duration(t.for_key, t.window);
                     if weight < 0.0 {
-                        p.error(&format!("{}.weight", t.name), "must not be negative");
+                        p.error(t.weight_key, "must not be negative");
                     }
                     (t, threshold, weight, window)
                 })
@@ -275,12 +285,12 @@ impl Config {
         let last_value_ttl = p.duration("missing.last-value-ttl", 2 * MINUTE);
         let missing = SIGNALS
             .iter()
-            .map(|s| {
-                let key = format!("missing.{s}");
-                let text = p.text(&key, default_missing_rule(s));
+            .zip(MISSING_KEYS)
+            .map(|(s, key)| {
+                let text = p.text(key, default_missing_rule(s));
                 let rule = MissingRule::parse(&text).unwrap_or_else(|| {
                     p.error(
-                        &key,
+                        key,
                         format!("must be \"hold\", \"ignore\" or \"last-value\", found {text:?}"),
                     );
                     MissingRule::Hold
