@@ -62,10 +62,14 @@ pub fn parse_duration(input: &str) -> Result<u64, DurationError> {
 
 /// Format milliseconds the way `parse_duration` reads them: `4m59s`, `250ms`.
 pub fn format_duration(ms: u64) -> String {
+    use std::fmt::Write as _;
+    // Called for every reason a policy writes, so one allocation and no
+    // intermediate strings.
+    let mut out = String::with_capacity(12);
     if ms == 0 {
-        return "0s".to_string();
+        out.push_str("0s");
+        return out;
     }
-    let mut out = String::new();
     let mut rest = ms;
     for (unit, size) in [
         ("d", 86_400_000),
@@ -74,12 +78,12 @@ pub fn format_duration(ms: u64) -> String {
         ("s", 1_000),
     ] {
         if rest >= size {
-            out.push_str(&format!("{}{unit}", rest / size));
+            let _ = write!(out, "{}{unit}", rest / size);
             rest %= size;
         }
     }
     if rest > 0 {
-        out.push_str(&format!("{rest}ms"));
+        let _ = write!(out, "{rest}ms");
     }
     out
 }

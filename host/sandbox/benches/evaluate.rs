@@ -44,7 +44,14 @@ fn main() {
     // `cargo bench` passes --bench; accept and ignore harness flags.
     let bytes =
         vedfolnir_plugin_artifacts::policy("threshold-score").expect("built by plugins/artifacts");
-    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let mut config = SandboxConfig::default();
+    if let Some(kib) = std::env::var("VEDFOLNIR_BENCH_RESIDENT_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        config.resident_memory = kib << 10;
+    }
+    let sandbox = Sandbox::new(config).unwrap();
     let plugin = sandbox
         .load_bytes("builtin:threshold-score", bytes)
         .unwrap();
@@ -61,11 +68,21 @@ fn main() {
     );
 
     // `VEDFOLNIR_BENCH_PROFILE=1`: loop the wasm evaluation only, for perf.
-    if std::env::var_os("VEDFOLNIR_BENCH_PROFILE").is_some() {
-        for _ in 0..100_000 {
-            black_box(plugin.evaluate(black_box(&input)).unwrap());
+    // `VEDFOLNIR_BENCH_PROFILE=native`: the native path only.
+    match std::env::var("VEDFOLNIR_BENCH_PROFILE").as_deref() {
+        Ok("native") => {
+            for _ in 0..1_000_000 {
+                black_box(threshold_score::ThresholdScore::evaluate(black_box(&input)).unwrap());
+            }
+            return;
         }
-        return;
+        Ok(_) => {
+            for _ in 0..100_000 {
+                black_box(plugin.evaluate(black_box(&input)).unwrap());
+            }
+            return;
+        }
+        Err(_) => {}
     }
 
     // Warm up both paths (pool slots, caches, branch predictors).
@@ -97,6 +114,21 @@ fn main() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 
+    // The sandbox's own cost: a policy that returns at once (the guest-error
+    // fixture), on the same input: fresh instance, input marshalled into the
+    // guest and converted by the SDK, a short error string back.
+    let trivial = sandbox
+        .load_file(std::path::Path::new(vedfolnir_plugin_artifacts::fixture(
+            "guest-error",
+        )))
+        .unwrap();
+    for _ in 0..2_000 {
+        black_box(trivial.evaluate(black_box(&input)).unwrap_err());
+    }
+    let overhead = time_each(EVALUATIONS, || {
+        black_box(trivial.evaluate(black_box(&input)).unwrap_err());
+    });
+
     let (w50, w99) = (percentile(&wasm, 0.5), percentile(&wasm, 0.99));
     let (n50, n99) = (percentile(&native, 0.5), percentile(&native, 0.99));
     println!("threshold-score, 6 signals x 60 samples, {EVALUATIONS} evaluations each");
@@ -107,6 +139,11 @@ fn main() {
         "| evaluate, wasm, fresh instance per call | {} | {} |",
         us(w50),
         us(w99)
+    );
+    println!(
+        "| evaluate, wasm, a policy that returns at once (sandbox overhead) | {} | {} |",
+        us(percentile(&overhead, 0.5)),
+        us(percentile(&overhead, 0.99))
     );
     println!(
         "| evaluate, native (same logic via the SDK) | {} | {} |",

@@ -22,14 +22,8 @@ pub(crate) fn input(i: &core::PolicyInput) -> wit::PolicyInput {
             .iter()
             .map(|w| wit::SignalWindow {
                 signal: signal_to_wit(&w.signal),
-                samples: w
-                    .samples
-                    .iter()
-                    .map(|s| wit::Sample {
-                        at: s.at,
-                        value: s.value,
-                    })
-                    .collect(),
+                timestamps: w.samples.iter().map(|s| s.at).collect(),
+                values: w.samples.iter().map(|s| s.value).collect(),
                 missing_reason: w.missing_reason.clone(),
             })
             .collect(),

@@ -93,12 +93,10 @@ pub fn evaluate<P: Policy>(input: wit::PolicyInput) -> Result<wit::Recommendatio
             .map(|w| crate::SignalWindow {
                 signal: signal_from_wit(w.signal),
                 samples: w
-                    .samples
+                    .timestamps
                     .into_iter()
-                    .map(|s| crate::Sample {
-                        at: s.at,
-                        value: s.value,
-                    })
+                    .zip(w.values)
+                    .map(|(at, value)| crate::Sample { at, value })
                     .collect(),
                 missing_reason: w.missing_reason,
             })
