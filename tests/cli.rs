@@ -194,20 +194,24 @@ fn a_bad_snapshot_exits_2_naming_the_key() {
     assert!(out.stderr.contains("signals.cpu[0].for"), "{}", out.stderr);
 }
 
+/// Evaluate the busy example with a policy file naming `plugin`.
+fn evaluate_busy_with(plugin: &str, env: &[(&str, &str)]) -> crate::util::Output {
+    let (_dir, path) = temp_file("p.toml", &format!("service = \"x\"\nplugin = {plugin:?}\n"));
+    run_env(
+        &[
+            "evaluate",
+            "--policy",
+            path.to_str().unwrap(),
+            "--input",
+            "policies/examples/busy.json",
+        ],
+        env,
+    )
+}
+
 #[test]
 fn a_trapping_plugin_means_hold_never_a_crash() {
-    let (_dir, path) = temp_file(
-        "p.toml",
-        &format!("service = \"x\"\nplugin = {:?}\n", fixture("panics")),
-    );
-    let out = run(&[
-        "evaluate",
-        "--policy",
-        path.to_str().unwrap(),
-        "--input",
-        "policies/examples/busy.json",
-    ])
-    .expect_code(0);
+    let out = evaluate_busy_with(&fixture("panics"), &[]).expect_code(0);
     assert!(out.stdout.contains("policy failed: trap"), "{}", out.stdout);
     assert!(out.stdout.contains("policy-failed"), "{}", out.stdout);
     assert!(out.stdout.contains("decision: HOLD at 3"), "{}", out.stdout);
@@ -215,18 +219,7 @@ fn a_trapping_plugin_means_hold_never_a_crash() {
 
 #[test]
 fn nan_scores_from_a_plugin_mean_hold() {
-    let (_dir, path) = temp_file(
-        "p.toml",
-        &format!("service = \"x\"\nplugin = {:?}\n", fixture("nan-scores")),
-    );
-    let out = run(&[
-        "evaluate",
-        "--policy",
-        path.to_str().unwrap(),
-        "--input",
-        "policies/examples/busy.json",
-    ])
-    .expect_code(0);
+    let out = evaluate_busy_with(&fixture("nan-scores"), &[]).expect_code(0);
     assert!(
         out.stdout.contains("invalid-recommendation"),
         "{}",
@@ -237,24 +230,8 @@ fn nan_scores_from_a_plugin_mean_hold() {
 
 #[test]
 fn guest_output_and_log_lines_reach_the_log_tagged_with_the_plugin() {
-    let (_dir, path) = temp_file(
-        "p.toml",
-        &format!(
-            "service = \"x\"\nplugin = {:?}\n",
-            fixture("probe-environment")
-        ),
-    );
-    let out = run_env(
-        &[
-            "evaluate",
-            "--policy",
-            path.to_str().unwrap(),
-            "--input",
-            "policies/examples/busy.json",
-        ],
-        &[("VEDFOLNIR_LOG", "info")],
-    )
-    .expect_code(0);
+    let out = evaluate_busy_with(&fixture("probe-environment"), &[("VEDFOLNIR_LOG", "info")])
+        .expect_code(0);
     for line in [
         "probe printed to stdout",
         "probe printed to stderr",

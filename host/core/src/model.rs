@@ -251,6 +251,17 @@ impl Description {
             params: Vec::new(),
         }
     }
+
+    /// Every declared parameter at its default value.
+    pub fn default_params(&self) -> Vec<Param> {
+        self.params
+            .iter()
+            .map(|s| Param {
+                key: s.key.clone(),
+                value: s.default.clone(),
+            })
+            .collect()
+    }
 }
 
 /// A configuration problem naming its key.

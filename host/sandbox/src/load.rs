@@ -215,14 +215,7 @@ impl Sandbox {
             version: description.version.clone(),
             ..(*plugin.id).clone()
         });
-        let defaults: Vec<Param> = description
-            .params
-            .iter()
-            .map(|s| Param {
-                key: s.key.clone(),
-                value: s.default.clone(),
-            })
-            .collect();
+        let defaults = description.default_params();
         for spec in &description.params {
             if spec.default.kind() != spec.kind {
                 return Err(fail(

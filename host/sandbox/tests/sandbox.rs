@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use vedfolnir_core::guard::FailureKind;
-use vedfolnir_core::model::{Direction, Param, PolicyInput};
+use vedfolnir_core::model::{Direction, PolicyInput};
 use vedfolnir_core::scenario::ScenarioFile;
 use vedfolnir_plugin_artifacts::{fixture, policy_path, static_fixture};
 use vedfolnir_sandbox::{Plugin, Provenance, Sandbox, SandboxConfig, Stage};
@@ -22,17 +22,10 @@ fn load_fixture(name: &str) -> Result<Plugin, vedfolnir_sandbox::LoadError> {
 }
 
 fn sample_input(plugin: &Plugin) -> PolicyInput {
-    let params: Vec<Param> = plugin
-        .description()
-        .params
-        .iter()
-        .map(|s| Param {
-            key: s.key.clone(),
-            value: s.default.clone(),
-        })
-        .collect();
     // The "busy service" sample: every signal present and high.
-    vedfolnir_sandbox::smoke_inputs(&params).remove(1).1
+    vedfolnir_sandbox::smoke_inputs(&plugin.description().default_params())
+        .remove(1)
+        .1
 }
 
 fn threshold_score() -> Plugin {

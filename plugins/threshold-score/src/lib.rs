@@ -724,27 +724,13 @@ mod tests {
 
     #[test]
     fn defaults_validate() {
-        let params: Vec<Param> = ThresholdScore::describe()
-            .params
-            .into_iter()
-            .map(|s| Param {
-                key: s.key,
-                value: s.default,
-            })
-            .collect();
+        let params: Vec<Param> = ThresholdScore::describe().default_params();
         assert_eq!(ThresholdScore::validate_config(&params), Ok(()));
     }
 
     #[test]
     fn bad_values_are_reported_by_key() {
-        let mut params: Vec<Param> = ThresholdScore::describe()
-            .params
-            .into_iter()
-            .map(|s| Param {
-                key: s.key,
-                value: s.default,
-            })
-            .collect();
+        let mut params: Vec<Param> = ThresholdScore::describe().default_params();
         for p in &mut params {
             match p.key.as_str() {
                 "missing.cpu" => p.value = ParamValue::Text("zero".into()),
