@@ -62,30 +62,37 @@ pub fn parse_duration(input: &str) -> Result<u64, DurationError> {
 
 /// Format milliseconds the way `parse_duration` reads them: `4m59s`, `250ms`.
 pub fn format_duration(ms: u64) -> String {
-    use std::fmt::Write as _;
-    // Called for every reason a policy writes, so one allocation and no
-    // intermediate strings.
-    let mut out = String::with_capacity(12);
-    if ms == 0 {
-        out.push_str("0s");
-        return out;
-    }
-    let mut rest = ms;
-    for (unit, size) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-    ] {
-        if rest >= size {
-            let _ = write!(out, "{}{unit}", rest / size);
-            rest %= size;
+    Pretty(ms).to_string()
+}
+
+/// Displays milliseconds as [`format_duration`] does, without allocating:
+/// `format!("held {}", Pretty(ms))`. Policies write one per reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pretty(pub u64);
+
+impl std::fmt::Display for Pretty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0;
+        if ms == 0 {
+            return f.write_str("0s");
         }
+        let mut rest = ms;
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
+            if rest >= size {
+                write!(f, "{}{unit}", rest / size)?;
+                rest %= size;
+            }
+        }
+        if rest > 0 {
+            write!(f, "{rest}ms")?;
+        }
+        Ok(())
     }
-    if rest > 0 {
-        let _ = write!(out, "{rest}ms");
-    }
-    out
 }
 
 #[cfg(test)]

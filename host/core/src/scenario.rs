@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Direction, Recommendation};
+use crate::guard::{self, Decision, FailureKind, GuardConfig, GuardState, PolicyFailure};
+use crate::model::{Direction, PolicyInput, Recommendation};
 use crate::snapshot::{RawParam, SeriesSpec, Snapshot};
 
 /// A file of scenarios.
@@ -80,6 +81,18 @@ pub struct Expectation {
     /// The evaluation must fail with an error containing this text.
     #[serde(default)]
     pub error_contains: Option<String>,
+    /// The guard rails' decision: `up`, `down` or `hold` (default guard
+    /// settings with the scenario's bounds; cooldowns from the input's
+    /// `since_last_scale_up` / `since_last_scale_down`).
+    #[serde(default)]
+    pub decision: Option<Direction>,
+    /// The replica count the guard rails decide on.
+    #[serde(default)]
+    pub target: Option<u32>,
+    /// Guard rules that must appear in the decision (`cooldown-up`,
+    /// `step-limited`, `policy-failed`, ...).
+    #[serde(default)]
+    pub guard_rules: Vec<String>,
 }
 
 impl ScenarioFile {
@@ -101,7 +114,57 @@ impl ScenarioFile {
     }
 }
 
+/// The guard rails' decision for a scenario: default guard settings with the
+/// input's bounds, cooldown state from the input's time since the last
+/// scale-up and scale-down, and no required signals.
+pub fn decide(input: &PolicyInput, outcome: &Result<Recommendation, String>) -> Decision {
+    let config = GuardConfig {
+        min_replicas: input.min_replicas,
+        max_replicas: input.max_replicas,
+        ..GuardConfig::default()
+    };
+    let state = GuardState {
+        last_scale_up: input.since_last_scale_up.map(|d| input.now - d as i64),
+        last_scale_down: input.since_last_scale_down.map(|d| input.now - d as i64),
+        paused: false,
+    };
+    let failure = outcome.as_ref().err().map(|message| PolicyFailure {
+        kind: FailureKind::Guest,
+        message: message.clone(),
+    });
+    let outcome = match (outcome, &failure) {
+        (Ok(rec), _) => Ok(rec),
+        (Err(_), Some(f)) => Err(f),
+        (Err(_), None) => unreachable!("failure is set for every error"),
+    };
+    guard::decide(
+        &config,
+        &state,
+        input,
+        guard::Requirements { required: &[] },
+        outcome,
+    )
+}
+
 impl Expectation {
+    /// Every way the guard rails' `decision` differs from the expectation.
+    pub fn decision_mismatches(&self, decision: &Decision) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(d) = self.decision.filter(|d| *d != decision.direction) {
+            out.push(format!("decision: want {d}, got {}", decision.direction));
+        }
+        if let Some(t) = self.target.filter(|t| *t != decision.target) {
+            out.push(format!("target: want {t}, got {}", decision.target));
+        }
+        for rule in &self.guard_rules {
+            if !decision.reasons.iter().any(|r| r.rule.as_str() == rule) {
+                let got: Vec<&str> = decision.reasons.iter().map(|r| r.rule.as_str()).collect();
+                out.push(format!("missing guard rule {rule:?} (got {got:?})"));
+            }
+        }
+        out
+    }
+
     /// Every way `outcome` differs from the expectation; empty when it matches.
     pub fn mismatches(&self, outcome: &Result<Recommendation, String>) -> Vec<String> {
         let mut out = Vec::new();
@@ -201,6 +264,45 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(e.mismatches(&Ok(rec())).len(), 5);
+    }
+
+    #[test]
+    fn decision_expectations_are_checked_against_the_guard_rails() {
+        use crate::model::{Sample, SignalId, SignalWindow};
+        let input = PolicyInput {
+            service: "s".into(),
+            now: 1_000_000_000,
+            current_replicas: 3,
+            ready_replicas: 3,
+            min_replicas: 2,
+            max_replicas: 5,
+            since_last_scale_up: Some(60_000),
+            since_last_scale_down: None,
+            params: vec![],
+            signals: vec![SignalWindow {
+                signal: SignalId::Cpu,
+                samples: vec![Sample {
+                    at: 1_000_000_000,
+                    value: 0.9,
+                }],
+                missing_reason: None,
+            }],
+        };
+        let decision = decide(&input, &Ok(rec()));
+        let held = Expectation {
+            decision: Some(Direction::Hold),
+            target: Some(3),
+            guard_rules: vec!["cooldown-up".into()],
+            ..Default::default()
+        };
+        assert!(held.decision_mismatches(&decision).is_empty());
+        let wrong = Expectation {
+            decision: Some(Direction::Up),
+            target: Some(4),
+            guard_rules: vec!["step-limited".into()],
+            ..Default::default()
+        };
+        assert_eq!(wrong.decision_mismatches(&decision).len(), 3);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use vedfolnir_core::duration::format_duration;
 use vedfolnir_core::guard::GuardState;
 use vedfolnir_core::model::Reason;
-use vedfolnir_core::scenario::ScenarioFile;
+use vedfolnir_core::scenario::{self, ScenarioFile};
 use vedfolnir_core::snapshot::{Frame, Snapshot, effective_params, resolve_params};
 use vedfolnir_sandbox::{LoadError, Plugin, Sandbox, SandboxConfig, Stage};
 
@@ -351,11 +351,21 @@ fn plugin_test(sandbox: &Sandbox, file: &str, scenario_paths: &[PathBuf]) -> Res
                                 .join("; ")
                         })
                 });
-            let outcome = match prepared {
-                Ok(input) => plugin.evaluate(&input).map_err(|e| e.message),
-                Err(problem) => Err(format!("invalid scenario input: {problem}")),
+            let mismatches = match prepared {
+                Ok(input) => {
+                    let outcome = plugin.evaluate(&input).map_err(|e| e.message);
+                    let mut m = scenario.expect.mismatches(&outcome);
+                    m.extend(
+                        scenario
+                            .expect
+                            .decision_mismatches(&scenario::decide(&input, &outcome)),
+                    );
+                    m
+                }
+                Err(problem) => scenario
+                    .expect
+                    .mismatches(&Err(format!("invalid scenario input: {problem}"))),
             };
-            let mismatches = scenario.expect.mismatches(&outcome);
             if mismatches.is_empty() {
                 passed += 1;
                 println!("  ok    {}", scenario.name);

@@ -76,6 +76,17 @@ fn main() {
             }
             return;
         }
+        Ok("trivial") => {
+            let trivial = sandbox
+                .load_file(std::path::Path::new(vedfolnir_plugin_artifacts::fixture(
+                    "guest-error",
+                )))
+                .unwrap();
+            for _ in 0..100_000 {
+                black_box(trivial.evaluate(black_box(&input)).unwrap_err());
+            }
+            return;
+        }
         Ok(_) => {
             for _ in 0..100_000 {
                 black_box(plugin.evaluate(black_box(&input)).unwrap());

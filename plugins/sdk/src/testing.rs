@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use vedfolnir_core::scenario::ScenarioFile;
+use vedfolnir_core::scenario::{self, ScenarioFile};
 use vedfolnir_core::snapshot::{Frame, RawParam, Snapshot, resolve_params};
 
 use crate::{Policy, PolicyInput, Recommendation};
@@ -52,9 +52,19 @@ pub fn run_scenarios<P: Policy>(path: impl AsRef<Path>) -> Vec<String> {
     let mut failures = Vec::new();
     for scenario in &file.scenarios {
         let (min, max, raw, snapshot) = file.resolve(scenario);
-        let outcome =
-            input_for::<P>(&snapshot, min, max, &raw).and_then(|input| P::evaluate(&input));
-        let problems = scenario.expect.mismatches(&outcome);
+        let mut problems = Vec::new();
+        match input_for::<P>(&snapshot, min, max, &raw) {
+            Ok(input) => {
+                let outcome = P::evaluate(&input);
+                problems.extend(scenario.expect.mismatches(&outcome));
+                problems.extend(
+                    scenario
+                        .expect
+                        .decision_mismatches(&scenario::decide(&input, &outcome)),
+                );
+            }
+            Err(e) => problems.extend(scenario.expect.mismatches(&Err(e))),
+        }
         if !problems.is_empty() {
             failures.push(format!("{}: {}", scenario.name, problems.join("; ")));
         }

@@ -34,7 +34,7 @@
 //! reason names the rule that fired. Defaults: cpu and memory hold, the
 //! others ignore (many deployments export no queue or latency metric).
 
-use vedfolnir_sdk::duration;
+use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
 
 /// The policy.
@@ -469,7 +469,7 @@ fn standing<'a>(
         Held::NoData => window
             .and_then(|w| w.missing_reason.clone())
             .unwrap_or_else(|| "no samples".into()),
-        Held::Stale { age } => format!("newest sample is {} old", duration::format_duration(age)),
+        Held::Stale { age } => format!("newest sample is {} old", Pretty(age)),
         Held::NonFinite => "newest sample is not a finite number".into(),
     };
     let rule = config.missing_rule(signal);
@@ -503,7 +503,7 @@ fn standing<'a>(
                         trigger,
                         format!(
                             "{signal} missing ({problem}); rule last-value: judging as of the value from {} ago",
-                            duration::format_duration((input.now - last.at).max(0) as u64)
+                            Pretty((input.now - last.at).max(0) as u64)
                         ),
                     )
                 });
@@ -517,7 +517,7 @@ fn standing<'a>(
                     trigger,
                     format!(
                         "{signal} missing ({problem}); rule last-value, but no finite value within {}: holding",
-                        duration::format_duration(config.last_value_ttl)
+                        Pretty(config.last_value_ttl)
                     ),
                 ));
                 Standing::Hold
@@ -562,15 +562,15 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
                 format!(
                     "{} {cmp} {th} for {} (window {}): +{weight}",
                     t.signal,
-                    duration::format_duration(held_for),
-                    duration::format_duration(*window)
+                    Pretty(held_for),
+                    Pretty(*window)
                 )
             } else {
                 format!(
                     "{} {cmp} {th} for only {} of the {} window: not counted",
                     t.signal,
-                    duration::format_duration(held_for),
-                    duration::format_duration(*window)
+                    Pretty(held_for),
+                    Pretty(*window)
                 )
             };
             reasons.push(Reason {
