@@ -87,6 +87,17 @@ pub struct GuardState {
 }
 
 impl GuardState {
+    /// The state an input implies: the last scale-up and scale-down at
+    /// `now` minus the input's time since them; not paused. Used where there
+    /// is no stored state (snapshots, scenarios).
+    pub fn implied_by(input: &PolicyInput) -> GuardState {
+        GuardState {
+            last_scale_up: input.since_last_scale_up.map(|d| input.now - d as i64),
+            last_scale_down: input.since_last_scale_down.map(|d| input.now - d as i64),
+            paused: false,
+        }
+    }
+
     /// Time since the last scale-up, as a policy input.
     pub fn since_last_scale_up(&self, now: TimestampMs) -> Option<DurationMs> {
         self.last_scale_up
@@ -195,34 +206,29 @@ pub struct GuardReason {
 
 impl fmt::Display for GuardReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rule = serde_plain_rule(self.rule);
-        write!(f, "{rule}: {}", self.message)
-    }
-}
-
-fn serde_plain_rule(rule: Rule) -> &'static str {
-    match rule {
-        Rule::Paused => "paused",
-        Rule::BelowMinimum => "below-minimum",
-        Rule::AboveMaximum => "above-maximum",
-        Rule::PolicyFailed => "policy-failed",
-        Rule::InvalidRecommendation => "invalid-recommendation",
-        Rule::PolicyHold => "policy-hold",
-        Rule::DataMissing => "data-missing",
-        Rule::DataStale => "data-stale",
-        Rule::ClampedToMax => "clamped-to-max",
-        Rule::ClampedToMin => "clamped-to-min",
-        Rule::StepLimited => "step-limited",
-        Rule::NoChange => "no-change",
-        Rule::CooldownUp => "cooldown-up",
-        Rule::CooldownDown => "cooldown-down",
+        write!(f, "{}: {}", self.rule.as_str(), self.message)
     }
 }
 
 impl Rule {
     /// The rule's stable kebab-case name.
     pub fn as_str(self) -> &'static str {
-        serde_plain_rule(self)
+        match self {
+            Rule::Paused => "paused",
+            Rule::BelowMinimum => "below-minimum",
+            Rule::AboveMaximum => "above-maximum",
+            Rule::PolicyFailed => "policy-failed",
+            Rule::InvalidRecommendation => "invalid-recommendation",
+            Rule::PolicyHold => "policy-hold",
+            Rule::DataMissing => "data-missing",
+            Rule::DataStale => "data-stale",
+            Rule::ClampedToMax => "clamped-to-max",
+            Rule::ClampedToMin => "clamped-to-min",
+            Rule::StepLimited => "step-limited",
+            Rule::NoChange => "no-change",
+            Rule::CooldownUp => "cooldown-up",
+            Rule::CooldownDown => "cooldown-down",
+        }
     }
 }
 
@@ -523,8 +529,10 @@ pub fn decide(
     }
 }
 
-/// Why a recommendation cannot be trusted at all, if it cannot.
-fn malformed(rec: &Recommendation, current: u32) -> Option<String> {
+/// Why a recommendation cannot be trusted at all, if it cannot: a
+/// non-finite or negative score, or a direction that disagrees with the
+/// desired count. The guard rails hold on it; `plugin check` rejects it.
+pub fn malformed(rec: &Recommendation, current: u32) -> Option<String> {
     for (name, score) in [
         ("scale-up-score", rec.scale_up_score),
         ("scale-down-score", rec.scale_down_score),

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::guard::{self, Decision, FailureKind, GuardConfig, GuardState, PolicyFailure};
 use crate::model::{Direction, PolicyInput, Recommendation};
-use crate::snapshot::{RawParam, SeriesSpec, Snapshot};
+use crate::model::{Param, ParamSpec};
+use crate::snapshot::{Frame, RawParam, SeriesSpec, Snapshot, resolve_params};
 
 /// A file of scenarios.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -114,6 +115,63 @@ impl ScenarioFile {
     }
 }
 
+/// Build the input a host would pass for a snapshot: the raw parameters
+/// checked against the policy's `specs` (only those set are passed), then
+/// `validate` (the policy's own validate-config), then the snapshot expanded.
+pub fn prepare(
+    snapshot: &Snapshot,
+    specs: &[ParamSpec],
+    min: u32,
+    max: u32,
+    raw: &BTreeMap<String, RawParam>,
+    validate: impl FnOnce(&[Param]) -> Result<(), String>,
+) -> Result<PolicyInput, String> {
+    let params = resolve_params(specs, raw).map_err(|e| join(&e))?;
+    validate(&params)?;
+    let frame = Frame {
+        service: "scenario".into(),
+        min_replicas: min,
+        max_replicas: max,
+        params,
+    };
+    snapshot.to_input(&frame).map_err(|e| join(&e))
+}
+
+fn join(errors: &[impl std::fmt::Display]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ScenarioFile {
+    /// Run every scenario against a policy, given as its parameter specs,
+    /// its validate-config and its evaluate. Returns each scenario's name
+    /// with every mismatch (empty when it passes), in file order. The SDK's
+    /// native runner and `plugin test` both run scenarios through here.
+    pub fn run(
+        &self,
+        specs: &[ParamSpec],
+        mut validate: impl FnMut(&[Param]) -> Result<(), String>,
+        mut evaluate: impl FnMut(&PolicyInput) -> Result<Recommendation, String>,
+    ) -> Vec<(&str, Vec<String>)> {
+        self.scenarios
+            .iter()
+            .map(|scenario| {
+                let (min, max, raw, snapshot) = self.resolve(scenario);
+                let problems = match prepare(&snapshot, specs, min, max, &raw, &mut validate) {
+                    Ok(input) => scenario.expect.check(&input, &evaluate(&input)),
+                    Err(e) => scenario
+                        .expect
+                        .mismatches(&Err(format!("invalid scenario input: {e}"))),
+                };
+                (scenario.name.as_str(), problems)
+            })
+            .collect()
+    }
+}
+
 /// The guard rails' decision for a scenario: default guard settings with the
 /// input's bounds, cooldown state from the input's time since the last
 /// scale-up and scale-down, and no required signals.
@@ -123,23 +181,20 @@ pub fn decide(input: &PolicyInput, outcome: &Result<Recommendation, String>) -> 
         max_replicas: input.max_replicas,
         ..GuardConfig::default()
     };
-    let state = GuardState {
-        last_scale_up: input.since_last_scale_up.map(|d| input.now - d as i64),
-        last_scale_down: input.since_last_scale_down.map(|d| input.now - d as i64),
-        paused: false,
-    };
-    let failure = outcome.as_ref().err().map(|message| PolicyFailure {
-        kind: FailureKind::Guest,
-        message: message.clone(),
-    });
-    let outcome = match (outcome, &failure) {
-        (Ok(rec), _) => Ok(rec),
-        (Err(_), Some(f)) => Err(f),
-        (Err(_), None) => unreachable!("failure is set for every error"),
+    let failure;
+    let outcome = match outcome {
+        Ok(rec) => Ok(rec),
+        Err(message) => {
+            failure = PolicyFailure {
+                kind: FailureKind::Guest,
+                message: message.clone(),
+            };
+            Err(&failure)
+        }
     };
     guard::decide(
         &config,
-        &state,
+        &GuardState::implied_by(input),
         input,
         guard::Requirements { required: &[] },
         outcome,
@@ -147,6 +202,18 @@ pub fn decide(input: &PolicyInput, outcome: &Result<Recommendation, String>) -> 
 }
 
 impl Expectation {
+    /// Every way the outcome, and the guard rails' decision on it, differ
+    /// from the expectation; empty when both match.
+    pub fn check(
+        &self,
+        input: &PolicyInput,
+        outcome: &Result<Recommendation, String>,
+    ) -> Vec<String> {
+        let mut out = self.mismatches(outcome);
+        out.extend(self.decision_mismatches(&decide(input, outcome)));
+        out
+    }
+
     /// Every way the guard rails' `decision` differs from the expectation.
     pub fn decision_mismatches(&self, decision: &Decision) -> Vec<String> {
         let mut out = Vec::new();

@@ -210,7 +210,11 @@ impl Snapshot {
                 }
             };
             match expand(spec, now, step, &key) {
-                Ok(window) => signals.push(SignalWindow { signal, ..window }),
+                Ok((samples, missing_reason)) => signals.push(SignalWindow {
+                    signal,
+                    samples,
+                    missing_reason,
+                }),
                 Err(mut e) => errors.append(&mut e),
             }
         }
@@ -246,7 +250,7 @@ fn expand(
     now: TimestampMs,
     default_step: u64,
     key: &str,
-) -> Result<SignalWindow, Vec<SnapshotError>> {
+) -> Result<(Vec<Sample>, Option<String>), Vec<SnapshotError>> {
     let detailed;
     let d = match spec {
         SeriesSpec::Segments(segments) => {
@@ -325,11 +329,7 @@ fn expand(
         });
     }
     samples.sort_by_key(|s| s.at);
-    Ok(SignalWindow {
-        signal: SignalId::Cpu, // replaced by the caller
-        samples,
-        missing_reason: d.missing.clone(),
-    })
+    Ok((samples, d.missing.clone()))
 }
 
 /// A parameter value as written in a policy or scenario file, before its

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use vedfolnir_core::duration::format_duration;
 use vedfolnir_core::guard::GuardState;
 use vedfolnir_core::model::Reason;
-use vedfolnir_core::scenario::{self, ScenarioFile};
+use vedfolnir_core::scenario::ScenarioFile;
 use vedfolnir_core::snapshot::{Frame, Snapshot, effective_params, resolve_params};
 use vedfolnir_sandbox::{LoadError, Plugin, Sandbox, SandboxConfig, Stage};
 
@@ -138,11 +138,7 @@ fn evaluate(
     })?;
     // A snapshot carries time since the last scale-up/down; the guard rails
     // take the same facts as timestamps.
-    let state = GuardState {
-        last_scale_up: input.since_last_scale_up.map(|d| input.now - d as i64),
-        last_scale_down: input.since_last_scale_down.map(|d| input.now - d as i64),
-        paused: false,
-    };
+    let state = GuardState::implied_by(&input);
     let evaluation = policy.evaluate(&input, &state);
     if json {
         let id = policy.plugin.id();
@@ -327,51 +323,23 @@ fn plugin_test(sandbox: &Sandbox, file: &str, scenario_paths: &[PathBuf]) -> Res
             path.display(),
             scenarios.scenarios.len()
         );
-        for scenario in &scenarios.scenarios {
-            let (min, max, raw, snapshot) = scenarios.resolve(scenario);
-            let prepared = resolve_params(specs, &raw)
-                .map_err(|e| {
-                    e.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .and_then(|params| {
-                    snapshot
-                        .to_input(&Frame {
-                            service: "scenario".into(),
-                            min_replicas: min,
-                            max_replicas: max,
-                            params,
-                        })
-                        .map_err(|e| {
-                            e.iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        })
-                });
-            let mismatches = match prepared {
-                Ok(input) => {
-                    let outcome = plugin.evaluate(&input).map_err(|e| e.message);
-                    let mut m = scenario.expect.mismatches(&outcome);
-                    m.extend(
-                        scenario
-                            .expect
-                            .decision_mismatches(&scenario::decide(&input, &outcome)),
-                    );
-                    m
-                }
-                Err(problem) => scenario
-                    .expect
-                    .mismatches(&Err(format!("invalid scenario input: {problem}"))),
-            };
+        let validate = |params: &[_]| match plugin.validate_config(params) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(errors)) => Err(errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")),
+            Err(e) => Err(e.to_string()),
+        };
+        let evaluate = |input: &_| plugin.evaluate(input).map_err(|e| e.message);
+        for (name, mismatches) in scenarios.run(specs, validate, evaluate) {
             if mismatches.is_empty() {
                 passed += 1;
-                println!("  ok    {}", scenario.name);
+                println!("  ok    {name}");
             } else {
                 failed += 1;
-                println!("  FAIL  {}", scenario.name);
+                println!("  FAIL  {name}");
                 for m in mismatches {
                     println!("          {m}");
                 }

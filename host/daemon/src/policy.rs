@@ -8,7 +8,7 @@ use std::path::Path;
 use vedfolnir_core::guard::{self, Decision, GuardState, PolicyFailure};
 use vedfolnir_core::model::{Param, PolicyInput, Recommendation, SignalId};
 use vedfolnir_core::snapshot::resolve_params;
-use vedfolnir_sandbox::{EvalError, LoadError, Plugin, Sandbox};
+use vedfolnir_sandbox::{LoadError, Plugin, Sandbox};
 
 use crate::config::{PluginRef, PolicyFile, Problem, Problems};
 
@@ -140,8 +140,7 @@ impl ReadyPolicy {
 
     /// Evaluate one input: the plugin in its sandbox, then the guard rails.
     pub fn evaluate(&self, input: &PolicyInput, state: &GuardState) -> Evaluation {
-        let outcome: Result<Recommendation, EvalError> = self.plugin.evaluate(input);
-        let failure = outcome.as_ref().err().map(EvalError::to_failure);
+        let outcome = self.plugin.evaluate(input).map_err(|e| e.to_failure());
         let decision = guard::decide(
             &self.file.guard,
             state,
@@ -149,14 +148,14 @@ impl ReadyPolicy {
             guard::Requirements {
                 required: &self.required,
             },
-            match (&outcome, &failure) {
-                (Ok(rec), _) => Ok(rec),
-                (Err(_), Some(f)) => Err(f),
-                (Err(_), None) => unreachable!("failure is set for every error"),
-            },
+            outcome.as_ref(),
         );
+        let (recommendation, failure) = match outcome {
+            Ok(rec) => (Some(rec), None),
+            Err(failure) => (None, Some(failure)),
+        };
         Evaluation {
-            recommendation: outcome.ok(),
+            recommendation,
             failure,
             decision,
         }

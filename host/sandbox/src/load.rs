@@ -459,19 +459,8 @@ impl Plugin {
                 }
                 Err(e) => return Err(fail(format!("{name}: {}: {}", e.kind, e.message))),
             };
-            let decision = guard::decide(
-                &guard::GuardConfig::default(),
-                &guard::GuardState::default(),
-                &input,
-                guard::Requirements { required: &[] },
-                Ok(&rec),
-            );
-            if let Some(bad) = decision
-                .reasons
-                .iter()
-                .find(|r| r.rule == guard::Rule::InvalidRecommendation)
-            {
-                return Err(fail(format!("{name}: {}", bad.message)));
+            if let Some(problem) = guard::malformed(&rec, input.current_replicas) {
+                return Err(fail(format!("{name}: {problem}")));
             }
         }
         Ok(notes)
