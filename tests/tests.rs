@@ -3,4 +3,5 @@
 //! (as ripgrep and wasmtime do), helpers in `util`.
 
 mod cli;
+mod docker;
 mod util;

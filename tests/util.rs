@@ -55,6 +55,9 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         "MAX_REPLICAS",
         "VEDFOLNIR_LOG",
         "VEDFOLNIR_CACHE_DIR",
+        "VEDFOLNIR_STATE_DIR",
+        "VEDFOLNIR_POLICY",
+        "DOCKER_HOST",
     ] {
         cmd.env_remove(var);
     }

@@ -38,6 +38,22 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         if cause.is::<LoadError>() {
             return 3;
         }
+        if let Some(e) = cause.downcast_ref::<crate::docker::EngineError>() {
+            return match e {
+                crate::docker::EngineError::Unreachable { .. } => 5,
+                crate::docker::EngineError::NotFound(_) => 6,
+                crate::docker::EngineError::Api(_) => 1,
+            };
+        }
+        if cause.is::<crate::ops::Refused>() {
+            return 2;
+        }
+        if cause.is::<crate::ops::ScaleFailed>() {
+            return 7;
+        }
+        if cause.is::<crate::ops::Unhealthy>() {
+            return 8;
+        }
         if let Some(p) = cause.downcast_ref::<PolicyError>() {
             return match p {
                 PolicyError::Config(_) => 2,
@@ -74,6 +90,32 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             },
         ),
         Command::Validate { policies } => validate(&sandbox, &policies),
+        Command::ScaleUp { replicas, args } => {
+            let (policy, store) = ready(&sandbox, &cli.state_dir, &args)?;
+            crate::ops::manual_scale(&policy, &store, crate::ops::Manual::Up, replicas, args.json)
+        }
+        Command::ScaleDown { replicas, args } => {
+            let (policy, store) = ready(&sandbox, &cli.state_dir, &args)?;
+            crate::ops::manual_scale(
+                &policy,
+                &store,
+                crate::ops::Manual::Down,
+                replicas,
+                args.json,
+            )
+        }
+        Command::Health { args } => {
+            let policy = ReadyPolicy::load(&sandbox, &args.policy, &overrides(&args))?;
+            crate::ops::health(&policy, args.json)
+        }
+        Command::Report { args } => {
+            let (policy, store) = ready(&sandbox, &cli.state_dir, &args)?;
+            crate::ops::report(&policy, &store, args.json)
+        }
+        Command::Check { args, dry_run } => {
+            let (policy, store) = ready(&sandbox, &cli.state_dir, &args)?;
+            crate::ops::check(&policy, &store, dry_run, args.json)
+        }
         Command::Plugin { command } => match command {
             PluginCommand::Check { file, json } => plugin_check(&sandbox, &file, json),
             PluginCommand::Test { file, scenarios } => plugin_test(&sandbox, &file, &scenarios),
@@ -87,6 +129,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
     }
+}
+
+fn overrides(args: &crate::PolicyArgs) -> Overrides {
+    Overrides {
+        min_replicas: args.min_replicas,
+        max_replicas: args.max_replicas,
+    }
+}
+
+/// The policy and the state directory a Docker command needs.
+fn ready(
+    sandbox: &Sandbox,
+    state_dir: &Path,
+    args: &crate::PolicyArgs,
+) -> Result<(ReadyPolicy, crate::store::Store)> {
+    let policy = ReadyPolicy::load(sandbox, &args.policy, &overrides(args))?;
+    let store = crate::store::Store::open(state_dir)?;
+    Ok((policy, store))
 }
 
 fn plugin_ref(text: &str) -> PluginRef {
@@ -171,7 +231,7 @@ fn read_snapshot(path: &Path) -> Result<Snapshot> {
         .map_err(|e| InvalidInput(format!("{}: not a valid snapshot: {e}", path.display())).into())
 }
 
-fn render(policy: &ReadyPolicy, input: &vedfolnir_core::PolicyInput, e: &Evaluation) -> String {
+pub fn render(policy: &ReadyPolicy, input: &vedfolnir_core::PolicyInput, e: &Evaluation) -> String {
     let mut out = String::new();
     let id = policy.plugin.id();
     let _ = writeln!(out, "service {}  policy {id}", input.service);

@@ -17,6 +17,18 @@
 //! [data]
 //! staleness = "1m"   # a required signal older than this holds scaling
 //!
+//! [target]                  # what the actuator scales
+//! kind = "compose"          # compose | swarm
+//! project = "vedfolnir"     # the Compose project (com.docker.compose.project)
+//! # name = "vedfolnir"      # the Compose or Swarm service; default: `service`
+//! # selector = ["app=web"]  # more labels a replica must carry
+//! # docker_host = "unix:///var/run/docker.sock"   # default: $DOCKER_HOST
+//!
+//! [rollout]                 # the seed's update_config
+//! monitor = "60s"           # a new replica must be healthy within this
+//! max_failure_ratio = 0.3   # more failures than this roll the scale back
+//! stop_timeout = "10s"      # SIGTERM, then SIGKILL after this
+//!
 //! [signals.cpu]
 //! source = "docker"                      # docker | prometheus | alertmanager
 //! [signals.queue-depth]
@@ -144,6 +156,60 @@ pub struct PolicyFile {
     pub signals: Vec<SignalSource>,
     /// The plugin's parameters, flattened, not yet checked against the plugin.
     pub params: BTreeMap<String, RawParam>,
+    /// What the actuator scales, and where.
+    pub target: Target,
+    /// How a scale is rolled out and judged.
+    pub rollout: Rollout,
+}
+
+/// Which kind of deployment a policy scales.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetKind {
+    /// Containers of one Compose service, created and removed through the
+    /// Docker API (only that service is touched).
+    Compose {
+        /// The Compose project (`com.docker.compose.project`).
+        project: String,
+    },
+    /// A Swarm service, scaled by updating its replica count.
+    Swarm,
+}
+
+/// What the actuator scales.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Compose or Swarm.
+    pub kind: TargetKind,
+    /// The Compose service or Swarm service name.
+    pub name: String,
+    /// More `key=value` labels every replica must carry.
+    pub selector: Vec<(String, String)>,
+    /// The engine's address; `None` uses `$DOCKER_HOST` or the local socket.
+    pub docker_host: Option<String>,
+}
+
+/// How a scale is rolled out (the seed's `update_config`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rollout {
+    /// How long a new replica has to become healthy (running, without a
+    /// healthcheck), in milliseconds.
+    pub monitor_ms: u64,
+    /// More failed replicas than this fraction of those started rolls the
+    /// whole scale back.
+    pub max_failure_ratio: f64,
+    /// Grace between SIGTERM and SIGKILL on scale-down, in milliseconds;
+    /// `None` uses each container's own stop timeout (10 s when unset).
+    pub stop_timeout_ms: Option<u64>,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout {
+            monitor_ms: 60_000,
+            max_failure_ratio: 0.3,
+            stop_timeout_ms: None,
+        }
+    }
 }
 
 /// Overrides from the command line or the environment (the seed's
@@ -166,7 +232,11 @@ const TOP_KEYS: &[&str] = &[
     "data",
     "signals",
     "params",
+    "target",
+    "rollout",
 ];
+const TARGET_KEYS: &[&str] = &["kind", "project", "name", "selector", "docker_host"];
+const ROLLOUT_KEYS: &[&str] = &["monitor", "max_failure_ratio", "stop_timeout"];
 const COOLDOWN_KEYS: &[&str] = &["up", "down"];
 const STEP_KEYS: &[&str] = &["max_up", "max_down"];
 const DATA_KEYS: &[&str] = &["staleness"];
@@ -521,10 +591,15 @@ impl PolicyFile {
             flatten(&mut r, t, "", &mut params);
         }
 
+        let target = read_target(&mut r, &root, service.as_deref());
+        let rollout = read_rollout(&mut r, &root);
+
         if !r.problems.is_empty() {
             return Err(Problems(r.problems));
         }
         Ok(PolicyFile {
+            target: target.expect("no problems, so a target"),
+            rollout,
             path: path.to_path_buf(),
             service: service.expect("checked above"),
             plugin: plugin.expect("checked above"),
@@ -533,6 +608,95 @@ impl PolicyFile {
             params,
         })
     }
+}
+
+/// `[target]`: Compose by default, with the project named after the service.
+fn read_target(r: &mut Reader, root: &toml::Table, service: Option<&str>) -> Option<Target> {
+    let empty = toml::Table::new();
+    let t = r.table(root, "target", "target").unwrap_or(&empty);
+    r.unknown_keys(t, "target.", TARGET_KEYS);
+    let name = r
+        .string(t, "name", "target.name")
+        .or_else(|| service.map(str::to_string));
+    let project = r.string(t, "project", "target.project");
+    let docker_host = r.string(t, "docker_host", "target.docker_host");
+    let mut selector = Vec::new();
+    match t.get("selector") {
+        None => {}
+        Some(toml::Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str().and_then(|s| s.split_once('=')) {
+                    Some((k, v)) if !k.is_empty() => selector.push((k.to_string(), v.to_string())),
+                    _ => r.problem(
+                        format!("target.selector[{i}]"),
+                        format!("expected \"label=value\", found {item}"),
+                    ),
+                }
+            }
+        }
+        Some(other) => r.problem(
+            "target.selector",
+            format!(
+                "expected a list of \"label=value\" strings, found {}",
+                other.type_str()
+            ),
+        ),
+    }
+    let kind = match r.string(t, "kind", "target.kind").as_deref() {
+        None | Some("compose") => TargetKind::Compose {
+            project: project.or_else(|| service.map(str::to_string))?,
+        },
+        Some("swarm") => {
+            if project.is_some() {
+                r.problem("target.project", "only a compose target has a project");
+            }
+            TargetKind::Swarm
+        }
+        Some(other) => {
+            r.problem(
+                "target.kind",
+                format!("unknown kind {other:?} (one of compose, swarm)"),
+            );
+            return None;
+        }
+    };
+    Some(Target {
+        kind,
+        name: name?,
+        selector,
+        docker_host,
+    })
+}
+
+/// `[rollout]`: the seed's update_config (monitor 60s, max_failure_ratio 0.3).
+fn read_rollout(r: &mut Reader, root: &toml::Table) -> Rollout {
+    let mut rollout = Rollout::default();
+    let Some(t) = r.table(root, "rollout", "rollout") else {
+        return rollout;
+    };
+    r.unknown_keys(t, "rollout.", ROLLOUT_KEYS);
+    if let Some(ms) = r.duration(t, "monitor", "rollout.monitor") {
+        if ms == 0 {
+            r.problem("rollout.monitor", "must be longer than 0");
+        }
+        rollout.monitor_ms = ms;
+    }
+    rollout.stop_timeout_ms = r.duration(t, "stop_timeout", "rollout.stop_timeout");
+    match t.get("max_failure_ratio") {
+        None => {}
+        Some(v) => match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
+            Some(x) if (0.0..=1.0).contains(&x) => rollout.max_failure_ratio = x,
+            Some(x) => r.problem(
+                "rollout.max_failure_ratio",
+                format!("{x} is not a fraction between 0 and 1"),
+            ),
+            None => r.problem(
+                "rollout.max_failure_ratio",
+                format!("expected a number, found {}", v.type_str()),
+            ),
+        },
+    }
+    rollout
 }
 
 /// `[params.cpu-high] threshold = 0.7` becomes `cpu-high.threshold`.
@@ -705,5 +869,66 @@ list = [1, 2]
             f.params.get("missing.cpu"),
             Some(&RawParam::Text("ignore".into()))
         );
+    }
+
+    #[test]
+    fn the_target_defaults_to_the_compose_project_named_after_the_service() {
+        let f = parse("service = \"web\"\nplugin = \"builtin:threshold-score\"\n").unwrap();
+        assert_eq!(
+            f.target,
+            Target {
+                kind: TargetKind::Compose {
+                    project: "web".into()
+                },
+                name: "web".into(),
+                selector: vec![],
+                docker_host: None,
+            }
+        );
+        assert_eq!(f.rollout, Rollout::default());
+        assert_eq!(
+            (f.rollout.monitor_ms, f.rollout.max_failure_ratio),
+            (60_000, 0.3)
+        );
+    }
+
+    #[test]
+    fn target_and_rollout_problems_are_named_by_key() {
+        let p = parse(
+            "service = \"web\"\nplugin = \"builtin:threshold-score\"\n[target]\nkind = \"kubernetes\"\nselector = [\"app\"]\nprojekt = \"x\"\n[rollout]\nmonitor = \"0s\"\nmax_failure_ratio = 1.5\n",
+        )
+        .unwrap_err();
+        let mut k = keys(p.clone());
+        k.sort();
+        assert_eq!(
+            k,
+            [
+                "rollout.max_failure_ratio",
+                "rollout.monitor",
+                "target.kind",
+                "target.projekt",
+                "target.selector[0]"
+            ]
+        );
+        let text = p.to_string();
+        assert!(text.contains("did you mean \"project\"?"), "{text}");
+        assert!(text.contains("1.5 is not a fraction"), "{text}");
+    }
+
+    #[test]
+    fn a_swarm_target_takes_a_name_and_no_project() {
+        let f = parse(
+            "service = \"web\"\nplugin = \"builtin:threshold-score\"\n[target]\nkind = \"swarm\"\nname = \"stack_web\"\nselector = [\"tier=front\"]\n[rollout]\nstop_timeout = \"30s\"\n",
+        )
+        .unwrap();
+        assert_eq!(f.target.kind, TargetKind::Swarm);
+        assert_eq!(f.target.name, "stack_web");
+        assert_eq!(f.target.selector, [("tier".into(), "front".into())]);
+        assert_eq!(f.rollout.stop_timeout_ms, Some(30_000));
+        let p = parse(
+            "service = \"web\"\nplugin = \"builtin:threshold-score\"\n[target]\nkind = \"swarm\"\nproject = \"p\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(keys(p), ["target.project"]);
     }
 }

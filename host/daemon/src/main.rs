@@ -9,11 +9,19 @@
 //! | 2 | invalid configuration or input: a policy file, a snapshot, a scenario file |
 //! | 3 | a plugin was rejected, at the stage named in the message |
 //! | 4 | `plugin test`: at least one scenario failed |
+//! | 5 | the Docker engine cannot be reached (socket missing, permission denied) |
+//! | 6 | the target service was not found on the engine |
+//! | 7 | a scale did not reach its target (failed, partial or rolled back) |
+//! | 8 | `health`: the engine answers but the service is not healthy |
 #![forbid(unsafe_code)]
 
+mod actuate;
 mod commands;
 mod config;
+mod docker;
+mod ops;
 mod policy;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,8 +54,34 @@ struct Cli {
     )]
     plugin_memory_mib: usize,
 
+    /// Where the audit log, cooldown state and sample history are kept.
+    #[arg(
+        long,
+        global = true,
+        env = "VEDFOLNIR_STATE_DIR",
+        default_value = "/var/lib/vedfolnir-autoscaler"
+    )]
+    state_dir: PathBuf,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// The policy file a Docker command works on.
+#[derive(Debug, clap::Args)]
+struct PolicyArgs {
+    /// The policy file (TOML): service, target, bounds.
+    #[arg(long, env = "VEDFOLNIR_POLICY")]
+    policy: PathBuf,
+    /// Replaces the policy's min_replicas.
+    #[arg(long, env = "MIN_REPLICAS")]
+    min_replicas: Option<u32>,
+    /// Replaces the policy's max_replicas.
+    #[arg(long, env = "MAX_REPLICAS")]
+    max_replicas: Option<u32>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +109,39 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Scale up to N replicas (default: one more), clamped to max_replicas.
+    ScaleUp {
+        /// The replica count wanted.
+        replicas: Option<u32>,
+        #[command(flatten)]
+        args: PolicyArgs,
+    },
+    /// Scale down to N replicas (default: one fewer), clamped to min_replicas.
+    ScaleDown {
+        /// The replica count wanted.
+        replicas: Option<u32>,
+        #[command(flatten)]
+        args: PolicyArgs,
+    },
+    /// Is the engine reachable, the service found, every replica healthy?
+    Health {
+        #[command(flatten)]
+        args: PolicyArgs,
+    },
+    /// Replicas, metrics, scores and the last actions, read from the engine
+    /// and the audit log.
+    Report {
+        #[command(flatten)]
+        args: PolicyArgs,
+    },
+    /// One pass: collect, evaluate, guard, act. Made for cron.
+    Check {
+        #[command(flatten)]
+        args: PolicyArgs,
+        /// Decide, but do not act.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Check policy files without evaluating: every problem, with file and key.
     Validate {

@@ -1,0 +1,733 @@
+//! Actuators: scale a Compose service through the Docker API (clone a
+//! running replica, start-first, roll back past a failure ratio; stop the
+//! newest gracefully), or a Swarm service by its replica count.
+//!
+//! Only the target service's containers are touched: no `compose up`, so
+//! the project's other services (database, cache) are never re-converged.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, NetworkConnectRequest,
+    NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListTasksOptionsBuilder,
+    RemoveContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+    UpdateServiceOptionsBuilder,
+};
+
+use crate::config::{Rollout, Target, TargetKind};
+use crate::docker::{
+    CREATED_BY_LABEL, Engine, EngineError, NUMBER_LABEL, Readiness, Replica, api_error,
+    readiness_of, replicas,
+};
+
+/// A replica that was started and did not become ready.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaFailure {
+    /// Its container name.
+    pub name: String,
+    /// Why (unhealthy, exited, not ready within the monitor window).
+    pub reason: String,
+}
+
+/// How a scale ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The target count was reached.
+    Succeeded,
+    /// Part of the way: some replicas were added or removed, then an error
+    /// (or failed replicas within the ratio) stopped it.
+    Partial,
+    /// Too many new replicas failed: every one this scale created was removed.
+    RolledBack,
+    /// Nothing changed.
+    Failed,
+}
+
+/// What a scale did, replica by replica.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ScaleReport {
+    /// Running replicas before.
+    pub from: u32,
+    /// What was asked.
+    pub to: u32,
+    /// Running (and, for new ones, ready) replicas after.
+    pub reached: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Containers created and kept.
+    pub created: Vec<String>,
+    /// Containers stopped and removed (scale-down, failed or rolled-back
+    /// replicas).
+    pub removed: Vec<String>,
+    /// New replicas that did not become ready.
+    pub failed: Vec<ReplicaFailure>,
+    /// The error that stopped the scale, if any.
+    pub error: Option<String>,
+    /// Wall time of the scale, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl ScaleReport {
+    fn new(from: u32, to: u32) -> ScaleReport {
+        ScaleReport {
+            from,
+            to,
+            reached: from,
+            outcome: Outcome::Failed,
+            created: Vec::new(),
+            removed: Vec::new(),
+            failed: Vec::new(),
+            error: None,
+            duration_ms: 0,
+        }
+    }
+
+    fn finish(mut self, started: Instant) -> ScaleReport {
+        self.outcome = if self.reached == self.to && self.error.is_none() && self.failed.is_empty()
+        {
+            Outcome::Succeeded
+        } else if self.reached == self.from && !self.failed.is_empty() && self.to > self.from {
+            if self.created.is_empty() && !self.removed.is_empty() {
+                Outcome::RolledBack
+            } else {
+                Outcome::Failed
+            }
+        } else if self.reached != self.from {
+            Outcome::Partial
+        } else {
+            Outcome::Failed
+        };
+        self.duration_ms = started.elapsed().as_millis() as u64;
+        self
+    }
+
+    /// True when the replica count moved toward the target (a cooldown
+    /// starts only then).
+    pub fn moved(&self) -> bool {
+        self.reached != self.from
+    }
+}
+
+/// Scale the target to `to` running replicas.
+pub async fn scale(
+    engine: &Engine,
+    target: &Target,
+    rollout: &Rollout,
+    to: u32,
+) -> Result<ScaleReport, EngineError> {
+    match target.kind {
+        TargetKind::Compose { .. } => scale_compose(engine, target, rollout, to).await,
+        TargetKind::Swarm => scale_swarm(engine, target, rollout, to).await,
+    }
+}
+
+/// Running replicas of the target: containers for Compose, running tasks
+/// for Swarm. The count is always read from the engine. A Compose service
+/// with no container at all (running or not) is not found: there is nothing
+/// to clone.
+pub async fn running(engine: &Engine, target: &Target) -> Result<u32, EngineError> {
+    match target.kind {
+        TargetKind::Compose { .. } => {
+            let all = replicas(engine, target).await?;
+            if all.is_empty() {
+                return Err(not_found(target));
+            }
+            Ok(all.iter().filter(|r| r.is_running()).count() as u32)
+        }
+        TargetKind::Swarm => Ok(swarm_state(engine, target).await?.running),
+    }
+}
+
+fn not_found(target: &Target) -> EngineError {
+    match &target.kind {
+        TargetKind::Compose { project } => EngineError::NotFound(format!(
+            "service {:?} of Compose project {project:?} has no containers on this engine: start it once (docker-compose up -d), or fix target.project / target.name",
+            target.name
+        )),
+        TargetKind::Swarm => EngineError::NotFound(format!(
+            "no Swarm service named {:?} on this engine (docker service ls)",
+            target.name
+        )),
+    }
+}
+
+/// The container name for replica `number`, in the template's style:
+/// Compose v1 `project_service_N`, v2 `project-service-N`, else
+/// `service-N`.
+pub fn replica_name(template: &str, project: &str, service: &str, number: u32) -> String {
+    if template.starts_with(&format!("{project}_{service}_")) {
+        format!("{project}_{service}_{number}")
+    } else if template.starts_with(&format!("{project}-{service}-")) {
+        format!("{project}-{service}-{number}")
+    } else {
+        format!("{service}-{number}")
+    }
+}
+
+/// The create request that clones `template` as replica `number`: image,
+/// command, environment, labels (with the new container number), healthcheck,
+/// stop signal and timeout, the whole host config (mounts, ports, restart
+/// policy, limits), and the first network with its aliases. The template's
+/// hostname, MAC address and container-id alias are not copied.
+pub fn clone_request(
+    template: &ContainerInspectResponse,
+    number: u32,
+) -> (ContainerCreateBody, Vec<(String, EndpointSettings)>) {
+    let config = template.config.clone().unwrap_or_default();
+    // Config and create body share their fields; go through JSON so a field
+    // added to both is cloned too.
+    let mut value = serde_json::to_value(&config).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        for k in ["Hostname", "MacAddress", "Domainname"] {
+            map.remove(k);
+        }
+    }
+    let mut body: ContainerCreateBody = serde_json::from_value(value).unwrap_or_default();
+    let mut labels = body.labels.take().unwrap_or_default();
+    labels.insert(NUMBER_LABEL.to_string(), number.to_string());
+    labels.insert(
+        CREATED_BY_LABEL.to_string(),
+        "vedfolnir-autoscaler".to_string(),
+    );
+    body.labels = Some(labels);
+    body.host_config = template.host_config.clone();
+
+    let short_id: String = template
+        .id
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(12)
+        .collect();
+    let hostname = config.hostname.clone().unwrap_or_default();
+    let mut networks: Vec<(String, EndpointSettings)> = template
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, ep)| {
+            let aliases: Vec<String> = ep
+                .aliases
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| *a != short_id && *a != hostname)
+                .collect();
+            (
+                name,
+                EndpointSettings {
+                    aliases: (!aliases.is_empty()).then_some(aliases),
+                    links: ep.links,
+                    driver_opts: ep.driver_opts,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    // The network mode's own network first: the engine attaches it at create.
+    let mode = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.clone())
+        .unwrap_or_default();
+    networks.sort_by_key(|(name, _)| (*name != mode, name.clone()));
+    if let Some((first, ep)) = networks.first() {
+        body.networking_config = Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(first.clone(), ep.clone())])),
+        });
+    }
+    let rest = networks.into_iter().skip(1).collect();
+    (body, rest)
+}
+
+async fn inspect(engine: &Engine, id: &str) -> Result<ContainerInspectResponse, EngineError> {
+    engine
+        .docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| api_error(&format!("inspecting container {id}"), e))
+}
+
+/// Create, attach and start one clone. On failure the half-made container
+/// is removed.
+async fn start_clone(
+    engine: &Engine,
+    template: &ContainerInspectResponse,
+    name: &str,
+    number: u32,
+) -> Result<String, EngineError> {
+    let (body, more_networks) = clone_request(template, number);
+    let image = body.image.clone().unwrap_or_default();
+    let created = engine
+        .docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(name).build()),
+            body,
+        )
+        .await
+        .map_err(|e| match e {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => EngineError::Api(format!(
+                "creating {name}: image {image} is missing on this engine (it is not pulled): {message}"
+            )),
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                message,
+            } => EngineError::Api(format!(
+                "creating {name}: the name is taken by a container that is not a replica of this service: {message}"
+            )),
+            other => api_error(&format!("creating {name}"), other),
+        })?;
+    let id = created.id;
+    let result = async {
+        for (network, ep) in more_networks {
+            engine
+                .docker
+                .connect_network(
+                    &network,
+                    NetworkConnectRequest {
+                        container: id.clone(),
+                        endpoint_config: Some(ep),
+                    },
+                )
+                .await
+                .map_err(|e| api_error(&format!("connecting {name} to network {network}"), e))?;
+        }
+        engine
+            .docker
+            .start_container(&id, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| api_error(&format!("starting {name}"), e))
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = remove(engine, &id, Some(0)).await;
+        return Err(e);
+    }
+    Ok(id)
+}
+
+/// Wait until a started replica is ready, or say why it is not.
+async fn monitor(engine: &Engine, id: &str, window: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + window;
+    loop {
+        let c = inspect(engine, id).await.map_err(|e| e.to_string())?;
+        match readiness_of(&c) {
+            Readiness::Ready => return Ok(()),
+            Readiness::Unhealthy => {
+                let health = c.state.and_then(|s| s.health).unwrap_or_default();
+                let last = health
+                    .log
+                    .and_then(|l| l.last().cloned())
+                    .unwrap_or_default();
+                let output = last.output.unwrap_or_default();
+                return Err(format!(
+                    "unhealthy: healthcheck failed {} time(s) in a row, last exit code {}{}",
+                    health.failing_streak.unwrap_or_default(),
+                    last.exit_code.unwrap_or_default(),
+                    if output.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(", output {:?}", output.trim())
+                    }
+                ));
+            }
+            Readiness::Down => {
+                let state = c.state.unwrap_or_default();
+                return Err(format!(
+                    "{} (exit code {}){}",
+                    state.status.map(|s| s.to_string()).unwrap_or_default(),
+                    state.exit_code.unwrap_or_default(),
+                    if state.oom_killed == Some(true) {
+                        ", OOM-killed"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            Readiness::Starting => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "not healthy within the monitor window of {}",
+                vedfolnir_core::format_duration(window.as_millis() as u64)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Stop gracefully (SIGTERM, then SIGKILL after the timeout) and remove.
+async fn remove(engine: &Engine, id: &str, stop_timeout_s: Option<i32>) -> Result<(), EngineError> {
+    let mut stop = StopContainerOptionsBuilder::default();
+    if let Some(t) = stop_timeout_s {
+        stop = stop.t(t);
+    }
+    match engine.docker.stop_container(id, Some(stop.build())).await {
+        Ok(()) => {}
+        // 304: already stopped.
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => {}
+        Err(e) => return Err(api_error(&format!("stopping {id}"), e)),
+    }
+    engine
+        .docker
+        .remove_container(
+            id,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
+        .await
+        .map_err(|e| api_error(&format!("removing {id}"), e))
+}
+
+async fn scale_compose(
+    engine: &Engine,
+    target: &Target,
+    rollout: &Rollout,
+    to: u32,
+) -> Result<ScaleReport, EngineError> {
+    let started = Instant::now();
+    let all = replicas(engine, target).await?;
+    if all.is_empty() {
+        return Err(not_found(target));
+    }
+    let running: Vec<&Replica> = all.iter().filter(|r| r.is_running()).collect();
+    let from = running.len() as u32;
+    let mut report = ScaleReport::new(from, to);
+    let stop_timeout_s = rollout
+        .stop_timeout_ms
+        .map(|ms| ms.div_ceil(1000).min(i32::MAX as u64) as i32);
+
+    if to < from {
+        // The newest first: highest container number, then latest created.
+        let mut victims = running.clone();
+        victims.sort_by_key(|r| std::cmp::Reverse((r.number.unwrap_or(0), r.created)));
+        victims.truncate((from - to) as usize);
+        let results = futures_util::future::join_all(
+            victims
+                .iter()
+                .map(|r| remove(engine, &r.id, stop_timeout_s)),
+        )
+        .await;
+        for (r, res) in victims.iter().zip(results) {
+            match res {
+                Ok(()) => {
+                    report.removed.push(r.name.clone());
+                    report.reached -= 1;
+                }
+                Err(e) => {
+                    report.error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        return Ok(report.finish(started));
+    }
+    if to == from {
+        return Ok(report.finish(started));
+    }
+
+    // The template: a ready replica (the lowest-numbered), else any running
+    // one, else any container of the service (all of them may have died).
+    let template = running
+        .iter()
+        .find(|r| r.readiness == Readiness::Ready)
+        .or(running.first())
+        .copied()
+        .or(all.first())
+        .expect("not empty");
+    let template = inspect(engine, &template.id).await?;
+    let template_name = template
+        .name
+        .clone()
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_string();
+    let project = match &target.kind {
+        TargetKind::Compose { project } => project.clone(),
+        TargetKind::Swarm => unreachable!("compose only"),
+    };
+    let first = all.iter().filter_map(|r| r.number).max().unwrap_or(0) + 1;
+
+    let mut new: Vec<(String, String)> = Vec::new();
+    for next in first..first + (to - from) {
+        let name = replica_name(&template_name, &project, &target.name, next);
+        match start_clone(engine, &template, &name, next).await {
+            Ok(id) => new.push((id, name)),
+            Err(e) => {
+                report.error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+
+    let window = Duration::from_millis(rollout.monitor_ms);
+    let verdicts =
+        futures_util::future::join_all(new.iter().map(|(id, _)| monitor(engine, id, window))).await;
+    let mut healthy = Vec::new();
+    for ((id, name), verdict) in new.iter().zip(verdicts) {
+        match verdict {
+            Ok(()) => healthy.push((id.clone(), name.clone())),
+            Err(reason) => {
+                report.failed.push(ReplicaFailure {
+                    name: name.clone(),
+                    reason,
+                });
+                if remove(engine, id, Some(0)).await.is_ok() {
+                    report.removed.push(name.clone());
+                }
+            }
+        }
+    }
+    let attempted = new.len();
+    if attempted > 0 && report.failed.len() as f64 / attempted as f64 > rollout.max_failure_ratio {
+        // Past the failure ratio: roll the whole scale back.
+        for (id, name) in &healthy {
+            if remove(engine, id, stop_timeout_s).await.is_ok() {
+                report.removed.push(name.clone());
+            }
+        }
+        report.error.get_or_insert_with(|| {
+            format!(
+                "{} of {attempted} new replica(s) failed, above max_failure_ratio {}: rolled back",
+                report.failed.len(),
+                rollout.max_failure_ratio
+            )
+        });
+        return Ok(report.finish(started));
+    }
+    report.reached = from + healthy.len() as u32;
+    report.created = healthy.into_iter().map(|(_, name)| name).collect();
+    Ok(report.finish(started))
+}
+
+/// A Swarm service's replica counts.
+#[derive(Debug, Clone, Copy)]
+pub struct SwarmState {
+    /// Tasks running now.
+    pub running: u32,
+}
+
+async fn swarm_state(engine: &Engine, target: &Target) -> Result<SwarmState, EngineError> {
+    let service = match engine.docker.inspect_service(&target.name, None).await {
+        Ok(s) => s,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => return Err(not_found(target)),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 503,
+            message,
+        }) => {
+            return Err(EngineError::NotFound(format!(
+                "this engine is not part of a Swarm ({message}); target.kind = \"swarm\" needs one (docker swarm init)"
+            )));
+        }
+        Err(e) => return Err(api_error(&format!("inspecting service {}", target.name), e)),
+    };
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.mode.as_ref())
+        .and_then(|m| m.replicated.as_ref())
+        .and_then(|r| r.replicas)
+        .ok_or_else(|| {
+            EngineError::Api(format!(
+                "service {} is not in replicated mode: a global service cannot be scaled",
+                target.name
+            ))
+        })?;
+    let filters: HashMap<String, Vec<String>> = HashMap::from([
+        ("service".to_string(), vec![target.name.clone()]),
+        ("desired-state".to_string(), vec!["running".to_string()]),
+    ]);
+    let tasks = engine
+        .docker
+        .list_tasks(Some(
+            ListTasksOptionsBuilder::default().filters(&filters).build(),
+        ))
+        .await
+        .map_err(|e| api_error(&format!("listing tasks of {}", target.name), e))?;
+    let running = tasks
+        .iter()
+        .filter(|t| {
+            t.status
+                .as_ref()
+                .and_then(|s| s.state)
+                .map(|s| s.to_string() == "running")
+                .unwrap_or(false)
+        })
+        .count() as u32;
+    Ok(SwarmState { running })
+}
+
+async fn scale_swarm(
+    engine: &Engine,
+    target: &Target,
+    rollout: &Rollout,
+    to: u32,
+) -> Result<ScaleReport, EngineError> {
+    let started = Instant::now();
+    let before = swarm_state(engine, target).await?;
+    let mut report = ScaleReport::new(before.running, to);
+    // Optimistic concurrency: update against the version we read; if
+    // someone else updated the service in between, read again and retry.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let service = engine
+            .docker
+            .inspect_service(&target.name, None)
+            .await
+            .map_err(|e| api_error(&format!("inspecting service {}", target.name), e))?;
+        let version = service.version.and_then(|v| v.index).unwrap_or(0);
+        let mut spec = service.spec.unwrap_or_default();
+        if let Some(r) = spec.mode.as_mut().and_then(|m| m.replicated.as_mut()) {
+            r.replicas = Some(i64::from(to));
+        }
+        let options = UpdateServiceOptionsBuilder::default()
+            .version(version as i32)
+            .build();
+        match engine
+            .docker
+            .update_service(&target.name, spec, options, None)
+            .await
+        {
+            Ok(_) => break,
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("out of sequence") && attempts < 5 =>
+            {
+                tracing::info!(service = %target.name, version, "service changed under us; retrying the update");
+            }
+            Err(e) => {
+                report.error =
+                    Some(api_error(&format!("updating service {}", target.name), e).to_string());
+                return Ok(report.finish(started));
+            }
+        }
+    }
+    // Converged when the running tasks equal the new count.
+    let deadline = Instant::now() + Duration::from_millis(rollout.monitor_ms);
+    loop {
+        let now = swarm_state(engine, target).await?;
+        report.reached = now.running;
+        if now.running == to {
+            break;
+        }
+        if Instant::now() >= deadline {
+            report.error = Some(format!(
+                "{} of {to} task(s) running after the monitor window of {}",
+                now.running,
+                vedfolnir_core::format_duration(rollout.monitor_ms)
+            ));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(report.finish(started))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{ContainerConfig, HostConfig, NetworkSettings};
+
+    #[test]
+    fn replica_names_follow_the_templates_style() {
+        assert_eq!(replica_name("p_web_1", "p", "web", 3), "p_web_3");
+        assert_eq!(replica_name("p-web-1", "p", "web", 3), "p-web-3");
+        assert_eq!(replica_name("something", "p", "web", 3), "web-3");
+    }
+
+    #[test]
+    fn a_clone_keeps_the_template_but_not_its_identity() {
+        let template = ContainerInspectResponse {
+            id: Some("abcdef0123456789".into()),
+            config: Some(ContainerConfig {
+                hostname: Some("abcdef012345".into()),
+                image: Some("app:1".into()),
+                env: Some(vec!["A=1".into()]),
+                labels: Some(HashMap::from([
+                    (NUMBER_LABEL.to_string(), "1".to_string()),
+                    ("keep".to_string(), "me".to_string()),
+                ])),
+                ..Default::default()
+            }),
+            host_config: Some(HostConfig {
+                nano_cpus: Some(2_000_000_000),
+                memory: Some(2 << 30),
+                pids_limit: Some(1000),
+                network_mode: Some("p_back".into()),
+                ..Default::default()
+            }),
+            network_settings: Some(NetworkSettings {
+                networks: Some(HashMap::from([
+                    (
+                        "p_front".to_string(),
+                        EndpointSettings {
+                            aliases: Some(vec!["web".into()]),
+                            ip_address: Some("10.0.0.5".into()),
+                            ..Default::default()
+                        },
+                    ),
+                    (
+                        "p_back".to_string(),
+                        EndpointSettings {
+                            aliases: Some(vec!["web".into(), "abcdef012345".into()]),
+                            ..Default::default()
+                        },
+                    ),
+                ])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (body, rest) = clone_request(&template, 7);
+        assert_eq!(body.hostname, None);
+        assert_eq!(body.image.as_deref(), Some("app:1"));
+        assert_eq!(body.env, Some(vec!["A=1".to_string()]));
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[NUMBER_LABEL], "7");
+        assert_eq!(labels["keep"], "me");
+        let host = body.host_config.unwrap();
+        assert_eq!(
+            (host.nano_cpus, host.memory, host.pids_limit),
+            (Some(2_000_000_000), Some(2 << 30), Some(1000))
+        );
+        // The network-mode network is attached at create, without the
+        // template's id alias; the other is connected after, without its IP.
+        let first = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(first["p_back"].aliases, Some(vec!["web".to_string()]));
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].0, "p_front");
+        assert_eq!(rest[0].1.ip_address, None);
+    }
+
+    #[test]
+    fn outcomes() {
+        let t = Instant::now();
+        let mut r = ScaleReport::new(2, 4);
+        r.reached = 4;
+        r.created = vec!["a".into(), "b".into()];
+        assert_eq!(r.clone().finish(t).outcome, Outcome::Succeeded);
+        r.reached = 3;
+        r.error = Some("conflict".into());
+        assert_eq!(r.finish(t).outcome, Outcome::Partial);
+        let mut r = ScaleReport::new(2, 3);
+        r.failed.push(ReplicaFailure {
+            name: "c".into(),
+            reason: "unhealthy".into(),
+        });
+        r.removed.push("c".into());
+        assert_eq!(r.finish(t).outcome, Outcome::RolledBack);
+        let mut r = ScaleReport::new(2, 3);
+        r.error = Some("image missing".into());
+        assert_eq!(r.finish(t).outcome, Outcome::Failed);
+    }
+}

@@ -1,0 +1,689 @@
+//! The commands that work on a real engine: `scale-up`, `scale-down`,
+//! `health`, `report` and `check` (one collect-evaluate-guard-act pass, for
+//! cron).
+//!
+//! Replica counts are always read from the engine, never from a counter of
+//! our own; cooldowns start only when a scale moved the count; every scale
+//! is audited before it touches the engine and after.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result};
+use vedfolnir_core::duration::format_duration;
+use vedfolnir_core::guard::GuardState;
+use vedfolnir_core::model::{Direction, PolicyInput, SignalId, SignalWindow, TimestampMs};
+
+use crate::actuate::{self, Outcome, ScaleReport};
+use crate::config::{Source, Target, TargetKind};
+use crate::docker::{self, Engine, EngineError, Readiness, ServiceUsage};
+use crate::policy::{Evaluation, ReadyPolicy};
+use crate::store::{AuditRecord, Event, History, Store, Trigger};
+
+/// Signal samples older than this are dropped from a `check` history; it
+/// exceeds the longest documented window (15 min) with room to spare.
+pub const HISTORY_RETENTION_MS: u64 = 60 * 60 * 1000;
+
+/// A scale did not reach its target (exit code 7).
+#[derive(Debug)]
+pub struct ScaleFailed(pub String);
+
+impl std::fmt::Display for ScaleFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScaleFailed {}
+
+/// A request the current state makes meaningless (exit code 2).
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// `health` found something wrong (exit code 8).
+#[derive(Debug)]
+pub struct Unhealthy(pub String);
+
+impl std::fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unhealthy {}
+
+fn now_ms() -> TimestampMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn describe_target(t: &Target) -> String {
+    match &t.kind {
+        TargetKind::Compose { project } => {
+            format!("compose service {} (project {project})", t.name)
+        }
+        TargetKind::Swarm => format!("swarm service {}", t.name),
+    }
+}
+
+/// The replica count the engine shows, and whether the target exists.
+async fn current(engine: &Engine, target: &Target) -> Result<u32, EngineError> {
+    actuate::running(engine, target).await
+}
+
+/// Which way a manual scale goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manual {
+    /// `scale-up`.
+    Up,
+    /// `scale-down`.
+    Down,
+}
+
+/// `scale-up [N]` / `scale-down [N]`: N is the replica count wanted
+/// (default: one more or one fewer), clamped to min/max with the clamp said.
+pub fn manual_scale(
+    policy: &ReadyPolicy,
+    store: &Store,
+    way: Manual,
+    wanted: Option<u32>,
+    json: bool,
+) -> Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let target = &policy.file.target;
+        let guard = &policy.file.guard;
+        let engine = Engine::connect(target.docker_host.as_deref()).await?;
+        let from = current(&engine, target).await?;
+        let mut to = match (way, wanted) {
+            (_, Some(n)) => n,
+            (Manual::Up, None) => from + 1,
+            (Manual::Down, None) => from.saturating_sub(1),
+        };
+        let mut notes = Vec::new();
+        match way {
+            Manual::Up if to < from => {
+                return Err(Refused(format!(
+                    "scale-up to {to}: {} already runs {from} replica(s); use scale-down",
+                    describe_target(target)
+                ))
+                .into());
+            }
+            Manual::Down if to > from => {
+                return Err(Refused(format!(
+                    "scale-down to {to}: {} runs only {from} replica(s); use scale-up",
+                    describe_target(target)
+                ))
+                .into());
+            }
+            _ => {}
+        }
+        if to > guard.max_replicas {
+            notes.push(format!(
+                "{to} is above max_replicas {}: clamped to {}",
+                guard.max_replicas, guard.max_replicas
+            ));
+            to = guard.max_replicas;
+        }
+        if to < guard.min_replicas {
+            notes.push(format!(
+                "{to} is below min_replicas {}: clamped to {}",
+                guard.min_replicas, guard.min_replicas
+            ));
+            to = guard.min_replicas;
+        }
+        for n in &notes {
+            eprintln!("note: {n}");
+        }
+        let direction = match to.cmp(&from) {
+            std::cmp::Ordering::Greater => Direction::Up,
+            std::cmp::Ordering::Less => Direction::Down,
+            std::cmp::Ordering::Equal => {
+                println!(
+                    "{}: already at {from} replica(s); nothing to do",
+                    describe_target(target)
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
+        let mut reasons = vec![format!("manual {direction} to {to}")];
+        reasons.extend(notes);
+        let report = act(
+            &engine,
+            policy,
+            store,
+            Trigger::Manual,
+            direction,
+            from,
+            to,
+            reasons,
+        )
+        .await?;
+        print_report(&report, json);
+        finish(&report)
+    })
+}
+
+/// Audit, scale, audit, and start the cooldown only if the count moved.
+#[allow(clippy::too_many_arguments)]
+async fn act(
+    engine: &Engine,
+    policy: &ReadyPolicy,
+    store: &Store,
+    trigger: Trigger,
+    direction: Direction,
+    from: u32,
+    to: u32,
+    reasons: Vec<String>,
+) -> Result<ScaleReport> {
+    let service = &policy.file.service;
+    let started_at = now_ms();
+    let action_id = format!("{service}-{started_at}-{}", std::process::id());
+    let mut record = AuditRecord {
+        time_ms: started_at,
+        action_id,
+        service: service.clone(),
+        event: Event::ScaleStarted,
+        trigger,
+        direction,
+        from,
+        to,
+        reasons,
+        report: None,
+    };
+    // Recorded before the engine is touched: a crash mid-scale leaves a
+    // started record without its finish.
+    store.audit(&record)?;
+    let report = match actuate::scale(engine, &policy.file.target, &policy.file.rollout, to).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut r = ScaleReport {
+                from,
+                to,
+                reached: from,
+                outcome: Outcome::Failed,
+                created: vec![],
+                removed: vec![],
+                failed: vec![],
+                error: Some(e.to_string()),
+                duration_ms: (now_ms() - started_at).max(0) as u64,
+            };
+            // The count may still have moved (a replica died meanwhile):
+            // record what the engine shows now.
+            if let Ok(n) = current(engine, &policy.file.target).await {
+                r.reached = n;
+            }
+            r
+        }
+    };
+    record.time_ms = now_ms();
+    record.event = Event::ScaleFinished;
+    record.report = Some(report.clone());
+    store.audit(&record)?;
+    if report.moved() {
+        store.record_scale(service, direction, record.time_ms)?;
+    }
+    Ok(report)
+}
+
+fn print_report(report: &ScaleReport, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("reports serialize")
+        );
+        return;
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "scale {} -> {}: {:?}, {} replica(s) running ({})",
+        report.from,
+        report.to,
+        report.outcome,
+        report.reached,
+        format_duration(report.duration_ms)
+    );
+    for c in &report.created {
+        let _ = writeln!(out, "  created {c}");
+    }
+    for r in &report.removed {
+        let _ = writeln!(out, "  removed {r}");
+    }
+    for f in &report.failed {
+        let _ = writeln!(out, "  failed  {}: {}", f.name, f.reason);
+    }
+    if let Some(e) = &report.error {
+        let _ = writeln!(out, "  error: {e}");
+    }
+    print!("{out}");
+}
+
+fn finish(report: &ScaleReport) -> Result<ExitCode> {
+    match report.outcome {
+        Outcome::Succeeded => Ok(ExitCode::SUCCESS),
+        other => Err(ScaleFailed(format!(
+            "the scale {} -> {} ended {other:?} at {} replica(s){}{}",
+            report.from,
+            report.to,
+            report.reached,
+            report
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default(),
+            if report.moved() {
+                "; its cooldown started, since the count moved"
+            } else {
+                "; no cooldown recorded"
+            }
+        ))
+        .into()),
+    }
+}
+
+/// The signals one pass collects: the `docker` source's, and what the
+/// policy file wires elsewhere (not collected by a one-shot pass).
+fn collect_signals(
+    policy: &ReadyPolicy,
+    usage: &ServiceUsage,
+    history: &mut History,
+    now: TimestampMs,
+) -> Vec<SignalWindow> {
+    let routed = |signal: &SignalId| {
+        policy
+            .file
+            .signals
+            .iter()
+            .find(|s| &s.signal == signal)
+            .map(|s| &s.source)
+    };
+    let mut fresh = Vec::new();
+    for (signal, value) in [(SignalId::Cpu, usage.cpu), (SignalId::Memory, usage.memory)] {
+        if matches!(routed(&signal), None | Some(Source::Docker))
+            && let Some(v) = value
+        {
+            fresh.push((signal, v));
+        }
+    }
+    fresh.push((SignalId::InstanceCount, f64::from(usage.running)));
+    history.push(now, &fresh, HISTORY_RETENTION_MS);
+
+    let mut windows = Vec::new();
+    for signal in [SignalId::Cpu, SignalId::Memory, SignalId::InstanceCount] {
+        if !matches!(routed(&signal), None | Some(Source::Docker)) {
+            continue;
+        }
+        let mut w = history.window(&signal);
+        if !fresh.iter().any(|(s, _)| s == &signal) {
+            w.missing_reason = Some(if usage.running == 0 {
+                "no running replica to read stats from".into()
+            } else {
+                format!("docker stats unreadable: {}", usage.errors.join("; "))
+            });
+        }
+        windows.push(w);
+    }
+    for s in &policy.file.signals {
+        let reason = match &s.source {
+            Source::Docker => continue,
+            Source::Prometheus { query } => format!(
+                "prometheus source ({query}) is not collected by this version's one-shot pass"
+            ),
+            Source::Alertmanager => {
+                "alertmanager source needs the daemon's webhook, not a one-shot pass".into()
+            }
+        };
+        windows.push(SignalWindow {
+            signal: s.signal.clone(),
+            samples: vec![],
+            missing_reason: Some(reason),
+        });
+    }
+    windows
+}
+
+fn input_for(
+    policy: &ReadyPolicy,
+    state: &GuardState,
+    usage: &ServiceUsage,
+    current: u32,
+    signals: Vec<SignalWindow>,
+    now: TimestampMs,
+) -> PolicyInput {
+    let since = |t: Option<TimestampMs>| t.map(|t| (now - t).max(0) as u64);
+    PolicyInput {
+        service: policy.file.service.clone(),
+        now,
+        current_replicas: current,
+        ready_replicas: usage.ready.min(current),
+        min_replicas: policy.file.guard.min_replicas,
+        max_replicas: policy.file.guard.max_replicas,
+        since_last_scale_up: since(state.last_scale_up),
+        since_last_scale_down: since(state.last_scale_down),
+        params: policy.params.clone(),
+        signals,
+    }
+}
+
+/// One pass: collect, evaluate, guard, act (unless `dry_run`).
+pub fn check(policy: &ReadyPolicy, store: &Store, dry_run: bool, json: bool) -> Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let target = &policy.file.target;
+        let service = &policy.file.service;
+        let engine = Engine::connect(target.docker_host.as_deref()).await?;
+        let current = current(&engine, target).await?;
+        let replicas = docker::replicas(&engine, target).await?;
+        let usage = docker::service_usage(&engine, &replicas).await;
+        let now = now_ms();
+        let mut history = store.history(service)?;
+        let signals = collect_signals(policy, &usage, &mut history, now);
+        store.save_history(service, &history)?;
+        let state = store.guard_state(service)?;
+        let input = input_for(policy, &state, &usage, current, signals, now);
+        let evaluation = policy.evaluate(&input, &state);
+        let d = &evaluation.decision;
+        let mut reasons: Vec<String> = evaluation
+            .recommendation
+            .iter()
+            .flat_map(|r| r.reasons.iter())
+            .map(|r| format!("{}: {}", r.trigger, r.message))
+            .collect();
+        reasons.extend(
+            d.reasons
+                .iter()
+                .map(|r| format!("guard {}: {}", r.rule.as_str(), r.message)),
+        );
+        if let Some(f) = &evaluation.failure {
+            reasons.push(format!("policy failed ({}): {}", f.kind, f.message));
+        }
+
+        let report = if d.is_scale() && !dry_run {
+            Some(
+                act(
+                    &engine,
+                    policy,
+                    store,
+                    Trigger::Policy,
+                    d.direction,
+                    current,
+                    d.target,
+                    reasons.clone(),
+                )
+                .await?,
+            )
+        } else {
+            if evaluation.failure.is_some() || !usage.errors.is_empty() {
+                store.audit(&AuditRecord {
+                    time_ms: now,
+                    action_id: format!("{service}-{now}-{}", std::process::id()),
+                    service: service.clone(),
+                    event: Event::Held,
+                    trigger: Trigger::Policy,
+                    direction: Direction::Hold,
+                    from: current,
+                    to: current,
+                    reasons: reasons.clone(),
+                    report: None,
+                })?;
+            }
+            None
+        };
+        if json {
+            let out = serde_json::json!({
+                "service": service,
+                "target": describe_target(target),
+                "dry_run": dry_run,
+                "usage": usage,
+                "recommendation": evaluation.recommendation,
+                "failure": evaluation.failure,
+                "decision": evaluation.decision,
+                "scale": report,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            print!("{}", render_check(policy, &input, &evaluation, &usage));
+            if dry_run && d.is_scale() {
+                println!("dry run: not acting");
+            }
+            if let Some(r) = &report {
+                print_report(r, false);
+            }
+        }
+        match &report {
+            Some(r) => finish(r),
+            None => Ok(ExitCode::SUCCESS),
+        }
+    })
+}
+
+fn render_check(
+    policy: &ReadyPolicy,
+    input: &PolicyInput,
+    e: &Evaluation,
+    usage: &ServiceUsage,
+) -> String {
+    let mut out = String::new();
+    let pct = |v: Option<f64>| {
+        v.map(|v| format!("{:.1}%", v * 100.0))
+            .unwrap_or_else(|| "missing".into())
+    };
+    let _ = writeln!(
+        out,
+        "docker: cpu {} of limit, memory {} of limit, {} running, {} ready, {} OOM-killed",
+        pct(usage.cpu),
+        pct(usage.memory),
+        usage.running,
+        usage.ready,
+        usage.oom_killed
+    );
+    for err in &usage.errors {
+        let _ = writeln!(out, "  stats error: {err}");
+    }
+    out.push_str(&crate::commands::render(policy, input, e));
+    out
+}
+
+/// `health`: the engine, the target, its replicas.
+pub fn health(policy: &ReadyPolicy, json: bool) -> Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let target = &policy.file.target;
+        let engine = Engine::connect(target.docker_host.as_deref()).await?;
+        let replicas = docker::replicas(&engine, target).await?;
+        let running = current(&engine, target).await?;
+        let ready = replicas
+            .iter()
+            .filter(|r| r.readiness == Readiness::Ready)
+            .count() as u32;
+        let mut problems = Vec::new();
+        if running < policy.file.guard.min_replicas {
+            problems.push(format!(
+                "{running} replica(s) running, below min_replicas {}",
+                policy.file.guard.min_replicas
+            ));
+        }
+        for r in replicas.iter().filter(|r| r.readiness != Readiness::Ready) {
+            problems.push(format!("{} is {:?} ({})", r.name, r.readiness, r.state));
+        }
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "engine": { "host": engine.host, "version": engine.version, "api_version": engine.api_version },
+                    "target": describe_target(target),
+                    "running": running,
+                    "ready": ready,
+                    "replicas": replicas,
+                    "problems": problems,
+                }))?
+            );
+        } else {
+            println!(
+                "engine: ok ({}, Docker {}, API {})",
+                engine.host, engine.version, engine.api_version
+            );
+            println!("target: {} found", describe_target(target));
+            println!("replicas: {running} running, {ready} ready");
+            for r in &replicas {
+                println!("  {:<28} {:<10} {:?}", r.name, r.state, r.readiness);
+            }
+        }
+        if problems.is_empty() {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            Err(Unhealthy(problems.join("; ")).into())
+        }
+    })
+}
+
+/// `report`: replicas, metrics, scores and the last actions, from the
+/// engine and the audit log.
+pub fn report(policy: &ReadyPolicy, store: &Store, json: bool) -> Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let target = &policy.file.target;
+        let service = &policy.file.service;
+        let engine = Engine::connect(target.docker_host.as_deref()).await?;
+        let current = current(&engine, target).await?;
+        let replicas = docker::replicas(&engine, target).await?;
+        let usage = docker::service_usage(&engine, &replicas).await;
+        let now = now_ms();
+        // Scores on the stored history plus this reading; nothing is saved.
+        let mut history = store.history(service)?;
+        let signals = collect_signals(policy, &usage, &mut history, now);
+        let state = store.guard_state(service)?;
+        let input = input_for(policy, &state, &usage, current, signals, now);
+        let evaluation = policy.evaluate(&input, &state);
+        let records = store.audit_records(service)?;
+        let last = |d: Direction| {
+            records
+                .iter()
+                .rev()
+                .find(|r| r.event == Event::ScaleFinished && r.direction == d)
+        };
+        let interrupted: Vec<&AuditRecord> = records
+            .iter()
+            .filter(|r| {
+                r.event == Event::ScaleStarted
+                    && !records.iter().any(|f| {
+                        f.event == Event::ScaleFinished && f.action_id == r.action_id
+                    })
+            })
+            .collect();
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "service": service,
+                    "target": describe_target(target),
+                    "replicas": { "running": current, "ready": usage.ready, "containers": replicas },
+                    "usage": usage,
+                    "recommendation": evaluation.recommendation,
+                    "decision": evaluation.decision,
+                    "last_scale_up": last(Direction::Up),
+                    "last_scale_down": last(Direction::Down),
+                    "interrupted": interrupted,
+                }))?
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", describe_target(target));
+        let _ = writeln!(
+            out,
+            "replicas: {current} running, {} ready (min {}, max {})",
+            usage.ready, policy.file.guard.min_replicas, policy.file.guard.max_replicas
+        );
+        for r in &replicas {
+            let _ = writeln!(
+                out,
+                "  {:<28} {:<10} {:?}{}",
+                r.name,
+                r.state,
+                r.readiness,
+                if r.oom_killed { "  OOM-killed" } else { "" }
+            );
+        }
+        let pct = |v: Option<f64>| {
+            v.map(|v| format!("{:.1}%", v * 100.0))
+                .unwrap_or_else(|| "missing".into())
+        };
+        let _ = writeln!(
+            out,
+            "metrics: cpu {} of limit, memory {} of limit (mean of running replicas)",
+            pct(usage.cpu),
+            pct(usage.memory)
+        );
+        match &evaluation.recommendation {
+            Some(r) => {
+                let _ = writeln!(
+                    out,
+                    "scores: scale-up {}, scale-down {} -> {} to {}",
+                    r.scale_up_score, r.scale_down_score, r.direction, r.desired_replicas
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "scores: none ({})",
+                    evaluation
+                        .failure
+                        .as_ref()
+                        .map(|f| f.message.as_str())
+                        .unwrap_or("no recommendation")
+                );
+            }
+        }
+        for (label, d) in [("scale-up", Direction::Up), ("scale-down", Direction::Down)] {
+            match last(d) {
+                None => {
+                    let _ = writeln!(out, "last {label}: never");
+                }
+                Some(r) => {
+                    let rep = r.report.as_ref();
+                    let _ = writeln!(
+                        out,
+                        "last {label}: {} ago, {} -> {} ({:?}, {:?})",
+                        format_duration((now - r.time_ms).max(0) as u64),
+                        r.from,
+                        rep.map(|p| p.reached).unwrap_or(r.to),
+                        r.trigger,
+                        rep.map(|p| p.outcome).unwrap_or(Outcome::Failed)
+                    );
+                }
+            }
+        }
+        for r in interrupted {
+            let _ = writeln!(
+                out,
+                "interrupted: {} {} -> {} started {} ago and never finished",
+                r.direction,
+                r.from,
+                r.to,
+                format_duration((now - r.time_ms).max(0) as u64)
+            );
+        }
+        print!("{out}");
+        Ok(ExitCode::SUCCESS)
+    })
+}

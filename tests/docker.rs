@@ -1,0 +1,656 @@
+//! The real binary against the real Docker engine: our own workload
+//! (tests/workload, built static and packed `FROM scratch` here, since no
+//! registry is reachable) run by docker-compose, then scaled by
+//! `scale-up`, `scale-down` and `check`, and the Swarm path on a one-node
+//! swarm.
+//!
+//! Without an engine these tests say so and pass locally; with `CI=true`
+//! they fail instead.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::util::{Output, root, run_env};
+
+/// The image every test runs.
+const IMAGE: &str = "vedfolnir-workload:test";
+
+fn cmd(program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn docker(args: &[&str]) -> Output {
+    cmd("docker", args, &[])
+}
+
+/// True when the engine answers. Without one: a note and `false` locally, a
+/// failure under `CI=true`.
+fn engine() -> bool {
+    let out = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
+    let ok = matches!(&out, Ok(o) if o.status.success());
+    if !ok {
+        let why = match out {
+            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true, and the Docker engine is not reachable (docker info: {why})"
+        );
+        eprintln!("no Docker engine here (docker info: {why}); Docker tests not run");
+    }
+    ok
+}
+
+/// Build the workload statically and pack it into a `FROM scratch` image,
+/// once per test run.
+fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = root();
+        let target = "x86_64-unknown-linux-musl";
+        let installed = cmd("rustup", &["target", "list", "--installed"], &[]);
+        if !installed.stdout.lines().any(|l| l.trim() == target) {
+            cmd("rustup", &["target", "add", target], &[]).expect_code(0);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let target_dir = root.join("target/workload");
+        let out = Command::new(cargo)
+            .current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "vedfolnir-test-workload",
+                "--target",
+                target,
+                "--target-dir",
+            ])
+            .arg(&target_dir)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "building the workload failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let context = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            target_dir.join(target).join("release/workload"),
+            context.path().join("workload"),
+        )
+        .unwrap();
+        std::fs::copy(
+            root.join("tests/workload/Dockerfile"),
+            context.path().join("Dockerfile"),
+        )
+        .unwrap();
+        docker(&["build", "-q", "-t", IMAGE, context.path().to_str().unwrap()]).expect_code(0);
+    });
+    IMAGE
+}
+
+/// A Compose project of its own for one test, taken down on drop.
+struct Project {
+    name: String,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Project {
+    /// `docker-compose up` with `replicas` of the app, waiting until they
+    /// are healthy.
+    fn up(test: &str, replicas: u32, image: &str) -> Project {
+        let name = format!("vt{test}{}", std::process::id());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("control")).unwrap();
+        let project = Project {
+            env: vec![
+                (
+                    "CONTROL_DIR".into(),
+                    dir.path().join("control").display().to_string(),
+                ),
+                ("WORKLOAD_IMAGE".into(), image.into()),
+            ],
+            name,
+            dir,
+        };
+        project
+            .compose(&["up", "-d", "--scale", &format!("vedfolnir={replicas}")])
+            .expect_code(0);
+        project.wait_healthy(replicas);
+        project
+    }
+
+    fn compose(&self, args: &[&str]) -> Output {
+        let file = root().join("tests/workload/compose.yml");
+        let mut all = vec!["-p", &self.name, "-f", file.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        cmd("docker-compose", &all, &env)
+    }
+
+    fn filter(&self, service: &str) -> Vec<String> {
+        vec![
+            "--filter".into(),
+            format!("label=com.docker.compose.project={}", self.name),
+            "--filter".into(),
+            format!("label=com.docker.compose.service={service}"),
+        ]
+    }
+
+    /// Names of the running containers of `service`, sorted.
+    fn running(&self, service: &str) -> Vec<String> {
+        let mut args = vec!["ps".to_string(), "--format".into(), "{{.Names}}".into()];
+        args.extend(self.filter(service));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut names: Vec<String> = docker(&args)
+            .expect_code(0)
+            .stdout
+            .lines()
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn wait_healthy(&self, n: u32) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut args = vec!["ps".to_string(), "-q".into()];
+            args.extend(self.filter("vedfolnir"));
+            args.extend(["--filter".into(), "health=healthy".into()]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let healthy = docker(&args).stdout.lines().count() as u32;
+            if healthy >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{healthy} of {n} replicas healthy after 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// A policy file for this project's app service.
+    fn policy(&self, extra: &str) -> PathBuf {
+        let path = self.dir.path().join("policy.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "service = \"vedfolnir\"\nplugin = \"builtin:threshold-score\"\nmin_replicas = 2\nmax_replicas = 5\n{extra}\n[target]\nproject = \"{}\"\n[rollout]\nmonitor = \"20s\"\nstop_timeout = \"5s\"\n",
+                self.name
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Run the autoscaler on this project's policy.
+    fn cli(&self, args: &[&str]) -> Output {
+        let policy = self.dir.path().join("policy.toml");
+        if !policy.exists() {
+            self.policy("");
+        }
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--policy", policy.to_str().unwrap()]);
+        let state = self.state_dir();
+        run_env(&all, &[("VEDFOLNIR_STATE_DIR", state.to_str().unwrap())])
+    }
+
+    fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.state_dir().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.compose(&["down", "-t", "1", "--remove-orphans"]);
+    }
+}
+
+fn inspect(name: &str, format: &str) -> String {
+    docker(&["inspect", name, "--format", format])
+        .expect_code(0)
+        .stdout
+        .trim()
+        .to_string()
+}
+
+/// The finished records of the audit, with their reports.
+fn finished(audit: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    audit
+        .iter()
+        .filter(|r| r["event"] == "scale-finished")
+        .collect()
+}
+
+#[test]
+fn compose_scales_2_4_2_cloning_limits_and_never_touching_other_services() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("scale", 2, image());
+    let store = p.running("store");
+    assert_eq!(store.len(), 1);
+    let store_before = inspect(&store[0], "{{.Id}} {{.State.StartedAt}}");
+
+    p.cli(&["scale-up", "4"]).expect_code(0);
+    let app = p.running("vedfolnir");
+    assert_eq!(app.len(), 4, "{app:?}");
+    // Compose sees the new replicas as part of its service.
+    let ps = p.compose(&["ps"]).expect_code(0).stdout;
+    for n in [3, 4] {
+        let name = format!("{}_vedfolnir_{n}", p.name);
+        assert!(ps.contains(&name), "{name} missing from compose ps:\n{ps}");
+        assert_eq!(
+            inspect(
+                &name,
+                "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.MemoryReservation}} {{.HostConfig.RestartPolicy.Name}} {{.State.Health.Status}}"
+            ),
+            "2000000000 2147483648 1000 1073741824 unless-stopped healthy",
+            "{name} does not carry the template's limits"
+        );
+        let mounts = inspect(&name, "{{range .Mounts}}{{.Destination}}{{end}}");
+        assert_eq!(mounts, "/control");
+    }
+
+    // The seed's manual scale-up had no cap: ours clamps, and says so.
+    let out = p.cli(&["scale-up", "9"]).expect_code(0);
+    assert!(
+        out.stderr.contains("above max_replicas 5"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.running("vedfolnir").len(), 5);
+
+    // Down to 2: the newest go, gracefully, and never below min.
+    let out = p.cli(&["scale-down", "1"]).expect_code(0);
+    assert!(
+        out.stderr.contains("below min_replicas 2"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        p.running("vedfolnir"),
+        [
+            format!("{}_vedfolnir_1", p.name),
+            format!("{}_vedfolnir_2", p.name)
+        ]
+    );
+    // A scale-down to more than are running is refused.
+    let out = p.cli(&["scale-down", "3"]).expect_code(2);
+    assert!(out.stderr.contains("runs only 2"), "{}", out.stderr);
+
+    // The other service was never restarted or recreated.
+    assert_eq!(
+        inspect(&store[0], "{{.Id}} {{.State.StartedAt}}"),
+        store_before
+    );
+
+    // Every action audited before and after.
+    let audit = p.audit();
+    let events: Vec<&str> = audit.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        [
+            "scale-started",
+            "scale-finished",
+            "scale-started",
+            "scale-finished",
+            "scale-started",
+            "scale-finished"
+        ]
+    );
+    let report = p.cli(&["report"]).expect_code(0).stdout;
+    assert!(report.contains("replicas: 2 running, 2 ready"), "{report}");
+    assert!(report.contains("last scale-up:"), "{report}");
+    assert!(!report.contains("never"), "{report}");
+}
+
+#[test]
+fn a_replica_that_never_gets_healthy_is_rolled_back_audited_and_starts_no_cooldown() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("rollback", 2, image());
+    // New replicas find this file when they start and never pass their
+    // healthcheck; the two running ones stay healthy.
+    std::fs::write(p.dir.path().join("control/fail-health"), "").unwrap();
+    let out = p.cli(&["scale-up", "3"]).expect_code(7);
+    assert!(out.stderr.contains("RolledBack"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no cooldown recorded"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("unhealthy"), "{}", out.stdout);
+    assert_eq!(p.running("vedfolnir").len(), 2);
+    // Removed, not left stopped.
+    let all = docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", p.name),
+    ])
+    .stdout;
+    assert_eq!(all.lines().count(), 3, "app x2 + store:\n{all}");
+
+    let audit = p.audit();
+    let done = finished(&audit);
+    assert_eq!(done.len(), 1);
+    let report = &done[0]["report"];
+    assert_eq!(report["outcome"], "rolled-back");
+    assert_eq!(report["failed"].as_array().unwrap().len(), 1);
+    assert_eq!(report["reached"], 2);
+    assert!(!p.state_dir().join("vedfolnir.state.json").exists());
+    let text = p.cli(&["report"]).expect_code(0).stdout;
+    assert!(text.contains("RolledBack"), "{text}");
+    assert!(text.contains("last scale-down: never"), "{text}");
+}
+
+#[test]
+fn check_replaces_a_replica_removed_behind_its_back_up_to_min() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("replace", 2, image());
+    docker(&["rm", "-f", &format!("{}_vedfolnir_2", p.name)]).expect_code(0);
+    assert_eq!(p.running("vedfolnir").len(), 1);
+    let out = p.cli(&["check"]).expect_code(0);
+    assert!(
+        out.stdout.contains("below-minimum [1 -> 2]"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("SCALE UP 1 -> 2"), "{}", out.stdout);
+    assert_eq!(p.running("vedfolnir").len(), 2);
+    let audit = p.audit();
+    assert_eq!(audit[0]["trigger"], "policy");
+    assert_eq!(finished(&audit)[0]["report"]["outcome"], "succeeded");
+    // A second pass finds nothing to do (cooldowns, no data yet).
+    let out = p.cli(&["check"]).expect_code(0);
+    assert!(out.stdout.contains("HOLD at 2"), "{}", out.stdout);
+}
+
+#[test]
+fn a_name_conflict_mid_scale_is_recorded_as_a_partial_scale() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("conflict", 2, image());
+    // A container that is not a replica squats on the name replica 4 needs.
+    let squatter = format!("{}_vedfolnir_4", p.name);
+    docker(&["create", "--name", &squatter, IMAGE]).expect_code(0);
+    let out = p.cli(&["scale-up", "4"]);
+    docker(&["rm", "-f", &squatter]).expect_code(0);
+    let out = out.expect_code(7);
+    assert!(out.stderr.contains("Partial"), "{}", out.stderr);
+    assert!(out.stderr.contains("name is taken"), "{}", out.stderr);
+    assert_eq!(p.running("vedfolnir").len(), 3);
+    let audit = p.audit();
+    let r = &finished(&audit)[0]["report"];
+    assert_eq!(r["outcome"], "partial");
+    assert_eq!(r["reached"], 3);
+    assert_eq!(
+        r["created"],
+        serde_json::json!([format!("{}_vedfolnir_3", p.name)])
+    );
+    // The count moved, so its cooldown started.
+    assert!(p.state_dir().join("vedfolnir.state.json").exists());
+}
+
+#[test]
+fn a_missing_image_fails_the_scale_clearly_and_starts_no_cooldown() {
+    if !engine() {
+        return;
+    }
+    let doomed = format!("vedfolnir-workload:doomed{}", std::process::id());
+    docker(&["tag", image(), &doomed]).expect_code(0);
+    let p = Project::up("image", 2, &doomed);
+    // Untag: the running replicas keep their image; a new one cannot be made.
+    docker(&["rmi", &doomed]).expect_code(0);
+    let out = p.cli(&["scale-up", "3"]).expect_code(7);
+    assert!(
+        out.stdout.contains("is missing on this engine"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("no cooldown recorded"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.running("vedfolnir").len(), 2);
+    assert!(!p.state_dir().join("vedfolnir.state.json").exists());
+    assert_eq!(finished(&p.audit())[0]["report"]["outcome"], "failed");
+}
+
+#[test]
+fn an_unknown_service_or_project_is_exit_6() {
+    if !engine() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "service = \"nothere\"\nplugin = \"builtin:threshold-score\"\n[target]\nproject = \"no-such-project\"\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    for command in ["health", "scale-up", "check"] {
+        let out = run_env(
+            &[command, "--policy", policy.to_str().unwrap()],
+            &[("VEDFOLNIR_STATE_DIR", state.to_str().unwrap())],
+        )
+        .expect_code(6);
+        assert!(
+            out.stderr.contains("\"no-such-project\" has no containers"),
+            "{command}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_missing_socket_or_one_we_may_not_open_is_exit_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "service = \"web\"\nplugin = \"builtin:threshold-score\"\n",
+    )
+    .unwrap();
+    let out = run_env(
+        &["health", "--policy", policy.to_str().unwrap()],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    )
+    .expect_code(5);
+    assert!(
+        out.stderr
+            .contains("/nonexistent/docker.sock does not exist: is the Docker engine running?"),
+        "{}",
+        out.stderr
+    );
+
+    // A socket that exists but is not ours to open.
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let host = format!("unix://{}", sock.display());
+    let out = if is_root() {
+        // Root may open anything: drop to nobody for the run.
+        use std::os::unix::fs::PermissionsExt;
+        for p in [dir.path(), sock_dir.path()] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+        cmd(
+            "setpriv",
+            &[
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+                env!("CARGO_BIN_EXE_vedfolnir-autoscaler"),
+                "health",
+                "--policy",
+                policy.to_str().unwrap(),
+            ],
+            &[("DOCKER_HOST", &host)],
+        )
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o000)).unwrap();
+        run_env(
+            &["health", "--policy", policy.to_str().unwrap()],
+            &[("DOCKER_HOST", &host)],
+        )
+    };
+    let out = out.expect_code(5);
+    assert!(
+        out.stderr.contains("permission denied")
+            && out.stderr.contains("member of the docker group"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Whether this process runs as root (root ignores file permissions).
+fn is_root() -> bool {
+    cmd("id", &["-u"], &[]).stdout.trim() == "0"
+}
+
+/// Leaves the swarm on drop, if this test created it.
+struct Swarm {
+    created: bool,
+    service: String,
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        let _ = docker(&["service", "rm", &self.service]);
+        if self.created {
+            let _ = docker(&["swarm", "leave", "--force"]);
+        }
+    }
+}
+
+fn swarm_replicas(service: &str) -> String {
+    docker(&[
+        "service",
+        "ls",
+        "--filter",
+        &format!("name={service}"),
+        "--format",
+        "{{.Replicas}}",
+    ])
+    .expect_code(0)
+    .stdout
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn swarm_scales_1_3_1_by_the_service_replica_count() {
+    if !engine() {
+        return;
+    }
+    let image = image();
+    let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).stdout;
+    let created = state.trim() == "inactive";
+    if created {
+        docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]).expect_code(0);
+    }
+    let swarm = Swarm {
+        created,
+        service: format!("vtswarm{}", std::process::id()),
+    };
+    docker(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        &swarm.service,
+        "--replicas",
+        "1",
+        "--limit-cpu",
+        "0.5",
+        image,
+    ])
+    .expect_code(0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while swarm_replicas(&swarm.service) != "1/1" {
+        assert!(Instant::now() < deadline, "the swarm service never started");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("swarm.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "service = \"{}\"\nplugin = \"builtin:threshold-score\"\nmin_replicas = 1\nmax_replicas = 4\n[target]\nkind = \"swarm\"\n[rollout]\nmonitor = \"60s\"\n",
+            swarm.service
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--policy", policy.to_str().unwrap()]);
+        run_env(&all, &[("VEDFOLNIR_STATE_DIR", state.to_str().unwrap())])
+    };
+    run(&["scale-up", "3"]).expect_code(0);
+    assert_eq!(swarm_replicas(&swarm.service), "3/3");
+    let health = run(&["health"]).expect_code(0);
+    assert!(health.stdout.contains("3 running"), "{}", health.stdout);
+    run(&["scale-down", "1"]).expect_code(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while swarm_replicas(&swarm.service) != "1/1" {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            swarm_replicas(&swarm.service)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let audit = std::fs::read_to_string(state.join("audit.jsonl")).unwrap();
+    assert_eq!(
+        audit.matches("\"outcome\":\"succeeded\"").count(),
+        2,
+        "{audit}"
+    );
+    drop(swarm);
+}
