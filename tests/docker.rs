@@ -36,7 +36,7 @@ fn docker(args: &[&str]) -> Output {
 
 /// True when the engine answers. Without one: a note and `false` locally, a
 /// failure under `CI=true`.
-fn engine() -> bool {
+pub(crate) fn engine() -> bool {
     let out = Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output();
@@ -57,7 +57,7 @@ fn engine() -> bool {
 
 /// Build the workload statically and pack it into a `FROM scratch` image,
 /// once per test run.
-fn image() -> &'static str {
+pub(crate) fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = root();
@@ -107,8 +107,8 @@ fn image() -> &'static str {
 }
 
 /// A Compose project of its own for one test, taken down on drop.
-struct Project {
-    name: String,
+pub(crate) struct Project {
+    pub(crate) name: String,
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
@@ -116,7 +116,7 @@ struct Project {
 impl Project {
     /// `docker-compose up` with `replicas` of the app, waiting until they
     /// are healthy.
-    fn up(test: &str, replicas: u32, image: &str) -> Project {
+    pub(crate) fn up(test: &str, replicas: u32, image: &str) -> Project {
         let name = format!("vt{test}{}", std::process::id());
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("control")).unwrap();
@@ -138,7 +138,7 @@ impl Project {
         project
     }
 
-    fn compose(&self, args: &[&str]) -> Output {
+    pub(crate) fn compose(&self, args: &[&str]) -> Output {
         let file = root().join("tests/workload/compose.yml");
         let mut all = vec!["-p", &self.name, "-f", file.to_str().unwrap()];
         all.extend_from_slice(args);
@@ -160,7 +160,7 @@ impl Project {
     }
 
     /// Names of the running containers of `service`, sorted.
-    fn running(&self, service: &str) -> Vec<String> {
+    pub(crate) fn running(&self, service: &str) -> Vec<String> {
         let mut args = vec!["ps".to_string(), "--format".into(), "{{.Names}}".into()];
         args.extend(self.filter(service));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -174,7 +174,7 @@ impl Project {
         names
     }
 
-    fn wait_healthy(&self, n: u32) {
+    pub(crate) fn wait_healthy(&self, n: u32) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let mut args = vec!["ps".to_string(), "-q".into()];
@@ -212,7 +212,7 @@ impl Project {
     }
 
     /// Run the autoscaler on this project's policy.
-    fn cli(&self, args: &[&str]) -> Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
         let policy = self.dir.path().join("policy.toml");
         if !policy.exists() {
             self.policy("");
@@ -653,4 +653,59 @@ fn swarm_scales_1_3_1_by_the_service_replica_count() {
         "{audit}"
     );
     drop(swarm);
+}
+
+/// `docker exec` the workload's own load commands (the image has no shell).
+fn exec_load(container: &str, args: &[&str]) -> std::process::Child {
+    let mut all = vec!["exec", container, "/workload"];
+    all.extend_from_slice(args);
+    Command::new("docker")
+        .args(&all)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn usage(out: &Output) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    v["usage"].clone()
+}
+
+#[test]
+fn the_docker_source_reads_the_services_own_replicas_against_their_own_limits() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("stats", 2, image());
+    let store = p.running("store").remove(0);
+
+    // Load on the other service does not show in this one's figures.
+    let mut burner = exec_load(&store, &["burn", "5000"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let quiet = usage(&p.cli(&["check", "--json", "--dry-run"]).expect_code(0));
+    burner.wait().unwrap();
+    assert!(quiet["cpu"].as_f64().unwrap() < 0.1, "{quiet}");
+    assert_eq!(
+        (quiet["running"].as_u64(), quiet["ready"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    // One replica burns one core of its 2-CPU limit and holds 512 MiB of its
+    // 2 GiB: about 0.5 and 0.25 for it, half that averaged over two.
+    let app = format!("{}_vedfolnir_1", p.name);
+    let mut load = [
+        exec_load(&app, &["burn", "6000"]),
+        exec_load(&app, &["hold", "512", "6000"]),
+    ];
+    std::thread::sleep(Duration::from_millis(1500));
+    let busy = usage(&p.cli(&["check", "--json", "--dry-run"]).expect_code(0));
+    for l in &mut load {
+        l.wait().unwrap();
+    }
+    let cpu = busy["cpu"].as_f64().unwrap();
+    let memory = busy["memory"].as_f64().unwrap();
+    assert!((0.1..0.45).contains(&cpu), "cpu {cpu}: {busy}");
+    assert!((0.1..0.2).contains(&memory), "memory {memory}: {busy}");
+    // A dry run decides but never acts.
+    assert!(p.audit().is_empty());
 }

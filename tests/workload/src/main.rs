@@ -4,6 +4,8 @@
 //! ```text
 //! workload serve            listen on $PORT (default 8080)
 //! workload health [PORT]    exit 0 when /health answers 200 (the image's healthcheck)
+//! workload burn MS [THREADS] burn CPU here (for `docker exec`: no shell in the image)
+//! workload hold MIB MS       hold memory here
 //! ```
 //!
 //! Endpoints:
@@ -55,6 +57,19 @@ struct State {
     held_mib: AtomicU64,
 }
 
+impl State {
+    fn new(healthy: bool) -> State {
+        State {
+            healthy,
+            queue: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            durations: Mutex::new(Histogram::default()),
+            held_mib: AtomicU64::new(0),
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let port: u16 = std::env::var("PORT")
@@ -67,8 +82,26 @@ fn main() {
             let port = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(port);
             std::process::exit(if health_check(port) { 0 } else { 1 })
         }
+        Some("burn") => {
+            let q = format!(
+                "ms={}&threads={}",
+                args.get(2).map(String::as_str).unwrap_or("1000"),
+                args.get(3).map(String::as_str).unwrap_or("1")
+            );
+            print!("{}", route("/burn", &q, &State::new(true)).1);
+        }
+        Some("hold") => {
+            let q = format!(
+                "mib={}&ms={}",
+                args.get(2).map(String::as_str).unwrap_or("64"),
+                args.get(3).map(String::as_str).unwrap_or("10000")
+            );
+            print!("{}", route("/hold", &q, &State::new(true)).1);
+        }
         Some(other) => {
-            eprintln!("workload: unknown command {other:?} (serve | health [PORT])");
+            eprintln!(
+                "workload: unknown command {other:?} (serve | health [PORT] | burn MS [THREADS] | hold MIB MS)"
+            );
             std::process::exit(2)
         }
     }
@@ -105,14 +138,7 @@ fn serve(port: u16) {
     let fail_file =
         std::env::var("FAIL_HEALTH_FILE").unwrap_or_else(|_| "/control/fail-health".into());
     let healthy = !std::path::Path::new(&fail_file).exists();
-    let state = Arc::new(State {
-        healthy,
-        queue: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        requests: AtomicU64::new(0),
-        durations: Mutex::new(Histogram::default()),
-        held_mib: AtomicU64::new(0),
-    });
+    let state = Arc::new(State::new(healthy));
     let drain: u64 = std::env::var("DRAIN_PER_SEC")
         .ok()
         .and_then(|d| d.parse().ok())
