@@ -387,6 +387,19 @@ fn check_replaces_a_replica_removed_behind_its_back_up_to_min() {
     let p = Project::up("replace", 2, image());
     docker(&["rm", "-f", &format!("{}_vedfolnir_2", p.name)]).expect_code(0);
     assert_eq!(p.running("vedfolnir").len(), 1);
+
+    // While another instance holds the service's lock, a pass does nothing.
+    std::fs::create_dir_all(p.state_dir()).unwrap();
+    let lock = std::fs::File::create(p.state_dir().join("vedfolnir.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = p.cli(&["check"]).expect_code(9);
+    assert!(
+        out.stderr.contains("another vedfolnir-autoscaler"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.running("vedfolnir").len(), 1);
+    drop(lock);
     let out = p.cli(&["check"]).expect_code(0);
     assert!(
         out.stdout.contains("below-minimum [1 -> 2]"),
@@ -708,4 +721,102 @@ fn the_docker_source_reads_the_services_own_replicas_against_their_own_limits() 
     assert!((0.1..0.2).contains(&memory), "memory {memory}: {busy}");
     // A dry run decides but never acts.
     assert!(p.audit().is_empty());
+}
+
+/// GET `path` from 127.0.0.1:`port`; the answer, or the error.
+fn http_get(port: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn oom_kills_are_counted_from_engine_events_across_restarts() {
+    if !engine() {
+        return;
+    }
+    let image = image();
+    let project = format!("vtoom{}", std::process::id());
+    let name = format!("{project}_app_1");
+    // A replica with a 64 MiB limit that restarts after an OOM kill (which
+    // clears its OOMKilled flag; the engine's events keep the kill).
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        &format!("com.docker.compose.project={project}"),
+        "--label",
+        "com.docker.compose.service=app",
+        "--label",
+        "com.docker.compose.container-number=1",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "64m",
+        "--restart",
+        "always",
+        "-p",
+        "127.0.0.1::8080",
+        image,
+    ])
+    .expect_code(0);
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = docker(&["rm", "-f", &self.0]);
+        }
+    }
+    let _cleanup = Remove(name.clone());
+    let port = docker(&["port", &name, "8080/tcp"])
+        .expect_code(0)
+        .stdout
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(&port, "/health").is_err() {
+        assert!(Instant::now() < deadline, "the replica never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The serving process itself allocates past its limit.
+    let _ = http_get(&port, "/hold?mib=256&ms=100");
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "service = \"app\"\nplugin = \"builtin:threshold-score\"\nmin_replicas = 1\n[target]\nproject = \"{project}\"\n"
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = run_env(
+            &["report", "--json", "--policy", policy.to_str().unwrap()],
+            &[("VEDFOLNIR_STATE_DIR", state.to_str().unwrap())],
+        )
+        .expect_code(0);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        if v["usage"]["oom_kills"].as_u64().unwrap_or(0) >= 1 {
+            // Restarted: its flag may be clear, the count is not.
+            assert_eq!(v["replicas"]["containers"].as_array().unwrap().len(), 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no OOM kill seen: {}",
+            out.stdout
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -54,6 +54,9 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         if cause.is::<crate::ops::Unhealthy>() {
             return 8;
         }
+        if cause.is::<crate::store::Busy>() {
+            return 9;
+        }
         if let Some(p) = cause.downcast_ref::<PolicyError>() {
             return match p {
                 PolicyError::Config(_) => 2,

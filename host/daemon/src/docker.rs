@@ -9,7 +9,8 @@ use std::fmt;
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse, HealthStatusEnum};
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptionsBuilder, StatsOptionsBuilder,
+    EventsOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    StatsOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -402,12 +403,51 @@ pub struct ServiceUsage {
     pub memory: Option<f64>,
     /// Replicas (running or not) whose last run ended in an OOM kill.
     pub oom_killed: u32,
+    /// OOM kills the engine reported for the target's containers in the
+    /// last [`OOM_WINDOW_S`] seconds (its events survive a restart, which
+    /// clears a container's OOMKilled flag); `None` when the events could
+    /// not be read.
+    pub oom_kills: Option<u32>,
     /// Replicas whose stats could not be read, with why.
     pub errors: Vec<String>,
 }
 
+/// How far back `oom_kills` looks.
+pub const OOM_WINDOW_S: i64 = 3600;
+
+/// OOM events of the target's containers over the last `window_s` seconds.
+pub async fn oom_kills(
+    engine: &Engine,
+    target: &Target,
+    window_s: i64,
+) -> Result<u32, EngineError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let filters: HashMap<String, Vec<String>> = HashMap::from([
+        ("type".to_string(), vec!["container".to_string()]),
+        ("event".to_string(), vec!["oom".to_string()]),
+        ("label".to_string(), label_filter(target)),
+    ]);
+    // With `until` the engine replays its buffer and ends the stream.
+    let mut stream = engine.docker.events(Some(
+        EventsOptionsBuilder::default()
+            .since(&(now - window_s).to_string())
+            .until(&now.to_string())
+            .filters(&filters)
+            .build(),
+    ));
+    let mut n = 0;
+    while let Some(event) = stream.next().await {
+        event.map_err(|e| api_error("reading engine events", e))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Collect the `docker` source for a target's replicas.
-pub async fn service_usage(engine: &Engine, replicas: &[Replica]) -> ServiceUsage {
+pub async fn service_usage(engine: &Engine, target: &Target, replicas: &[Replica]) -> ServiceUsage {
     let running: Vec<&Replica> = replicas.iter().filter(|r| r.is_running()).collect();
     let samples =
         futures_util::future::join_all(running.iter().map(|r| replica_usage(engine, &r.id))).await;
@@ -423,6 +463,13 @@ pub async fn service_usage(engine: &Engine, replicas: &[Replica]) -> ServiceUsag
             Err(e) => errors.push(format!("{}: {e}", r.name)),
         }
     }
+    let oom_kills = match oom_kills(engine, target, OOM_WINDOW_S).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            errors.push(format!("OOM events: {e}"));
+            None
+        }
+    };
     let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     ServiceUsage {
         running: running.len() as u32,
@@ -433,6 +480,7 @@ pub async fn service_usage(engine: &Engine, replicas: &[Replica]) -> ServiceUsag
         cpu: mean(&cpu),
         memory: mean(&memory),
         oom_killed: replicas.iter().filter(|r| r.oom_killed).count() as u32,
+        oom_kills,
         errors,
     }
 }

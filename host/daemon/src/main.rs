@@ -13,6 +13,7 @@
 //! | 6 | the target service was not found on the engine |
 //! | 7 | a scale did not reach its target (failed, partial or rolled back) |
 //! | 8 | `health`: the engine answers but the service is not healthy |
+//! | 9 | another instance holds the service's lock (it is deciding or scaling) |
 #![forbid(unsafe_code)]
 
 mod actuate;

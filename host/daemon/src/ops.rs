@@ -107,6 +107,7 @@ pub fn manual_scale(
     wanted: Option<u32>,
     json: bool,
 ) -> Result<ExitCode> {
+    let _lock = store.lock(&policy.file.service)?;
     let rt = runtime()?;
     rt.block_on(async {
         let target = &policy.file.target;
@@ -325,10 +326,18 @@ fn collect_signals(
         }
     }
     fresh.push((SignalId::InstanceCount, f64::from(usage.running)));
+    if let Some(n) = usage.oom_kills {
+        fresh.push((SignalId::Custom("oom-kills".into()), f64::from(n)));
+    }
     history.push(now, &fresh, HISTORY_RETENTION_MS);
 
     let mut windows = Vec::new();
-    for signal in [SignalId::Cpu, SignalId::Memory, SignalId::InstanceCount] {
+    for signal in [
+        SignalId::Cpu,
+        SignalId::Memory,
+        SignalId::InstanceCount,
+        SignalId::Custom("oom-kills".into()),
+    ] {
         if !matches!(routed(&signal), None | Some(Source::Docker)) {
             continue;
         }
@@ -386,6 +395,7 @@ fn input_for(
 
 /// One pass: collect, evaluate, guard, act (unless `dry_run`).
 pub fn check(policy: &ReadyPolicy, store: &Store, dry_run: bool, json: bool) -> Result<ExitCode> {
+    let _lock = store.lock(&policy.file.service)?;
     let rt = runtime()?;
     rt.block_on(async {
         let target = &policy.file.target;
@@ -393,7 +403,7 @@ pub fn check(policy: &ReadyPolicy, store: &Store, dry_run: bool, json: bool) -> 
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
         let current = current(&engine, target).await?;
         let replicas = docker::replicas(&engine, target).await?;
-        let usage = docker::service_usage(&engine, &replicas).await;
+        let usage = docker::service_usage(&engine, target, &replicas).await;
         let now = now_ms();
         let mut history = store.history(service)?;
         let signals = collect_signals(policy, &usage, &mut history, now);
@@ -489,12 +499,15 @@ fn render_check(
     };
     let _ = writeln!(
         out,
-        "docker: cpu {} of limit, memory {} of limit, {} running, {} ready, {} OOM-killed",
+        "docker: cpu {} of limit, memory {} of limit, {} running, {} ready, {} OOM kill(s) in the last hour",
         pct(usage.cpu),
         pct(usage.memory),
         usage.running,
         usage.ready,
-        usage.oom_killed
+        usage
+            .oom_kills
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "unknown".into())
     );
     for err in &usage.errors {
         let _ = writeln!(out, "  stats error: {err}");
@@ -566,7 +579,7 @@ pub fn report(policy: &ReadyPolicy, store: &Store, json: bool) -> Result<ExitCod
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
         let current = current(&engine, target).await?;
         let replicas = docker::replicas(&engine, target).await?;
-        let usage = docker::service_usage(&engine, &replicas).await;
+        let usage = docker::service_usage(&engine, target, &replicas).await;
         let now = now_ms();
         // Scores on the stored history plus this reading; nothing is saved.
         let mut history = store.history(service)?;
@@ -630,9 +643,13 @@ pub fn report(policy: &ReadyPolicy, store: &Store, json: bool) -> Result<ExitCod
         };
         let _ = writeln!(
             out,
-            "metrics: cpu {} of limit, memory {} of limit (mean of running replicas)",
+            "metrics: cpu {} of limit, memory {} of limit (mean of running replicas); OOM kills in the last hour: {}",
             pct(usage.cpu),
-            pct(usage.memory)
+            pct(usage.memory),
+            usage
+                .oom_kills
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "unknown".into())
         );
         match &evaluation.recommendation {
             Some(r) => {

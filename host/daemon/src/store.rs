@@ -8,6 +8,9 @@
 //!   atomically (write, fsync, rename), and only after a scale succeeded.
 //! - `<service>.samples.json`: the signal history of one-shot `check` runs,
 //!   so windows such as "cpu above 70% for 5 minutes" span cron runs.
+//! - `<service>.lock`: held (flock) by whoever is deciding or scaling the
+//!   service, so two overlapping cron runs, or a cron run and an operator,
+//!   never scale it at once.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -26,6 +29,18 @@ use crate::actuate::ScaleReport;
 pub struct Store {
     dir: PathBuf,
 }
+
+/// Another process holds the service's lock (exit code 9).
+#[derive(Debug)]
+pub struct Busy(pub String);
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Busy {}
 
 /// What started a scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +173,29 @@ impl Store {
 
     fn samples_path(&self, service: &str) -> PathBuf {
         self.dir.join(format!("{service}.samples.json"))
+    }
+
+    /// Take the service's lock, or say who should be waited for. Released
+    /// when the returned file is dropped (or the process dies).
+    pub fn lock(&self, service: &str) -> Result<File> {
+        let path = self.dir.join(format!("{service}.lock"));
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        match f.try_lock() {
+            Ok(()) => Ok(f),
+            Err(fs::TryLockError::WouldBlock) => Err(Busy(format!(
+                "another vedfolnir-autoscaler is deciding or scaling {service} (it holds {}); try again when it is done",
+                path.display()
+            ))
+            .into()),
+            Err(fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
     }
 
     /// Append one record, fsynced before returning.
@@ -317,6 +355,20 @@ mod tests {
         fs::write(dir.path().join("web.state.json"), "{not json").unwrap();
         let e = format!("{:#}", store.guard_state("web").unwrap_err());
         assert!(e.contains("web.state.json"), "{e}");
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let held = store.lock("web").unwrap();
+        let e = store.lock("web").unwrap_err();
+        assert!(e.is::<Busy>(), "{e:#}");
+        assert!(format!("{e}").contains("web.lock"), "{e}");
+        // Another service is not blocked.
+        let _other = store.lock("api").unwrap();
+        drop(held);
+        store.lock("web").unwrap();
     }
 
     #[test]
