@@ -75,6 +75,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         ..Default::default()
     })
     .context("cannot start the policy sandbox")?;
+    let sources = sources(&cli);
     match cli.command {
         Command::Evaluate {
             policy,
@@ -109,15 +110,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Health { args } => {
             let policy = ReadyPolicy::load(&sandbox, &args.policy, &overrides(&args))?;
-            crate::ops::health(&policy, args.json)
+            crate::ops::health(&policy, &sources, args.json)
         }
         Command::Report { args } => {
             let (policy, store) = ready(&sandbox, &cli.state_dir, &args)?;
-            crate::ops::report(&policy, &store, args.json)
+            crate::ops::report(&policy, &sources, &store, args.json)
         }
         Command::Check { args, dry_run } => {
             let (policy, store) = ready(&sandbox, &cli.state_dir, &args)?;
-            crate::ops::check(&policy, &store, dry_run, args.json)
+            crate::ops::check(&policy, &sources, &store, dry_run, args.json)
         }
         Command::Plugin { command } => match command {
             PluginCommand::Check { file, json } => plugin_check(&sandbox, &file, json),
@@ -138,6 +139,16 @@ fn overrides(args: &crate::PolicyArgs) -> Overrides {
     Overrides {
         min_replicas: args.min_replicas,
         max_replicas: args.max_replicas,
+    }
+}
+
+/// The non-docker sources the command line configures.
+fn sources(cli: &Cli) -> crate::ops::Sources {
+    crate::ops::Sources {
+        prometheus: cli
+            .prometheus_url
+            .as_deref()
+            .map(|url| crate::prom::Prometheus::new(url, cli.prometheus_timeout)),
     }
 }
 

@@ -22,6 +22,7 @@ mod config;
 mod docker;
 mod ops;
 mod policy;
+mod prom;
 mod store;
 
 use std::path::PathBuf;
@@ -63,6 +64,14 @@ struct Cli {
         default_value = "/var/lib/vedfolnir-autoscaler"
     )]
     state_dir: PathBuf,
+
+    /// The Prometheus server that `prometheus` signals are queried from.
+    #[arg(long, global = true, env = "PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
+
+    /// How long one Prometheus query may take.
+    #[arg(long, global = true, env = "VEDFOLNIR_PROMETHEUS_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    prometheus_timeout: Duration,
 
     #[command(subcommand)]
     command: Command,

@@ -301,10 +301,36 @@ fn finish(report: &ScaleReport) -> Result<ExitCode> {
     }
 }
 
-/// The signals one pass collects: the `docker` source's, and what the
-/// policy file wires elsewhere (not collected by a one-shot pass).
-fn collect_signals(
+/// The span of history a policy needs: its longest duration parameter (its
+/// windows, gaps and TTLs) plus a minute, at least five minutes.
+pub fn history_span_ms(policy: &ReadyPolicy) -> u64 {
+    let longest = vedfolnir_core::snapshot::effective_params(
+        &policy.plugin.description().params,
+        &policy.params,
+    )
+    .iter()
+    .filter_map(|p| match p.value {
+        vedfolnir_core::model::ParamValue::Duration(ms) => Some(ms),
+        _ => None,
+    })
+    .max()
+    .unwrap_or(0);
+    (longest + 60_000).clamp(5 * 60_000, HISTORY_RETENTION_MS)
+}
+
+/// Where the non-docker sources are.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The Prometheus server, when one is configured.
+    pub prometheus: Option<crate::prom::Prometheus>,
+}
+
+/// The signals one pass collects: the `docker` source's (kept in the
+/// sample history), and each Prometheus expression's window, read whole
+/// from Prometheus (so the window is there at once, cron or restart).
+async fn collect_signals(
     policy: &ReadyPolicy,
+    sources: &Sources,
     usage: &ServiceUsage,
     history: &mut History,
     now: TimestampMs,
@@ -351,22 +377,37 @@ fn collect_signals(
         }
         windows.push(w);
     }
+    let span = history_span_ms(policy);
+    let mut queries = Vec::new();
     for s in &policy.file.signals {
-        let reason = match &s.source {
-            Source::Docker => continue,
-            Source::Prometheus { query } => format!(
-                "prometheus source ({query}) is not collected by this version's one-shot pass"
-            ),
-            Source::Alertmanager => {
-                "alertmanager source needs the daemon's webhook, not a one-shot pass".into()
-            }
-        };
-        windows.push(SignalWindow {
-            signal: s.signal.clone(),
-            samples: vec![],
-            missing_reason: Some(reason),
-        });
+        match &s.source {
+            Source::Docker => {}
+            Source::Prometheus { query } => match &sources.prometheus {
+                Some(p) => queries.push(p.window(&s.signal, query, now, span)),
+                None => windows.push(SignalWindow {
+                    signal: s.signal.clone(),
+                    samples: vec![],
+                    missing_reason: Some(format!(
+                        "prometheus source ({query}): no Prometheus configured (PROMETHEUS_URL or --prometheus-url)"
+                    )),
+                }),
+            },
+            Source::Alertmanager => windows.push(SignalWindow {
+                signal: s.signal.clone(),
+                samples: vec![],
+                missing_reason: Some(
+                    "alertmanager source needs the daemon's webhook, not a one-shot pass".into(),
+                ),
+            }),
+        }
     }
+    let fetched = futures_util::future::join_all(queries).await;
+    for w in &fetched {
+        if let Some(reason) = &w.missing_reason {
+            tracing::warn!(service = %policy.file.service, signal = %w.signal, reason = %reason, "signal missing");
+        }
+    }
+    windows.extend(fetched);
     windows
 }
 
@@ -394,7 +435,13 @@ fn input_for(
 }
 
 /// One pass: collect, evaluate, guard, act (unless `dry_run`).
-pub fn check(policy: &ReadyPolicy, store: &Store, dry_run: bool, json: bool) -> Result<ExitCode> {
+pub fn check(
+    policy: &ReadyPolicy,
+    sources: &Sources,
+    store: &Store,
+    dry_run: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let _lock = store.lock(&policy.file.service)?;
     let rt = runtime()?;
     rt.block_on(async {
@@ -406,7 +453,7 @@ pub fn check(policy: &ReadyPolicy, store: &Store, dry_run: bool, json: bool) -> 
         let usage = docker::service_usage(&engine, target, &replicas).await;
         let now = now_ms();
         let mut history = store.history(service)?;
-        let signals = collect_signals(policy, &usage, &mut history, now);
+        let signals = collect_signals(policy, sources, &usage, &mut history, now).await;
         store.save_history(service, &history)?;
         let state = store.guard_state(service)?;
         let input = input_for(policy, &state, &usage, current, signals, now);
@@ -517,7 +564,7 @@ fn render_check(
 }
 
 /// `health`: the engine, the target, its replicas.
-pub fn health(policy: &ReadyPolicy, json: bool) -> Result<ExitCode> {
+pub fn health(policy: &ReadyPolicy, sources: &Sources, json: bool) -> Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         let target = &policy.file.target;
@@ -529,6 +576,16 @@ pub fn health(policy: &ReadyPolicy, json: bool) -> Result<ExitCode> {
             .filter(|r| r.readiness == Readiness::Ready)
             .count() as u32;
         let mut problems = Vec::new();
+        let prometheus = match &sources.prometheus {
+            None => None,
+            Some(p) => Some(match p.ready().await {
+                Ok(()) => format!("ok ({})", p.url),
+                Err(e) => {
+                    problems.push(e.clone());
+                    e
+                }
+            }),
+        };
         if running < policy.file.guard.min_replicas {
             problems.push(format!(
                 "{running} replica(s) running, below min_replicas {}",
@@ -544,6 +601,7 @@ pub fn health(policy: &ReadyPolicy, json: bool) -> Result<ExitCode> {
                 serde_json::to_string_pretty(&serde_json::json!({
                     "engine": { "host": engine.host, "version": engine.version, "api_version": engine.api_version },
                     "target": describe_target(target),
+                    "prometheus": prometheus,
                     "running": running,
                     "ready": ready,
                     "replicas": replicas,
@@ -556,6 +614,9 @@ pub fn health(policy: &ReadyPolicy, json: bool) -> Result<ExitCode> {
                 engine.host, engine.version, engine.api_version
             );
             println!("target: {} found", describe_target(target));
+            if let Some(p) = &prometheus {
+                println!("prometheus: {p}");
+            }
             println!("replicas: {running} running, {ready} ready");
             for r in &replicas {
                 println!("  {:<28} {:<10} {:?}", r.name, r.state, r.readiness);
@@ -571,7 +632,12 @@ pub fn health(policy: &ReadyPolicy, json: bool) -> Result<ExitCode> {
 
 /// `report`: replicas, metrics, scores and the last actions, from the
 /// engine and the audit log.
-pub fn report(policy: &ReadyPolicy, store: &Store, json: bool) -> Result<ExitCode> {
+pub fn report(
+    policy: &ReadyPolicy,
+    sources: &Sources,
+    store: &Store,
+    json: bool,
+) -> Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         let target = &policy.file.target;
@@ -583,7 +649,7 @@ pub fn report(policy: &ReadyPolicy, store: &Store, json: bool) -> Result<ExitCod
         let now = now_ms();
         // Scores on the stored history plus this reading; nothing is saved.
         let mut history = store.history(service)?;
-        let signals = collect_signals(policy, &usage, &mut history, now);
+        let signals = collect_signals(policy, sources, &usage, &mut history, now).await;
         let state = store.guard_state(service)?;
         let input = input_for(policy, &state, &usage, current, signals, now);
         let evaluation = policy.evaluate(&input, &state);
