@@ -194,7 +194,7 @@ impl Project {
     }
 
     /// A policy file for this project's app service.
-    fn policy(&self, extra: &str) -> PathBuf {
+    pub(crate) fn policy(&self, extra: &str) -> PathBuf {
         let path = self.dir.path().join("policy.toml");
         std::fs::write(
             &path,
@@ -724,7 +724,7 @@ fn the_docker_source_reads_the_services_own_replicas_against_their_own_limits() 
 }
 
 /// GET `path` from 127.0.0.1:`port`; the answer, or the error.
-fn http_get(port: &str, path: &str) -> std::io::Result<String> {
+pub(crate) fn http_get(port: &str, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;

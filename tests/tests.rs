@@ -4,4 +4,5 @@
 
 mod cli;
 mod docker;
+mod prometheus;
 mod util;

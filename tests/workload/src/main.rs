@@ -17,6 +17,7 @@
 //! | `/burn?ms=1000&threads=1` | burn CPU on `threads` threads for `ms` |
 //! | `/hold?mib=64&ms=10000` | allocate and touch `mib` MiB, keep it for `ms` |
 //! | `/enqueue?n=10` | add work; a worker drains `$DRAIN_PER_SEC` items a second |
+//! | `/drain` | empty the queue at once |
 //! | `/sleep?ms=500` | answer after `ms` (raises the latency histogram) |
 //! | `/error` | 500, counted in `vedfolnir_errors_total` |
 //!
@@ -277,6 +278,10 @@ fn route(path: &str, q: &str, state: &State) -> (u16, String) {
             let n = query(q, "n", 1);
             let depth = state.queue.fetch_add(n, Ordering::SeqCst) + n;
             (200, format!("queue depth {depth}\n"))
+        }
+        "/drain" => {
+            state.queue.store(0, Ordering::SeqCst);
+            (200, "queue depth 0\n".into())
         }
         "/sleep" => {
             let ms = query(q, "ms", 500).min(60_000);
