@@ -341,7 +341,7 @@ fn plugin_test_runs_the_golden_scenarios_against_the_component() {
         "plugins/threshold-score/scenarios.toml",
     ])
     .expect_code(0);
-    assert!(out.stdout.contains("31 passed, 0 failed"), "{}", out.stdout);
+    assert!(out.stdout.contains("36 passed, 0 failed"), "{}", out.stdout);
 }
 
 #[test]

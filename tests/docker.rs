@@ -207,7 +207,11 @@ impl Project {
         path
     }
 
-    fn state_dir(&self) -> PathBuf {
+    pub(crate) fn policy_path(&self) -> PathBuf {
+        self.dir.path().join("policy.toml")
+    }
+
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 

@@ -83,7 +83,7 @@ impl Drop for Server {
 
 impl Server {
     /// Our rules, scraping `project`'s app every second.
-    fn start(project: &str) -> Server {
+    fn start(project: &str, daemon: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let rules = root().join("deploy/prometheus/rules");
         let config = format!(
@@ -111,6 +111,9 @@ scrape_configs:
         target_label: project
       - source_labels: [__meta_docker_container_label_com_docker_compose_service]
         target_label: service
+  - job_name: vedfolnir-autoscaler
+    static_configs:
+      - targets: ["{daemon}"]
 "#,
             rules = rules.display()
         );
@@ -166,31 +169,120 @@ fn published_port(container: &str) -> String {
         .to_string()
 }
 
-/// Run `check` until its output contains `wanted`, or fail after `limit`.
-fn check_until(p: &Project, prometheus: &str, wanted: &str, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    loop {
-        let out = p.cli(&["check", "--prometheus-url", prometheus]);
-        if out.stdout.contains(wanted) {
-            return out;
+/// The daemon, its decision lines collected, killed (SIGTERM) on drop.
+struct Daemon {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    listen: String,
+}
+
+impl Daemon {
+    fn start(p: &Project, args: &[&str]) -> Daemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Daemon::start_on(p, port, args)
+    }
+
+    fn start_on(p: &Project, port: u16, args: &[&str]) -> Daemon {
+        let listen = format!("127.0.0.1:{port}");
+        let policy = p.policy_path();
+        let state = p.state_dir();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"))
+            .args([
+                "run",
+                "--policies",
+                policy.to_str().unwrap(),
+                "--listen",
+                &listen,
+            ])
+            .args(args)
+            .env("VEDFOLNIR_STATE_DIR", &state)
+            .env("VEDFOLNIR_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            lines,
+            seen: Vec::new(),
+            listen,
         }
-        assert!(
-            Instant::now() < deadline,
-            "no {wanted:?} within {limit:?}; last pass:\n{}\n{}",
-            out.stdout,
-            out.stderr
-        );
-        std::thread::sleep(Duration::from_millis(1000));
+    }
+
+    /// Wait for a line containing `wanted`.
+    fn expect_line(&mut self, wanted: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(wanted) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {wanted:?} within {limit:?}; the daemon said:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let port = self.listen.rsplit(':').next().unwrap();
+        http_get(port, "/metrics").unwrap()
     }
 }
 
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// One instant query's single value, if any.
+fn query(server: &Server, expr: &str) -> Option<f64> {
+    let path = format!(
+        "/api/v1/query?query={}",
+        expr.replace('{', "%7B")
+            .replace('}', "%7D")
+            .replace('"', "%22")
+            .replace('=', "%3D")
+    );
+    let body = http_get(&server.port.to_string(), &path).ok()?;
+    let json = &body[body.find('{')?..];
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
 #[test]
-fn queue_load_seen_through_prometheus_scales_up_then_down_when_it_stops() {
+fn queue_load_seen_through_prometheus_makes_the_daemon_scale_up_then_down() {
     if !engine() || !have("prometheus") {
         return;
     }
     let p = Project::up("prom", 2, image());
-    let server = Server::start(&p.name);
     // Windows shortened from minutes to seconds; the queue alone can act.
     let policy: PathBuf = p.policy(&format!(
         r#"
@@ -214,6 +306,18 @@ for = "10s"
         p.name
     ));
     assert!(policy.exists());
+    // Prometheus first (it scrapes the daemon), then the daemon pointed at it.
+    let daemon_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Server::start(&p.name, &format!("127.0.0.1:{daemon_port}"));
+    let mut daemon = Daemon::start_on(
+        &p,
+        daemon_port,
+        &["--interval", "2s", "--prometheus-url", &server.url()],
+    );
     let ports: Vec<String> = p
         .running("vedfolnir")
         .iter()
@@ -222,28 +326,91 @@ for = "10s"
     for port in &ports {
         http_get(port, "/enqueue?n=400").unwrap();
     }
-    let up = check_until(
-        &p,
-        &server.url(),
-        "SCALE UP 2 -> 3",
-        Duration::from_secs(90),
-    );
-    assert!(up.stdout.contains("queue-high"), "{}", up.stdout);
+    daemon.expect_line("SCALE UP 2 -> 3", Duration::from_secs(90));
     assert_eq!(p.running("vedfolnir").len(), 3);
+    let m = daemon.metrics();
+    assert!(
+        m.contains("vedfolnir_autoscaler_queue_depth{service=\"vedfolnir\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("vedfolnir_autoscaler_actions_total{service=\"vedfolnir\",direction=\"up\",outcome=\"succeeded\"} 1"),
+        "{m}"
+    );
 
-    // The load stops: the queue empties, and after its window the service
-    // goes back down.
+    // The load stops: the queue empties, and after its window the daemon
+    // scales back down.
     for port in &ports {
         http_get(port, "/drain").unwrap();
     }
-    let down = check_until(
-        &p,
-        &server.url(),
-        "SCALE DOWN 3 -> 2",
-        Duration::from_secs(120),
-    );
-    assert!(down.stdout.contains("queue-low"), "{}", down.stdout);
+    daemon.expect_line("SCALE DOWN 3 -> 2", Duration::from_secs(120));
     assert_eq!(p.running("vedfolnir").len(), 2);
+    // Prometheus scrapes the daemon as well.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while query(
+        &server,
+        "vedfolnir_autoscaler_instance_count{service=\"vedfolnir\"}",
+    )
+    .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never saw the daemon's metrics"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_firing_alertmanager_alert_is_a_policy_input_and_the_guard_rails_still_decide() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("alerts", 2, image());
+    p.policy(
+        r#"
+[cooldown]
+up = "1h"
+[signals.scaling-alerts]
+source = "alertmanager"
+"#,
+    );
+    let mut daemon = Daemon::start(&p, &["--interval", "1s"]);
+    daemon.expect_line("HOLD at 2", Duration::from_secs(30));
+    let port = daemon.listen.rsplit(':').next().unwrap().to_string();
+    let post = |body: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        write!(
+            s,
+            "POST /webhook/alertmanager HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let answer = post(
+        r#"{"version":"4","status":"firing","alerts":[{"status":"firing","fingerprint":"f1","labels":{"alertname":"VedfolnirHighCPUUsage","service":"vedfolnir","scaling_action":"scale_up"}}]}"#,
+    );
+    assert!(
+        answer.contains(r#"{"firing":1,"resolved":0,"ignored":0}"#),
+        "{answer}"
+    );
+    // The alert is scored as a term; the step limit and bounds still apply.
+    daemon.expect_line("SCALE UP 2 -> 3", Duration::from_secs(30));
+    assert_eq!(p.running("vedfolnir").len(), 3);
+    // Still firing, but the 1h scale-up cooldown holds: a bypass would not.
+    daemon.expect_line("cooldown", Duration::from_secs(30));
+    assert_eq!(p.running("vedfolnir").len(), 3);
+    let bad = post("<html>");
+    assert!(bad.contains(" 400 "), "{bad}");
+    let m = daemon.metrics();
+    assert!(
+        m.contains("vedfolnir_autoscaler_webhook_alerts_total{service=\"\",kind=\"firing\"} 1"),
+        "{m}"
+    );
 }
 
 #[test]

@@ -94,6 +94,28 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             },
         ),
         Command::Validate { policies } => validate(&sandbox, &policies),
+        Command::Run {
+            policies,
+            interval,
+            listen,
+            dry_run,
+            min_replicas,
+            max_replicas,
+        } => crate::run::run(
+            &sandbox,
+            crate::store::Store::open(&cli.state_dir)?,
+            sources.prometheus.clone(),
+            &Overrides {
+                min_replicas,
+                max_replicas,
+            },
+            crate::run::RunOptions {
+                policies,
+                interval,
+                listen,
+                dry_run,
+            },
+        ),
         Command::ScaleUp { replicas, args } => {
             let (policy, store) = ready(&sandbox, &cli.state_dir, &args)?;
             crate::ops::manual_scale(&policy, &store, crate::ops::Manual::Up, replicas, args.json)
@@ -149,6 +171,7 @@ fn sources(cli: &Cli) -> crate::ops::Sources {
             .prometheus_url
             .as_deref()
             .map(|url| crate::prom::Prometheus::new(url, cli.prometheus_timeout)),
+        alerts: None,
     }
 }
 

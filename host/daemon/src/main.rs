@@ -17,12 +17,15 @@
 #![forbid(unsafe_code)]
 
 mod actuate;
+mod alerts;
 mod commands;
 mod config;
 mod docker;
+mod metrics;
 mod ops;
 mod policy;
 mod prom;
+mod run;
 mod store;
 
 use std::path::PathBuf;
@@ -152,6 +155,29 @@ enum Command {
         /// Decide, but do not act.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// The daemon: a pass per policy every interval, /metrics, /health and
+    /// the Alertmanager webhook on 127.0.0.1. SIGTERM stops it after the
+    /// passes in flight.
+    Run {
+        /// Policy files, or folders of `*.toml` policy files.
+        #[arg(long = "policies", env = "VEDFOLNIR_POLICIES", required = true, num_args = 1.., value_delimiter = ',')]
+        policies: Vec<PathBuf>,
+        /// Time between passes.
+        #[arg(long, env = "VEDFOLNIR_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Where /metrics, /health and the webhook listen.
+        #[arg(long, env = "VEDFOLNIR_LISTEN", default_value = "127.0.0.1:9464")]
+        listen: std::net::SocketAddr,
+        /// Decide and report, never act.
+        #[arg(long, env = "DRY_RUN")]
+        dry_run: bool,
+        /// Replaces every policy's min_replicas.
+        #[arg(long, env = "MIN_REPLICAS")]
+        min_replicas: Option<u32>,
+        /// Replaces every policy's max_replicas.
+        #[arg(long, env = "MAX_REPLICAS")]
+        max_replicas: Option<u32>,
     },
     /// Check policy files without evaluating: every problem, with file and key.
     Validate {

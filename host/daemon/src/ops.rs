@@ -18,6 +18,7 @@ use vedfolnir_core::model::{Direction, PolicyInput, SignalId, SignalWindow, Time
 use crate::actuate::{self, Outcome, ScaleReport};
 use crate::config::{Source, Target, TargetKind};
 use crate::docker::{self, Engine, EngineError, Readiness, ServiceUsage};
+use crate::metrics::{KindLabel, Metrics, OutcomeLabel, ServiceLabel};
 use crate::policy::{Evaluation, ReadyPolicy};
 use crate::store::{AuditRecord, Event, History, Store, Trigger};
 
@@ -61,14 +62,14 @@ impl std::fmt::Display for Unhealthy {
 
 impl std::error::Error for Unhealthy {}
 
-fn now_ms() -> TimestampMs {
+pub fn now_ms() -> TimestampMs {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -185,7 +186,7 @@ pub fn manual_scale(
 
 /// Audit, scale, audit, and start the cooldown only if the count moved.
 #[allow(clippy::too_many_arguments)]
-async fn act(
+pub async fn act(
     engine: &Engine,
     policy: &ReadyPolicy,
     store: &Store,
@@ -323,6 +324,8 @@ pub fn history_span_ms(policy: &ReadyPolicy) -> u64 {
 pub struct Sources {
     /// The Prometheus server, when one is configured.
     pub prometheus: Option<crate::prom::Prometheus>,
+    /// Firing Alertmanager alerts, when the daemon's webhook receives them.
+    pub alerts: Option<std::sync::Arc<crate::alerts::AlertBook>>,
 }
 
 /// The signals one pass collects: the `docker` source's (kept in the
@@ -392,13 +395,24 @@ async fn collect_signals(
                     )),
                 }),
             },
-            Source::Alertmanager => windows.push(SignalWindow {
-                signal: s.signal.clone(),
-                samples: vec![],
-                missing_reason: Some(
-                    "alertmanager source needs the daemon's webhook, not a one-shot pass".into(),
-                ),
-            }),
+            Source::Alertmanager => match &sources.alerts {
+                Some(book) => {
+                    history.push(
+                        now,
+                        &[(s.signal.clone(), book.value(&policy.file.service))],
+                        HISTORY_RETENTION_MS,
+                    );
+                    windows.push(history.window(&s.signal));
+                }
+                None => windows.push(SignalWindow {
+                    signal: s.signal.clone(),
+                    samples: vec![],
+                    missing_reason: Some(
+                        "alertmanager source needs the daemon's webhook (run), not a one-shot pass"
+                            .into(),
+                    ),
+                }),
+            },
         }
     }
     let fetched = futures_util::future::join_all(queries).await;
@@ -434,6 +448,154 @@ fn input_for(
     }
 }
 
+/// What one pass saw, decided and did.
+#[derive(Debug)]
+pub struct Pass {
+    /// The policy's input.
+    pub input: PolicyInput,
+    /// The plugin's answer and the guard rails' decision.
+    pub evaluation: Evaluation,
+    /// The `docker` source's readings.
+    pub usage: ServiceUsage,
+    /// The scale, when one ran.
+    pub report: Option<ScaleReport>,
+}
+
+/// One pass: collect, evaluate, guard, act (unless `dry_run`), with the
+/// daemon's metrics updated when given.
+pub async fn pass(
+    engine: &Engine,
+    policy: &ReadyPolicy,
+    sources: &Sources,
+    store: &Store,
+    dry_run: bool,
+    metrics: Option<&Metrics>,
+) -> Result<Pass> {
+    let target = &policy.file.target;
+    let service = &policy.file.service;
+    let current = current(engine, target).await?;
+    let replicas = docker::replicas(engine, target).await?;
+    let usage = docker::service_usage(engine, target, &replicas).await;
+    let now = now_ms();
+    let mut history = store.history(service)?;
+    let signals = collect_signals(policy, sources, &usage, &mut history, now).await;
+    store.save_history(service, &history)?;
+    let state = store.guard_state(service)?;
+    let input = input_for(policy, &state, &usage, current, signals, now);
+    let started = std::time::Instant::now();
+    let evaluation = policy.evaluate(&input, &state);
+    let elapsed = started.elapsed();
+    let d = &evaluation.decision;
+    let mut reasons: Vec<String> = evaluation
+        .recommendation
+        .iter()
+        .flat_map(|r| r.reasons.iter())
+        .map(|r| format!("{}: {}", r.trigger, r.message))
+        .collect();
+    reasons.extend(
+        d.reasons
+            .iter()
+            .map(|r| format!("guard {}: {}", r.rule.as_str(), r.message)),
+    );
+    if let Some(f) = &evaluation.failure {
+        reasons.push(format!("policy failed ({}): {}", f.kind, f.message));
+    }
+    if let Some(m) = metrics {
+        let label = ServiceLabel {
+            service: service.clone(),
+        };
+        m.observe_signals(service, &input.signals);
+        m.instance_count
+            .get_or_create(&label)
+            .set(f64::from(current));
+        m.ready_replicas
+            .get_or_create(&label)
+            .set(f64::from(input.ready_replicas));
+        m.evaluation_seconds
+            .get_or_create(&label)
+            .observe(elapsed.as_secs_f64());
+        match (&evaluation.recommendation, &evaluation.failure) {
+            (Some(r), _) => {
+                m.scale_up_score.get_or_create(&label).set(r.scale_up_score);
+                m.scale_down_score
+                    .get_or_create(&label)
+                    .set(r.scale_down_score);
+            }
+            (None, Some(f)) => {
+                m.scale_up_score.remove(&label);
+                m.scale_down_score.remove(&label);
+                m.plugin_errors
+                    .get_or_create(&KindLabel {
+                        service: service.clone(),
+                        kind: f.kind.to_string(),
+                    })
+                    .inc();
+            }
+            (None, None) => {}
+        }
+        m.decisions
+            .get_or_create(&OutcomeLabel {
+                service: service.clone(),
+                direction: d.direction.to_string(),
+                outcome: if dry_run && d.is_scale() {
+                    "dry-run".into()
+                } else {
+                    "decided".into()
+                },
+            })
+            .inc();
+    }
+
+    let report = if d.is_scale() && !dry_run {
+        let r = act(
+            engine,
+            policy,
+            store,
+            Trigger::Policy,
+            d.direction,
+            current,
+            d.target,
+            reasons.clone(),
+        )
+        .await?;
+        if let Some(m) = metrics {
+            m.actions
+                .get_or_create(&OutcomeLabel {
+                    service: service.clone(),
+                    direction: d.direction.to_string(),
+                    outcome: serde_json::to_value(r.outcome)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                })
+                .inc();
+        }
+        Some(r)
+    } else {
+        if evaluation.failure.is_some() || !usage.errors.is_empty() {
+            store.audit(&AuditRecord {
+                time_ms: now,
+                action_id: format!("{service}-{now}-{}", std::process::id()),
+                service: service.clone(),
+                event: Event::Held,
+                trigger: Trigger::Policy,
+                direction: Direction::Hold,
+                from: current,
+                to: current,
+                reasons: reasons.clone(),
+                report: None,
+            })?;
+        }
+        None
+    };
+    Ok(Pass {
+        input,
+        evaluation,
+        usage,
+        report,
+    })
+}
+
 /// One pass: collect, evaluate, guard, act (unless `dry_run`).
 pub fn check(
     policy: &ReadyPolicy,
@@ -448,63 +610,13 @@ pub fn check(
         let target = &policy.file.target;
         let service = &policy.file.service;
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
-        let current = current(&engine, target).await?;
-        let replicas = docker::replicas(&engine, target).await?;
-        let usage = docker::service_usage(&engine, target, &replicas).await;
-        let now = now_ms();
-        let mut history = store.history(service)?;
-        let signals = collect_signals(policy, sources, &usage, &mut history, now).await;
-        store.save_history(service, &history)?;
-        let state = store.guard_state(service)?;
-        let input = input_for(policy, &state, &usage, current, signals, now);
-        let evaluation = policy.evaluate(&input, &state);
+        let Pass {
+            input,
+            evaluation,
+            usage,
+            report,
+        } = pass(&engine, policy, sources, store, dry_run, None).await?;
         let d = &evaluation.decision;
-        let mut reasons: Vec<String> = evaluation
-            .recommendation
-            .iter()
-            .flat_map(|r| r.reasons.iter())
-            .map(|r| format!("{}: {}", r.trigger, r.message))
-            .collect();
-        reasons.extend(
-            d.reasons
-                .iter()
-                .map(|r| format!("guard {}: {}", r.rule.as_str(), r.message)),
-        );
-        if let Some(f) = &evaluation.failure {
-            reasons.push(format!("policy failed ({}): {}", f.kind, f.message));
-        }
-
-        let report = if d.is_scale() && !dry_run {
-            Some(
-                act(
-                    &engine,
-                    policy,
-                    store,
-                    Trigger::Policy,
-                    d.direction,
-                    current,
-                    d.target,
-                    reasons.clone(),
-                )
-                .await?,
-            )
-        } else {
-            if evaluation.failure.is_some() || !usage.errors.is_empty() {
-                store.audit(&AuditRecord {
-                    time_ms: now,
-                    action_id: format!("{service}-{now}-{}", std::process::id()),
-                    service: service.clone(),
-                    event: Event::Held,
-                    trigger: Trigger::Policy,
-                    direction: Direction::Hold,
-                    from: current,
-                    to: current,
-                    reasons: reasons.clone(),
-                    report: None,
-                })?;
-            }
-            None
-        };
         if json {
             let out = serde_json::json!({
                 "service": service,

@@ -20,6 +20,15 @@
 //! The scale-up score is 0 to 14 (the seed's comment says 0-15; its weights
 //! add up to 14), the scale-down score 0 to 7.
 //!
+//! Alertmanager alerts, when the policy file routes the `scaling-alerts`
+//! signal from the daemon's webhook (`source = "alertmanager"`; 2 an urgent
+//! scale-up alert is firing, 1 a scale-up, -1 only a scale-down, 0 none),
+//! are three more terms, scored like the others so the guard rails still
+//! decide: `alert-up` (>= 1, weight 3: acts alone), `alert-urgent` (>= 2,
+//! weight 4: with alert-up reaches the urgent score 7), `alert-down` (<= -1,
+//! weight 4: with above-min reaches 5). Without that signal they are not
+//! scored and say nothing.
+//!
 //! Decision: scale up by `step.up` (or `step.up-urgent` when the up score
 //! reaches `decision.urgent-score`) when the up score reaches
 //! `decision.up-score` (3: "70% CPU or 80% memory" alone is enough); else
@@ -76,7 +85,10 @@ macro_rules! term {
     };
 }
 
-fn up_terms() -> [TermSpec; 5] {
+/// The signal the daemon's Alertmanager webhook feeds.
+const ALERT_SIGNAL: &str = "scaling-alerts";
+
+fn up_terms() -> [TermSpec; 7] {
     [
         term!(
             "cpu-high",
@@ -123,10 +135,28 @@ fn up_terms() -> [TermSpec; 5] {
             2,
             "error fraction of requests"
         ),
+        term!(
+            "alert-up",
+            SignalId::Custom(ALERT_SIGNAL.into()),
+            true,
+            0.5,
+            3.0,
+            0,
+            "firing scale-up alerts (1 scale_up, 2 scale_up_urgent)"
+        ),
+        term!(
+            "alert-urgent",
+            SignalId::Custom(ALERT_SIGNAL.into()),
+            true,
+            1.5,
+            4.0,
+            0,
+            "firing scale_up_urgent alerts (2)"
+        ),
     ]
 }
 
-fn down_terms() -> [TermSpec; 4] {
+fn down_terms() -> [TermSpec; 5] {
     [
         term!(
             "cpu-low",
@@ -164,25 +194,38 @@ fn down_terms() -> [TermSpec; 4] {
             15,
             "p95 response time in seconds"
         ),
+        term!(
+            "alert-down",
+            SignalId::Custom(ALERT_SIGNAL.into()),
+            false,
+            -0.5,
+            4.0,
+            0,
+            "firing scale_down alerts only (-1)"
+        ),
     ]
 }
 
-/// The `missing.<signal>` keys, in the order of `SIGNALS`.
-const MISSING_KEYS: [&str; 5] = [
+/// The `missing.<signal>` keys, in the order of `signals()`.
+const MISSING_KEYS: [&str; 6] = [
     "missing.cpu",
     "missing.memory",
     "missing.queue-depth",
     "missing.response-time-p95",
     "missing.error-rate",
+    "missing.scaling-alerts",
 ];
 
-const SIGNALS: [SignalId; 5] = [
-    SignalId::Cpu,
-    SignalId::Memory,
-    SignalId::QueueDepth,
-    SignalId::ResponseTimeP95,
-    SignalId::ErrorRate,
-];
+fn signals() -> [SignalId; 6] {
+    [
+        SignalId::Cpu,
+        SignalId::Memory,
+        SignalId::QueueDepth,
+        SignalId::ResponseTimeP95,
+        SignalId::ErrorRate,
+        SignalId::Custom(ALERT_SIGNAL.into()),
+    ]
+}
 
 fn default_missing_rule(signal: &SignalId) -> &'static str {
     match signal {
@@ -283,7 +326,7 @@ impl Config {
             p.error("max-sample-gap", "must be longer than 0");
         }
         let last_value_ttl = p.duration("missing.last-value-ttl", 2 * MINUTE);
-        let missing = SIGNALS
+        let missing = signals()
             .iter()
             .zip(MISSING_KEYS)
             .map(|(s, key)| {
@@ -390,7 +433,7 @@ impl Policy for ThresholdScore {
             description: "how old the last value may be for the last-value missing-data rule"
                 .into(),
         });
-        for s in SIGNALS {
+        for s in signals() {
             params.push(ParamSpec {
                 key: format!("missing.{s}"),
                 kind: ParamKind::Text,
@@ -406,7 +449,7 @@ impl Policy for ThresholdScore {
             summary: "The documented Vedfolnir policy: weighted scale-up (0-14) and scale-down (0-7) scores whose \
                       terms count only when their condition held for the whole window."
                 .into(),
-            signals: SIGNALS
+            signals: signals()
                 .iter()
                 .map(|s| SignalSpec {
                     signal: s.clone(),
@@ -458,6 +501,10 @@ fn standing<'a>(
     reasons: &mut Vec<Reason>,
 ) -> Standing<'a> {
     let window = input.window(signal);
+    // The alert signal is optional: not routed, not scored, and silent.
+    if window.is_none() && matches!(signal, SignalId::Custom(name) if name == ALERT_SIGNAL) {
+        return Standing::Ignored;
+    }
     let samples = window.map(|w| w.samples.as_slice()).unwrap_or(&[]);
     let problem = match held(samples, input.now, config.max_gap, |_| true) {
         Held::Observed { .. } => {
@@ -529,7 +576,7 @@ fn standing<'a>(
 fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
     let mut reasons = Vec::new();
     let mut must_hold = false;
-    let standings: Vec<(SignalId, Standing)> = SIGNALS
+    let standings: Vec<(SignalId, Standing)> = signals()
         .iter()
         .map(|s| {
             let st = standing(config, input, s, &mut reasons);

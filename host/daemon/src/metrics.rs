@@ -1,0 +1,293 @@
+//! The daemon's own `/metrics` (prometheus-client), per service.
+//!
+//! The signal gauges use the seed's names (`vedfolnir:cpu_usage_avg` ->
+//! `vedfolnir_autoscaler_cpu_usage_avg`). A missing signal has no sample
+//! (the series is removed), never 0; `vedfolnir_autoscaler_signal_missing`
+//! is 1 for it instead.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use vedfolnir_core::model::{SignalId, SignalWindow};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabel {
+    pub service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabel {
+    pub service: String,
+    pub signal: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub service: String,
+    pub direction: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub service: String,
+    pub kind: String,
+}
+
+type GaugeF = Gauge<f64, AtomicU64>;
+
+/// Every metric the daemon exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    gauges: Vec<(SignalId, Family<ServiceLabel, GaugeF>)>,
+    /// Current replicas (running).
+    pub instance_count: Family<ServiceLabel, GaugeF>,
+    /// Ready replicas.
+    pub ready_replicas: Family<ServiceLabel, GaugeF>,
+    /// The policy's scale-up score.
+    pub scale_up_score: Family<ServiceLabel, GaugeF>,
+    /// The policy's scale-down score.
+    pub scale_down_score: Family<ServiceLabel, GaugeF>,
+    /// 1 for each signal missing at the last pass.
+    pub signal_missing: Family<SignalLabel, GaugeF>,
+    /// Decisions by direction (up, down, hold).
+    pub decisions: Family<OutcomeLabel, Counter>,
+    /// Actions by direction and outcome.
+    pub actions: Family<OutcomeLabel, Counter>,
+    /// Plugin evaluation wall time.
+    pub evaluation_seconds: Family<ServiceLabel, Histogram>,
+    /// Plugin failures by kind (trap, timeout, out-of-memory, guest-error).
+    pub plugin_errors: Family<KindLabel, Counter>,
+    /// Source failures by source and signal.
+    pub source_errors: Family<KindLabel, Counter>,
+    /// Alertmanager notifications received, by result.
+    pub webhook_alerts: Family<KindLabel, Counter>,
+}
+
+/// The signals exported as gauges, with the seed's names.
+const SIGNAL_GAUGES: &[(&str, &str)] = &[
+    ("cpu", "cpu_usage_avg"),
+    ("memory", "memory_usage_avg"),
+    ("queue-depth", "queue_depth"),
+    ("response-time-p95", "response_time_p95"),
+    ("error-rate", "error_rate"),
+];
+
+fn evaluation_histogram() -> Histogram {
+    // 10 µs .. ~0.3 s
+    Histogram::new(exponential_buckets(0.00001, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let mut gauges = Vec::new();
+        for (signal, name) in SIGNAL_GAUGES {
+            let family = Family::<ServiceLabel, GaugeF>::default();
+            registry.register(
+                format!("vedfolnir_autoscaler_{name}"),
+                format!("The {signal} signal at the last pass (absent while missing)"),
+                family.clone(),
+            );
+            gauges.push((signal.parse().expect("known signal"), family));
+        }
+        let instance_count = Family::<ServiceLabel, GaugeF>::default();
+        registry.register(
+            "vedfolnir_autoscaler_instance_count",
+            "Running replicas, read from the engine",
+            instance_count.clone(),
+        );
+        let ready_replicas = Family::<ServiceLabel, GaugeF>::default();
+        registry.register(
+            "vedfolnir_autoscaler_ready_replicas",
+            "Replicas running and healthy",
+            ready_replicas.clone(),
+        );
+        let scale_up_score = Family::<ServiceLabel, GaugeF>::default();
+        registry.register(
+            "vedfolnir_autoscaler_scale_up_score",
+            "The policy's scale-up score at the last pass",
+            scale_up_score.clone(),
+        );
+        let scale_down_score = Family::<ServiceLabel, GaugeF>::default();
+        registry.register(
+            "vedfolnir_autoscaler_scale_down_score",
+            "The policy's scale-down score at the last pass",
+            scale_down_score.clone(),
+        );
+        let signal_missing = Family::<SignalLabel, GaugeF>::default();
+        registry.register(
+            "vedfolnir_autoscaler_signal_missing",
+            "1 when the signal was missing at the last pass",
+            signal_missing.clone(),
+        );
+        let decisions = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "vedfolnir_autoscaler_decisions",
+            "Decisions, by direction (outcome = decided, or dry-run)",
+            decisions.clone(),
+        );
+        let actions = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "vedfolnir_autoscaler_actions",
+            "Scale actions, by direction and outcome",
+            actions.clone(),
+        );
+        let evaluation_seconds = Family::<ServiceLabel, Histogram>::new_with_constructor(
+            evaluation_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "vedfolnir_autoscaler_plugin_evaluation_duration_seconds",
+            "Wall time of one sandboxed policy evaluation",
+            evaluation_seconds.clone(),
+        );
+        let plugin_errors = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "vedfolnir_autoscaler_plugin_errors",
+            "Policy evaluations that failed, by kind",
+            plugin_errors.clone(),
+        );
+        let source_errors = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "vedfolnir_autoscaler_source_errors",
+            "Signals a source could not provide, by signal (kind)",
+            source_errors.clone(),
+        );
+        let webhook_alerts = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "vedfolnir_autoscaler_webhook_alerts",
+            "Alertmanager alerts received, by scaling_action (kind)",
+            webhook_alerts.clone(),
+        );
+        Metrics {
+            registry,
+            gauges,
+            instance_count,
+            ready_replicas,
+            scale_up_score,
+            scale_down_score,
+            signal_missing,
+            decisions,
+            actions,
+            evaluation_seconds,
+            plugin_errors,
+            source_errors,
+            webhook_alerts,
+        }
+    }
+
+    /// Publish a pass's signal windows: the newest finite value of each, or
+    /// no sample (and `signal_missing` 1) when it has none.
+    pub fn observe_signals(&self, service: &str, windows: &[SignalWindow]) {
+        let label = ServiceLabel {
+            service: service.to_string(),
+        };
+        for w in windows {
+            let newest = w.samples.iter().rev().find(|s| s.value.is_finite());
+            let missing = SignalLabel {
+                service: service.to_string(),
+                signal: w.signal.to_string(),
+            };
+            self.signal_missing
+                .get_or_create(&missing)
+                .set(if newest.is_none() { 1.0 } else { 0.0 });
+            if newest.is_none() && w.missing_reason.is_some() {
+                self.source_errors
+                    .get_or_create(&KindLabel {
+                        service: service.to_string(),
+                        kind: w.signal.to_string(),
+                    })
+                    .inc();
+            }
+            if let Some((_, family)) = self.gauges.iter().find(|(s, _)| s == &w.signal) {
+                match newest {
+                    Some(s) => {
+                        family.get_or_create(&label).set(s.value);
+                    }
+                    None => {
+                        family.remove(&label);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vedfolnir_core::model::Sample;
+
+    #[test]
+    fn a_missing_signal_has_no_sample_and_is_flagged() {
+        let m = Metrics::new();
+        let window = |signal: SignalId, v: Option<f64>| SignalWindow {
+            signal,
+            samples: v
+                .map(|value| vec![Sample { at: 1, value }])
+                .unwrap_or_default(),
+            missing_reason: v.is_none().then(|| "prometheus down".to_string()),
+        };
+        m.observe_signals(
+            "web",
+            &[
+                window(SignalId::Cpu, Some(0.5)),
+                window(SignalId::QueueDepth, Some(60.0)),
+            ],
+        );
+        let text = m.encode();
+        assert!(
+            text.contains("vedfolnir_autoscaler_queue_depth{service=\"web\"} 60.0"),
+            "{text}"
+        );
+        // Then the queue goes missing: its gauge disappears, not 0.
+        m.observe_signals(
+            "web",
+            &[
+                window(SignalId::Cpu, Some(0.5)),
+                window(SignalId::QueueDepth, None),
+            ],
+        );
+        let text = m.encode();
+        assert!(
+            !text.contains("vedfolnir_autoscaler_queue_depth{"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "vedfolnir_autoscaler_signal_missing{service=\"web\",signal=\"queue-depth\"} 1.0"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "vedfolnir_autoscaler_source_errors_total{service=\"web\",kind=\"queue-depth\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("vedfolnir_autoscaler_cpu_usage_avg{service=\"web\"} 0.5"),
+            "{text}"
+        );
+    }
+}
