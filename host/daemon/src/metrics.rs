@@ -290,4 +290,111 @@ mod tests {
             "{text}"
         );
     }
+
+    /// Every `expr` in a Grafana dashboard, recursively.
+    fn exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("expr", serde_json::Value::String(e)) => out.push(e.clone()),
+                        _ => exprs(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| exprs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_grafana_dashboard_references_only_metrics_that_exist() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dashboard: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("deploy/grafana/resource-management.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(dashboard["uid"], "vedfolnir-scaling");
+        let rules =
+            std::fs::read_to_string(root.join("deploy/prometheus/rules/vedfolnir.rules.yml"))
+                .unwrap();
+        // Families show in the exposition once they have a series: give
+        // each one.
+        let m = Metrics::new();
+        let signals: Vec<SignalWindow> = SIGNAL_GAUGES
+            .iter()
+            .map(|(name, _)| SignalWindow {
+                signal: name.parse().unwrap(),
+                samples: vec![Sample { at: 1, value: 1.0 }],
+                missing_reason: None,
+            })
+            .collect();
+        m.observe_signals("web", &signals);
+        m.observe_signals(
+            "web",
+            &[SignalWindow {
+                signal: SignalId::Custom("oom-kills".into()),
+                samples: vec![],
+                missing_reason: Some("down".into()),
+            }],
+        );
+        let svc = ServiceLabel {
+            service: "web".into(),
+        };
+        let outcome = OutcomeLabel {
+            service: "web".into(),
+            direction: "up".into(),
+            outcome: "succeeded".into(),
+        };
+        let kind = KindLabel {
+            service: "web".into(),
+            kind: "trap".into(),
+        };
+        for g in [
+            &m.instance_count,
+            &m.ready_replicas,
+            &m.scale_up_score,
+            &m.scale_down_score,
+        ] {
+            g.get_or_create(&svc).set(1.0);
+        }
+        m.decisions.get_or_create(&outcome).inc();
+        m.actions.get_or_create(&outcome).inc();
+        m.evaluation_seconds.get_or_create(&svc).observe(0.001);
+        m.plugin_errors.get_or_create(&kind).inc();
+        m.webhook_alerts.get_or_create(&kind).inc();
+        let exposed = m.encode();
+        let mut all = Vec::new();
+        exprs(&dashboard, &mut all);
+        assert!(all.len() >= 12, "{all:?}");
+        let mut checked = 0;
+        for e in &all {
+            let names = e
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .filter(|t| t.starts_with("vedfolnir"));
+            for name in names {
+                checked += 1;
+                if name.contains(':') {
+                    assert!(
+                        rules.contains(&format!("- record: {name}\n")),
+                        "{name} (in {e:?}) is not a recording rule"
+                    );
+                } else {
+                    // The family, or a counter's or histogram's series.
+                    let known = std::iter::once(name)
+                        .chain(
+                            ["_total", "_bucket", "_sum", "_count"]
+                                .iter()
+                                .filter_map(|suffix| name.strip_suffix(suffix)),
+                        )
+                        .any(|family| exposed.contains(&format!("# TYPE {family} ")));
+                    assert!(
+                        known,
+                        "{name} (in {e:?}) is not a metric the daemon exposes"
+                    );
+                }
+            }
+        }
+        assert!(checked >= 20, "{checked}");
+    }
 }
