@@ -457,3 +457,53 @@ required = true
         out.stderr
     );
 }
+
+#[test]
+fn sighup_reloads_the_policy_and_a_bad_file_keeps_the_last_good_version() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("reload", 2, image());
+    p.policy("");
+    let mut daemon = Daemon::start(&p, &["--interval", "1s"]);
+    daemon.expect_line("HOLD at 2", Duration::from_secs(30));
+    let hup = |d: &Daemon| {
+        Command::new("kill")
+            .args(["-HUP", &d.child.id().to_string()])
+            .status()
+            .unwrap();
+    };
+    // Written half-way: not valid TOML.
+    std::fs::write(
+        p.policy_path(),
+        "service = \"vedfolnir\"\nplugin = \"builtin:thr",
+    )
+    .unwrap();
+    hup(&daemon);
+    let line = daemon.expect_line("reload of", Duration::from_secs(10));
+    assert!(
+        line.contains("failed, the last good version keeps serving"),
+        "{line}"
+    );
+    assert!(line.contains("not valid TOML"), "{line}");
+    daemon.expect_line("HOLD at 2", Duration::from_secs(10));
+    // Completed, with a lower maximum: the next passes use it.
+    p.policy("");
+    let text = std::fs::read_to_string(p.policy_path()).unwrap().replace(
+        "min_replicas = 2\nmax_replicas = 5",
+        "min_replicas = 3\nmax_replicas = 5",
+    );
+    std::fs::write(p.policy_path(), text).unwrap();
+    hup(&daemon);
+    daemon.expect_line("reloaded", Duration::from_secs(10));
+    // The new minimum of 3 is restored.
+    daemon.expect_line("SCALE UP 2 -> 3", Duration::from_secs(30));
+    let m = daemon.metrics();
+    assert!(
+        m.contains("vedfolnir_autoscaler_reloads_total{service=\"vedfolnir\",kind=\"error\"} 1")
+            && m.contains(
+                "vedfolnir_autoscaler_reloads_total{service=\"vedfolnir\",kind=\"ok\"} 1"
+            ),
+        "{m}"
+    );
+}

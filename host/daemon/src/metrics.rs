@@ -67,6 +67,8 @@ pub struct Metrics {
     pub source_errors: Family<KindLabel, Counter>,
     /// Alertmanager notifications received, by result.
     pub webhook_alerts: Family<KindLabel, Counter>,
+    /// Policy reloads, by result (ok, error).
+    pub reloads: Family<KindLabel, Counter>,
 }
 
 /// The signals exported as gauges, with the seed's names.
@@ -171,8 +173,15 @@ impl Metrics {
             "Alertmanager alerts received, by scaling_action (kind)",
             webhook_alerts.clone(),
         );
+        let reloads = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "vedfolnir_autoscaler_reloads",
+            "Policy reloads (SIGHUP), by result (kind: ok, error)",
+            reloads.clone(),
+        );
         Metrics {
             registry,
+            reloads,
             gauges,
             instance_count,
             ready_replicas,
@@ -363,6 +372,7 @@ mod tests {
         m.evaluation_seconds.get_or_create(&svc).observe(0.001);
         m.plugin_errors.get_or_create(&kind).inc();
         m.webhook_alerts.get_or_create(&kind).inc();
+        m.reloads.get_or_create(&kind).inc();
         let exposed = m.encode();
         let mut all = Vec::new();
         exprs(&dashboard, &mut all);

@@ -145,14 +145,14 @@ fn decision_line(service: &str, p: &Pass, dry_run: bool) -> String {
 }
 
 async fn service_loop(
-    policy: Arc<ReadyPolicy>,
+    policy_rx: watch::Receiver<Arc<ReadyPolicy>>,
     sources: Arc<Sources>,
     store: Store,
     metrics: Arc<Metrics>,
     options: RunOptions,
     mut stop: watch::Receiver<bool>,
 ) {
-    let service = policy.file.service.clone();
+    let service = policy_rx.borrow().file.service.clone();
     let mut engine: Option<Engine> = None;
     let mut ticker = tokio::time::interval(options.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -161,6 +161,8 @@ async fn service_loop(
             _ = ticker.tick() => {}
             _ = stop.changed() => break,
         }
+        // The policy as of this pass: a reload swaps it between passes.
+        let policy = policy_rx.borrow().clone();
         if engine.is_none() {
             match Engine::connect(policy.file.target.docker_host.as_deref()).await {
                 Ok(e) => engine = Some(e),
@@ -209,6 +211,56 @@ async fn service_loop(
         }
     }
     tracing::info!(service = %service, "loop stopped");
+}
+
+/// SIGHUP: read every serving policy's file again, with the same checks as
+/// at start; a file that fails keeps its last good version serving, and
+/// says why. The swap happens between passes.
+fn reload(
+    sandbox: &vedfolnir_sandbox::Sandbox,
+    overrides: &Overrides,
+    senders: &[watch::Sender<Arc<ReadyPolicy>>],
+    metrics: &Metrics,
+) {
+    for tx in senders {
+        let current = tx.borrow().clone();
+        let path = current.file.path.clone();
+        let result = match ReadyPolicy::load(sandbox, &path, overrides) {
+            Ok(p) if p.file.service != current.file.service => Err(format!(
+                "its service changed from {} to {}; restart the daemon to change services",
+                current.file.service, p.file.service
+            )),
+            Ok(p) => {
+                let id = p.plugin.id().to_string();
+                tx.send_replace(Arc::new(p));
+                Ok(id)
+            }
+            // One line, for the terminal and the journal.
+            Err(e) => Err(e
+                .to_string()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")),
+        };
+        let label = KindLabel {
+            service: current.file.service.clone(),
+            kind: if result.is_ok() { "ok" } else { "error" }.into(),
+        };
+        metrics.reloads.get_or_create(&label).inc();
+        match result {
+            Ok(id) => println!("vedfolnir-autoscaler: reloaded {} ({id})", path.display()),
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "reload failed; the last good version keeps serving");
+                println!(
+                    "vedfolnir-autoscaler: reload of {} failed, the last good version keeps serving: {}",
+                    path.display(),
+                    e
+                );
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -299,11 +351,14 @@ pub fn run(
             vedfolnir_core::format_duration(options.interval.as_millis() as u64),
             if options.dry_run { ", dry run" } else { "" }
         );
+        let mut senders = Vec::new();
         let loops: Vec<_> = policies
             .iter()
             .map(|p| {
+                let (tx, rx) = watch::channel(p.clone());
+                senders.push(tx);
                 tokio::spawn(service_loop(
-                    p.clone(),
+                    rx,
                     sources.clone(),
                     store.clone(),
                     metrics.clone(),
@@ -312,7 +367,16 @@ pub fn run(
                 ))
             })
             .collect();
-        shutdown_signal().await;
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot install the SIGHUP handler")?;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = hup.recv() => reload(sandbox, overrides, &senders, &metrics),
+            }
+        }
         println!("vedfolnir-autoscaler: stopping after the passes in flight");
         let _ = stop_tx.send(true);
         for l in loops {
