@@ -302,7 +302,11 @@ fn plugin_check_names_the_failing_stage_of_each_bad_plugin() {
         ("/nonexistent.wasm".to_string(), "read", "No such file"),
     ];
     for (file, stage, detail) in cases {
-        let out = run(&["plugin", "check", &file]).expect_code(3);
+        // A generous deadline: on a loaded machine (the Docker tests run
+        // beside these) the unbounded allocation must meet its memory cap
+        // before the clock, or it would be classified a timeout.
+        let deadline = if detail == "timeout" { "50ms" } else { "5s" };
+        let out = run(&["--plugin-deadline", deadline, "plugin", "check", &file]).expect_code(3);
         let line = out
             .stdout
             .lines()
@@ -376,5 +380,57 @@ fn plugin_list_names_the_builtin_policies() {
         out.stdout.starts_with("builtin:threshold-score"),
         "{}",
         out.stdout
+    );
+}
+
+#[test]
+fn reset_clears_cooldowns_keeps_history_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(
+        state.join("vedfolnir.state.json"),
+        r#"{"last_scale_up": 1700000000000, "last_scale_down": null, "paused": false}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        state.join("vedfolnir.samples.json"),
+        r#"{"signals": {"cpu": [[1700000000000, 0.5]]}}"#,
+    )
+    .unwrap();
+    let out = run_env(
+        &["reset", "--policy", "policies/vedfolnir.toml"],
+        &[("VEDFOLNIR_STATE_DIR", state.to_str().unwrap())],
+    )
+    .expect_code(0);
+    assert!(out.stdout.contains("cooldowns cleared"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("last scale-down never"),
+        "{}",
+        out.stdout
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("vedfolnir.state.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["last_scale_up"], serde_json::Value::Null);
+    assert!(
+        std::fs::read_to_string(state.join("vedfolnir.samples.json"))
+            .unwrap()
+            .contains("0.5")
+    );
+    let audit = std::fs::read_to_string(state.join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"event\":\"reset\""), "{audit}");
+    // A state file that is not JSON is named, not silently replaced.
+    std::fs::write(state.join("vedfolnir.state.json"), "").unwrap();
+    let out = run_env(
+        &["reset", "--policy", "policies/vedfolnir.toml"],
+        &[("VEDFOLNIR_STATE_DIR", state.to_str().unwrap())],
+    )
+    .expect_code(1);
+    assert!(
+        out.stderr
+            .contains("vedfolnir.state.json is not a valid state file"),
+        "{}",
+        out.stderr
     );
 }

@@ -138,6 +138,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let (policy, store) = ready(&sandbox, &cli.state_dir, &args)?;
             crate::ops::report(&policy, &sources, &store, args.json)
         }
+        Command::Reset { args } => {
+            let (policy, store) = ready(&sandbox, &cli.state_dir, &args)?;
+            crate::ops::reset(&policy, &store)
+        }
         Command::Check { args, dry_run } => {
             let (policy, store) = ready(&sandbox, &cli.state_dir, &args)?;
             crate::ops::check(&policy, &sources, &store, dry_run, args.json)

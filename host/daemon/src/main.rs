@@ -148,6 +148,11 @@ enum Command {
         #[command(flatten)]
         args: PolicyArgs,
     },
+    /// Clear the service's cooldowns; the audit log and sample history stay.
+    Reset {
+        #[command(flatten)]
+        args: PolicyArgs,
+    },
     /// One pass: collect, evaluate, guard, act. Made for cron.
     Check {
         #[command(flatten)]

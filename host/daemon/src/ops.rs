@@ -675,6 +675,38 @@ fn render_check(
     out
 }
 
+/// `reset`: clear the service's cooldowns (the seed's `reset`), audited;
+/// the audit log and sample history are kept.
+pub fn reset(policy: &ReadyPolicy, store: &Store) -> Result<ExitCode> {
+    let service = &policy.file.service;
+    let _lock = store.lock(service)?;
+    let before = store.reset_cooldowns(service)?;
+    let now = now_ms();
+    let ago = |t: Option<TimestampMs>| {
+        t.map(|t| format!("{} ago", format_duration((now - t).max(0) as u64)))
+            .unwrap_or_else(|| "never".into())
+    };
+    let what = format!(
+        "cooldowns cleared (last scale-up {}, last scale-down {})",
+        ago(before.last_scale_up),
+        ago(before.last_scale_down)
+    );
+    store.audit(&AuditRecord {
+        time_ms: now,
+        action_id: format!("{service}-{now}-{}", std::process::id()),
+        service: service.clone(),
+        event: Event::Reset,
+        trigger: Trigger::Manual,
+        direction: Direction::Hold,
+        from: 0,
+        to: 0,
+        reasons: vec![what.clone()],
+        report: None,
+    })?;
+    println!("{service}: {what}; the audit log and sample history are kept");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `health`: the engine, the target, its replicas.
 pub fn health(policy: &ReadyPolicy, sources: &Sources, json: bool) -> Result<ExitCode> {
     let rt = runtime()?;

@@ -62,6 +62,8 @@ pub enum Event {
     ScaleFinished,
     /// A pass that decided to hold, or could not decide.
     Held,
+    /// An operator cleared the cooldowns (`reset`); `from`/`to` are 0.
+    Reset,
 }
 
 /// One line of `audit.jsonl`.
@@ -278,6 +280,24 @@ impl Store {
         .with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Clear the cooldown clocks (keeping the pause flag, the audit and the
+    /// sample history); returns what they were.
+    pub fn reset_cooldowns(&self, service: &str) -> Result<GuardState> {
+        let before = self.guard_state(service)?;
+        let file = StateFile {
+            last_scale_up: None,
+            last_scale_down: None,
+            paused: before.paused,
+        };
+        let path = self.state_path(service);
+        write_atomic(
+            &path,
+            &serde_json::to_vec_pretty(&file).expect("state serializes"),
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(before)
+    }
+
     /// The sample history of one service.
     pub fn history(&self, service: &str) -> Result<History> {
         let path = self.samples_path(service);
@@ -355,6 +375,28 @@ mod tests {
         fs::write(dir.path().join("web.state.json"), "{not json").unwrap();
         let e = format!("{:#}", store.guard_state("web").unwrap_err());
         assert!(e.contains("web.state.json"), "{e}");
+    }
+
+    #[test]
+    fn reset_clears_the_cooldowns_and_keeps_the_pause_and_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.record_scale("web", Direction::Up, 10).unwrap();
+        let mut h = History::default();
+        h.push(5, &[(SignalId::Cpu, 0.5)], 60_000);
+        store.save_history("web", &h).unwrap();
+        let before = store.reset_cooldowns("web").unwrap();
+        assert_eq!(before.last_scale_up, Some(10));
+        assert_eq!(store.guard_state("web").unwrap(), GuardState::default());
+        assert_eq!(
+            store
+                .history("web")
+                .unwrap()
+                .window(&SignalId::Cpu)
+                .samples
+                .len(),
+            1
+        );
     }
 
     #[test]
