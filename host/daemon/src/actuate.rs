@@ -13,14 +13,13 @@ use bollard::models::{
     NetworkingConfig,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, ListTasksOptionsBuilder,
-    RemoveContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
-    UpdateServiceOptionsBuilder,
+    CreateContainerOptionsBuilder, ListTasksOptionsBuilder, RemoveContainerOptionsBuilder,
+    StartContainerOptions, StopContainerOptionsBuilder, UpdateServiceOptionsBuilder,
 };
 
 use crate::config::{Rollout, Target, TargetKind};
 use crate::docker::{
-    CREATED_BY_LABEL, Engine, EngineError, NUMBER_LABEL, Readiness, Replica, api_error,
+    CREATED_BY_LABEL, Engine, EngineError, NUMBER_LABEL, Readiness, Replica, api_error, inspect,
     readiness_of, replicas,
 };
 
@@ -243,14 +242,6 @@ pub fn clone_request(
     }
     let rest = networks.into_iter().skip(1).collect();
     (body, rest)
-}
-
-async fn inspect(engine: &Engine, id: &str) -> Result<ContainerInspectResponse, EngineError> {
-    engine
-        .docker
-        .inspect_container(id, None::<InspectContainerOptions>)
-        .await
-        .map_err(|e| api_error(&format!("inspecting container {id}"), e))
 }
 
 /// Create, attach and start one clone. On failure the half-made container

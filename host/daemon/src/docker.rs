@@ -353,13 +353,18 @@ pub fn usage_of(
     })
 }
 
-/// One replica's usage, from a stats sample and its limits.
-pub async fn replica_usage(engine: &Engine, id: &str) -> Result<Usage, EngineError> {
-    let inspect = engine
+/// Inspect one container.
+pub async fn inspect(engine: &Engine, id: &str) -> Result<ContainerInspectResponse, EngineError> {
+    engine
         .docker
         .inspect_container(id, None::<InspectContainerOptions>)
         .await
-        .map_err(|e| api_error(&format!("inspecting container {id}"), e))?;
+        .map_err(|e| api_error(&format!("inspecting container {id}"), e))
+}
+
+/// One replica's usage, from a stats sample and its limits.
+pub async fn replica_usage(engine: &Engine, id: &str) -> Result<Usage, EngineError> {
+    let inspect = inspect(engine, id).await?;
     let host = inspect.host_config.unwrap_or_default();
     let cpu_limit = match (host.nano_cpus, host.cpu_quota, host.cpu_period) {
         (Some(n), _, _) if n > 0 => Some(n as f64 / 1e9),

@@ -213,12 +213,7 @@ impl Metrics {
                 .get_or_create(&missing)
                 .set(if newest.is_none() { 1.0 } else { 0.0 });
             if newest.is_none() && w.missing_reason.is_some() {
-                self.source_errors
-                    .get_or_create(&KindLabel {
-                        service: service.to_string(),
-                        kind: w.signal.to_string(),
-                    })
-                    .inc();
+                self.source_error(service, &w.signal.to_string());
             }
             if let Some((_, family)) = self.gauges.iter().find(|(s, _)| s == &w.signal) {
                 match newest {
@@ -231,6 +226,16 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// Count one failure of a source (`kind`: the signal, or "docker").
+    pub fn source_error(&self, service: &str, kind: &str) {
+        self.source_errors
+            .get_or_create(&KindLabel {
+                service: service.to_string(),
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     /// The text exposition.

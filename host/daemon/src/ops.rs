@@ -27,40 +27,19 @@ use crate::store::{AuditRecord, Event, History, Store, Trigger};
 pub const HISTORY_RETENTION_MS: u64 = 60 * 60 * 1000;
 
 /// A scale did not reach its target (exit code 7).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct ScaleFailed(pub String);
 
-impl std::fmt::Display for ScaleFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ScaleFailed {}
-
 /// A request the current state makes meaningless (exit code 2).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct Refused(pub String);
 
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Refused {}
-
 /// `health` found something wrong (exit code 8).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct Unhealthy(pub String);
-
-impl std::fmt::Display for Unhealthy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Unhealthy {}
 
 pub fn now_ms() -> TimestampMs {
     SystemTime::now()
@@ -645,6 +624,20 @@ pub fn check(
     })
 }
 
+/// A fraction as a percentage, or "missing".
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.1}%", v * 100.0))
+        .unwrap_or_else(|| "missing".into())
+}
+
+/// OOM kills in the last hour, or "unknown" when the events were unreadable.
+fn oom_kills(usage: &ServiceUsage) -> String {
+    usage
+        .oom_kills
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn render_check(
     policy: &ReadyPolicy,
     input: &PolicyInput,
@@ -652,10 +645,6 @@ fn render_check(
     usage: &ServiceUsage,
 ) -> String {
     let mut out = String::new();
-    let pct = |v: Option<f64>| {
-        v.map(|v| format!("{:.1}%", v * 100.0))
-            .unwrap_or_else(|| "missing".into())
-    };
     let _ = writeln!(
         out,
         "docker: cpu {} of limit, memory {} of limit, {} running, {} ready, {} OOM kill(s) in the last hour",
@@ -663,10 +652,7 @@ fn render_check(
         pct(usage.memory),
         usage.running,
         usage.ready,
-        usage
-            .oom_kills
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| "unknown".into())
+        oom_kills(usage)
     );
     for err in &usage.errors {
         let _ = writeln!(out, "  stats error: {err}");
@@ -847,19 +833,12 @@ pub fn report(
                 if r.oom_killed { "  OOM-killed" } else { "" }
             );
         }
-        let pct = |v: Option<f64>| {
-            v.map(|v| format!("{:.1}%", v * 100.0))
-                .unwrap_or_else(|| "missing".into())
-        };
         let _ = writeln!(
             out,
             "metrics: cpu {} of limit, memory {} of limit (mean of running replicas); OOM kills in the last hour: {}",
             pct(usage.cpu),
             pct(usage.memory),
-            usage
-                .oom_kills
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "unknown".into())
+            oom_kills(&usage)
         );
         match &evaluation.recommendation {
             Some(r) => {

@@ -168,13 +168,7 @@ async fn service_loop(
                 Ok(e) => engine = Some(e),
                 Err(e) => {
                     tracing::error!(service = %service, error = %e, "engine unreachable; holding");
-                    metrics
-                        .source_errors
-                        .get_or_create(&KindLabel {
-                            service: service.clone(),
-                            kind: "docker".into(),
-                        })
-                        .inc();
+                    metrics.source_error(&service, "docker");
                     continue;
                 }
             }
@@ -194,13 +188,7 @@ async fn service_loop(
             Ok(p) => println!("{}", decision_line(&service, &p, options.dry_run)),
             Err(err) => {
                 tracing::error!(service = %service, error = %format!("{err:#}"), "pass failed; holding");
-                metrics
-                    .source_errors
-                    .get_or_create(&KindLabel {
-                        service: service.clone(),
-                        kind: "docker".into(),
-                    })
-                    .inc();
+                metrics.source_error(&service, "docker");
                 if err.chain().any(|c| c.is::<crate::docker::EngineError>()) {
                     engine = None;
                 }
