@@ -581,6 +581,8 @@ impl Drop for Swarm {
         let _ = docker(&["service", "rm", &self.service]);
         if self.created {
             let _ = docker(&["swarm", "leave", "--force"]);
+            // `swarm init` made this bridge; leaving does not remove it.
+            let _ = docker(&["network", "rm", "docker_gwbridge"]);
         }
     }
 }
