@@ -130,9 +130,19 @@ pub async fn scale(
 /// with no container at all (running or not) is not found: there is nothing
 /// to clone.
 pub async fn running(engine: &Engine, target: &Target) -> Result<u32, EngineError> {
+    let all = replicas(engine, target).await?;
+    running_among(engine, target, &all).await
+}
+
+/// [`running`], for a caller that already listed the target's replicas
+/// (Compose counts them; Swarm asks for its running tasks).
+pub async fn running_among(
+    engine: &Engine,
+    target: &Target,
+    all: &[Replica],
+) -> Result<u32, EngineError> {
     match target.kind {
         TargetKind::Compose { .. } => {
-            let all = replicas(engine, target).await?;
             if all.is_empty() {
                 return Err(not_found(target));
             }

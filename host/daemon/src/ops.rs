@@ -452,8 +452,8 @@ pub async fn pass(
 ) -> Result<Pass> {
     let target = &policy.file.target;
     let service = &policy.file.service;
-    let current = current(engine, target).await?;
     let replicas = docker::replicas(engine, target).await?;
+    let current = actuate::running_among(engine, target, &replicas).await?;
     let usage = docker::service_usage(engine, target, &replicas).await;
     let now = now_ms();
     let mut history = store.history(service)?;
@@ -700,7 +700,7 @@ pub fn health(policy: &ReadyPolicy, sources: &Sources, json: bool) -> Result<Exi
         let target = &policy.file.target;
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
         let replicas = docker::replicas(&engine, target).await?;
-        let running = current(&engine, target).await?;
+        let running = actuate::running_among(&engine, target, &replicas).await?;
         let ready = replicas
             .iter()
             .filter(|r| r.readiness == Readiness::Ready)
@@ -773,8 +773,8 @@ pub fn report(
         let target = &policy.file.target;
         let service = &policy.file.service;
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
-        let current = current(&engine, target).await?;
         let replicas = docker::replicas(&engine, target).await?;
+        let current = actuate::running_among(&engine, target, &replicas).await?;
         let usage = docker::service_usage(&engine, target, &replicas).await;
         let now = now_ms();
         // Scores on the stored history plus this reading; nothing is saved.
