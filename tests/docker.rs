@@ -413,7 +413,7 @@ fn check_replaces_a_replica_removed_behind_its_back_up_to_min() {
     assert!(out.stdout.contains("SCALE UP 1 -> 2"), "{}", out.stdout);
     assert_eq!(p.running("vedfolnir").len(), 2);
     let audit = p.audit();
-    assert_eq!(audit[0]["trigger"], "policy");
+    assert_eq!(audit[0]["actor"], "auto");
     assert_eq!(finished(&audit)[0]["report"]["outcome"], "succeeded");
     // A second pass finds nothing to do (cooldowns, no data yet).
     let out = p.cli(&["check"]).expect_code(0);

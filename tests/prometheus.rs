@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::daemon::Daemon;
 use crate::docker::{Project, engine, http_get, image};
 use crate::util::{Output, root};
 
@@ -167,99 +168,6 @@ fn published_port(container: &str) -> String {
         .next()
         .unwrap()
         .to_string()
-}
-
-/// The daemon, its decision lines collected, killed (SIGTERM) on drop.
-struct Daemon {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-    listen: String,
-}
-
-impl Daemon {
-    fn start(p: &Project, args: &[&str]) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Daemon::start_on(p, port, args)
-    }
-
-    fn start_on(p: &Project, port: u16, args: &[&str]) -> Daemon {
-        let listen = format!("127.0.0.1:{port}");
-        let policy = p.policy_path();
-        let state = p.state_dir();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"))
-            .args([
-                "run",
-                "--policies",
-                policy.to_str().unwrap(),
-                "--listen",
-                &listen,
-            ])
-            .args(args)
-            .env("VEDFOLNIR_STATE_DIR", &state)
-            .env("VEDFOLNIR_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon {
-            child,
-            lines,
-            seen: Vec::new(),
-            listen,
-        }
-    }
-
-    /// Wait for a line containing `wanted`.
-    fn expect_line(&mut self, wanted: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(wanted) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {wanted:?} within {limit:?}; the daemon said:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn metrics(&self) -> String {
-        let port = self.listen.rsplit(':').next().unwrap();
-        http_get(port, "/metrics").unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
 }
 
 /// One instant query's single value, if any.
@@ -482,7 +390,7 @@ fn sighup_reloads_the_policy_and_a_bad_file_keeps_the_last_good_version() {
     hup(&daemon);
     let line = daemon.expect_line("reload of", Duration::from_secs(10));
     assert!(
-        line.contains("failed, the last good version keeps serving"),
+        line.contains("failed at config, the last good version keeps serving"),
         "{line}"
     );
     assert!(line.contains("not valid TOML"), "{line}");
@@ -498,12 +406,15 @@ fn sighup_reloads_the_policy_and_a_bad_file_keeps_the_last_good_version() {
     daemon.expect_line("reloaded", Duration::from_secs(10));
     // The new minimum of 3 is restored.
     daemon.expect_line("SCALE UP 2 -> 3", Duration::from_secs(30));
+    // One failed reload; two good loads (at start, and the completed file).
     let m = daemon.metrics();
+    let path = p.policy_path().display().to_string();
     assert!(
-        m.contains("vedfolnir_autoscaler_reloads_total{service=\"vedfolnir\",kind=\"error\"} 1")
-            && m.contains(
-                "vedfolnir_autoscaler_reloads_total{service=\"vedfolnir\",kind=\"ok\"} 1"
-            ),
+        m.contains(&format!(
+            "vedfolnir_autoscaler_reloads_total{{path=\"{path}\",kind=\"error\"}} 1"
+        )) && m.contains(&format!(
+            "vedfolnir_autoscaler_reloads_total{{path=\"{path}\",kind=\"ok\"}} 2"
+        )),
         "{m}"
     );
 }

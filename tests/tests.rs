@@ -3,6 +3,7 @@
 //! (as ripgrep and wasmtime do), helpers in `util`.
 
 mod cli;
+mod daemon;
 mod docker;
 mod prometheus;
 mod util;

@@ -58,6 +58,14 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         "VEDFOLNIR_STATE_DIR",
         "VEDFOLNIR_POLICY",
         "DOCKER_HOST",
+        "DRY_RUN",
+        "WEBHOOK_URL",
+        "VEDFOLNIR_API_TOKEN",
+        "VEDFOLNIR_API_TOKEN_FILE",
+        "VEDFOLNIR_POLICIES",
+        "VEDFOLNIR_INTERVAL",
+        "VEDFOLNIR_LISTEN",
+        "PROMETHEUS_URL",
     ] {
         cmd.env_remove(var);
     }

@@ -67,6 +67,34 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     1
 }
 
+/// The API token: from the file named, or `VEDFOLNIR_API_TOKEN`.
+fn api_token(file: Option<&Path>) -> Result<Option<String>> {
+    let (token, from) = match file {
+        Some(f) => (
+            std::fs::read_to_string(f).map_err(|e| {
+                InvalidInput(format!(
+                    "cannot read the API token file {}: {e}",
+                    f.display()
+                ))
+            })?,
+            f.display().to_string(),
+        ),
+        None => match std::env::var("VEDFOLNIR_API_TOKEN") {
+            Ok(t) => (t, "VEDFOLNIR_API_TOKEN".to_string()),
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = token.trim().to_string();
+    if token.len() < 16 {
+        return Err(InvalidInput(format!(
+            "the API token in {from} is {}: use at least 16 characters (for example: head -c 24 /dev/urandom | base64)",
+            if token.is_empty() { "empty".to_string() } else { format!("only {} characters", token.len()) }
+        ))
+        .into());
+    }
+    Ok(Some(token))
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let sandbox = Sandbox::new(SandboxConfig {
         deadline: cli.plugin_deadline,
@@ -99,6 +127,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             interval,
             listen,
             dry_run,
+            api_token_file,
+            webhook_url,
             min_replicas,
             max_replicas,
         } => crate::run::run(
@@ -114,6 +144,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 interval,
                 listen,
                 dry_run,
+                api_token: api_token(api_token_file.as_deref())?,
+                webhook_url: webhook_url.filter(|u| !u.trim().is_empty()),
             },
         ),
         Command::ScaleUp { replicas, args } => {

@@ -160,6 +160,18 @@ pub struct PolicyFile {
     pub target: Target,
     /// How a scale is rolled out and judged.
     pub rollout: Rollout,
+    /// A second policy evaluated on the same input, never acted on: its
+    /// divergence from this one is recorded and exposed.
+    pub shadow: Option<ShadowFile>,
+}
+
+/// `[shadow]`: a second plugin and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowFile {
+    /// The shadow's plugin.
+    pub plugin: PluginRef,
+    /// Its parameters, flattened.
+    pub params: BTreeMap<String, RawParam>,
 }
 
 /// Which kind of deployment a policy scales.
@@ -234,7 +246,9 @@ const TOP_KEYS: &[&str] = &[
     "params",
     "target",
     "rollout",
+    "shadow",
 ];
+const SHADOW_KEYS: &[&str] = &["plugin", "params"];
 const TARGET_KEYS: &[&str] = &["kind", "project", "name", "selector", "docker_host"];
 const ROLLOUT_KEYS: &[&str] = &["monitor", "max_failure_ratio", "stop_timeout"];
 const COOLDOWN_KEYS: &[&str] = &["up", "down"];
@@ -402,32 +416,26 @@ impl PolicyFile {
                 }
                 None
             }
-            Some(p) => match p.strip_prefix("builtin:") {
-                Some(name) if vedfolnir_plugin_artifacts::policy(name).is_some() => {
-                    Some(PluginRef::Builtin(name.into()))
-                }
-                Some(name) => {
-                    let known: Vec<&str> = vedfolnir_plugin_artifacts::POLICIES
-                        .iter()
-                        .map(|(n, _, _)| *n)
-                        .collect();
-                    r.problem(
-                        "plugin",
-                        format!("no builtin policy {name:?} (builtin: {})", known.join(", ")),
-                    );
+            Some(p) => plugin_ref(&mut r, &p, "plugin", path),
+        };
+        let mut shadow = None;
+        if let Some(t) = r.table(&root, "shadow", "shadow") {
+            r.unknown_keys(t, "shadow.", SHADOW_KEYS);
+            let plugin = match r.string(t, "plugin", "shadow.plugin") {
+                Some(p) => plugin_ref(&mut r, &p, "shadow.plugin", path),
+                None => {
+                    if !t.contains_key("plugin") {
+                        r.problem("shadow.plugin", "missing: the shadow policy's plugin");
+                    }
                     None
                 }
-                None => {
-                    let rel = PathBuf::from(&p);
-                    let full = if rel.is_absolute() {
-                        rel
-                    } else {
-                        path.parent().unwrap_or(Path::new(".")).join(rel)
-                    };
-                    Some(PluginRef::File(full))
-                }
-            },
-        };
+            };
+            let mut params = BTreeMap::new();
+            if let Some(pt) = r.table(t, "params", "shadow.params") {
+                flatten(&mut r, pt, "", &mut params);
+            }
+            shadow = plugin.map(|plugin| ShadowFile { plugin, params });
+        }
 
         let defaults = GuardConfig::default();
         let min = overrides
@@ -606,7 +614,36 @@ impl PolicyFile {
             guard,
             signals,
             params,
+            shadow,
         })
+    }
+}
+
+/// `builtin:<name>`, or a `.wasm` path relative to the policy file.
+fn plugin_ref(r: &mut Reader, p: &str, key: &str, path: &Path) -> Option<PluginRef> {
+    match p.strip_prefix("builtin:") {
+        Some(name) if vedfolnir_plugin_artifacts::policy(name).is_some() => {
+            Some(PluginRef::Builtin(name.into()))
+        }
+        Some(name) => {
+            let known: Vec<&str> = vedfolnir_plugin_artifacts::POLICIES
+                .iter()
+                .map(|(n, _, _)| *n)
+                .collect();
+            r.problem(
+                key,
+                format!("no builtin policy {name:?} (builtin: {})", known.join(", ")),
+            );
+            None
+        }
+        None => {
+            let rel = PathBuf::from(p);
+            Some(PluginRef::File(if rel.is_absolute() {
+                rel
+            } else {
+                path.parent().unwrap_or(Path::new(".")).join(rel)
+            }))
+        }
     }
 }
 

@@ -18,13 +18,16 @@
 
 mod actuate;
 mod alerts;
+mod api;
 mod commands;
 mod config;
 mod docker;
 mod metrics;
+mod notifier;
 mod ops;
 mod policy;
 mod prom;
+mod reload;
 mod run;
 mod store;
 
@@ -161,11 +164,12 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// The daemon: a pass per policy every interval, /metrics, /health and
-    /// the Alertmanager webhook on 127.0.0.1. SIGTERM stops it after the
-    /// passes in flight.
+    /// The daemon: a pass per policy every interval; the policies folder
+    /// hot-reloaded; the status API, /metrics and the Alertmanager webhook on
+    /// 127.0.0.1. SIGHUP rescans the policies; SIGTERM stops it after the
+    /// passes in flight. The API token may also come from VEDFOLNIR_API_TOKEN.
     Run {
-        /// Policy files, or folders of `*.toml` policy files.
+        /// Policy files, or folders of `*.toml` policy files and `.wasm` modules (watched).
         #[arg(long = "policies", env = "VEDFOLNIR_POLICIES", required = true, num_args = 1.., value_delimiter = ',')]
         policies: Vec<PathBuf>,
         /// Time between passes.
@@ -174,9 +178,16 @@ enum Command {
         /// Where /metrics, /health and the webhook listen.
         #[arg(long, env = "VEDFOLNIR_LISTEN", default_value = "127.0.0.1:9464")]
         listen: std::net::SocketAddr,
-        /// Decide and report, never act.
-        #[arg(long, env = "DRY_RUN")]
+        /// Decide, audit and expose "would scale", never act; cooldowns
+        /// advance (on their own clocks) as if it had scaled.
+        #[arg(long, env = "DRY_RUN", value_parser = clap::builder::FalseyValueParser::new())]
         dry_run: bool,
+        /// A file holding the bearer token the API's POST endpoints require.
+        #[arg(long, env = "VEDFOLNIR_API_TOKEN_FILE")]
+        api_token_file: Option<PathBuf>,
+        /// Where each action is posted as JSON (with a Slack-compatible `text`).
+        #[arg(long, env = "WEBHOOK_URL")]
+        webhook_url: Option<String>,
         /// Replaces every policy's min_replicas.
         #[arg(long, env = "MIN_REPLICAS")]
         min_replicas: Option<u32>,

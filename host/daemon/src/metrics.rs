@@ -67,8 +67,33 @@ pub struct Metrics {
     pub source_errors: Family<KindLabel, Counter>,
     /// Alertmanager notifications received, by result.
     pub webhook_alerts: Family<KindLabel, Counter>,
-    /// Policy reloads, by result (ok, error).
-    pub reloads: Family<KindLabel, Counter>,
+    /// Policy (re)loads, by file and result (ok, error).
+    pub reloads: Family<PathKindLabel, Counter>,
+    /// Evaluation passes.
+    pub evaluations: Family<ServiceLabel, Counter>,
+    /// 1 for each policy file or module that fails to load, by path and
+    /// stage (the last good version keeps serving).
+    pub policy_load_error: Family<PathStageLabel, GaugeF>,
+    /// 1 while the shadow policy decides differently from the live one.
+    pub shadow_diverging: Family<ServiceLabel, GaugeF>,
+    /// Passes where the shadow policy decided differently.
+    pub shadow_divergences: Family<ServiceLabel, Counter>,
+    /// Notifications to WEBHOOK_URL, by result (sent, failed, dropped).
+    pub notifications: Family<KindLabel, Counter>,
+    /// API requests that change something, by result (kind).
+    pub api_requests: Family<KindLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathKindLabel {
+    pub path: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathStageLabel {
+    pub path: String,
+    pub stage: String,
 }
 
 /// The signals exported as gauges, with the seed's names.
@@ -173,15 +198,57 @@ impl Metrics {
             "Alertmanager alerts received, by scaling_action (kind)",
             webhook_alerts.clone(),
         );
-        let reloads = Family::<KindLabel, Counter>::default();
+        let reloads = Family::<PathKindLabel, Counter>::default();
         registry.register(
             "vedfolnir_autoscaler_reloads",
-            "Policy reloads (SIGHUP), by result (kind: ok, error)",
+            "Policy file (re)loads after a change or SIGHUP, by path and result (kind: ok, error)",
             reloads.clone(),
+        );
+        let evaluations = Family::<ServiceLabel, Counter>::default();
+        registry.register(
+            "vedfolnir_autoscaler_evaluations",
+            "Evaluation passes",
+            evaluations.clone(),
+        );
+        let policy_load_error = Family::<PathStageLabel, GaugeF>::default();
+        registry.register(
+            "vedfolnir_autoscaler_policy_load_error",
+            "1 for a policy file or module that fails to load, by path and stage; the last good version keeps serving",
+            policy_load_error.clone(),
+        );
+        let shadow_diverging = Family::<ServiceLabel, GaugeF>::default();
+        registry.register(
+            "vedfolnir_autoscaler_shadow_diverging",
+            "1 while the shadow policy decides differently from the live one",
+            shadow_diverging.clone(),
+        );
+        let shadow_divergences = Family::<ServiceLabel, Counter>::default();
+        registry.register(
+            "vedfolnir_autoscaler_shadow_divergences",
+            "Passes where the shadow policy decided differently from the live one",
+            shadow_divergences.clone(),
+        );
+        let notifications = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "vedfolnir_autoscaler_notifications",
+            "Notifications to WEBHOOK_URL, by result (kind: sent, failed, dropped)",
+            notifications.clone(),
+        );
+        let api_requests = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "vedfolnir_autoscaler_api_requests",
+            "API requests that change something, by result (kind)",
+            api_requests.clone(),
         );
         Metrics {
             registry,
             reloads,
+            evaluations,
+            policy_load_error,
+            shadow_diverging,
+            shadow_divergences,
+            notifications,
+            api_requests,
             gauges,
             instance_count,
             ready_replicas,
@@ -377,7 +444,12 @@ mod tests {
         m.evaluation_seconds.get_or_create(&svc).observe(0.001);
         m.plugin_errors.get_or_create(&kind).inc();
         m.webhook_alerts.get_or_create(&kind).inc();
-        m.reloads.get_or_create(&kind).inc();
+        m.reloads
+            .get_or_create(&PathKindLabel {
+                path: "p".into(),
+                kind: "ok".into(),
+            })
+            .inc();
         let exposed = m.encode();
         let mut all = Vec::new();
         exprs(&dashboard, &mut all);

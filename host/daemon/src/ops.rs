@@ -20,7 +20,7 @@ use crate::config::{Source, Target, TargetKind};
 use crate::docker::{self, Engine, EngineError, Readiness, ServiceUsage};
 use crate::metrics::{KindLabel, Metrics, OutcomeLabel, ServiceLabel};
 use crate::policy::{Evaluation, ReadyPolicy};
-use crate::store::{AuditRecord, Event, History, Store, Trigger};
+use crate::store::{Actor, AuditRecord, Event, History, LastDecision, PluginRecord, Scores, Store};
 
 /// Signal samples older than this are dropped from a `check` history; it
 /// exceeds the longest documented window (15 min) with room to spare.
@@ -46,6 +46,28 @@ pub fn now_ms() -> TimestampMs {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A time as RFC 3339 UTC, to the second.
+pub fn format_time(ms: TimestampMs) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -91,71 +113,25 @@ pub fn manual_scale(
     let rt = runtime()?;
     rt.block_on(async {
         let target = &policy.file.target;
-        let guard = &policy.file.guard;
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
         let from = current(&engine, target).await?;
-        let mut to = match (way, wanted) {
-            (_, Some(n)) => n,
-            (Manual::Up, None) => from + 1,
-            (Manual::Down, None) => from.saturating_sub(1),
+        let Some((direction, to, notes)) = manual_plan(policy, from, way, wanted)? else {
+            println!(
+                "{}: already at {from} replica(s); nothing to do",
+                describe_target(target)
+            );
+            return Ok(ExitCode::SUCCESS);
         };
-        let mut notes = Vec::new();
-        match way {
-            Manual::Up if to < from => {
-                return Err(Refused(format!(
-                    "scale-up to {to}: {} already runs {from} replica(s); use scale-down",
-                    describe_target(target)
-                ))
-                .into());
-            }
-            Manual::Down if to > from => {
-                return Err(Refused(format!(
-                    "scale-down to {to}: {} runs only {from} replica(s); use scale-up",
-                    describe_target(target)
-                ))
-                .into());
-            }
-            _ => {}
-        }
-        if to > guard.max_replicas {
-            notes.push(format!(
-                "{to} is above max_replicas {}: clamped to {}",
-                guard.max_replicas, guard.max_replicas
-            ));
-            to = guard.max_replicas;
-        }
-        if to < guard.min_replicas {
-            notes.push(format!(
-                "{to} is below min_replicas {}: clamped to {}",
-                guard.min_replicas, guard.min_replicas
-            ));
-            to = guard.min_replicas;
-        }
         for n in &notes {
             eprintln!("note: {n}");
         }
-        let direction = match to.cmp(&from) {
-            std::cmp::Ordering::Greater => Direction::Up,
-            std::cmp::Ordering::Less => Direction::Down,
-            std::cmp::Ordering::Equal => {
-                println!(
-                    "{}: already at {from} replica(s); nothing to do",
-                    describe_target(target)
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-        };
         let mut reasons = vec![format!("manual {direction} to {to}")];
         reasons.extend(notes);
         let report = act(
             &engine,
             policy,
             store,
-            Trigger::Manual,
-            direction,
-            from,
-            to,
-            reasons,
+            Intent::manual(Actor::Manual, direction, from, to, reasons),
         )
         .await?;
         print_report(&report, json);
@@ -163,32 +139,132 @@ pub fn manual_scale(
     })
 }
 
+/// A manual request (`scale-up`/`scale-down` or the API): the target, the
+/// direction and what the bounds changed, or `None` when there is nothing to
+/// do. Manual scales are capped by the bounds like automatic ones.
+pub fn manual_plan(
+    policy: &ReadyPolicy,
+    from: u32,
+    way: Manual,
+    wanted: Option<u32>,
+) -> Result<Option<(Direction, u32, Vec<String>)>> {
+    let target = &policy.file.target;
+    let guard = &policy.file.guard;
+    let mut to = match (way, wanted) {
+        (_, Some(n)) => n,
+        (Manual::Up, None) => from + 1,
+        (Manual::Down, None) => from.saturating_sub(1),
+    };
+    let mut notes = Vec::new();
+    match way {
+        Manual::Up if to < from => {
+            return Err(Refused(format!(
+                "scale-up to {to}: {} already runs {from} replica(s); use scale-down",
+                describe_target(target)
+            ))
+            .into());
+        }
+        Manual::Down if to > from => {
+            return Err(Refused(format!(
+                "scale-down to {to}: {} runs only {from} replica(s); use scale-up",
+                describe_target(target)
+            ))
+            .into());
+        }
+        _ => {}
+    }
+    if to > guard.max_replicas {
+        notes.push(format!(
+            "{to} is above max_replicas {}: clamped to {}",
+            guard.max_replicas, guard.max_replicas
+        ));
+        to = guard.max_replicas;
+    }
+    if to < guard.min_replicas {
+        notes.push(format!(
+            "{to} is below min_replicas {}: clamped to {}",
+            guard.min_replicas, guard.min_replicas
+        ));
+        to = guard.min_replicas;
+    }
+    Ok(match to.cmp(&from) {
+        std::cmp::Ordering::Greater => Some((Direction::Up, to, notes)),
+        std::cmp::Ordering::Less => Some((Direction::Down, to, notes)),
+        std::cmp::Ordering::Equal => None,
+    })
+}
+
+/// What a scale is to do, and why: written to the audit before it runs.
+#[derive(Debug, Clone)]
+pub struct Intent {
+    /// Who asked.
+    pub actor: Actor,
+    /// Which way.
+    pub direction: Direction,
+    /// Running replicas before.
+    pub from: u32,
+    /// The target.
+    pub to: u32,
+    /// Why.
+    pub reasons: Vec<String>,
+    /// The deciding plugin (automatic scales).
+    pub plugin: Option<PluginRecord>,
+    /// Its scores.
+    pub scores: Option<Scores>,
+    /// The inputs that mattered.
+    pub inputs: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Intent {
+    /// An operator's scale.
+    pub fn manual(
+        actor: Actor,
+        direction: Direction,
+        from: u32,
+        to: u32,
+        reasons: Vec<String>,
+    ) -> Intent {
+        Intent {
+            actor,
+            direction,
+            from,
+            to,
+            reasons,
+            plugin: None,
+            scores: None,
+            inputs: Default::default(),
+        }
+    }
+}
+
 /// Audit, scale, audit, and start the cooldown only if the count moved.
-#[allow(clippy::too_many_arguments)]
 pub async fn act(
     engine: &Engine,
     policy: &ReadyPolicy,
     store: &Store,
-    trigger: Trigger,
-    direction: Direction,
-    from: u32,
-    to: u32,
-    reasons: Vec<String>,
+    intent: Intent,
 ) -> Result<ScaleReport> {
     let service = &policy.file.service;
     let started_at = now_ms();
-    let action_id = format!("{service}-{started_at}-{}", std::process::id());
-    let mut record = AuditRecord {
-        time_ms: started_at,
-        action_id,
-        service: service.clone(),
-        event: Event::ScaleStarted,
-        trigger,
+    let Intent {
+        actor,
         direction,
         from,
         to,
         reasons,
-        report: None,
+        plugin,
+        scores,
+        inputs,
+    } = intent;
+    let mut record = AuditRecord {
+        direction,
+        from,
+        to,
+        reasons,
+        plugin,
+        scores,
+        inputs,
+        ..AuditRecord::new(service, Event::ScaleStarted, actor, started_at)
     };
     // Recorded before the engine is touched: a crash mid-scale leaves a
     // started record without its finish.
@@ -434,6 +510,8 @@ pub struct Pass {
     pub input: PolicyInput,
     /// The plugin's answer and the guard rails' decision.
     pub evaluation: Evaluation,
+    /// The shadow policy's, on the same input.
+    pub shadow: Option<Evaluation>,
     /// The `docker` source's readings.
     pub usage: ServiceUsage,
     /// The scale, when one ran.
@@ -459,26 +537,15 @@ pub async fn pass(
     let mut history = store.history(service)?;
     let signals = collect_signals(policy, sources, &usage, &mut history, now).await;
     store.save_history(service, &history)?;
-    let state = store.guard_state(service)?;
-    let input = input_for(policy, &state, &usage, current, signals, now);
+    let state = store.state(service)?;
+    let guard_state = state.guard(dry_run);
+    let input = input_for(policy, &guard_state, &usage, current, signals, now);
     let started = std::time::Instant::now();
-    let evaluation = policy.evaluate(&input, &state);
+    let evaluation = policy.evaluate(&input, &guard_state);
     let elapsed = started.elapsed();
+    let shadow = policy.evaluate_shadow(&input, &guard_state);
     let d = &evaluation.decision;
-    let mut reasons: Vec<String> = evaluation
-        .recommendation
-        .iter()
-        .flat_map(|r| r.reasons.iter())
-        .map(|r| format!("{}: {}", r.trigger, r.message))
-        .collect();
-    reasons.extend(
-        d.reasons
-            .iter()
-            .map(|r| format!("guard {}: {}", r.rule.as_str(), r.message)),
-    );
-    if let Some(f) = &evaluation.failure {
-        reasons.push(format!("policy failed ({}): {}", f.kind, f.message));
-    }
+    let reasons = reasons_of(&evaluation);
     if let Some(m) = metrics {
         let label = ServiceLabel {
             service: service.clone(),
@@ -493,6 +560,7 @@ pub async fn pass(
         m.evaluation_seconds
             .get_or_create(&label)
             .observe(elapsed.as_secs_f64());
+        m.evaluations.get_or_create(&label).inc();
         match (&evaluation.recommendation, &evaluation.failure) {
             (Some(r), _) => {
                 m.scale_up_score.get_or_create(&label).set(r.scale_up_score);
@@ -523,20 +591,29 @@ pub async fn pass(
                 },
             })
             .inc();
+        if let Some(sh) = &shadow {
+            let diverges = diverges(&evaluation, sh);
+            m.shadow_diverging
+                .get_or_create(&label)
+                .set(if diverges { 1.0 } else { 0.0 });
+            if diverges {
+                m.shadow_divergences.get_or_create(&label).inc();
+            }
+        }
     }
 
+    let intent = Intent {
+        actor: Actor::Auto,
+        direction: d.direction,
+        from: current,
+        to: d.target,
+        reasons: reasons.clone(),
+        plugin: Some(PluginRecord::from(&**policy.plugin.id())),
+        scores: scores_of(&evaluation),
+        inputs: inputs_of(&input),
+    };
     let report = if d.is_scale() && !dry_run {
-        let r = act(
-            engine,
-            policy,
-            store,
-            Trigger::Policy,
-            d.direction,
-            current,
-            d.target,
-            reasons.clone(),
-        )
-        .await?;
+        let r = act(engine, policy, store, intent).await?;
         if let Some(m) = metrics {
             m.actions
                 .get_or_create(&OutcomeLabel {
@@ -551,28 +628,184 @@ pub async fn pass(
         }
         Some(r)
     } else {
-        if evaluation.failure.is_some() || !usage.errors.is_empty() {
-            store.audit(&AuditRecord {
-                time_ms: now,
-                action_id: format!("{service}-{now}-{}", std::process::id()),
-                service: service.clone(),
-                event: Event::Held,
-                trigger: Trigger::Policy,
-                direction: Direction::Hold,
-                from: current,
-                to: current,
-                reasons: reasons.clone(),
-                report: None,
-            })?;
+        let repeated = state.last_decision.as_ref().is_some_and(|l| {
+            l.dry_run && (l.direction, l.from, l.to) == (d.direction, current, d.target)
+        });
+        let event = if d.is_scale() && !repeated {
+            // A dry run: what production would do, audited, and its own
+            // cooldown advances as if it had scaled. (A bound restored
+            // repeats every pass, since nothing moves: audited once.)
+            Some(Event::WouldScale)
+        } else if d.is_scale() {
+            None
+        } else if evaluation.failure.is_some() || !usage.errors.is_empty() {
+            Some(Event::Held)
+        } else {
+            None
+        };
+        if let Some(event) = event {
+            store.audit(&record_of(service, event, dry_run, now, intent))?;
         }
         None
     };
+    let last = LastDecision {
+        time_ms: now,
+        direction: d.direction,
+        from: current,
+        to: report.as_ref().map(|r| r.reached).unwrap_or(d.target),
+        actor: Actor::Auto,
+        dry_run,
+        summary: summary_of(&evaluation),
+    };
+    store.update_state(service, |s| {
+        if dry_run && d.is_scale() {
+            s.record_scale(d.direction, now, true);
+        }
+        s.last_decision = Some(last);
+    })?;
     Ok(Pass {
         input,
         evaluation,
+        shadow,
         usage,
         report,
     })
+}
+
+fn record_of(
+    service: &str,
+    event: Event,
+    dry_run: bool,
+    now: TimestampMs,
+    intent: Intent,
+) -> AuditRecord {
+    AuditRecord {
+        dry_run,
+        direction: intent.direction,
+        from: intent.from,
+        to: intent.to,
+        reasons: intent.reasons,
+        plugin: intent.plugin,
+        scores: intent.scores,
+        inputs: intent.inputs,
+        ..AuditRecord::new(service, event, intent.actor, now)
+    }
+}
+
+/// The policy's reasons, every guard-rail intervention and any failure.
+pub fn reasons_of(evaluation: &Evaluation) -> Vec<String> {
+    let mut reasons: Vec<String> = evaluation
+        .recommendation
+        .iter()
+        .flat_map(|r| r.reasons.iter())
+        .map(|r| format!("{}: {}", r.trigger, r.message))
+        .collect();
+    reasons.extend(
+        evaluation
+            .decision
+            .reasons
+            .iter()
+            .map(|r| format!("guard {}: {}", r.rule.as_str(), r.message)),
+    );
+    if let Some(f) = &evaluation.failure {
+        reasons.push(format!("policy failed ({}): {}", f.kind, f.message));
+    }
+    reasons
+}
+
+/// The reason that settled a decision: the guard rails' last word.
+pub fn summary_of(evaluation: &Evaluation) -> String {
+    match (evaluation.decision.reasons.last(), &evaluation.failure) {
+        (Some(r), _) => format!("{}: {}", r.rule.as_str(), r.message),
+        (None, Some(f)) => format!("policy failed ({}): {}", f.kind, f.message),
+        (None, None) => String::new(),
+    }
+}
+
+/// The two scores, when the plugin answered.
+pub fn scores_of(evaluation: &Evaluation) -> Option<Scores> {
+    evaluation.recommendation.as_ref().map(|r| Scores {
+        up: r.scale_up_score,
+        down: r.scale_down_score,
+    })
+}
+
+/// Whether a shadow policy decided differently from the live one.
+pub fn diverges(live: &Evaluation, shadow: &Evaluation) -> bool {
+    (live.decision.direction, live.decision.target)
+        != (shadow.decision.direction, shadow.decision.target)
+}
+
+/// The inputs that mattered: each signal's newest value (or why it is
+/// missing) and the replica counts.
+pub fn inputs_of(input: &PolicyInput) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut out = std::collections::BTreeMap::new();
+    out.insert("replicas".into(), input.current_replicas.into());
+    out.insert("ready".into(), input.ready_replicas.into());
+    for w in &input.signals {
+        let v = match (&w.missing_reason, w.samples.last()) {
+            (Some(why), _) => serde_json::json!({ "missing": why }),
+            (None, Some(s)) if s.value.is_finite() => serde_json::json!(s.value),
+            (None, _) => serde_json::json!({ "missing": "no sample" }),
+        };
+        out.insert(w.signal.to_string(), v);
+    }
+    out
+}
+
+/// At start: every scale with an intent but no outcome (the process died
+/// mid-scale) is finished against what the engine shows now, and recorded.
+pub async fn reconcile(
+    engine: &Engine,
+    policy: &ReadyPolicy,
+    store: &Store,
+) -> Result<Vec<AuditRecord>> {
+    let service = &policy.file.service;
+    let records = store.audit_records(service)?;
+    let mut out = Vec::new();
+    for started in records.iter().filter(|r| {
+        r.event == Event::ScaleStarted
+            && !records
+                .iter()
+                .any(|f| f.event == Event::ScaleFinished && f.action_id == r.action_id)
+    }) {
+        let reached = current(engine, &policy.file.target).await?;
+        let now = now_ms();
+        let outcome = if reached == started.to {
+            Outcome::Succeeded
+        } else if reached != started.from && (reached > started.from) == (started.to > started.from)
+        {
+            Outcome::Partial
+        } else {
+            Outcome::Failed
+        };
+        let report = ScaleReport {
+            from: started.from,
+            to: started.to,
+            reached,
+            outcome,
+            created: vec![],
+            removed: vec![],
+            failed: vec![],
+            error: Some(format!(
+                "interrupted: the process stopped mid-scale; reconciled at start ({}), the engine shows {reached} running",
+                format_time(now)
+            )),
+            duration_ms: (now - started.time_ms).max(0) as u64,
+        };
+        let mut finished = started.clone();
+        finished.time_ms = now;
+        finished.event = Event::ScaleFinished;
+        finished.reasons.push("reconciled at start".into());
+        finished.report = Some(report.clone());
+        store.audit(&finished)?;
+        if report.moved() {
+            // Conservative: the cooldown starts at the reconciliation.
+            store.record_scale(service, started.direction, now)?;
+        }
+        out.push(finished);
+    }
+    Ok(out)
 }
 
 /// One pass: collect, evaluate, guard, act (unless `dry_run`).
@@ -592,6 +825,7 @@ pub fn check(
         let Pass {
             input,
             evaluation,
+            shadow,
             usage,
             report,
         } = pass(&engine, policy, sources, store, dry_run, None).await?;
@@ -605,13 +839,31 @@ pub fn check(
                 "recommendation": evaluation.recommendation,
                 "failure": evaluation.failure,
                 "decision": evaluation.decision,
+                "shadow": shadow,
                 "scale": report,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
         } else {
             print!("{}", render_check(policy, &input, &evaluation, &usage));
             if dry_run && d.is_scale() {
-                println!("dry run: not acting");
+                println!("dry run: not acting (would scale; the dry-run cooldown starts)");
+            }
+            if let Some(sh) = &shadow {
+                println!(
+                    "shadow {}: {} to {}{}",
+                    policy
+                        .shadow
+                        .as_ref()
+                        .map(|s| s.plugin.id().to_string())
+                        .unwrap_or_default(),
+                    sh.decision.direction,
+                    sh.decision.target,
+                    if diverges(&evaluation, sh) {
+                        " (diverges)"
+                    } else {
+                        ""
+                    }
+                );
             }
             if let Some(r) = &report {
                 print_report(r, false);
@@ -678,16 +930,8 @@ pub fn reset(policy: &ReadyPolicy, store: &Store) -> Result<ExitCode> {
         ago(before.last_scale_down)
     );
     store.audit(&AuditRecord {
-        time_ms: now,
-        action_id: format!("{service}-{now}-{}", std::process::id()),
-        service: service.clone(),
-        event: Event::Reset,
-        trigger: Trigger::Manual,
-        direction: Direction::Hold,
-        from: 0,
-        to: 0,
         reasons: vec![what.clone()],
-        report: None,
+        ..AuditRecord::new(service, Event::Reset, Actor::Manual, now)
     })?;
     println!("{service}: {what}; the audit log and sample history are kept");
     Ok(ExitCode::SUCCESS)
@@ -873,7 +1117,7 @@ pub fn report(
                         format_duration((now - r.time_ms).max(0) as u64),
                         r.from,
                         rep.map(|p| p.reached).unwrap_or(r.to),
-                        r.trigger,
+                        r.actor,
                         rep.map(|p| p.outcome).unwrap_or(Outcome::Failed)
                     );
                 }

@@ -45,6 +45,19 @@ pub struct ReadyPolicy {
     /// Signals whose absence holds scaling (plugin declaration, overridden
     /// by the file's `required`).
     pub required: Vec<SignalId>,
+    /// The shadow policy, evaluated on the same input and never acted on.
+    pub shadow: Option<Shadow>,
+}
+
+/// A shadow policy, loaded and checked like the live one.
+#[derive(Debug, Clone)]
+pub struct Shadow {
+    /// Its plugin.
+    pub plugin: Plugin,
+    /// Its checked parameters.
+    pub params: Vec<Param>,
+    /// Its required signals.
+    pub required: Vec<SignalId>,
 }
 
 /// The outcome of one evaluation: what the plugin said, and what the guard
@@ -80,84 +93,158 @@ impl ReadyPolicy {
     ) -> Result<ReadyPolicy, PolicyError> {
         let file = PolicyFile::load(path, overrides).map_err(PolicyError::Config)?;
         let plugin = load_plugin(sandbox, &file.plugin).map_err(PolicyError::Plugin)?;
-        Self::with_plugin(file, plugin)
+        let mut ready = Self::with_plugin(file, plugin)?;
+        if let Some(sh) = ready.file.shadow.clone() {
+            let plugin = load_plugin(sandbox, &sh.plugin).map_err(PolicyError::Plugin)?;
+            let (params, required) =
+                check_params(&ready.file, "shadow.params", &plugin, &sh.params)?;
+            ready.shadow = Some(Shadow {
+                plugin,
+                params,
+                required,
+            });
+        }
+        Ok(ready)
+    }
+
+    /// `load`, then every stage of `plugin check`: the smoke test runs the
+    /// sample inputs with this file's parameters (and the shadow's with
+    /// its). What the daemon serves passes this; the one-shot commands use
+    /// `load`, so `evaluate` can show what the guard rails make of a
+    /// misbehaving plugin.
+    pub fn load_for_serving(
+        sandbox: &Sandbox,
+        path: &Path,
+        overrides: &crate::config::Overrides,
+    ) -> Result<ReadyPolicy, PolicyError> {
+        let ready = Self::load(sandbox, path, overrides)?;
+        smoke(&ready.plugin, &ready.params)?;
+        if let Some(sh) = &ready.shadow {
+            smoke(&sh.plugin, &sh.params)?;
+        }
+        Ok(ready)
     }
 
     /// Check the file's parameters against a loaded plugin.
     pub fn with_plugin(file: PolicyFile, plugin: Plugin) -> Result<ReadyPolicy, PolicyError> {
-        let problem = |key: &str, message: String| Problem {
-            file: file.path.clone(),
-            key: format!("params.{key}"),
-            message,
-        };
-        let description = plugin.description();
-        let params = resolve_params(&description.params, &file.params).map_err(|errors| {
-            PolicyError::Config(Problems(
-                errors
-                    .into_iter()
-                    .map(|e| problem(&e.key, e.message))
-                    .collect(),
-            ))
-        })?;
-        match plugin.validate_config(&params) {
-            Ok(Ok(())) => {}
-            Ok(Err(errors)) => {
-                return Err(PolicyError::Config(Problems(
-                    errors
-                        .into_iter()
-                        .map(|e| problem(&e.key, e.message))
-                        .collect(),
-                )));
-            }
-            Err(e) => {
-                return Err(PolicyError::Config(Problems(vec![Problem {
-                    file: file.path.clone(),
-                    key: "params".into(),
-                    message: format!("the plugin failed while checking them: {e}"),
-                }])));
-            }
-        }
-        let mut required: Vec<SignalId> = description
-            .signals
-            .iter()
-            .filter(|s| s.required)
-            .map(|s| s.signal.clone())
-            .collect();
-        for s in &file.signals {
-            match s.required {
-                Some(true) if !required.contains(&s.signal) => required.push(s.signal.clone()),
-                Some(false) => required.retain(|r| r != &s.signal),
-                _ => {}
-            }
-        }
+        let (params, required) = check_params(&file, "params", &plugin, &file.params)?;
         Ok(ReadyPolicy {
             file,
             plugin,
             params,
             required,
+            shadow: None,
         })
+    }
+
+    /// The shadow policy's evaluation of the same input, when there is one.
+    pub fn evaluate_shadow(&self, input: &PolicyInput, state: &GuardState) -> Option<Evaluation> {
+        let sh = self.shadow.as_ref()?;
+        let mut input = input.clone();
+        input.params = sh.params.clone();
+        Some(evaluate_with(
+            &sh.plugin,
+            &self.file,
+            &sh.required,
+            &input,
+            state,
+        ))
     }
 
     /// Evaluate one input: the plugin in its sandbox, then the guard rails.
     pub fn evaluate(&self, input: &PolicyInput, state: &GuardState) -> Evaluation {
-        let outcome = self.plugin.evaluate(input).map_err(|e| e.to_failure());
-        let decision = guard::decide(
-            &self.file.guard,
-            state,
-            input,
-            guard::Requirements {
-                required: &self.required,
-            },
-            outcome.as_ref(),
-        );
-        let (recommendation, failure) = match outcome {
-            Ok(rec) => (Some(rec), None),
-            Err(failure) => (None, Some(failure)),
-        };
-        Evaluation {
-            recommendation,
-            failure,
-            decision,
+        evaluate_with(&self.plugin, &self.file, &self.required, input, state)
+    }
+}
+
+/// Evaluate the sample inputs (`plugin check`'s smoke-test stage).
+fn smoke(plugin: &Plugin, params: &[Param]) -> Result<(), PolicyError> {
+    let effective =
+        vedfolnir_core::snapshot::effective_params(&plugin.description().params, params);
+    plugin
+        .smoke_test(&effective)
+        .map(|_| ())
+        .map_err(PolicyError::Plugin)
+}
+
+fn evaluate_with(
+    plugin: &Plugin,
+    file: &PolicyFile,
+    required: &[SignalId],
+    input: &PolicyInput,
+    state: &GuardState,
+) -> Evaluation {
+    let outcome = plugin.evaluate(input).map_err(|e| e.to_failure());
+    let decision = guard::decide(
+        &file.guard,
+        state,
+        input,
+        guard::Requirements { required },
+        outcome.as_ref(),
+    );
+    let (recommendation, failure) = match outcome {
+        Ok(rec) => (Some(rec), None),
+        Err(failure) => (None, Some(failure)),
+    };
+    Evaluation {
+        recommendation,
+        failure,
+        decision,
+    }
+}
+
+/// Check parameters against a plugin's declaration and its own
+/// `validate-config`; the signals it requires, with the file's overrides.
+fn check_params(
+    file: &PolicyFile,
+    prefix: &str,
+    plugin: &Plugin,
+    raw: &std::collections::BTreeMap<String, vedfolnir_core::snapshot::RawParam>,
+) -> Result<(Vec<Param>, Vec<SignalId>), PolicyError> {
+    let problem = |key: &str, message: String| Problem {
+        file: file.path.clone(),
+        key: format!("{prefix}.{key}"),
+        message,
+    };
+    let description = plugin.description();
+    let params = resolve_params(&description.params, raw).map_err(|errors| {
+        PolicyError::Config(Problems(
+            errors
+                .into_iter()
+                .map(|e| problem(&e.key, e.message))
+                .collect(),
+        ))
+    })?;
+    match plugin.validate_config(&params) {
+        Ok(Ok(())) => {}
+        Ok(Err(errors)) => {
+            return Err(PolicyError::Config(Problems(
+                errors
+                    .into_iter()
+                    .map(|e| problem(&e.key, e.message))
+                    .collect(),
+            )));
+        }
+        Err(e) => {
+            return Err(PolicyError::Config(Problems(vec![Problem {
+                file: file.path.clone(),
+                key: prefix.into(),
+                message: format!("the plugin failed while checking them: {e}"),
+            }])));
         }
     }
+    let mut required: Vec<SignalId> = description
+        .signals
+        .iter()
+        .filter(|s| s.required)
+        .map(|s| s.signal.clone())
+        .collect();
+    for s in &file.signals {
+        match s.required {
+            Some(true) if !required.contains(&s.signal) => required.push(s.signal.clone()),
+            Some(false) => required.retain(|r| r != &s.signal),
+            _ => {}
+        }
+    }
+    Ok((params, required))
 }

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Build the daemon's FROM scratch image (vedfolnir-autoscaler:latest) from a
+# static build of this checkout. No registry is used.
+set -eu
+cd "$(dirname "$0")/../.."
+ctx=target/docker-image
+cargo build --release --locked --quiet -p vedfolnir-autoscaler --target x86_64-unknown-linux-musl
+rm -rf "$ctx"
+# The state and cache folders exist in the image, owned by the daemon's
+# user, so named volumes mounted there start writable.
+mkdir -p "$ctx/rootfs/var/lib/vedfolnir-autoscaler" "$ctx/rootfs/var/cache/vedfolnir-autoscaler" \
+    "$ctx/rootfs/etc/vedfolnir/policies"
+cp target/x86_64-unknown-linux-musl/release/vedfolnir-autoscaler "$ctx/"
+cp deploy/docker/Dockerfile "$ctx/"
+docker build --quiet --tag "${IMAGE:-vedfolnir-autoscaler:latest}" "$ctx"

@@ -1,0 +1,417 @@
+//! The daemon's HTTP server, on 127.0.0.1 by default:
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | GET | `/health` | `ok` while the daemon runs |
+//! | GET | `/metrics` | OpenMetrics |
+//! | GET | `/api/v1/status` | per service: replicas, signals, scores, last decision, policy version, shadow, errors; failed files by path and stage |
+//! | GET | `/api/v1/decisions?service=&limit=` | recent audit records, newest first |
+//! | POST | `/api/v1/services/{service}/scale` | `{"replicas": N, "reason": "..."}`, bounded by min/max |
+//! | POST | `/api/v1/services/{service}/pause` | stop automatic scaling (`{"reason": "..."}` optional) |
+//! | POST | `/api/v1/services/{service}/resume` | resume it |
+//! | POST | `/webhook/alertmanager` | Alertmanager notifications |
+//!
+//! The POST endpoints under `/api/v1` need `Authorization: Bearer <token>`
+//! (the token from `--api-token-file` or `VEDFOLNIR_API_TOKEN`; without
+//! one they are off) and are rate-limited together: a burst of
+//! `BURST`, then one per `REFILL`; beyond that, 429 with `Retry-After`.
+//! A request runs in the service's loop between passes, so it never
+//! overlaps an automatic scale.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use crate::metrics::KindLabel;
+use crate::run::{LoopCommand, Reply, Shared};
+
+/// Requests allowed at once.
+pub const BURST: f64 = 5.0;
+/// Time for one more.
+pub const REFILL: Duration = Duration::from_secs(1);
+
+/// A token bucket over the write endpoints.
+#[derive(Debug)]
+pub struct Limiter {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Limiter {
+            tokens: BURST,
+            at: Instant::now(),
+        }
+    }
+}
+
+impl Limiter {
+    /// Take a token, or say how long until one is free.
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        let refilled = now.saturating_duration_since(self.at).as_secs_f64() / REFILL.as_secs_f64();
+        self.tokens = (self.tokens + refilled).min(BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(REFILL.mul_f64(1.0 - self.tokens))
+        }
+    }
+}
+
+/// Compare without an early exit, so the time taken says nothing about
+/// how much of a guess was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+fn json(code: u16, body: serde_json::Value) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+fn count(shared: &Shared, service: &str, kind: &str) {
+    shared
+        .metrics
+        .api_requests
+        .get_or_create(&KindLabel {
+            service: service.to_string(),
+            kind: kind.to_string(),
+        })
+        .inc();
+}
+
+/// Rate limit, then the token. `Err` is the refusal to send.
+fn admit(shared: &Shared, headers: &HeaderMap, service: &str) -> Result<(), Box<Response>> {
+    if let Err(wait) = shared
+        .limiter
+        .lock()
+        .expect("limiter lock")
+        .take(Instant::now())
+    {
+        count(shared, service, "rate-limited");
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut r = json(
+            429,
+            serde_json::json!({ "error": format!("too many requests: at most {BURST} at once, then one per {}s; retry in {secs}s", REFILL.as_secs()) }),
+        );
+        r.headers_mut().insert(
+            "retry-after",
+            secs.to_string()
+                .parse()
+                .expect("a number is a header value"),
+        );
+        return Err(Box::new(r));
+    }
+    let Some(token) = &shared.options.api_token else {
+        count(shared, service, "disabled");
+        return Err(Box::new(json(
+            403,
+            serde_json::json!({ "error": "the API's write endpoints are off: no token is configured (--api-token-file or VEDFOLNIR_API_TOKEN)" }),
+        )));
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(g) if same(g.as_bytes(), token.as_bytes()) => Ok(()),
+        other => {
+            count(shared, service, "unauthorized");
+            tracing::warn!(service = %service, "API request refused: {}", if other.is_some() { "wrong token" } else { "no bearer token" });
+            let mut r = json(
+                401,
+                serde_json::json!({ "error": if other.is_some() { "wrong token" } else { "a bearer token is required (Authorization: Bearer <token>)" } }),
+            );
+            r.headers_mut().insert(
+                "www-authenticate",
+                "Bearer realm=\"vedfolnir-autoscaler\""
+                    .parse()
+                    .expect("header value"),
+            );
+            Err(Box::new(r))
+        }
+    }
+}
+
+/// Send a request to a service's loop and wait for its answer.
+async fn ask(
+    shared: &Shared,
+    service: &str,
+    make: impl FnOnce(oneshot::Sender<Reply>) -> LoopCommand,
+) -> Response {
+    let tx = shared
+        .commands
+        .lock()
+        .expect("commands lock")
+        .get(service)
+        .cloned();
+    let Some(tx) = tx else {
+        count(shared, service, "not-found");
+        return json(
+            404,
+            serde_json::json!({ "error": format!("no policy scales a service named {service:?}") }),
+        );
+    };
+    let (reply, answer) = oneshot::channel();
+    if tx.try_send(make(reply)).is_err() {
+        count(shared, service, "busy");
+        return json(
+            503,
+            serde_json::json!({ "error": format!("{service} has too many requests waiting; retry later") }),
+        );
+    }
+    match answer.await {
+        Ok((code, body)) => {
+            count(shared, service, if code < 300 { "ok" } else { "failed" });
+            json(code, body)
+        }
+        Err(_) => json(
+            503,
+            serde_json::json!({ "error": format!("{service}'s loop stopped before answering") }),
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScaleBody {
+    replicas: u32,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn bad_body(e: impl std::fmt::Display) -> Response {
+    json(
+        400,
+        serde_json::json!({ "error": format!("bad request body: {e}") }),
+    )
+}
+
+async fn scale(
+    State(shared): State<Arc<Shared>>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = admit(&shared, &headers, &service) {
+        return *r;
+    }
+    let b: ScaleBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return bad_body(format!(
+                "{e} (expected {{\"replicas\": N, \"reason\": \"...\"}})"
+            ));
+        }
+    };
+    ask(&shared, &service, |reply| LoopCommand::Scale {
+        replicas: b.replicas,
+        reason: b.reason,
+        reply,
+    })
+    .await
+}
+
+async fn pause_or_resume(
+    shared: Arc<Shared>,
+    service: String,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+    paused: bool,
+) -> Response {
+    if let Err(r) = admit(&shared, &headers, &service) {
+        return *r;
+    }
+    let b: PauseBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PauseBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return bad_body(e),
+        }
+    };
+    ask(&shared, &service, |reply| LoopCommand::Pause {
+        paused,
+        reason: b.reason,
+        reply,
+    })
+    .await
+}
+
+async fn pause(
+    State(shared): State<Arc<Shared>>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    pause_or_resume(shared, service, headers, body, true).await
+}
+
+async fn resume(
+    State(shared): State<Arc<Shared>>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    pause_or_resume(shared, service, headers, body, false).await
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let status = shared.status.lock().expect("status lock");
+    let body = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "dry_run": shared.options.dry_run,
+        "interval_ms": shared.options.interval.as_millis() as u64,
+        "services": status.services,
+        "load_errors": status.load_errors.values().collect::<Vec<_>>(),
+        "modules": status.modules,
+        "missing_folders": status.missing_roots,
+    });
+    json(200, body)
+}
+
+#[derive(Debug, Deserialize)]
+struct DecisionsQuery {
+    service: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn decisions(State(shared): State<Arc<Shared>>, Query(q): Query<DecisionsQuery>) -> Response {
+    let store = shared.store.clone();
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let service = q.service.clone();
+    match tokio::task::spawn_blocking(move || store.recent_records(service.as_deref(), limit)).await
+    {
+        Ok(Ok(records)) => json(200, serde_json::json!({ "decisions": records })),
+        Ok(Err(e)) => json(500, serde_json::json!({ "error": format!("{e:#}") })),
+        Err(e) => json(500, serde_json::json!({ "error": e.to_string() })),
+    }
+}
+
+/// Every route.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/webhook/alertmanager", post(webhook_handler))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/decisions", get(decisions))
+        .route("/api/v1/services/{service}/scale", post(scale))
+        .route("/api/v1/services/{service}/pause", post(pause))
+        .route("/api/v1/services/{service}/resume", post(resume))
+        .with_state(shared)
+}
+
+async fn metrics_handler(
+    State(app): State<Arc<Shared>>,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    (
+        StatusCode::OK,
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.encode(),
+    )
+}
+
+async fn webhook_handler(
+    State(app): State<Arc<Shared>>,
+    body: axum::body::Bytes,
+) -> (StatusCode, String) {
+    let payload: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("not JSON: {e}\n"));
+        }
+    };
+    match app.alerts.ingest(&payload) {
+        Ok(n) => {
+            for (kind, count) in [
+                ("firing", n.firing),
+                ("resolved", n.resolved),
+                ("ignored", n.ignored),
+            ] {
+                app.metrics
+                    .webhook_alerts
+                    .get_or_create(&KindLabel {
+                        service: String::new(),
+                        kind: kind.into(),
+                    })
+                    .inc_by(u64::from(count));
+            }
+            tracing::info!(
+                firing = n.firing,
+                resolved = n.resolved,
+                ignored = n.ignored,
+                "alertmanager notification"
+            );
+            (
+                StatusCode::OK,
+                serde_json::to_string(&n).expect("serializes") + "\n",
+            )
+        }
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_allows_a_burst_then_one_per_refill() {
+        let t0 = Instant::now();
+        let mut l = Limiter {
+            tokens: BURST,
+            at: t0,
+        };
+        for _ in 0..5 {
+            l.take(t0).unwrap();
+        }
+        let wait = l.take(t0).unwrap_err();
+        assert!(wait <= REFILL && wait > Duration::ZERO, "{wait:?}");
+        l.take(t0 + REFILL).unwrap();
+        assert!(l.take(t0 + REFILL).is_err());
+        // It refills to the burst, not beyond.
+        let later = t0 + REFILL * 100;
+        for _ in 0..5 {
+            l.take(later).unwrap();
+        }
+        assert!(l.take(later).is_err());
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(same(b"s3cret", b"s3cret"));
+        assert!(!same(b"s3cret", b"s3creT"));
+        assert!(!same(b"s3cre", b"s3cret"));
+        assert!(!same(b"s3cret!", b"s3cret"));
+        assert!(!same(b"", b"s3cret"));
+    }
+}

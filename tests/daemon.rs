@@ -1,0 +1,758 @@
+//! The daemon (`run`) on a real engine: hot reload of the policies folder,
+//! the HTTP API with its token and rate limit, notifications, dry run,
+//! shadow policies, and reconciling an interrupted action at start.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::docker::{Project, engine, http_get, image};
+
+/// A running daemon whose stdout lines can be waited for.
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    lines: std::sync::mpsc::Receiver<(Instant, String)>,
+    seen: Vec<(Instant, String)>,
+    pub(crate) listen: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Daemon {
+    pub(crate) fn start(p: &Project, args: &[&str]) -> Daemon {
+        Daemon::start_on(p, free_port(), args)
+    }
+
+    pub(crate) fn start_on(p: &Project, port: u16, args: &[&str]) -> Daemon {
+        Daemon::spawn(p, &p.policy_path(), port, args, &[])
+    }
+
+    /// `run --policies <policies>` with the project's state directory.
+    pub(crate) fn spawn(
+        p: &Project,
+        policies: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let listen = format!("127.0.0.1:{port}");
+        let state = p.state_dir();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"))
+            .args([
+                "run",
+                "--policies",
+                policies.to_str().unwrap(),
+                "--listen",
+                &listen,
+            ])
+            .args(args)
+            .env("VEDFOLNIR_STATE_DIR", &state)
+            .env("VEDFOLNIR_LOG", "info")
+            .env_remove("DRY_RUN")
+            .env_remove("WEBHOOK_URL")
+            .env_remove("VEDFOLNIR_API_TOKEN")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            lines,
+            seen: Vec::new(),
+            listen,
+        }
+    }
+
+    /// Wait for a line containing `wanted`.
+    pub(crate) fn expect_line(&mut self, wanted: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((at, line)) => {
+                    self.seen.push((at, line.clone()));
+                    if line.contains(wanted) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {wanted:?} within {limit:?}; the daemon said:\n{}",
+                    self.seen
+                        .iter()
+                        .map(|(_, l)| l.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Every line printed so far (waiting `settle` for more), with when it
+    /// was read.
+    pub(crate) fn lines_so_far(&mut self, settle: Duration) -> Vec<(Instant, String)> {
+        while let Ok(line) = self.lines.recv_timeout(settle) {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
+    pub(crate) fn port(&self) -> String {
+        self.listen.rsplit(':').next().unwrap().to_string()
+    }
+
+    pub(crate) fn metrics(&self) -> String {
+        http_get(&self.port(), "/metrics").unwrap()
+    }
+
+    pub(crate) fn status(&self) -> serde_json::Value {
+        let (code, body) = request(&self.listen, "GET", "/api/v1/status", &[], "");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub(crate) fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal("TERM");
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request; the status code and body.
+pub(crate) fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let (code, _, body) = request_full(addr, method, path, headers, body);
+    (code, body)
+}
+
+/// One HTTP/1.1 request; the status code, the headers (lowercase) and body.
+pub(crate) fn request_full(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head.to_lowercase(), body.to_string())
+}
+
+/// A webhook receiver on 127.0.0.1: answers 500 to the first `failures`
+/// requests, 200 after; every body received goes to the channel.
+fn receiver(failures: usize) -> (String, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { break };
+            conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let Ok(k) = conn.read(&mut chunk) else {
+                    break None;
+                };
+                if k == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..k]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if rest.len() >= len {
+                        break Some(rest[..len].to_string());
+                    }
+                }
+            };
+            let status = if n < failures {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = conn.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+            if let Some(b) = body
+                && tx.send(b).is_err()
+            {
+                break;
+            }
+        }
+    });
+    (url, rx)
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The test policy's text for `service` of project `project`.
+fn policy_text(service: &str, project: &str, plugin: &str, extra: &str) -> String {
+    format!(
+        "service = \"{service}\"\nplugin = \"{plugin}\"\nmin_replicas = 1\nmax_replicas = 4\n{extra}\n[target]\nproject = \"{project}\"\n[rollout]\nmonitor = \"20s\"\nstop_timeout = \"5s\"\n"
+    )
+}
+
+/// The shipped policy's component, with a custom section appended: a
+/// valid component with its own digest.
+fn module_variant(base: &[u8], n: u32) -> Vec<u8> {
+    let name = b"vedfolnir-test";
+    let payload = n.to_le_bytes();
+    let mut v = base.to_vec();
+    v.push(0); // custom section
+    v.push((1 + name.len() + payload.len()) as u8);
+    v.push(name.len() as u8);
+    v.extend_from_slice(name);
+    v.extend_from_slice(&payload);
+    v
+}
+
+#[test]
+fn the_policies_folder_is_hot_reloaded_and_a_bad_file_keeps_the_last_good_version() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("hot", 2, image());
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("policies");
+    std::fs::create_dir(&folder).unwrap();
+    let base =
+        std::fs::read(vedfolnir_plugin_artifacts::policy_path("threshold-score").unwrap()).unwrap();
+    let module = folder.join("score.wasm");
+    std::fs::write(&module, module_variant(&base, 0)).unwrap();
+    let main = folder.join("vedfolnir.toml");
+    std::fs::write(&main, policy_text("vedfolnir", &p.name, "score.wasm", "")).unwrap();
+    let cache = dir.path().join("cache");
+    let mut d = Daemon::spawn(
+        &p,
+        &folder,
+        free_port(),
+        &["--interval", "1s"],
+        &[("VEDFOLNIR_CACHE_DIR", cache.to_str().unwrap())],
+    );
+    d.expect_line("HOLD at 2", Duration::from_secs(30));
+    let s = d.status();
+    assert_eq!(
+        s["services"]["vedfolnir"]["plugin"]["digest"],
+        sha256(&module),
+        "{s}"
+    );
+    // The module replaced 50 times in a second, half of the writes a
+    // truncated file: the last version serves, evaluation goes on.
+    let storm = Instant::now();
+    for n in 1..=50u32 {
+        let bytes = module_variant(&base, n);
+        let bytes = if n % 2 == 0 || n == 50 {
+            bytes
+        } else {
+            bytes[..bytes.len() / 2].to_vec()
+        };
+        std::fs::write(&module, bytes).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let last = sha256(&module);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = d.status();
+        if s["services"]["vedfolnir"]["plugin"]["digest"] == last.as_str() {
+            assert!(s["load_errors"].as_array().unwrap().is_empty(), "{s}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the last module never served: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    // Passes went on at their cadence through the reloads: no gap between
+    // two passes twice the usual one (an evaluation lost), none under half
+    // the interval (one doubled). A pass (Docker's stats) takes about 2 s
+    // here, so the cadence is max(interval, pass).
+    let lines = d.lines_so_far(Duration::from_millis(100));
+    let passes: Vec<Instant> = lines
+        .iter()
+        .filter(|(_, l)| l.starts_with("vedfolnir: HOLD"))
+        .map(|(t, _)| *t)
+        .collect();
+    let gaps: Vec<f64> = passes
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    let mut sorted = gaps.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let during = passes.iter().filter(|t| **t > storm).count();
+    assert!(during >= 3, "{gaps:?}");
+    assert!(
+        gaps.iter().all(|g| *g >= 0.5 && *g < 2.0 * median),
+        "gaps between passes (s): {gaps:?}"
+    );
+    let reloads = lines.iter().filter(|(_, l)| l.contains("reloaded")).count();
+    assert!(
+        (1..10).contains(&reloads),
+        "50 writes are debounced into a few reloads, not {reloads}"
+    );
+
+    // A second policy file dropped in starts its own loop (the project's
+    // other service).
+    let store_policy = folder.join("store.toml");
+    std::fs::write(
+        &store_policy,
+        policy_text("store", &p.name, "builtin:threshold-score", ""),
+    )
+    .unwrap();
+    d.expect_line(
+        &format!("loaded {}", store_policy.display()),
+        Duration::from_secs(10),
+    );
+    d.expect_line("store: HOLD at 1", Duration::from_secs(20));
+    // Written half-way: not valid TOML. The last good version serves, and
+    // the failure is reported by path and stage.
+    std::fs::write(&store_policy, "service = \"store\"\nplugin = \"builtin:thr").unwrap();
+    let line = d.expect_line("reload of", Duration::from_secs(10));
+    assert!(
+        line.contains("store.toml failed at config, the last good version keeps serving")
+            && line.contains("not valid TOML"),
+        "{line}"
+    );
+    d.expect_line("store: HOLD at 1", Duration::from_secs(10));
+    let s = d.status();
+    let errors = s["load_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{s}");
+    assert_eq!(errors[0]["path"], store_policy.display().to_string());
+    assert_eq!(errors[0]["stage"], "config");
+    let m = d.metrics();
+    assert!(
+        m.contains(&format!(
+            "vedfolnir_autoscaler_policy_load_error{{path=\"{}\",stage=\"config\"}} 1",
+            store_policy.display()
+        )),
+        "{m}"
+    );
+    // Completed: it serves, and the error is gone.
+    std::fs::write(
+        &store_policy,
+        policy_text(
+            "store",
+            &p.name,
+            "builtin:threshold-score",
+            "[cooldown]\nup = \"7m\"\n",
+        ),
+    )
+    .unwrap();
+    d.expect_line("reloaded", Duration::from_secs(10));
+    assert!(d.status()["load_errors"].as_array().unwrap().is_empty());
+    assert!(!d.metrics().contains("policy_load_error{"));
+    // A module that is not a component is rejected by path and stage.
+    std::fs::write(folder.join("junk.wasm"), b"\0asm junk").unwrap();
+    let line = d.expect_line("junk.wasm rejected", Duration::from_secs(10));
+    assert!(line.contains("at decode"), "{line}");
+    // Removed: its loop stops (and its lock is released); the other goes on.
+    std::fs::remove_file(&store_policy).unwrap();
+    d.expect_line("store.toml removed", Duration::from_secs(10));
+    let s = d.status();
+    assert!(s["services"].get("store").is_none(), "{s}");
+    d.expect_line(
+        "store: stopped; its lock is released",
+        Duration::from_secs(20),
+    );
+    d.expect_line("vedfolnir: HOLD at 2", Duration::from_secs(10));
+    let elsewhere = dir.path().join("store-check.toml");
+    std::fs::write(
+        &elsewhere,
+        policy_text("store", &p.name, "builtin:threshold-score", ""),
+    )
+    .unwrap();
+    let state = p.state_dir();
+    crate::util::run_env(
+        &[
+            "check",
+            "--dry-run",
+            "--policy",
+            elsewhere.to_str().unwrap(),
+        ],
+        &[("VEDFOLNIR_STATE_DIR", state.to_str().unwrap())],
+    )
+    .expect_code(0);
+    // The compiled module is cached by digest.
+    assert!(std::fs::read_dir(&cache).unwrap().count() >= 2);
+}
+
+#[test]
+fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("api", 2, image());
+    p.policy("");
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "correct-horse-battery-staple\n").unwrap();
+    // The first post of each notification fails: the retry delivers it.
+    let (hook, posts) = receiver(1);
+    let mut d = Daemon::spawn(
+        &p,
+        &p.policy_path(),
+        free_port(),
+        &["--interval", "2s"],
+        &[
+            ("VEDFOLNIR_API_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("WEBHOOK_URL", &hook),
+        ],
+    );
+    d.expect_line("HOLD at 2", Duration::from_secs(30));
+    let addr = d.listen.clone();
+    let url = "/api/v1/services/vedfolnir/scale";
+    let auth = [("Authorization", "Bearer correct-horse-battery-staple")];
+    // No token, a wrong token: refused, nothing scaled.
+    let (code, body) = request(&addr, "POST", url, &[], r#"{"replicas": 3}"#);
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = request(
+        &addr,
+        "POST",
+        url,
+        &[("Authorization", "Bearer guess")],
+        r#"{"replicas": 3}"#,
+    );
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("wrong token"), "{body}");
+    assert_eq!(p.running("vedfolnir").len(), 2);
+    // Unknown service, bad body.
+    let (code, _) = request(
+        &addr,
+        "POST",
+        "/api/v1/services/nope/scale",
+        &auth,
+        r#"{"replicas": 3}"#,
+    );
+    assert_eq!(code, 404);
+    let (code, body) = request(&addr, "POST", url, &auth, r#"{"replica": 3}"#);
+    assert_eq!(code, 400, "{body}");
+    // The right token: scaled, capped at max_replicas like any scale.
+    let reason = "load test \"spring\" <b>&</b>";
+    let (code, body) = request(
+        &addr,
+        "POST",
+        url,
+        &auth,
+        &serde_json::json!({ "replicas": 9, "reason": reason }).to_string(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["report"]["reached"], 5, "{v}");
+    assert!(
+        v["notes"][0].as_str().unwrap().contains("clamped to 5"),
+        "{v}"
+    );
+    assert_eq!(p.running("vedfolnir").len(), 5);
+    // Notified: the first post failed, the retry carried the same payload,
+    // escaped for Slack in `text` and exact in `reasons`.
+    let first = posts.recv_timeout(Duration::from_secs(20)).unwrap();
+    let second = posts.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(first, second);
+    let n: serde_json::Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(n["event"], "scale-finished");
+    assert_eq!(n["actor"], "api");
+    assert_eq!(n["reasons"][1], reason);
+    let text = n["text"].as_str().unwrap();
+    assert!(
+        text.contains("scale up from 2 to 5: succeeded, 5 running (by api)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('<') && text.contains("&lt;b&gt;&amp;&lt;/b&gt;"),
+        "{text}"
+    );
+    // The decisions endpoint reads the audit: intent and outcome.
+    let (code, body) = request(
+        &addr,
+        "GET",
+        "/api/v1/decisions?service=vedfolnir&limit=2",
+        &[],
+        "",
+    );
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let events: Vec<&str> = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["scale-finished", "scale-started"], "{v}");
+    assert_eq!(v["decisions"][1]["actor"], "api");
+
+    // Pause: the loop holds, and says so; resume.
+    std::thread::sleep(Duration::from_secs(2)); // the bucket refills
+    let (code, body) = request(
+        &addr,
+        "POST",
+        "/api/v1/services/vedfolnir/pause",
+        &auth,
+        r#"{"reason": "maintenance"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    d.expect_line("automatic scaling paused", Duration::from_secs(10));
+    let line = d.expect_line("vedfolnir: HOLD", Duration::from_secs(10));
+    assert!(line.contains("paused"), "{line}");
+    assert_eq!(d.status()["services"]["vedfolnir"]["paused"], true);
+    let (code, _) = request(
+        &addr,
+        "POST",
+        "/api/v1/services/vedfolnir/resume",
+        &auth,
+        "",
+    );
+    assert_eq!(code, 200);
+    d.expect_line("automatic scaling resumed", Duration::from_secs(10));
+
+    // A burst of 20 scale requests: a few are taken (one at a time, by the
+    // loop), the rest refused with Retry-After; the bounds still hold.
+    std::thread::sleep(Duration::from_secs(6)); // the bucket refills
+    let burst: Vec<_> = (0..20)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                request_full(
+                    &addr,
+                    "POST",
+                    "/api/v1/services/vedfolnir/scale",
+                    &[("Authorization", "Bearer correct-horse-battery-staple")],
+                    r#"{"replicas": 0}"#,
+                )
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, String, String)> =
+        burst.into_iter().map(|t| t.join().unwrap()).collect();
+    let limited = answers.iter().filter(|a| a.0 == 429).count();
+    let taken = answers.iter().filter(|a| a.0 == 200).count();
+    assert!(
+        limited >= 14 && taken <= 6 && limited + taken == 20,
+        "{answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.0 == 429)
+            .all(|a| a.1.contains("retry-after:")),
+        "{answers:?}"
+    );
+    // Down to min_replicas (2); the others found nothing to do.
+    assert_eq!(p.running("vedfolnir").len(), 2);
+    let m = d.metrics();
+    assert!(
+        m.contains(
+            "vedfolnir_autoscaler_api_requests_total{service=\"vedfolnir\",kind=\"rate-limited\"}"
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains("vedfolnir_autoscaler_notifications_total{service=\"vedfolnir\",kind=\"sent\"}"),
+        "{m}"
+    );
+
+    // SIGTERM while an API scale is in flight: it finishes, is answered
+    // and audited, then the daemon exits 0.
+    std::thread::sleep(Duration::from_secs(2));
+    let inflight = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            request(
+                &addr,
+                "POST",
+                "/api/v1/services/vedfolnir/scale",
+                &[("Authorization", "Bearer correct-horse-battery-staple")],
+                r#"{"replicas": 3}"#,
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    d.signal("TERM");
+    let (code, body) = inflight.join().unwrap();
+    assert_eq!(code, 200, "{body}");
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(p.running("vedfolnir").len(), 3);
+    let audit = std::fs::read_to_string(p.state_dir().join("audit.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "scale-finished", "{last}");
+    assert_eq!(last["to"], 3, "{last}");
+    assert_eq!(last["report"]["outcome"], "succeeded", "{last}");
+}
+
+#[test]
+fn a_dry_run_audits_what_it_would_do_once_per_cooldown_with_a_shadow_and_reconciles_at_start() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("dry", 3, image());
+    // Idle replicas: after 3 s of low cpu and memory the live policy would
+    // scale down 3 -> 2; the shadow (the documented 15-minute windows)
+    // holds.
+    p.policy(
+        r#"
+[cooldown]
+down = "1h"
+[params.cpu-low]
+for = "3s"
+[params.memory-low]
+for = "3s"
+[shadow]
+plugin = "builtin:threshold-score"
+"#,
+    );
+    // An interrupted scale from a previous run: an intent, no outcome.
+    std::fs::create_dir_all(p.state_dir()).unwrap();
+    std::fs::write(
+        p.state_dir().join("audit.jsonl"),
+        r#"{"time_ms":1000,"action_id":"vedfolnir-1000-1","service":"vedfolnir","event":"scale-started","actor":"auto","direction":"up","from":3,"to":4}
+"#,
+    )
+    .unwrap();
+    let mut d = Daemon::spawn(
+        &p,
+        &p.policy_path(),
+        free_port(),
+        &["--interval", "1s"],
+        &[("DRY_RUN", "1")],
+    );
+    let line = d.expect_line("reconciled an interrupted scale", Duration::from_secs(30));
+    assert!(
+        line.contains("3 -> 4") && line.contains("Failed, 3 running"),
+        "{line}"
+    );
+    let line = d.expect_line("WOULD SCALE DOWN 3 -> 2", Duration::from_secs(60));
+    assert!(line.contains("dry run"), "{line}");
+    // The dry-run cooldown (1h) holds the next passes.
+    let line = d.expect_line("vedfolnir: HOLD at 3", Duration::from_secs(10));
+    assert!(line.contains("cooldown"), "{line}");
+    d.expect_line("vedfolnir: HOLD at 3", Duration::from_secs(10));
+    assert_eq!(p.running("vedfolnir").len(), 3, "a dry run changes nothing");
+    let s = d.status();
+    let svc = &s["services"]["vedfolnir"];
+    assert_eq!(s["dry_run"], true);
+    assert!(svc["shadow"]["divergences"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(svc["shadow"]["plugin"]["name"], "threshold-score");
+    let m = d.metrics();
+    assert!(
+        m.contains("vedfolnir_autoscaler_shadow_divergences_total{service=\"vedfolnir\"}"),
+        "{m}"
+    );
+    drop(d);
+    let audit: Vec<serde_json::Value> = std::fs::read_to_string(p.state_dir().join("audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |e: &str| audit.iter().filter(|r| r["event"] == e).collect::<Vec<_>>();
+    // The interrupted intent now has its outcome.
+    let finished = of("scale-finished");
+    assert_eq!(finished.len(), 1, "{audit:?}");
+    assert_eq!(finished[0]["action_id"], "vedfolnir-1000-1");
+    assert_eq!(finished[0]["report"]["outcome"], "failed");
+    assert!(
+        finished[0]["reasons"]
+            .to_string()
+            .contains("reconciled at start")
+    );
+    // One "would scale", with what decided it.
+    let would = of("would-scale");
+    assert_eq!(would.len(), 1, "{audit:?}");
+    let w = would[0];
+    assert_eq!(
+        (
+            w["dry_run"].clone(),
+            w["direction"].clone(),
+            w["from"].clone(),
+            w["to"].clone()
+        ),
+        (true.into(), "down".into(), 3.into(), 2.into())
+    );
+    assert_eq!(w["plugin"]["name"], "threshold-score");
+    assert_eq!(w["plugin"]["digest"].as_str().unwrap().len(), 64);
+    assert!(w["scores"]["down"].as_f64().unwrap() >= 5.0, "{w}");
+    assert!(w["inputs"]["cpu"].is_number(), "{w}");
+    assert_eq!(w["inputs"]["replicas"], 3);
+    // The shadow's divergence, recorded once (it did not change after).
+    let diverged = of("shadow-diverged");
+    assert_eq!(diverged.len(), 1, "{audit:?}");
+    assert_eq!(diverged[0]["direction"], "hold");
+    // Live state: no cooldown started by the dry run.
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.state_dir().join("vedfolnir.state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(state["last_scale_down"].is_null(), "{state}");
+    assert!(state["dry_run"]["last_scale_down"].is_number(), "{state}");
+    assert_eq!(state["last_decision"]["dry_run"], true);
+}
