@@ -485,6 +485,39 @@ fn the_daemon_refuses_to_start_without_a_writable_audit_log() {
 }
 
 #[test]
+fn the_daemon_refuses_to_start_in_a_state_folder_it_cannot_write() {
+    // As nobody, in a folder only root may write to.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::copy(crate::util::root().join(POLICY), &policy).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"))
+        .args(["run", "--listen", "127.0.0.1:0", "--policies"])
+        .arg(&policy)
+        .env("VEDFOLNIR_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("setpriv: setresuid failed") {
+        eprintln!("not root: cannot become nobody; not run");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot write the audit log {}/audit.jsonl",
+            state.display()
+        )) && stderr.contains("Permission denied"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_short_or_empty_api_token_is_refused_naming_its_source() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");

@@ -419,12 +419,12 @@ fn the_policies_folder_is_hot_reloaded_and_a_bad_file_keeps_the_last_good_versio
     // Removed: its loop stops (and its lock is released); the other goes on.
     std::fs::remove_file(&store_policy).unwrap();
     d.expect_line("store.toml removed", Duration::from_secs(10));
-    let s = d.status();
-    assert!(s["services"].get("store").is_none(), "{s}");
     d.expect_line(
         "store: stopped; its lock is released",
         Duration::from_secs(20),
     );
+    let s = d.status();
+    assert!(s["services"].get("store").is_none(), "{s}");
     d.expect_line("vedfolnir: HOLD at 2", Duration::from_secs(10));
     let elsewhere = dir.path().join("store-check.toml");
     std::fs::write(
@@ -620,6 +620,20 @@ fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
         m.contains("vedfolnir_autoscaler_notifications_total{service=\"vedfolnir\",kind=\"sent\"}"),
         "{m}"
     );
+
+    // The audit log becomes unwritable: a scale is refused before the
+    // engine is touched, and says why.
+    let audit = p.state_dir().join("audit.jsonl");
+    let kept = p.state_dir().join("audit.kept");
+    std::fs::rename(&audit, &kept).unwrap();
+    std::fs::create_dir(&audit).unwrap();
+    std::thread::sleep(Duration::from_secs(2)); // the bucket refills
+    let (code, body) = request(&addr, "POST", url, &auth, r#"{"replicas": 3}"#);
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("cannot open the audit log"), "{body}");
+    assert_eq!(p.running("vedfolnir").len(), 2);
+    std::fs::remove_dir(&audit).unwrap();
+    std::fs::rename(&kept, &audit).unwrap();
 
     // SIGTERM while an API scale is in flight: it finishes, is answered
     // and audited, then the daemon exits 0.

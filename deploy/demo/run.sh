@@ -21,11 +21,12 @@ docker info >/dev/null 2>&1 || { echo "demo: the Docker engine is not reachable 
 command -v docker-compose >/dev/null || { echo "demo: docker-compose is not installed (Debian: apt-get install docker-compose)" >&2; exit 1; }
 
 echo "demo: building the workload (a static binary) and its FROM scratch image"
-cargo build --release --locked --quiet -p vedfolnir-workload --target x86_64-unknown-linux-musl
+cargo build --release --locked --quiet -p vedfolnir-test-workload \
+    --target x86_64-unknown-linux-musl --target-dir target/workload
 mkdir -p "$demo/image" "$demo/control" "$demo/state"
-cp target/x86_64-unknown-linux-musl/release/workload "$demo/image/workload"
+cp target/workload/x86_64-unknown-linux-musl/release/workload "$demo/image/workload"
 cp tests/workload/Dockerfile "$demo/image/Dockerfile"
-docker build --quiet --tag vedfolnir-workload:demo "$demo/image" >/dev/null
+out=$(docker build --quiet --tag vedfolnir-workload:demo "$demo/image" 2>&1) || { echo "$out" >&2; exit 1; }
 
 echo "demo: building the autoscaler"
 cargo build --release --locked --quiet -p vedfolnir-autoscaler

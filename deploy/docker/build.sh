@@ -12,4 +12,5 @@ mkdir -p "$ctx/rootfs/var/lib/vedfolnir-autoscaler" "$ctx/rootfs/var/cache/vedfo
     "$ctx/rootfs/etc/vedfolnir/policies"
 cp target/x86_64-unknown-linux-musl/release/vedfolnir-autoscaler "$ctx/"
 cp deploy/docker/Dockerfile "$ctx/"
-docker build --quiet --tag "${IMAGE:-vedfolnir-autoscaler:latest}" "$ctx"
+out=$(docker build --quiet --tag "${IMAGE:-vedfolnir-autoscaler:latest}" "$ctx" 2>&1) || { echo "$out" >&2; exit 1; }
+echo "built ${IMAGE:-vedfolnir-autoscaler:latest}"

@@ -99,7 +99,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let sandbox = Sandbox::new(SandboxConfig {
         deadline: cli.plugin_deadline,
         memory_cap: cli.plugin_memory_mib << 20,
-        cache_dir: cli.cache_dir.clone(),
+        // The daemon caches compiled modules by default (in its state
+        // directory), so a module swapped back in loads in milliseconds.
+        cache_dir: cli.cache_dir.clone().or_else(|| {
+            matches!(cli.command, Command::Run { .. }).then(|| cli.state_dir.join("cache"))
+        }),
         ..Default::default()
     })
     .context("cannot start the policy sandbox")?;

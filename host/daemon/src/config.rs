@@ -782,6 +782,25 @@ mod tests {
     }
 
     #[test]
+    fn a_shadow_policy_is_read_and_its_problems_named() {
+        let f = parse(
+            "service = \"web\"\nplugin = \"builtin:threshold-score\"\n[shadow]\nplugin = \"next.wasm\"\n[shadow.params.decision]\nup-score = 4\n",
+        )
+        .unwrap();
+        let sh = f.shadow.unwrap();
+        assert_eq!(sh.plugin, PluginRef::File("policies/next.wasm".into()));
+        assert!(sh.params.contains_key("decision.up-score"));
+        let e = parse(
+            "service = \"web\"\nplugin = \"builtin:threshold-score\"\n[shadow]\nplugin = \"builtin:nope\"\nparam = 1\n",
+        )
+        .unwrap_err();
+        assert_eq!(keys(e), ["shadow.param", "shadow.plugin"]);
+        let e = parse("service = \"web\"\nplugin = \"builtin:threshold-score\"\n[shadow]\n")
+            .unwrap_err();
+        assert_eq!(keys(e), ["shadow.plugin"]);
+    }
+
+    #[test]
     fn a_minimal_file_gets_the_documented_defaults() {
         let f = parse("service = \"vedfolnir\"\nplugin = \"builtin:threshold-score\"\n").unwrap();
         assert_eq!(f.guard, GuardConfig::default());

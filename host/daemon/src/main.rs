@@ -45,7 +45,8 @@ struct Cli {
     #[arg(long, global = true, env = "VEDFOLNIR_LOG", default_value = "warn")]
     log: String,
 
-    /// Where compiled policy components are cached, keyed by digest.
+    /// Where compiled policy components are cached, keyed by digest (for
+    /// `run`, <state-dir>/cache unless given).
     #[arg(long, global = true, env = "VEDFOLNIR_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
 

@@ -463,7 +463,11 @@ impl Registry {
                 );
             }
             Err(f) => {
-                self.failed.insert(path.to_path_buf(), fp);
+                // A held lock is retried at the next rescan; anything else
+                // waits for the file to change.
+                if f.stage != "lock" {
+                    self.failed.insert(path.to_path_buf(), fp);
+                }
                 let serving = self.serving.contains_key(path);
                 tracing::error!(path = %path.display(), stage = %f.stage, error = %f.message, "policy load failed");
                 println!(

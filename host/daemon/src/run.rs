@@ -223,7 +223,7 @@ impl Shared {
 
     /// Stop a service's loop after its pass in flight; its lock is released
     /// once it has stopped.
-    pub fn retire(&self, service: &str, spawned: Spawned) {
+    pub fn retire(self: &Arc<Self>, service: &str, spawned: Spawned) {
         self.commands.lock().expect("commands lock").remove(service);
         self.status
             .lock()
@@ -233,9 +233,17 @@ impl Shared {
         let Spawned { stop, handle, lock } = spawned;
         let _ = stop.send(true);
         let service = service.to_string();
+        let shared = self.clone();
         let waiter = tokio::spawn(async move {
             let _ = handle.await;
             drop(lock);
+            // The pass that was in flight may have published meanwhile.
+            shared
+                .status
+                .lock()
+                .expect("status lock")
+                .services
+                .remove(&service);
             println!("{service}: stopped; its lock is released");
         });
         self.retiring.lock().expect("retiring lock").push(waiter);
