@@ -108,11 +108,16 @@ impl Daemon {
         }
     }
 
-    /// Every line printed so far (waiting `settle` for more), with when it
-    /// was read.
-    pub(crate) fn lines_so_far(&mut self, settle: Duration) -> Vec<(Instant, String)> {
-        while let Ok(line) = self.lines.recv_timeout(settle) {
-            self.seen.push(line);
+    /// Every line printed so far, and those printed in the next `wait`,
+    /// with when each was read.
+    pub(crate) fn lines_so_far(&mut self, wait: Duration) -> Vec<(Instant, String)> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => break,
+            }
         }
         self.seen.clone()
     }
@@ -769,4 +774,155 @@ plugin = "builtin:threshold-score"
     assert!(state["last_scale_down"].is_null(), "{state}");
     assert!(state["dry_run"]["last_scale_down"].is_number(), "{state}");
     assert_eq!(state["last_decision"]["dry_run"], true);
+}
+
+/// `docker-compose down -v` of the daemon's own project when dropped.
+struct ComposeDown(Vec<(String, String)>, String);
+
+impl Drop for ComposeDown {
+    fn drop(&mut self) {
+        let file = crate::util::root().join("deploy/docker/compose.yml");
+        let env: Vec<(&str, &str)> = self
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        crate::docker::cmd(
+            "docker-compose",
+            &[
+                "-p",
+                &self.1,
+                "-f",
+                file.to_str().unwrap(),
+                "down",
+                "-v",
+                "-t",
+                "5",
+            ],
+            &env,
+        );
+    }
+}
+
+#[test]
+fn the_daemons_from_scratch_image_runs_from_its_compose_file_and_scales_through_the_socket() {
+    if !engine() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let root = crate::util::root();
+    // The image, from a static build of this checkout (deploy/docker/build.sh).
+    let out = Command::new(root.join("deploy/docker/build.sh"))
+        .current_dir(&root)
+        .env("IMAGE", "vedfolnir-autoscaler:test")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "deploy/docker/build.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = Project::up("image", 1, image());
+    // What the operator provides: a policies folder and a token, readable
+    // by the daemon's user (65534).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(
+        policies.join("vedfolnir.toml"),
+        policy_text("vedfolnir", &p.name, "builtin:threshold-score", "")
+            .replace("min_replicas = 1", "min_replicas = 2"),
+    )
+    .unwrap();
+    let token = dir.path().join("api-token");
+    std::fs::write(&token, "correct-horse-battery-staple\n").unwrap();
+    for f in [
+        policies.clone(),
+        policies.join("vedfolnir.toml"),
+        token.clone(),
+    ] {
+        let mode = if f.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let gid = Command::new("stat")
+        .args(["-c", "%g", "/var/run/docker.sock"])
+        .output()
+        .unwrap();
+    let gid = String::from_utf8_lossy(&gid.stdout).trim().to_string();
+    let port = free_port().to_string();
+    let env = vec![
+        ("DOCKER_GID".to_string(), gid),
+        ("POLICIES_DIR".to_string(), policies.display().to_string()),
+        ("API_TOKEN_FILE".to_string(), token.display().to_string()),
+        (
+            "AUTOSCALER_IMAGE".to_string(),
+            "vedfolnir-autoscaler:test".to_string(),
+        ),
+        ("AUTOSCALER_PORT".to_string(), port.clone()),
+    ];
+    let project = format!("{}ctl", p.name);
+    let down = ComposeDown(env.clone(), project.clone());
+    let file = root.join("deploy/docker/compose.yml");
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    crate::docker::cmd(
+        "docker-compose",
+        &["-p", &project, "-f", file.to_str().unwrap(), "up", "-d"],
+        &env_ref,
+    )
+    .expect_code(0);
+    // Not root, a read-only root, the socket through its group: it restores
+    // the minimum of 2.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while p.running("vedfolnir").len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon in its container never scaled"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let (code, body) = request(&addr, "GET", "/api/v1/status", &[], "");
+        if code == 200 && body.contains("\"passes\"") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no status from the container: {code} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        v["services"]["vedfolnir"]["plugin"]["name"], "threshold-score",
+        "{v}"
+    );
+    // The token file is read: a scale through the API works.
+    let (code, body) = request(
+        &addr,
+        "POST",
+        "/api/v1/services/vedfolnir/scale",
+        &[("Authorization", "Bearer correct-horse-battery-staple")],
+        r#"{"replicas": 3}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(p.running("vedfolnir").len(), 3);
+    let logs = crate::docker::cmd(
+        "docker-compose",
+        &[
+            "-p",
+            &project,
+            "-f",
+            file.to_str().unwrap(),
+            "logs",
+            "--no-color",
+        ],
+        &env_ref,
+    );
+    assert!(logs.stdout.contains("SCALE UP 1 -> 2"), "{}", logs.stdout);
+    drop(down);
 }

@@ -17,7 +17,7 @@ use crate::util::{Output, root, run_env};
 /// The image every test runs.
 const IMAGE: &str = "vedfolnir-workload:test";
 
-fn cmd(program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn cmd(program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
@@ -824,5 +824,34 @@ fn oom_kills_are_counted_from_engine_events_across_restarts() {
             out.stdout
         );
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn the_daemons_compose_file_is_valid_and_asks_for_the_socket_group() {
+    if !engine() {
+        return;
+    }
+    let file = root().join("deploy/docker/compose.yml");
+    let file = file.to_str().unwrap();
+    // Without the socket's group it refuses, and says what to set.
+    let out = cmd("docker-compose", &["-f", file, "config"], &[]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(out.stderr.contains("DOCKER_GID"), "{}", out.stderr);
+    let out = cmd(
+        "docker-compose",
+        &["-f", file, "config"],
+        &[("DOCKER_GID", "998")],
+    )
+    .expect_code(0);
+    let config = out.stdout;
+    for wanted in [
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "127.0.0.1",
+        "read_only: true",
+        "'998'",
+        "VEDFOLNIR_API_TOKEN_FILE: /run/secrets/api-token",
+    ] {
+        assert!(config.contains(wanted), "{wanted}:\n{config}");
     }
 }

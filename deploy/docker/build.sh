@@ -4,6 +4,15 @@
 set -eu
 cd "$(dirname "$0")/../.."
 ctx=target/docker-image
+# A static musl build; the TLS library (ring, for https webhooks) has C and
+# assembly parts, which need a musl C compiler (Debian: musl-tools).
+if ! command -v x86_64-linux-musl-gcc >/dev/null; then
+    command -v musl-gcc >/dev/null || {
+        echo "build.sh: a musl C compiler is needed (Debian: apt-get install musl-tools)" >&2
+        exit 1
+    }
+    export CC_x86_64_unknown_linux_musl=musl-gcc
+fi
 cargo build --release --locked --quiet -p vedfolnir-autoscaler --target x86_64-unknown-linux-musl
 rm -rf "$ctx"
 # The state and cache folders exist in the image, owned by the daemon's
