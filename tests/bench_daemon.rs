@@ -26,10 +26,9 @@ mod docker;
 mod util;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use daemon::Daemon;
+use daemon::{Daemon, free_port as port, module_variant as variant, sha256};
 use docker::Project;
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -37,41 +36,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-fn variant(base: &[u8], n: u32) -> Vec<u8> {
-    let name = b"vedfolnir-bench";
-    let payload = n.to_le_bytes();
-    let mut v = base.to_vec();
-    v.push(0);
-    v.push((1 + name.len() + payload.len()) as u8);
-    v.push(name.len() as u8);
-    v.extend_from_slice(name);
-    v.extend_from_slice(&payload);
-    v
-}
-
-fn policy(service: &str, project: &str, plugin: &str) -> String {
-    format!(
-        "service = \"{service}\"\nplugin = \"{plugin}\"\nmin_replicas = 1\nmax_replicas = 4\n[target]\nproject = \"{project}\"\n"
-    )
 }
 
 fn digest_of(d: &Daemon) -> String {
@@ -141,7 +105,7 @@ fn main() {
     std::fs::write(&module, variant(&base, 0)).unwrap();
     std::fs::write(
         folder.join("vedfolnir.toml"),
-        policy("vedfolnir", &p.name, "score.wasm"),
+        daemon::policy_text("vedfolnir", &p.name, "score.wasm", ""),
     )
     .unwrap();
     let cache = dir.path().join("cache");
@@ -268,7 +232,7 @@ fn main() {
         ("b.toml", "store", &p.name),
         ("c.toml", "vedfolnir", &q.name),
     ] {
-        let text = policy(service, project, "builtin:threshold-score");
+        let text = daemon::policy_text(service, project, "builtin:threshold-score", "");
         // The third scales another project's service of the same name:
         // a service name is the policy's own, the target says what it is.
         let text = if file == "c.toml" {

@@ -17,7 +17,7 @@ pub(crate) struct Daemon {
     pub(crate) listen: String,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -250,7 +250,7 @@ fn receiver(failures: usize) -> (String, std::sync::mpsc::Receiver<String>) {
     (url, rx)
 }
 
-fn sha256(path: &Path) -> String {
+pub(crate) fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
@@ -260,7 +260,7 @@ fn sha256(path: &Path) -> String {
 }
 
 /// The test policy's text for `service` of project `project`.
-fn policy_text(service: &str, project: &str, plugin: &str, extra: &str) -> String {
+pub(crate) fn policy_text(service: &str, project: &str, plugin: &str, extra: &str) -> String {
     format!(
         "service = \"{service}\"\nplugin = \"{plugin}\"\nmin_replicas = 1\nmax_replicas = 4\n{extra}\n[target]\nproject = \"{project}\"\n[rollout]\nmonitor = \"20s\"\nstop_timeout = \"5s\"\n"
     )
@@ -268,7 +268,7 @@ fn policy_text(service: &str, project: &str, plugin: &str, extra: &str) -> Strin
 
 /// The shipped policy's component, with a custom section appended: a
 /// valid component with its own digest.
-fn module_variant(base: &[u8], n: u32) -> Vec<u8> {
+pub(crate) fn module_variant(base: &[u8], n: u32) -> Vec<u8> {
     let name = b"vedfolnir-test";
     let payload = n.to_le_bytes();
     let mut v = base.to_vec();
