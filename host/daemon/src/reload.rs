@@ -296,12 +296,7 @@ impl Registry {
                 .cloned()
                 .collect();
             for k in stale {
-                if let Some(e) = status.load_errors.remove(&k) {
-                    shared.metrics.policy_load_error.remove(&PathStageLabel {
-                        path: k.clone(),
-                        stage: e.stage,
-                    });
-                }
+                clear_error(&mut status.load_errors, shared, &k);
             }
         }
 
@@ -334,12 +329,7 @@ impl Registry {
                             error: None,
                         },
                     );
-                    if let Some(e) = status.load_errors.remove(&key) {
-                        shared.metrics.policy_load_error.remove(&PathStageLabel {
-                            path: key,
-                            stage: e.stage,
-                        });
-                    }
+                    clear_error(&mut status.load_errors, shared, &key);
                 }
                 Ok(Err(e)) => {
                     let f = Failure {
@@ -451,12 +441,7 @@ impl Registry {
         match result {
             Ok(what) => {
                 self.failed.remove(path);
-                if let Some(e) = status.load_errors.remove(&key) {
-                    shared.metrics.policy_load_error.remove(&PathStageLabel {
-                        path: key,
-                        stage: e.stage,
-                    });
-                }
+                clear_error(&mut status.load_errors, shared, &key);
                 println!(
                     "vedfolnir-autoscaler: {what} in {}",
                     vedfolnir_core::format_duration(started.elapsed().as_millis() as u64)
@@ -492,6 +477,16 @@ impl Registry {
             .into_values()
             .map(|e| e.spawned)
             .collect()
+    }
+}
+
+/// A file loads again: its error goes from the status and `/metrics`.
+fn clear_error(errors: &mut BTreeMap<String, LoadErrorView>, shared: &Shared, key: &str) {
+    if let Some(e) = errors.remove(key) {
+        shared.metrics.policy_load_error.remove(&PathStageLabel {
+            path: key.to_string(),
+            stage: e.stage,
+        });
     }
 }
 
