@@ -120,6 +120,12 @@ fn fingerprint(path: &Path, file: Option<&PolicyFile>) -> u64 {
     h.finish()
 }
 
+/// The fingerprint of a policy file as it is on disk now.
+pub fn file_fingerprint(path: &Path, overrides: &Overrides) -> u64 {
+    let parsed = PolicyFile::load(path, overrides).ok();
+    fingerprint(path, parsed.as_ref())
+}
+
 fn module_fingerprint(path: &Path) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     hash_bytes(&mut h, path);
@@ -250,8 +256,7 @@ impl Registry {
         };
 
         for path in &listing.policies {
-            let parsed = PolicyFile::load(path, &self.overrides).ok();
-            let fp = fingerprint(path, parsed.as_ref());
+            let fp = file_fingerprint(path, &self.overrides);
             if self.serving.get(path).is_some_and(|e| e.fingerprint == fp)
                 || self.failed.get(path) == Some(&fp)
             {
@@ -407,6 +412,36 @@ impl Registry {
             stage: "lock".into(),
             message: format!("{e:#}"),
         })?;
+        self.serve(path, fp, policy, lock, shared);
+        Ok(format!("loaded {} ({id})", path.display()))
+    }
+
+    /// Serve what `run` loaded and locked at start (its fingerprint taken
+    /// before the load), without loading it again.
+    pub fn adopt(
+        &mut self,
+        path: &Path,
+        fp: u64,
+        policy: ReadyPolicy,
+        lock: std::fs::File,
+        started: Instant,
+        shared: &Arc<Shared>,
+    ) {
+        let what = format!("loaded {} ({})", path.display(), policy.plugin.id());
+        self.serve(path, fp, policy, lock, shared);
+        self.report(path, fp, Ok(what), started, shared);
+    }
+
+    /// Start a loop for a new policy file.
+    fn serve(
+        &mut self,
+        path: &Path,
+        fp: u64,
+        policy: ReadyPolicy,
+        lock: std::fs::File,
+        shared: &Arc<Shared>,
+    ) {
+        let service = policy.file.service.clone();
         let policy = Arc::new(policy);
         let (tx, rx) = watch::channel(policy.clone());
         shared.policy_loaded(&policy);
@@ -420,7 +455,6 @@ impl Registry {
                 spawned,
             },
         );
-        Ok(format!("loaded {} ({id})", path.display()))
     }
 
     fn report(

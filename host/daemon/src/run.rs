@@ -671,10 +671,14 @@ pub fn run(
         }])
         .into());
     }
+    // Loaded once, here: the registry serves these without loading again.
     let mut problems = Vec::new();
+    let mut loaded = Vec::new();
     for f in &listing.policies {
+        let started = std::time::Instant::now();
+        let fp = crate::reload::file_fingerprint(f, overrides);
         match ReadyPolicy::load_for_serving(sandbox, f, overrides) {
-            Ok(p) => drop(p),
+            Ok(p) => loaded.push((f.clone(), fp, p, started)),
             Err(crate::policy::PolicyError::Config(crate::config::Problems(mut list))) => {
                 problems.append(&mut list)
             }
@@ -687,13 +691,10 @@ pub fn run(
         return Err(crate::config::Problems(problems).into());
     }
     // One active scaler per service: fail at once when another holds one.
-    {
-        let mut held = Vec::new();
-        for f in &listing.policies {
-            if let Ok(file) = crate::config::PolicyFile::load(f, overrides) {
-                held.push(store.lock(&file.service)?);
-            }
-        }
+    let mut locked = Vec::new();
+    for (path, fp, policy, started) in loaded {
+        let lock = store.lock(&policy.file.service)?;
+        locked.push((path, fp, policy, lock, started));
     }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -742,6 +743,10 @@ pub fn run(
 
         let mut registry = Registry::new(sandbox.clone(), overrides.clone(), options.policies.clone());
         let (watcher, mut events) = crate::reload::watch(registry.watch_dirs())?;
+        for (path, fp, policy, lock, started) in locked {
+            registry.adopt(&path, fp, policy, lock, started, &shared);
+        }
+        // What changed since, and the folders' modules.
         registry.rescan(&shared).await;
         println!(
             "vedfolnir-autoscaler: {} service(s), every {}{}, http://{addr} (/api/v1/status, /api/v1/decisions, /metrics, /health); watching {}{}",
