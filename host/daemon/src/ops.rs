@@ -516,6 +516,8 @@ pub struct Pass {
     pub usage: ServiceUsage,
     /// The scale, when one ran.
     pub report: Option<ScaleReport>,
+    /// The decision as the state file keeps it.
+    pub last: LastDecision,
 }
 
 /// One pass: collect, evaluate, guard, act (unless `dry_run`), with the
@@ -657,22 +659,29 @@ pub async fn pass(
         dry_run,
         summary: summary_of(&evaluation),
     };
-    store.update_state(service, |s| {
-        if dry_run && d.is_scale() {
-            s.record_scale(d.direction, now, true);
-        }
-        s.last_decision = Some(last);
-    })?;
+    // The state read at the start of the pass, unless a scale changed it.
+    let mut state = if report.is_some() {
+        store.state(service)?
+    } else {
+        state
+    };
+    if dry_run && d.is_scale() {
+        state.record_scale(d.direction, now, true);
+    }
+    state.last_decision = Some(last.clone());
+    store.save_state(service, &state)?;
     Ok(Pass {
         input,
         evaluation,
         shadow,
         usage,
         report,
+        last,
     })
 }
 
-fn record_of(
+/// The audit record of a decision that is not a scale (would-scale, held).
+pub fn record_of(
     service: &str,
     event: Event,
     dry_run: bool,
@@ -739,9 +748,15 @@ pub fn diverges(live: &Evaluation, shadow: &Evaluation) -> bool {
 /// The inputs that mattered: each signal's newest value (or why it is
 /// missing) and the replica counts.
 pub fn inputs_of(input: &PolicyInput) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let mut out = std::collections::BTreeMap::new();
+    let mut out = signals_of(input);
     out.insert("replicas".into(), input.current_replicas.into());
     out.insert("ready".into(), input.ready_replicas.into());
+    out
+}
+
+/// Each signal's newest value, or why it is missing.
+pub fn signals_of(input: &PolicyInput) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut out = std::collections::BTreeMap::new();
     for w in &input.signals {
         let v = match (&w.missing_reason, w.samples.last()) {
             (Some(why), _) => serde_json::json!({ "missing": why }),
@@ -762,14 +777,13 @@ pub async fn reconcile(
 ) -> Result<Vec<AuditRecord>> {
     let service = &policy.file.service;
     let records = store.audit_records(service)?;
+    let pending = crate::store::interrupted(&records);
     let mut out = Vec::new();
-    for started in records.iter().filter(|r| {
-        r.event == Event::ScaleStarted
-            && !records
-                .iter()
-                .any(|f| f.event == Event::ScaleFinished && f.action_id == r.action_id)
-    }) {
-        let reached = current(engine, &policy.file.target).await?;
+    if pending.is_empty() {
+        return Ok(out);
+    }
+    let reached = current(engine, &policy.file.target).await?;
+    for started in pending {
         let now = now_ms();
         let outcome = if reached == started.to {
             Outcome::Succeeded
@@ -828,6 +842,7 @@ pub fn check(
             shadow,
             usage,
             report,
+            ..
         } = pass(&engine, policy, sources, store, dry_run, None).await?;
         let d = &evaluation.decision;
         if json {
@@ -1034,15 +1049,7 @@ pub fn report(
                 .rev()
                 .find(|r| r.event == Event::ScaleFinished && r.direction == d)
         };
-        let interrupted: Vec<&AuditRecord> = records
-            .iter()
-            .filter(|r| {
-                r.event == Event::ScaleStarted
-                    && !records.iter().any(|f| {
-                        f.event == Event::ScaleFinished && f.action_id == r.action_id
-                    })
-            })
-            .collect();
+        let interrupted = crate::store::interrupted(&records);
         if json {
             println!(
                 "{}",

@@ -384,14 +384,7 @@ async fn api_scale(
     reasons.extend(notes.iter().cloned());
     let intent = Intent::manual(Actor::Api, direction, from, to, reasons);
     if shared.options.dry_run {
-        let record = AuditRecord {
-            dry_run: true,
-            direction,
-            from,
-            to,
-            reasons: intent.reasons,
-            ..AuditRecord::new(service, Event::WouldScale, Actor::Api, ops::now_ms())
-        };
+        let record = ops::record_of(service, Event::WouldScale, true, ops::now_ms(), intent);
         return match shared.store.audit(&record) {
             Ok(()) => {
                 println!("{service}: WOULD SCALE {direction} {from} -> {to} (api, dry run)");
@@ -428,25 +421,11 @@ fn publish(shared: &Shared, policy: &ReadyPolicy, p: &Pass, divergences: u64) {
     let s = status.services.entry(service.clone()).or_default();
     s.replicas = Some(p.input.current_replicas);
     s.ready = Some(p.input.ready_replicas);
-    s.signals = ops::inputs_of(&p.input);
-    s.signals.remove("replicas");
-    s.signals.remove("ready");
+    s.signals = ops::signals_of(&p.input);
     s.scores = ops::scores_of(&p.evaluation);
     s.passes += 1;
     s.last_pass = Some(ops::format_time(p.input.now));
-    s.last_decision = Some(LastDecision {
-        time_ms: p.input.now,
-        direction: p.evaluation.decision.direction,
-        from: p.input.current_replicas,
-        to: p
-            .report
-            .as_ref()
-            .map(|r| r.reached)
-            .unwrap_or(p.evaluation.decision.target),
-        actor: Actor::Auto,
-        dry_run: shared.options.dry_run,
-        summary: ops::summary_of(&p.evaluation),
-    });
+    s.last_decision = Some(p.last.clone());
     s.paused = p
         .evaluation
         .decision

@@ -146,6 +146,20 @@ impl AuditRecord {
     }
 }
 
+/// Scales with an intent (`scale-started`) and no outcome: the process
+/// stopped mid-scale.
+pub fn interrupted(records: &[AuditRecord]) -> Vec<&AuditRecord> {
+    records
+        .iter()
+        .filter(|r| {
+            r.event == Event::ScaleStarted
+                && !records
+                    .iter()
+                    .any(|f| f.event == Event::ScaleFinished && f.action_id == r.action_id)
+        })
+        .collect()
+}
+
 /// Which plugin decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginRecord {
