@@ -10,7 +10,9 @@
 pub mod duration;
 pub mod guard;
 pub mod model;
+pub mod queueing;
 pub mod scenario;
+pub mod sim;
 pub mod snapshot;
 pub mod window;
 

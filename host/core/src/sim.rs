@@ -1,0 +1,813 @@
+//! The simulation model behind `vedfolnir-autoscaler simulate`: a load
+//! trace, a model of the service it drives, the signal history a policy
+//! sees, and the tallies the results table reports. Pure: the virtual clock
+//! is an argument everywhere, so a year of trace replays in seconds and the
+//! same inputs always give the same table.
+//!
+//! ```text
+//!   trace (req/s) ──> Service::advance(now, step) ──> Observation
+//!                         │  ready replicas share arrivals evenly;
+//!                         │  each is an M/M/k queue; overload builds a
+//!                         │  backlog; waits past the timeout fail
+//!                         v
+//!   History (fine recent samples + coarse older buckets) ──> policy windows
+//! ```
+
+use std::collections::VecDeque;
+
+use crate::model::{Direction, DurationMs, Sample, SignalId, SignalWindow, TimestampMs};
+use crate::queueing::Queue;
+
+/// A load trace: requests per second at a fixed step, from time 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    /// Time between two points.
+    pub step_ms: DurationMs,
+    /// The load at `i * step_ms`, requests per second, finite and >= 0.
+    pub values: Vec<f64>,
+}
+
+impl Trace {
+    /// How long the trace lasts: from its first point to one step after its
+    /// last.
+    pub fn duration_ms(&self) -> DurationMs {
+        self.step_ms * self.values.len() as u64
+    }
+
+    /// Multiply every point by `factor`.
+    pub fn scaled(mut self, factor: f64) -> Trace {
+        for v in &mut self.values {
+            *v *= factor;
+        }
+        self
+    }
+
+    fn point(&self, i: usize) -> f64 {
+        self.values[i.min(self.values.len() - 1)]
+    }
+
+    /// The load at `t` ms: linear between points, the last point held.
+    pub fn at(&self, t: u64) -> f64 {
+        let i = (t / self.step_ms) as usize;
+        let frac = (t % self.step_ms) as f64 / self.step_ms as f64;
+        self.point(i) * (1.0 - frac) + self.point(i + 1) * frac
+    }
+
+    /// The mean load over `[t0, t1)` of the piecewise-linear curve through
+    /// the points: a step shorter than the trace's interpolates (an hourly
+    /// trace at a 1-minute step), a longer one averages (a per-second trace
+    /// at 15 s).
+    pub fn mean(&self, t0: u64, t1: u64) -> f64 {
+        if t1 <= t0 {
+            return self.at(t0);
+        }
+        let mut area = 0.0;
+        let mut a = t0;
+        while a < t1 {
+            let seg_end = (a / self.step_ms + 1) * self.step_ms;
+            let b = seg_end.min(t1);
+            area += 0.5 * (self.at(a) + self.at_left_of(b)) * (b - a) as f64;
+            a = b;
+        }
+        area / (t1 - t0) as f64
+    }
+
+    /// The limit from the left at `t` (differs from `at` only at a point).
+    fn at_left_of(&self, t: u64) -> f64 {
+        if t.is_multiple_of(self.step_ms) && t > 0 {
+            // The segment ending at point i approaches point i.
+            self.point((t / self.step_ms) as usize)
+        } else {
+            self.at(t)
+        }
+    }
+}
+
+/// A built-in synthetic load shape, so `simulate` works with no file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `base` for the first third, then `peak`.
+    Step,
+    /// `base`, rising linearly to `peak` over the middle third, then held.
+    Ramp,
+    /// `base`, a jump to `peak` at one third lasting 10 minutes, then an
+    /// exponential decay back (half-life 10 minutes).
+    FlashCrowd,
+    /// A daily sine between `base` (04:00) and `peak` (16:00) with 5%
+    /// Gaussian noise.
+    Diurnal,
+}
+
+impl Shape {
+    /// Every shape, by its command-line name.
+    pub const ALL: [(&'static str, Shape); 4] = [
+        ("step", Shape::Step),
+        ("ramp", Shape::Ramp),
+        ("flash-crowd", Shape::FlashCrowd),
+        ("diurnal", Shape::Diurnal),
+    ];
+
+    /// The shape called `name`.
+    pub fn parse(name: &str) -> Option<Shape> {
+        Shape::ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    }
+
+    /// Generate `duration_ms` of the shape at `step_ms`, between `base` and
+    /// `peak` requests per second. `seed` fixes the noise.
+    pub fn generate(
+        self,
+        duration_ms: DurationMs,
+        step_ms: DurationMs,
+        base: f64,
+        peak: f64,
+        seed: u64,
+    ) -> Trace {
+        let n = duration_ms.div_ceil(step_ms).max(2) as usize;
+        let mut rng = SplitMix(seed);
+        let third = duration_ms as f64 / 3.0;
+        let values = (0..n)
+            .map(|i| {
+                let t = (i as u64 * step_ms) as f64;
+                let v = match self {
+                    Shape::Step => {
+                        if t < third {
+                            base
+                        } else {
+                            peak
+                        }
+                    }
+                    Shape::Ramp => {
+                        let f = ((t - third) / third).clamp(0.0, 1.0);
+                        base + (peak - base) * f
+                    }
+                    Shape::FlashCrowd => {
+                        const TEN_MIN: f64 = 600_000.0;
+                        if t < third {
+                            base
+                        } else if t < third + TEN_MIN {
+                            peak
+                        } else {
+                            let half_lives = (t - third - TEN_MIN) / TEN_MIN;
+                            base + (peak - base) * 0.5f64.powf(half_lives)
+                        }
+                    }
+                    Shape::Diurnal => {
+                        let day = 86_400_000.0;
+                        let phase = (t / day - 4.0 / 24.0) * std::f64::consts::TAU;
+                        let mid = base + (peak - base) * (0.5 - 0.5 * phase.cos());
+                        mid * (1.0 + 0.05 * rng.gaussian())
+                    }
+                };
+                v.max(0.0)
+            })
+            .collect();
+        Trace { step_ms, values }
+    }
+}
+
+/// SplitMix64: a small, fixed, dependency-free generator for the noise
+/// (the same seed always gives the same trace).
+#[derive(Debug, Clone)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal draw (Box-Muller).
+    fn gaussian(&mut self) -> f64 {
+        let u1 = self.uniform().max(f64::MIN_POSITIVE);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// The service the trace drives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceModel {
+    /// Requests per second one replica serves at full use. Defaults to 100.
+    pub capacity: f64,
+    /// Requests one replica works on at once. Defaults to 8.
+    pub workers: u32,
+    /// From a replica's creation to its first request. Defaults to 60 s.
+    pub startup_ms: DurationMs,
+    /// A request that waits longer than this fails. Defaults to 10 s.
+    pub timeout_ms: DurationMs,
+    /// Memory use of an idle replica, as a fraction of its limit. Defaults
+    /// to 0.30.
+    pub memory_idle: f64,
+    /// Memory use added at full CPU, as a fraction of the limit. Defaults
+    /// to 0.40.
+    pub memory_busy: f64,
+}
+
+impl Default for ServiceModel {
+    fn default() -> Self {
+        ServiceModel {
+            capacity: 100.0,
+            workers: 8,
+            startup_ms: 60_000,
+            timeout_ms: 10_000,
+            memory_idle: 0.30,
+            memory_busy: 0.40,
+        }
+    }
+}
+
+/// What the service looked like over one step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// Arrivals, requests per second.
+    pub load: f64,
+    /// Replicas that exist (the ones that cost money).
+    pub replicas: u32,
+    /// Replicas serving requests.
+    pub ready: u32,
+    /// CPU as a fraction of the limit, averaged over all replicas (starting
+    /// ones are idle), as Docker's stats report it.
+    pub cpu: f64,
+    /// Memory as a fraction of the limit, averaged over all replicas.
+    pub memory: f64,
+    /// Requests waiting, over all replicas.
+    pub queue_depth: f64,
+    /// p95 response time in seconds (the timeout when nothing serves).
+    pub p95: f64,
+    /// Failed requests as a fraction of arrivals.
+    pub error_rate: f64,
+}
+
+/// A replica's p95 and mean queue as functions of its utilisation, on a
+/// grid filled as it is used and read by linear interpolation: a year at a
+/// 1-minute step asks for half a million points of one smooth curve, and
+/// each exact one is a root search.
+#[derive(Debug, Clone)]
+struct Curves {
+    queue: Queue,
+    /// (p95, mean waiting) at utilisation `i / GRID`; NaN until computed.
+    points: Vec<(f64, f64)>,
+}
+
+/// Grid points per unit of utilisation.
+const GRID: f64 = 2000.0;
+
+/// The highest utilisation on the grid: beyond it the service counts as
+/// saturated.
+const SATURATED: f64 = 0.98;
+
+impl Curves {
+    fn new(queue: Queue) -> Curves {
+        Curves {
+            queue,
+            points: vec![(f64::NAN, f64::NAN); (SATURATED * GRID) as usize + 1],
+        }
+    }
+
+    fn point(&mut self, i: usize) -> (f64, f64) {
+        if self.points[i].0.is_nan() {
+            let arrivals = i as f64 / GRID * self.queue.capacity();
+            self.points[i] = (
+                self.queue.response_time_quantile(arrivals, 0.95),
+                self.queue.mean_waiting(arrivals),
+            );
+        }
+        self.points[i]
+    }
+
+    /// (p95, mean waiting) at utilisation `u`, at most [`SATURATED`].
+    fn at(&mut self, u: f64) -> (f64, f64) {
+        let x = u.clamp(0.0, SATURATED) * GRID;
+        let i = (x.floor() as usize).min(self.points.len() - 1);
+        let j = (i + 1).min(self.points.len() - 1);
+        let f = x - i as f64;
+        let (a, b) = (self.point(i), self.point(j));
+        (a.0 + (b.0 - a.0) * f, a.1 + (b.1 - a.1) * f)
+    }
+}
+
+/// The service's replicas and backlog as time passes.
+#[derive(Debug, Clone)]
+pub struct Service {
+    model: ServiceModel,
+    queue: Queue,
+    curves: Curves,
+    /// When each replica becomes ready, oldest first.
+    ready_at: Vec<TimestampMs>,
+    /// Requests queued beyond what M/M/k holds, per ready replica (the
+    /// fluid backlog of an overload).
+    backlog: f64,
+}
+
+impl Service {
+    /// A service with `replicas` replicas, all ready at `now`.
+    pub fn new(model: ServiceModel, replicas: u32, now: TimestampMs) -> Service {
+        let queue = Queue::from_capacity(model.capacity, model.workers);
+        Service {
+            model,
+            queue,
+            curves: Curves::new(queue),
+            ready_at: vec![now; replicas as usize],
+            backlog: 0.0,
+        }
+    }
+
+    /// Replicas that exist.
+    pub fn replicas(&self) -> u32 {
+        self.ready_at.len() as u32
+    }
+
+    /// Replicas ready at `now`.
+    pub fn ready(&self, now: TimestampMs) -> u32 {
+        self.ready_at.iter().filter(|&&t| t <= now).count() as u32
+    }
+
+    /// When the last replica still starting becomes ready (`now` if none).
+    pub fn all_ready_at(&self, now: TimestampMs) -> TimestampMs {
+        self.ready_at.iter().copied().max().unwrap_or(now).max(now)
+    }
+
+    /// Scale to `target` at `now`: new replicas start (ready after the
+    /// start-up delay); removal takes the newest first, so replicas still
+    /// starting go before serving ones.
+    pub fn scale_to(&mut self, target: u32, now: TimestampMs) {
+        let target = target as usize;
+        while self.ready_at.len() < target {
+            self.ready_at.push(now + self.model.startup_ms as i64);
+        }
+        self.ready_at.truncate(target);
+    }
+
+    /// Serve `load` requests per second over `[now, now + step)`.
+    pub fn advance(&mut self, now: TimestampMs, step_ms: DurationMs, load: f64) -> Observation {
+        let replicas = self.replicas();
+        // Readiness is judged at the step's midpoint, so a replica that
+        // becomes ready mid-step serves (on average) half of it.
+        let ready = self.ready(now + step_ms as i64 / 2);
+        let dt = step_ms as f64 / 1000.0;
+        let timeout = self.model.timeout_ms as f64 / 1000.0;
+        let m = &self.model;
+        if ready == 0 {
+            self.backlog = 0.0;
+            return Observation {
+                load,
+                replicas,
+                ready,
+                cpu: 0.0,
+                memory: m.memory_idle,
+                queue_depth: 0.0,
+                p95: timeout,
+                error_rate: if load > 0.0 { 1.0 } else { 0.0 },
+            };
+        }
+        let cap = self.queue.capacity();
+        let per = load / f64::from(ready);
+        // The fluid backlog: grows by the excess over capacity, drains by
+        // the spare; what would wait past the timeout fails.
+        let mut backlog = self.backlog + (per - cap) * dt;
+        let limit = timeout * cap;
+        let dropped = (backlog - limit).max(0.0);
+        backlog = backlog.clamp(0.0, limit);
+        self.backlog = backlog;
+        let busy = if backlog > 0.0 {
+            1.0
+        } else {
+            (per / cap).min(1.0)
+        };
+        let (waiting, p95) = if backlog > 0.0 || per >= SATURATED * cap {
+            // Saturated: every worker busy; the p95 is the backlog's wait
+            // plus the queue's p95 just below saturation.
+            let (p95, waiting) = self.curves.at(SATURATED);
+            (backlog + waiting, backlog / cap + p95)
+        } else {
+            let (p95, waiting) = self.curves.at(per / cap);
+            (waiting, p95)
+        };
+        let share = f64::from(ready) / f64::from(replicas);
+        let error_rate = if load > 0.0 {
+            (dropped * f64::from(ready) / (load * dt)).min(1.0)
+        } else {
+            0.0
+        };
+        Observation {
+            load,
+            replicas,
+            ready,
+            cpu: busy * share,
+            memory: m.memory_idle + m.memory_busy * busy * share,
+            queue_depth: waiting * f64::from(ready),
+            p95: p95.min(timeout),
+            error_rate,
+        }
+    }
+}
+
+/// The signals the simulator provides, in the order [`History`] stores
+/// them: the well-known ones, the replica count, and the load itself as
+/// `requests-per-second` (what a Prometheus rate() would give).
+pub fn signals() -> [SignalId; 7] {
+    [
+        SignalId::Cpu,
+        SignalId::Memory,
+        SignalId::QueueDepth,
+        SignalId::ResponseTimeP95,
+        SignalId::ErrorRate,
+        SignalId::InstanceCount,
+        SignalId::Custom(REQUESTS_PER_SECOND.into()),
+    ]
+}
+
+/// The name of the simulator's load signal.
+pub const REQUESTS_PER_SECOND: &str = "requests-per-second";
+
+impl Observation {
+    /// The values of [`signals`], in order.
+    pub fn values(&self) -> [f64; 7] {
+        [
+            self.cpu,
+            self.memory,
+            self.queue_depth,
+            self.p95,
+            self.error_rate,
+            f64::from(self.replicas),
+            self.load,
+        ]
+    }
+}
+
+/// Sample history as a policy's windows show it: every sample of the
+/// recent `fine_ms`, and older ones averaged into `bucket_ms` buckets (so
+/// a policy that asks for days of history gets hundreds of points, not
+/// tens of thousands). The daemon's long windows are cut the same way.
+#[derive(Debug, Clone)]
+pub struct History {
+    fine_ms: DurationMs,
+    bucket_ms: DurationMs,
+    span_ms: DurationMs,
+    fine: VecDeque<(TimestampMs, [f64; 7])>,
+    coarse: VecDeque<(TimestampMs, [f64; 7])>,
+    open: Option<(i64, [f64; 7], u32)>,
+}
+
+impl History {
+    /// Keep `span_ms` of history, the newest `fine_ms` of it whole.
+    pub fn new(span_ms: DurationMs, fine_ms: DurationMs, bucket_ms: DurationMs) -> History {
+        History {
+            fine_ms: fine_ms.min(span_ms),
+            bucket_ms: bucket_ms.max(1),
+            span_ms,
+            fine: VecDeque::new(),
+            coarse: VecDeque::new(),
+            open: None,
+        }
+    }
+
+    /// Add the observation made at `at` (ascending).
+    pub fn push(&mut self, at: TimestampMs, values: [f64; 7]) {
+        self.fine.push_back((at, values));
+        if self.span_ms > self.fine_ms {
+            let bucket = at.div_euclid(self.bucket_ms as i64);
+            match &mut self.open {
+                Some((b, sum, n)) if *b == bucket => {
+                    for (s, v) in sum.iter_mut().zip(values) {
+                        *s += v;
+                    }
+                    *n += 1;
+                }
+                _ => {
+                    if let Some((b, sum, n)) = self.open.take() {
+                        let start = b * self.bucket_ms as i64;
+                        self.coarse
+                            .push_back((start, sum.map(|s| s / f64::from(n))));
+                    }
+                    self.open = Some((bucket, values, 1));
+                }
+            }
+        }
+        let oldest = at - self.span_ms as i64;
+        while self.coarse.front().is_some_and(|(t, _)| *t < oldest) {
+            self.coarse.pop_front();
+        }
+        // Fine samples older than the fine span are dropped once a closed
+        // bucket covers them.
+        let keep_from = (at - self.fine_ms as i64).min(self.coarse_end());
+        while self
+            .fine
+            .front()
+            .is_some_and(|(t, _)| *t < keep_from || *t < oldest)
+        {
+            self.fine.pop_front();
+        }
+    }
+
+    /// Where the closed buckets end (no bucket: the far past).
+    fn coarse_end(&self) -> TimestampMs {
+        self.coarse
+            .back()
+            .map_or(i64::MIN, |(t, _)| t + self.bucket_ms as i64)
+    }
+
+    /// The window of signal number `index` (see [`signals`]) at `now`;
+    /// only its fine part unless `long`.
+    pub fn window(
+        &self,
+        index: usize,
+        signal: SignalId,
+        now: TimestampMs,
+        long: bool,
+    ) -> SignalWindow {
+        let cut = now - self.fine_ms as i64;
+        let mut samples = Vec::new();
+        let mut coarse_end = if long { i64::MIN } else { cut };
+        for (start, v) in self.coarse.iter().filter(|_| long) {
+            let end = start + self.bucket_ms as i64;
+            if end > cut {
+                break;
+            }
+            samples.push(Sample {
+                // A bucket's mean is stamped at its midpoint.
+                at: start + self.bucket_ms as i64 / 2,
+                value: v[index],
+            });
+            coarse_end = end;
+        }
+        for (at, v) in &self.fine {
+            if *at >= coarse_end && *at <= now {
+                samples.push(Sample {
+                    at: *at,
+                    value: v[index],
+                });
+            }
+        }
+        SignalWindow {
+            signal,
+            samples,
+            missing_reason: None,
+        }
+    }
+}
+
+/// What one policy did over a whole run: the results table's row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Time the SLO was violated, ms.
+    pub violation_ms: u64,
+    /// Replica time paid for (starting replicas included), replica-ms.
+    pub replica_ms: f64,
+    /// Scale actions taken.
+    pub actions: u32,
+    /// Actions in the opposite direction to the previous one, within
+    /// [`REVERSAL_WINDOW_MS`] of it.
+    pub reversals: u32,
+    /// The largest replica count.
+    pub peak_replicas: u32,
+    /// Requests that failed, in total.
+    pub failed_requests: f64,
+    /// Requests that arrived, in total.
+    pub requests: f64,
+    /// Steps tallied and the sum of their p95s (for the mean).
+    steps: u64,
+    p95_sum: f64,
+    last_action: Option<(TimestampMs, Direction)>,
+}
+
+/// A scale in the other direction within this long counts as a reversal.
+pub const REVERSAL_WINDOW_MS: u64 = 10 * 60_000;
+
+/// The service level the results are judged by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slo {
+    /// A step whose p95 response time exceeds this violates. Seconds.
+    pub p95: f64,
+    /// A step whose error rate exceeds this violates. A fraction.
+    pub error_rate: f64,
+}
+
+impl Tally {
+    /// Count one step of `step_ms`.
+    pub fn observe(&mut self, obs: &Observation, step_ms: DurationMs, slo: Slo) {
+        if obs.p95 > slo.p95 || obs.error_rate > slo.error_rate {
+            self.violation_ms += step_ms;
+        }
+        self.replica_ms += f64::from(obs.replicas) * step_ms as f64;
+        self.peak_replicas = self.peak_replicas.max(obs.replicas);
+        let secs = step_ms as f64 / 1000.0;
+        self.requests += obs.load * secs;
+        self.failed_requests += obs.load * secs * obs.error_rate;
+        self.steps += 1;
+        self.p95_sum += obs.p95;
+    }
+
+    /// Count one scale action.
+    pub fn action(&mut self, at: TimestampMs, direction: Direction) {
+        self.actions += 1;
+        if let Some((t, d)) = self.last_action
+            && d != direction
+            && (at - t) as u64 <= REVERSAL_WINDOW_MS
+        {
+            self.reversals += 1;
+        }
+        self.last_action = Some((at, direction));
+    }
+
+    /// SLO-violation minutes.
+    pub fn violation_minutes(&self) -> f64 {
+        self.violation_ms as f64 / 60_000.0
+    }
+
+    /// Replica-hours.
+    pub fn replica_hours(&self) -> f64 {
+        self.replica_ms / 3_600_000.0
+    }
+
+    /// The mean p95 over all steps, seconds.
+    pub fn mean_p95(&self) -> f64 {
+        if self.steps == 0 {
+            0.0
+        } else {
+            self.p95_sum / self.steps as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_hourly_trace_is_interpolated_between_points() {
+        let t = Trace {
+            step_ms: 3_600_000,
+            values: vec![100.0, 200.0, 200.0],
+        };
+        assert_eq!(t.at(1_800_000), 150.0);
+        // The mean over the first hour of a line from 100 to 200 is 150.
+        assert!((t.mean(0, 3_600_000) - 150.0).abs() < 1e-9);
+        // A minute halfway: 149.58..150.42, mean 150.
+        assert!((t.mean(1_770_000, 1_830_000) - 150.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_per_second_trace_is_averaged_over_a_longer_step() {
+        let t = Trace {
+            step_ms: 1000,
+            values: vec![0.0, 10.0, 0.0, 10.0, 0.0],
+        };
+        // Over [0, 4 s) the piecewise-linear curve averages 5.
+        assert!((t.mean(0, 4000) - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn shapes_stay_between_base_and_peak_and_are_reproducible() {
+        for (name, shape) in Shape::ALL {
+            let a = shape.generate(86_400_000, 60_000, 100.0, 500.0, 7);
+            let b = shape.generate(86_400_000, 60_000, 100.0, 500.0, 7);
+            assert_eq!(a, b, "{name}");
+            assert_eq!(a.values.len(), 1440, "{name}");
+            let (lo, hi) = a
+                .values
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+            // Diurnal noise (5%, Gaussian) may cross the bounds a little.
+            assert!(lo >= 75.0 && hi <= 600.0, "{name}: {lo}..{hi}");
+            assert!(hi - lo > 300.0, "{name} barely moves: {lo}..{hi}");
+        }
+        let step = Shape::Step.generate(3_000_000, 1000, 1.0, 9.0, 0);
+        assert_eq!(step.values[999], 1.0);
+        assert_eq!(step.values[1000], 9.0);
+    }
+
+    #[test]
+    fn a_new_replica_serves_only_after_its_startup() {
+        let mut s = Service::new(ServiceModel::default(), 2, 0);
+        s.scale_to(3, 0);
+        assert_eq!(s.replicas(), 3);
+        assert_eq!(s.ready(59_999), 2);
+        assert_eq!(s.ready(60_000), 3);
+        let o = s.advance(0, 15_000, 150.0);
+        assert_eq!((o.replicas, o.ready), (3, 2));
+        // Two of three replicas at 75% each: docker's average is 50%.
+        assert!((o.cpu - 0.5).abs() < 1e-9, "{}", o.cpu);
+        // Scaling down removes the starting replica first.
+        s.scale_to(2, 1000);
+        assert_eq!(s.ready(1000), 2);
+    }
+
+    #[test]
+    fn overload_builds_a_backlog_then_fails_requests_past_the_timeout() {
+        let mut s = Service::new(ServiceModel::default(), 1, 0);
+        let calm = s.advance(0, 15_000, 50.0);
+        assert_eq!(calm.error_rate, 0.0);
+        assert!(calm.p95 < 0.5, "{}", calm.p95);
+        let first = s.advance(15_000, 15_000, 150.0);
+        // 50 req/s over capacity for 15 s: 750 waiting, 7.5 s of backlog.
+        assert!(first.p95 > 7.0 && first.error_rate == 0.0, "{first:?}");
+        let second = s.advance(30_000, 15_000, 150.0);
+        assert!(second.error_rate > 0.2, "{second:?}");
+        assert_eq!(second.cpu, 1.0);
+        // Load falls: the backlog drains.
+        let after = s.advance(45_000, 60_000, 20.0);
+        assert_eq!(after.error_rate, 0.0);
+        assert!(after.p95 < 0.5, "{after:?}");
+    }
+
+    #[test]
+    fn the_interpolated_curves_stay_within_a_percent_of_the_exact_values() {
+        let model = ServiceModel::default();
+        let queue = Queue::from_capacity(model.capacity, model.workers);
+        let mut curves = Curves::new(queue);
+        for k in 0..970 {
+            let u = k as f64 / 1000.0 + 0.00037;
+            let (p95, waiting) = curves.at(u);
+            let exact = queue.response_time_quantile(u * model.capacity, 0.95);
+            assert!((p95 - exact).abs() <= 0.01 * exact, "{u}: {p95} vs {exact}");
+            let exact = queue.mean_waiting(u * model.capacity);
+            assert!(
+                (waiting - exact).abs() <= 0.01 * exact + 1e-6,
+                "{u}: {waiting} vs {exact}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_ready_replica_fails_everything() {
+        let mut s = Service::new(ServiceModel::default(), 0, 0);
+        let o = s.advance(0, 15_000, 10.0);
+        assert_eq!(o.error_rate, 1.0);
+        assert_eq!(o.p95, 10.0);
+    }
+
+    #[test]
+    fn history_keeps_recent_samples_whole_and_older_ones_in_buckets() {
+        // 3 hours at 1 minute, 1 hour whole, 10-minute buckets.
+        let mut h = History::new(3 * 3_600_000, 3_600_000, 600_000);
+        for i in 0..=180 {
+            h.push(i * 60_000, [i as f64; 7]);
+        }
+        let now = 180 * 60_000;
+        let w = h.window(0, SignalId::Cpu, now, true);
+        let short = h.window(0, SignalId::Cpu, now, false);
+        assert!(short.samples.iter().all(|s| s.at >= now - 3_600_000));
+        assert_eq!(short.samples.len(), 61);
+        let times: Vec<i64> = w.samples.iter().map(|s| s.at).collect();
+        assert!(times.windows(2).all(|p| p[0] < p[1]), "ascending");
+        // Every sample of the last hour is there.
+        let fine: Vec<&Sample> = w
+            .samples
+            .iter()
+            .filter(|s| s.at >= now - 3_600_000)
+            .collect();
+        assert!(fine.len() >= 60, "{}", fine.len());
+        // Older ones are 10-minute means: bucket [0, 10m) holds 0..9, mean 4.5.
+        assert_eq!(w.samples[0].at, 300_000);
+        assert_eq!(w.samples[0].value, 4.5);
+        assert!(w.samples.len() < 80, "{}", w.samples.len());
+        // Nothing older than the span stays.
+        h.push(181 * 60_000 + 3 * 3_600_000, [0.0; 7]);
+        let w = h.window(0, SignalId::Cpu, 181 * 60_000 + 3 * 3_600_000, true);
+        assert_eq!(w.samples.len(), 1);
+    }
+
+    #[test]
+    fn tally_counts_violations_costs_and_reversals() {
+        let slo = Slo {
+            p95: 1.0,
+            error_rate: 0.01,
+        };
+        let mut t = Tally::default();
+        let ok = Observation {
+            load: 10.0,
+            replicas: 2,
+            ready: 2,
+            cpu: 0.1,
+            memory: 0.3,
+            queue_depth: 0.0,
+            p95: 0.2,
+            error_rate: 0.0,
+        };
+        t.observe(&ok, 60_000, slo);
+        t.observe(&Observation { p95: 2.0, ..ok }, 60_000, slo);
+        t.observe(
+            &Observation {
+                error_rate: 0.5,
+                ..ok
+            },
+            60_000,
+            slo,
+        );
+        assert_eq!(t.violation_minutes(), 2.0);
+        assert!((t.replica_hours() - 0.1).abs() < 1e-12);
+        t.action(0, Direction::Up);
+        t.action(5 * 60_000, Direction::Down); // reversal
+        t.action(30 * 60_000, Direction::Up); // too late to count
+        t.action(31 * 60_000, Direction::Up); // same direction
+        assert_eq!((t.actions, t.reversals), (4, 1));
+    }
+}
