@@ -126,6 +126,52 @@ pub fn latest_within(samples: &[Sample], now: TimestampMs, ttl: DurationMs) -> O
         .copied()
 }
 
+/// Samples older than this are kept as bucket means once a whole bucket
+/// has passed it: one hour (the longest documented window is 15 minutes).
+pub const FINE_MS: DurationMs = 60 * 60_000;
+
+/// The bucket that older history is averaged into: 15 minutes.
+pub const BUCKET_MS: DurationMs = 15 * 60_000;
+
+/// Replace each whole `bucket_ms` bucket that ends at or before `cut` and
+/// holds more than one sample by one sample, its mean, stamped at the
+/// bucket's midpoint. Non-finite samples are left out of the mean (no
+/// observation); a bucket of only those keeps one NaN.
+///
+/// Long history (a forecast's days) stays a few hundred points per signal
+/// while the recent hour keeps every sample for the windows that need it.
+/// Idempotent: a compacted bucket holds one sample. `samples` ascend.
+pub fn compact(samples: &mut Vec<(TimestampMs, f64)>, cut: TimestampMs, bucket_ms: DurationMs) {
+    let b = bucket_ms.max(1) as i64;
+    let whole = samples.partition_point(|(t, _)| (t.div_euclid(b) + 1) * b <= cut);
+    if whole == 0 {
+        return;
+    }
+    let mut out: Vec<(TimestampMs, f64)> = Vec::with_capacity(samples.len());
+    let mut i = 0;
+    while i < whole {
+        let bucket = samples[i].0.div_euclid(b);
+        let mut j = i;
+        let (mut sum, mut n) = (0.0, 0u32);
+        while j < whole && samples[j].0.div_euclid(b) == bucket {
+            if samples[j].1.is_finite() {
+                sum += samples[j].1;
+                n += 1;
+            }
+            j += 1;
+        }
+        if j - i == 1 {
+            out.push(samples[i]);
+        } else {
+            let mean = if n == 0 { f64::NAN } else { sum / f64::from(n) };
+            out.push((bucket * b + b / 2, mean));
+        }
+        i = j;
+    }
+    out.extend_from_slice(&samples[whole..]);
+    *samples = out;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +194,28 @@ mod tests {
 
     fn above(t: f64) -> impl Fn(f64) -> bool {
         move |v| v > t
+    }
+
+    #[test]
+    fn compaction_averages_whole_old_buckets_and_keeps_recent_samples() {
+        // One sample a minute for 50 minutes; 10-minute buckets; cut at 35m.
+        let mut s: Vec<(TimestampMs, f64)> = (0..50).map(|i| (i * 60_000, i as f64)).collect();
+        compact(&mut s, 35 * 60_000, 600_000);
+        // Buckets [0,10m), [10m,20m), [20m,30m) are whole before the cut;
+        // [30m,40m) is not, so its samples stay.
+        assert_eq!(
+            &s[..3],
+            &[(300_000, 4.5), (900_000, 14.5), (1_500_000, 24.5)]
+        );
+        assert_eq!(s[3], (30 * 60_000, 30.0));
+        assert_eq!(s.len(), 3 + 20);
+        let again = s.clone();
+        compact(&mut s, 35 * 60_000, 600_000);
+        assert_eq!(s, again, "idempotent");
+        // A NaN is no observation: it does not enter the mean.
+        let mut s = vec![(0, 1.0), (1, f64::NAN), (2, 3.0), (700_000, 1.0)];
+        compact(&mut s, 650_000, 600_000);
+        assert_eq!(s, vec![(300_000, 2.0), (700_000, 1.0)]);
     }
 
     #[test]

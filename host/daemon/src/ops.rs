@@ -22,9 +22,13 @@ use crate::metrics::{KindLabel, Metrics, OutcomeLabel, ServiceLabel};
 use crate::policy::{Evaluation, ReadyPolicy};
 use crate::store::{Actor, AuditRecord, Event, History, LastDecision, PluginRecord, Scores, Store};
 
-/// Signal samples older than this are dropped from a `check` history; it
-/// exceeds the longest documented window (15 min) with room to spare.
+/// Signal samples older than this are dropped from a `check` history
+/// unless the policy asks for more; it exceeds the longest documented
+/// window (15 min) with room to spare.
 pub const HISTORY_RETENTION_MS: u64 = 60 * 60 * 1000;
+
+/// The longest history a policy may ask for (a forecast's days): 8 days.
+pub const MAX_HISTORY_MS: u64 = 8 * 24 * 60 * 60 * 1000;
 
 /// A scale did not reach its target (exit code 7).
 #[derive(Debug, thiserror::Error)]
@@ -358,7 +362,8 @@ fn finish(report: &ScaleReport) -> Result<ExitCode> {
 }
 
 /// The span of history a policy needs: its longest duration parameter (its
-/// windows, gaps and TTLs) plus a minute, at least five minutes.
+/// windows, gaps and TTLs, a forecast's history) plus a minute, at least
+/// five minutes, at most [`MAX_HISTORY_MS`].
 pub fn history_span_ms(policy: &ReadyPolicy) -> u64 {
     let longest = vedfolnir_core::snapshot::effective_params(
         &policy.plugin.description().params,
@@ -371,7 +376,7 @@ pub fn history_span_ms(policy: &ReadyPolicy) -> u64 {
     })
     .max()
     .unwrap_or(0);
-    (longest + 60_000).clamp(5 * 60_000, HISTORY_RETENTION_MS)
+    (longest + 60_000).clamp(5 * 60_000, MAX_HISTORY_MS)
 }
 
 /// Where the non-docker sources are.
@@ -413,7 +418,8 @@ async fn collect_signals(
     if let Some(n) = usage.oom_kills {
         fresh.push((SignalId::Custom("oom-kills".into()), f64::from(n)));
     }
-    history.push(now, &fresh, HISTORY_RETENTION_MS);
+    let retention = history_span_ms(policy).max(HISTORY_RETENTION_MS);
+    history.push(now, &fresh, retention);
 
     let mut windows = Vec::new();
     for signal in [
@@ -455,7 +461,7 @@ async fn collect_signals(
                     history.push(
                         now,
                         &[(s.signal.clone(), book.value(&policy.file.service))],
-                        HISTORY_RETENTION_MS,
+                        retention,
                     );
                     windows.push(history.window(&s.signal));
                 }

@@ -117,6 +117,9 @@ impl Prometheus {
         };
         let secs = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
         let start = now - span_ms as i64;
+        // Prometheus answers at most 11,000 points per series: a forecast's
+        // days need a longer step (3 days: 26 s).
+        let step_s = (STEP_MS / 1000).max(span_ms.div_ceil(10_000 * 1000));
         let data = match self
             .get(
                 "/api/v1/query_range",
@@ -124,7 +127,7 @@ impl Prometheus {
                     ("query", expr.to_string()),
                     ("start", secs(start)),
                     ("end", secs(now)),
-                    ("step", format!("{}s", STEP_MS / 1000)),
+                    ("step", format!("{step_s}s")),
                 ],
             )
             .await
@@ -152,12 +155,25 @@ impl Prometheus {
             Err(e) => return missing(format!("reading its newest timestamp: {e}")),
         };
         match newest {
-            Some(t) => samples.retain(|s| s.at <= t + STEP_MS as i64),
+            Some(t) => samples.retain(|s| s.at <= t + step_s as i64 * 1000),
             None => return missing("no sample within Prometheus' lookback".into()),
         }
         if samples.iter().all(|s| !s.value.is_finite()) {
             let v = samples.last().map(|s| s.value).unwrap_or(f64::NAN);
             return missing(format!("the value is {v} (not a number)"));
+        }
+        // Older than an hour, 15-minute means, as the docker history keeps.
+        if span_ms > vedfolnir_core::window::FINE_MS {
+            let mut pairs: Vec<(i64, f64)> = samples.iter().map(|s| (s.at, s.value)).collect();
+            vedfolnir_core::window::compact(
+                &mut pairs,
+                now - vedfolnir_core::window::FINE_MS as i64,
+                vedfolnir_core::window::BUCKET_MS,
+            );
+            samples = pairs
+                .into_iter()
+                .map(|(at, value)| Sample { at, value })
+                .collect();
         }
         SignalWindow {
             signal: signal.clone(),

@@ -282,7 +282,11 @@ pub struct History {
 
 impl History {
     /// Add one sample per signal and drop those older than `retention_ms`.
+    /// Samples older than an hour are kept as 15-minute means (see
+    /// `vedfolnir_core::window::compact`), so days of history for a
+    /// forecasting policy stay a few hundred points per signal.
     pub fn push(&mut self, now: TimestampMs, values: &[(SignalId, f64)], retention_ms: u64) {
+        use vedfolnir_core::window::{BUCKET_MS, FINE_MS, compact};
         for (signal, value) in values {
             self.signals
                 .entry(signal.to_string())
@@ -292,6 +296,7 @@ impl History {
         let oldest = now - retention_ms as i64;
         for samples in self.signals.values_mut() {
             samples.retain(|(t, _)| *t >= oldest && *t <= now);
+            compact(samples, now - FINE_MS as i64, BUCKET_MS);
         }
         self.signals.retain(|_, s| !s.is_empty());
     }
@@ -850,5 +855,22 @@ mod tests {
         );
         assert_eq!(h.window(&SignalId::Memory).samples.len(), 1);
         assert!(h.window(&SignalId::QueueDepth).samples.is_empty());
+    }
+
+    #[test]
+    fn days_of_history_stay_a_few_hundred_points() {
+        // Three days at 15 s, kept for three days.
+        let mut h = History::default();
+        let day = 24 * 3_600_000;
+        for i in 0..(3 * day / 15_000) {
+            h.push(i * 15_000, &[(SignalId::Cpu, 0.5)], 3 * day as u64);
+        }
+        let w = h.window(&SignalId::Cpu);
+        // About 71 hours of 15-minute means, then every sample of the last
+        // 60 to 75 minutes (a bucket is averaged once it is whole).
+        let n = w.samples.len();
+        assert!((71 * 4 + 240..=72 * 4 + 300).contains(&n), "{n}");
+        assert!(w.samples.iter().all(|s| s.value == 0.5));
+        assert!(w.samples.windows(2).all(|p| p[0].at < p[1].at));
     }
 }
