@@ -210,6 +210,38 @@ pub struct ParamSpec {
     pub description: String,
 }
 
+impl ParamSpec {
+    /// A parameter of `kind` with its default (taken from `default`).
+    fn of(key: &str, default: ParamValue, description: &str) -> ParamSpec {
+        ParamSpec {
+            key: key.into(),
+            kind: default.kind(),
+            default,
+            description: description.into(),
+        }
+    }
+
+    /// A number parameter.
+    pub fn number(key: &str, default: f64, description: &str) -> ParamSpec {
+        ParamSpec::of(key, ParamValue::Number(default), description)
+    }
+
+    /// A duration parameter, its default in milliseconds.
+    pub fn duration(key: &str, default: DurationMs, description: &str) -> ParamSpec {
+        ParamSpec::of(key, ParamValue::Duration(default), description)
+    }
+
+    /// A text parameter.
+    pub fn text(key: &str, default: &str, description: &str) -> ParamSpec {
+        ParamSpec::of(key, ParamValue::Text(default.into()), description)
+    }
+
+    /// A yes/no parameter.
+    pub fn boolean(key: &str, default: bool, description: &str) -> ParamSpec {
+        ParamSpec::of(key, ParamValue::Boolean(default), description)
+    }
+}
+
 /// How a policy describes a signal it reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalSpec {

@@ -28,12 +28,13 @@
 //! gives no filesystem, network or environment).
 
 pub use vedfolnir_core::model::*;
-pub use vedfolnir_core::{duration, window};
+pub use vedfolnir_core::{duration, queueing, window};
 
 pub mod log;
 pub mod params;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod tracking;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
@@ -44,8 +45,9 @@ pub mod prelude {
     pub use crate::params::Params;
     pub use crate::window::{Held, held, latest_within};
     pub use crate::{
-        ConfigError, Description, Direction, Param, ParamKind, ParamSpec, ParamValue, Policy,
-        PolicyInput, Reason, Recommendation, Sample, SignalId, SignalSpec, SignalWindow,
+        ConfigError, Description, Direction, DurationMs, Param, ParamKind, ParamSpec, ParamValue,
+        Policy, PolicyInput, Reason, Recommendation, Sample, SignalId, SignalSpec, SignalWindow,
+        TimestampMs,
     };
 }
 
