@@ -14,7 +14,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Shipped policies: embedded into the daemon as `builtin:<name>`.
-const POLICIES: &[&str] = &["threshold-score"];
+const POLICIES: &[&str] = &[
+    "threshold-score",
+    "target-tracking",
+    "predictive",
+    "cost-aware",
+];
 
 /// Misbehaving guests for the sandbox tests (see plugins/fixtures/README.md).
 const FIXTURES: &[&str] = &[
@@ -46,6 +51,9 @@ fn main() {
         "wit",
         "plugins/sdk",
         "plugins/threshold-score",
+        "plugins/target-tracking",
+        "plugins/predictive",
+        "plugins/cost-aware",
         "plugins/fixtures",
         "host/core/src",
         "Cargo.lock",

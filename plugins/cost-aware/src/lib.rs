@@ -1,0 +1,424 @@
+//! `cost-aware`: the fewest replicas expected to meet a p95 latency SLO,
+//! within a budget.
+//!
+//! Each replica is modelled as an M/M/k queue (`workers` concurrent
+//! requests, `service-time` each; see `vedfolnir_core::queueing`). The
+//! demand is the highest of the last `scale-down.stabilization` (5
+//! minutes), plus `headroom` (10%): from CPU (a fraction of the replicas'
+//! capacity, times the replica count of each sample's time) or from a
+//! service total such as `requests-per-second`. For each candidate count
+//! the p95 is estimated; the smallest count whose estimate meets `slo.p95`
+//! wins. Two corrections keep the model honest:
+//!
+//! - the observed p95 (`response-time-p95`, when routed) above the SLO while
+//!   the model says the current count meets it adds one replica;
+//! - `budget` (per hour, 0 = none) caps the count at `budget / price`, and
+//!   the reasons say which SLO estimate that buys.
+//!
+//! The reasons state the trade-off: the chosen count, its estimated p95
+//! and hourly cost, and what one replica fewer would give.
+//!
+//! Scores: `scale-up-score` is the replicas it wants to add, and
+//! `scale-down-score` the replicas it wants to remove.
+
+use vedfolnir_sdk::duration::Pretty;
+use vedfolnir_sdk::prelude::*;
+use vedfolnir_sdk::queueing::Queue;
+use vedfolnir_sdk::tracking::value_at;
+
+/// The policy.
+pub struct CostAware;
+
+vedfolnir_sdk::export_policy!(CostAware);
+
+const MINUTE: u64 = 60_000;
+
+struct Config {
+    metric: SignalId,
+    total: bool,
+    price: f64,
+    budget: f64,
+    slo: f64,
+    queue: Queue,
+    headroom: f64,
+    margin: f64,
+    window: u64,
+    staleness: u64,
+}
+
+impl Config {
+    fn read(params: &[Param]) -> (Config, Result<(), Vec<ConfigError>>) {
+        let mut p = Params::new(params);
+        let metric = p.text("metric", "cpu");
+        let metric = metric.parse::<SignalId>().unwrap_or_else(|e| {
+            p.error("metric", e.to_string());
+            SignalId::Cpu
+        });
+        let total = p.boolean("metric.total", false);
+        let positive = |p: &mut Params, key: &str, default: f64| {
+            let v = p.number(key, default);
+            if !(v > 0.0 && v.is_finite()) {
+                p.error(key, format!("must be above 0, found {v}"));
+            }
+            v
+        };
+        let price = positive(&mut p, "price", 0.05);
+        let slo = positive(&mut p, "slo.p95", 0.5);
+        let service_time = positive(&mut p, "service-time", 0.08);
+        let workers = p.number("workers", 8.0);
+        if !(1.0..=10_000.0).contains(&workers) || workers.fract() != 0.0 {
+            p.error(
+                "workers",
+                format!("must be a whole number from 1 to 10000, found {workers}"),
+            );
+        }
+        let budget = p.number("budget", 0.0);
+        if budget.is_nan() || budget < 0.0 {
+            p.error(
+                "budget",
+                format!("must be 0 (none) or above, found {budget}"),
+            );
+        }
+        let headroom = p.number("headroom", 0.1);
+        if !(0.0..=10.0).contains(&headroom) {
+            p.error(
+                "headroom",
+                format!("must be from 0 to 10, found {headroom}"),
+            );
+        }
+        if budget > 0.0 && price > 0.0 && budget < price {
+            p.error(
+                "budget",
+                format!("{budget} per hour does not buy one replica at {price}"),
+            );
+        }
+        let margin = p.number("scale-down.margin", 0.15);
+        if !(0.0..=10.0).contains(&margin) {
+            p.error(
+                "scale-down.margin",
+                format!("must be from 0 to 10, found {margin}"),
+            );
+        }
+        let window = p.duration("scale-down.stabilization", 5 * MINUTE);
+        let staleness = p.duration("staleness", MINUTE);
+        if staleness == 0 {
+            p.error("staleness", "must be longer than 0");
+        }
+        let workers = workers.clamp(1.0, 10_000.0) as u32;
+        let config = Config {
+            metric,
+            total,
+            price,
+            budget,
+            slo,
+            queue: Queue {
+                workers,
+                service_rate: 1.0 / service_time.max(1e-9),
+            },
+            headroom,
+            margin,
+            window,
+            staleness,
+        };
+        (config, p.finish())
+    }
+
+    fn hourly(&self, replicas: u32) -> f64 {
+        f64::from(replicas) * self.price
+    }
+}
+
+impl Policy for CostAware {
+    fn describe() -> Description {
+        Description {
+            name: "cost-aware".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Keeps the fewest replicas whose estimated p95 latency (an M/M/k queue per replica) meets slo.p95, within budget / price, and states the cost of the choice against one replica fewer.".into(),
+            signals: vec![
+                signal(SignalId::Cpu, "the default demand metric: the fraction of the replicas' capacity in use"),
+                signal(SignalId::InstanceCount, "the replica count behind each past sample"),
+                signal(SignalId::ResponseTimeP95, "the observed p95, to correct the model when it is optimistic"),
+                signal(SignalId::Custom("requests-per-second".into()), "a service total to use instead (metric = \"requests-per-second\", metric.total = true)"),
+            ],
+            params: vec![
+                ParamSpec::number("price", 0.05, "cost of one replica for one hour"),
+                ParamSpec::number("budget", 0.0, "most to spend per hour; 0 is no cap"),
+                ParamSpec::number("slo.p95", 0.5, "p95 response time to meet, seconds"),
+                ParamSpec::number("service-time", 0.08, "mean time one request takes, seconds"),
+                ParamSpec::number("workers", 8.0, "requests one replica serves at once"),
+                ParamSpec::number("headroom", 0.1, "plan for this much more demand than the recent peak (0.1 = 10%)"),
+                ParamSpec::text("metric", "cpu", "the demand signal"),
+                ParamSpec::boolean("metric.total", false, "true: requests per second for the service; false: a fraction of each replica's capacity"),
+                ParamSpec::number("scale-down.margin", 0.15, "scale down only to a count that meets the SLO with this much more demand again (hysteresis)"),
+                ParamSpec::duration("scale-down.stabilization", 5 * MINUTE, "plan for the highest demand over this window"),
+                ParamSpec::duration("staleness", MINUTE, "a metric whose newest sample is older than this is missing"),
+            ],
+        }
+    }
+
+    fn validate_config(params: &[Param]) -> Result<(), Vec<ConfigError>> {
+        Config::read(params).1
+    }
+
+    fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
+        let (config, valid) = Config::read(&input.params);
+        if let Err(errors) = valid {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(format!("invalid parameters: {}", list.join("; ")));
+        }
+        Ok(evaluate(&config, input))
+    }
+}
+
+fn signal(signal: SignalId, description: &str) -> SignalSpec {
+    SignalSpec {
+        signal,
+        required: false,
+        description: description.into(),
+    }
+}
+
+fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
+    let current = input.current_replicas;
+    let name = config.metric.name().to_string();
+    let mut reasons = Vec::new();
+    let samples = input
+        .window(&config.metric)
+        .map_or(&[][..], |w| w.samples.as_slice());
+    let replicas: &[Sample] = input
+        .window(&SignalId::InstanceCount)
+        .map_or(&[], |w| w.samples.as_slice());
+    if let problem @ (Held::NoData | Held::Stale { .. } | Held::NonFinite) =
+        held(samples, input.now, config.staleness, |_| true)
+    {
+        let why = match problem {
+            Held::Stale { age } => format!("newest sample is {} old", Pretty(age)),
+            Held::NonFinite => "newest sample is not a finite number".into(),
+            _ => input
+                .window(&config.metric)
+                .and_then(|w| w.missing_reason.clone())
+                .unwrap_or_else(|| "no samples".into()),
+        };
+        reasons.push(Reason::new(
+            format!("{name}-missing"),
+            format!("{name}: {why}"),
+        ));
+        reasons.push(Reason::new("decision", format!("hold at {current}")));
+        return recommend(current, current, reasons);
+    }
+
+    // Demand in requests per second, the highest over the window.
+    let capacity = config.queue.capacity();
+    let from = input.now - config.window as i64;
+    let peak = samples
+        .iter()
+        .filter(|s| s.at >= from && s.value.is_finite())
+        .map(|s| {
+            if config.total {
+                s.value
+            } else {
+                let then = value_at(replicas, s.at).unwrap_or(f64::from(current));
+                s.value * then * capacity
+            }
+        })
+        .fold(0.0, f64::max);
+    let demand = peak * (1.0 + config.headroom);
+    let p95_at = |demand: f64, n: u32| {
+        if n == 0 {
+            return f64::INFINITY;
+        }
+        config
+            .queue
+            .response_time_quantile(demand / f64::from(n), 0.95)
+    };
+    let p95 = |n: u32| p95_at(demand, n);
+    reasons.push(Reason {
+        observed: Some(peak),
+        ..Reason::new(
+            "demand",
+            format!(
+                "peak demand {peak:.1} req/s over the last {} (+{:.0}% headroom: {demand:.1}); one replica serves {capacity:.1}",
+                Pretty(config.window),
+                config.headroom * 100.0
+            ),
+        )
+    });
+
+    let ceiling = input.max_replicas.max(1);
+    let reachable = (1..=ceiling).find(|&n| p95(n) <= config.slo);
+    if reachable.is_none() {
+        reasons.push(Reason::new(
+            "slo-unreachable",
+            format!(
+                "even the maximum {ceiling} replicas give an estimated p95 of {} against the SLO {:.3}s",
+                seconds(p95(ceiling)),
+                config.slo
+            ),
+        ));
+    }
+    let mut n = reachable.unwrap_or(ceiling);
+    if n < current {
+        // Hysteresis: shrink only to a count that would still meet the SLO
+        // with `scale-down.margin` more demand, so a load hovering at a
+        // boundary does not flap.
+        let strict = demand * (1.0 + config.margin);
+        let safe = (n..current)
+            .find(|&k| p95_at(strict, k) <= config.slo)
+            .unwrap_or(current);
+        if safe > n {
+            reasons.push(Reason::new(
+                "scale-down-margin",
+                format!(
+                    "{n} would meet the SLO, but only {safe} meets it with {:.0}% more demand: {safe}",
+                    config.margin * 100.0
+                ),
+            ));
+            n = safe;
+        }
+    }
+
+    // The model's estimate against what is observed.
+    if let Some(observed) = input
+        .window(&SignalId::ResponseTimeP95)
+        .and_then(|w| w.samples.last())
+        .filter(|s| s.value.is_finite() && input.now - s.at <= config.staleness as i64)
+        .map(|s| s.value)
+        && observed > config.slo
+        && n <= current
+    {
+        n = current + 1;
+        reasons.push(Reason {
+            observed: Some(observed),
+            threshold: Some(config.slo),
+            ..Reason::new(
+                "observed-p95-high",
+                format!(
+                    "observed p95 {observed:.3}s is above the SLO although the model expects it met: one more replica"
+                ),
+            )
+        });
+    }
+
+    if config.budget > 0.0 {
+        let affordable = (config.budget / config.price + 1e-9).floor() as u32;
+        if n > affordable {
+            reasons.push(Reason {
+                observed: Some(config.hourly(n)),
+                threshold: Some(config.budget),
+                ..Reason::new(
+                    "budget-cap",
+                    format!(
+                        "the SLO needs {n} replicas ({:.2}/h) but the budget {:.2}/h buys {affordable}: estimated p95 {} (SLO at risk)",
+                        config.hourly(n),
+                        config.budget,
+                        seconds(p95(affordable))
+                    ),
+                )
+            });
+            n = affordable;
+        }
+    }
+
+    let fewer = n.saturating_sub(1);
+    let trade = if fewer == 0 {
+        String::new()
+    } else {
+        format!(
+            "; {fewer} would cost {:.2}/h with p95 {}",
+            config.hourly(fewer),
+            seconds(p95(fewer))
+        )
+    };
+    reasons.push(Reason {
+        observed: Some(p95(n)),
+        threshold: Some(config.slo),
+        ..Reason::new(
+            "trade-off",
+            format!(
+                "{n} replicas: estimated p95 {} (SLO {:.3}s), {:.2}/h{trade}",
+                seconds(p95(n)),
+                config.slo,
+                config.hourly(n)
+            ),
+        )
+    });
+    let direction = Direction::between(current, n);
+    let message = match direction {
+        Direction::Up => format!("scale up {current} -> {n}"),
+        Direction::Down => format!(
+            "scale down {current} -> {n}, saving {:.2}/h",
+            config.hourly(current - n)
+        ),
+        Direction::Hold => format!("hold at {current}"),
+    };
+    reasons.push(Reason::new("decision", message));
+    recommend(current, n, reasons)
+}
+
+fn seconds(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}s")
+    } else {
+        "unbounded (overloaded)".into()
+    }
+}
+
+fn recommend(current: u32, desired: u32, reasons: Vec<Reason>) -> Recommendation {
+    Recommendation {
+        desired_replicas: desired,
+        direction: Direction::between(current, desired),
+        scale_up_score: f64::from(desired.saturating_sub(current)),
+        scale_down_score: f64::from(current.saturating_sub(desired)),
+        reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_scenarios() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios.toml");
+        let failures = vedfolnir_sdk::testing::run_scenarios::<CostAware>(path);
+        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let params = CostAware::describe().default_params();
+        assert_eq!(CostAware::validate_config(&params), Ok(()));
+    }
+
+    #[test]
+    fn bad_values_are_reported_by_key() {
+        let params = vec![
+            Param {
+                key: "price".into(),
+                value: ParamValue::Number(-1.0),
+            },
+            Param {
+                key: "workers".into(),
+                value: ParamValue::Number(2.5),
+            },
+            Param {
+                key: "slo.p95".into(),
+                value: ParamValue::Number(0.0),
+            },
+        ];
+        let errors = CostAware::validate_config(&params).unwrap_err();
+        let mut keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, vec!["price", "slo.p95", "workers"]);
+    }
+
+    #[test]
+    fn a_budget_smaller_than_one_replica_is_refused() {
+        let params = vec![Param {
+            key: "budget".into(),
+            value: ParamValue::Number(0.01),
+        }];
+        let errors = CostAware::validate_config(&params).unwrap_err();
+        assert_eq!(errors[0].key, "budget");
+    }
+}

@@ -1,0 +1,375 @@
+//! `target-tracking`: hold each metric near a target, with the Kubernetes
+//! Horizontal Pod Autoscaler's semantics, so operators can compare with
+//! what they know.
+//!
+//! For each metric with a target set:
+//!
+//! - per-replica averages (`target.cpu`, `target.memory`):
+//!   `desired = ceil(current * value / target)`;
+//! - service totals divided among replicas (`target.queue-depth`, a custom
+//!   signal with `custom.target`): `desired = ceil(total / target)`;
+//! - within `tolerance` (10%) of the target the metric asks for no change.
+//!
+//! Several metrics: the largest desired count wins (HPA). A scale-down is
+//! stabilised: it goes only to the highest count recommended over
+//! `scale-down.stabilization` (5 minutes), recomputed from the windows
+//! because a policy keeps nothing between evaluations. Like HPA, a metric
+//! that is missing or stale never lets the service shrink, but the others
+//! may still grow it; with no metric at all it holds.
+//!
+//! Scores: `scale-up-score` is the replicas it wants to add, and
+//! `scale-down-score` the replicas it wants to remove (0 otherwise).
+
+use vedfolnir_sdk::duration::Pretty;
+use vedfolnir_sdk::prelude::*;
+use vedfolnir_sdk::tracking::{Kind, Tracker, value_at};
+
+/// The policy.
+pub struct TargetTracking;
+
+vedfolnir_sdk::export_policy!(TargetTracking);
+
+const MINUTE: u64 = 60_000;
+
+/// One tracked metric, as configured.
+struct Metric {
+    signal: SignalId,
+    key: String,
+    tracker: Tracker,
+}
+
+struct Config {
+    metrics: Vec<Metric>,
+    down_window: u64,
+    up_window: u64,
+    staleness: u64,
+}
+
+impl Config {
+    fn read(params: &[Param]) -> (Config, Result<(), Vec<ConfigError>>) {
+        let mut p = Params::new(params);
+        let tolerance = p.number("tolerance", 0.1);
+        if !(0.0..1.0).contains(&tolerance) {
+            p.error(
+                "tolerance",
+                format!("must be from 0 to below 1, found {tolerance}"),
+            );
+        }
+        let mut metrics = Vec::new();
+        let mut bad_target = false;
+        let mut add = |p: &mut Params, key: &str, signal: SignalId, kind, default| {
+            let target = p.number(key, default);
+            if target < 0.0 || !target.is_finite() {
+                bad_target = true;
+                p.error(key, format!("must be 0 (off) or above, found {target}"));
+            } else if target > 0.0 {
+                metrics.push(Metric {
+                    signal,
+                    key: key.to_string(),
+                    tracker: Tracker {
+                        kind,
+                        target,
+                        tolerance,
+                    },
+                });
+            }
+        };
+        add(&mut p, "target.cpu", SignalId::Cpu, Kind::Average, 0.6);
+        add(
+            &mut p,
+            "target.memory",
+            SignalId::Memory,
+            Kind::Average,
+            0.0,
+        );
+        add(
+            &mut p,
+            "target.queue-depth",
+            SignalId::QueueDepth,
+            Kind::Total,
+            0.0,
+        );
+        let custom = p.text("custom.signal", "");
+        if custom.is_empty() {
+            let t = p.number("custom.target", 0.0);
+            if t != 0.0 {
+                p.error("custom.target", "set custom.signal too (which signal)");
+            }
+        } else {
+            match custom.parse::<SignalId>() {
+                Ok(signal) => add(&mut p, "custom.target", signal, Kind::Total, 0.0),
+                Err(e) => p.error("custom.signal", e.to_string()),
+            }
+        }
+        let up_window = p.duration("scale-up.stabilization", 0);
+        let down_window = p.duration("scale-down.stabilization", 5 * MINUTE);
+        let staleness = p.duration("staleness", MINUTE);
+        if staleness == 0 {
+            p.error("staleness", "must be longer than 0");
+        }
+        if metrics.is_empty() && !bad_target {
+            p.error(
+                "target.cpu",
+                "no metric has a target: set target.cpu, target.memory, target.queue-depth or custom.target above 0",
+            );
+        }
+        let config = Config {
+            metrics,
+            down_window,
+            up_window,
+            staleness,
+        };
+        (config, p.finish())
+    }
+}
+
+impl Policy for TargetTracking {
+    fn describe() -> Description {
+        Description {
+            name: "target-tracking".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Holds each metric near its target as the Kubernetes HPA does: desired = ceil(current x value / target), a 10% tolerance, the largest of several metrics, and a 5-minute scale-down stabilisation window.".into(),
+            signals: vec![
+                signal(SignalId::Cpu, "tracked against target.cpu (per-replica average)"),
+                signal(SignalId::Memory, "tracked against target.memory when set"),
+                signal(SignalId::QueueDepth, "tracked against target.queue-depth (jobs per replica) when set"),
+                signal(SignalId::InstanceCount, "the replica count behind each past sample, for the stabilisation window"),
+            ],
+            params: vec![
+                ParamSpec::number("target.cpu", 0.6, "CPU fraction of the limit to hold each replica at; 0 turns it off"),
+                ParamSpec::number("target.memory", 0.0, "memory fraction of the limit to hold; 0 (default) is off"),
+                ParamSpec::number("target.queue-depth", 0.0, "queued jobs per replica to hold; 0 (default) is off"),
+                ParamSpec::text("custom.signal", "", "another signal, a service total (for example requests-per-second)"),
+                ParamSpec::number("custom.target", 0.0, "what one replica should carry of custom.signal; 0 is off"),
+                ParamSpec::number("tolerance", 0.1, "no change while value / target is within this of 1"),
+                ParamSpec::duration("scale-down.stabilization", 5 * MINUTE, "scale down only to the highest count recommended over this window"),
+                ParamSpec::duration("scale-up.stabilization", 0, "scale up only to the lowest count recommended over this window (0: at once)"),
+                ParamSpec::duration("staleness", MINUTE, "a metric whose newest sample is older than this is missing"),
+            ],
+        }
+    }
+
+    fn validate_config(params: &[Param]) -> Result<(), Vec<ConfigError>> {
+        Config::read(params).1
+    }
+
+    fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
+        let (config, valid) = Config::read(&input.params);
+        if let Err(errors) = valid {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(format!("invalid parameters: {}", list.join("; ")));
+        }
+        Ok(evaluate(&config, input))
+    }
+}
+
+fn signal(signal: SignalId, description: &str) -> SignalSpec {
+    SignalSpec {
+        signal,
+        required: false,
+        description: description.into(),
+    }
+}
+
+fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
+    let current = input.current_replicas;
+    let replicas: &[Sample] = input
+        .window(&SignalId::InstanceCount)
+        .map_or(&[], |w| w.samples.as_slice());
+    let mut reasons = Vec::new();
+    let mut wanted: Option<u32> = None;
+    let mut stabilised_down: Option<u32> = None;
+    let mut stabilised_up: Option<u32> = None;
+    let mut missing = Vec::new();
+    for m in &config.metrics {
+        let samples = input
+            .window(&m.signal)
+            .map_or(&[][..], |w| w.samples.as_slice());
+        let name = m.signal.name();
+        let newest = match held(samples, input.now, config.staleness, |_| true) {
+            Held::Observed { latest, .. } => latest,
+            other => {
+                let why = match other {
+                    Held::Stale { age } => format!("newest sample is {} old", Pretty(age)),
+                    Held::NonFinite => "newest sample is not a finite number".into(),
+                    _ => input
+                        .window(&m.signal)
+                        .and_then(|w| w.missing_reason.clone())
+                        .unwrap_or_else(|| "no samples".into()),
+                };
+                reasons.push(Reason::new(
+                    format!("{name}-missing"),
+                    format!("{name}: {why}; no scale-down while a metric is missing"),
+                ));
+                missing.push(name.to_string());
+                continue;
+            }
+        };
+        let want = m
+            .tracker
+            .desired(current, newest)
+            .expect("the value is finite and the target positive");
+        let what = match m.tracker.kind {
+            Kind::Average => format!(
+                "{name} {newest:.3} against target {:.3} per replica (x{:.2})",
+                m.tracker.target,
+                newest / m.tracker.target
+            ),
+            Kind::Total => format!(
+                "{name} {newest:.1} in total against {:.1} per replica",
+                m.tracker.target
+            ),
+        };
+        reasons.push(Reason {
+            observed: Some(newest),
+            threshold: Some(m.tracker.target),
+            ..Reason::new(
+                format!("{name}-tracking"),
+                format!("{what}: {current} -> {want} ({})", m.key),
+            )
+        });
+        wanted = Some(wanted.map_or(want, |w| w.max(want)));
+        let high = m
+            .tracker
+            .highest_recent(samples, replicas, current, input.now, config.down_window)
+            .unwrap_or(want);
+        stabilised_down = Some(stabilised_down.map_or(high, |h| h.max(high)));
+        if config.up_window > 0 {
+            let from = input.now - config.up_window as i64;
+            let low = samples
+                .iter()
+                .filter(|s| s.at >= from)
+                .filter_map(|s| {
+                    let then = value_at(replicas, s.at).map_or(current, |r| r.round() as u32);
+                    m.tracker.desired(then, s.value)
+                })
+                .min()
+                .unwrap_or(want);
+            stabilised_up = Some(stabilised_up.map_or(low, |l| l.max(low)));
+        }
+    }
+    let Some(want) = wanted else {
+        reasons.push(Reason::new(
+            "decision",
+            "hold: no tracked metric has a usable value",
+        ));
+        return hold(current, reasons);
+    };
+    let mut desired = want;
+    if desired > current {
+        if let Some(low) = stabilised_up
+            && low < desired
+        {
+            let to = low.max(current);
+            reasons.push(Reason::new(
+                "scale-up-stabilized",
+                format!(
+                    "scale-up stabilised: the lowest count recommended in the last {} is {low}",
+                    Pretty(config.up_window)
+                ),
+            ));
+            desired = to;
+        }
+    } else if desired < current {
+        if !missing.is_empty() {
+            reasons.push(Reason::new(
+                "missing-blocks-down",
+                format!(
+                    "would scale down to {desired}, but {} is missing",
+                    missing.join(", ")
+                ),
+            ));
+            desired = current;
+        } else if let Some(high) = stabilised_down
+            && high > desired
+        {
+            let to = high.min(current);
+            reasons.push(Reason {
+                observed: Some(f64::from(high)),
+                ..Reason::new(
+                    "scale-down-stabilized",
+                    format!(
+                        "scale-down stabilised: the highest count recommended in the last {} is {high}",
+                        Pretty(config.down_window)
+                    ),
+                )
+            });
+            desired = to;
+        }
+    }
+    let direction = Direction::between(current, desired);
+    let message = match direction {
+        Direction::Up => format!("scale up {current} -> {desired}"),
+        Direction::Down => format!("scale down {current} -> {desired}"),
+        Direction::Hold => format!("hold at {current}"),
+    };
+    reasons.push(Reason::new("decision", message));
+    Recommendation {
+        desired_replicas: desired,
+        direction,
+        scale_up_score: f64::from(desired.saturating_sub(current)),
+        scale_down_score: f64::from(current.saturating_sub(desired)),
+        reasons,
+    }
+}
+
+fn hold(current: u32, reasons: Vec<Reason>) -> Recommendation {
+    Recommendation {
+        desired_replicas: current,
+        direction: Direction::Hold,
+        scale_up_score: 0.0,
+        scale_down_score: 0.0,
+        reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_scenarios() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios.toml");
+        let failures = vedfolnir_sdk::testing::run_scenarios::<TargetTracking>(path);
+        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let params = TargetTracking::describe().default_params();
+        assert_eq!(TargetTracking::validate_config(&params), Ok(()));
+    }
+
+    #[test]
+    fn bad_values_are_reported_by_key() {
+        let params = vec![
+            Param {
+                key: "target.cpu".into(),
+                value: ParamValue::Number(-0.5),
+            },
+            Param {
+                key: "tolerance".into(),
+                value: ParamValue::Number(1.5),
+            },
+            Param {
+                key: "custom.signal".into(),
+                value: ParamValue::Text("Not A Name".into()),
+            },
+        ];
+        let errors = TargetTracking::validate_config(&params).unwrap_err();
+        let mut keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, vec!["custom.signal", "target.cpu", "tolerance"]);
+    }
+
+    #[test]
+    fn turning_every_metric_off_is_an_error() {
+        let params = vec![Param {
+            key: "target.cpu".into(),
+            value: ParamValue::Number(0.0),
+        }];
+        let errors = TargetTracking::validate_config(&params).unwrap_err();
+        assert_eq!(errors[0].key, "target.cpu");
+        assert!(errors[0].message.contains("no metric"), "{}", errors[0]);
+    }
+}
