@@ -29,6 +29,7 @@ mod policy;
 mod prom;
 mod reload;
 mod run;
+mod simulate;
 mod store;
 
 use std::path::PathBuf;
@@ -196,12 +197,102 @@ enum Command {
         #[arg(long, env = "MAX_REPLICAS")]
         max_replicas: Option<u32>,
     },
+    /// Replay a load trace (CSV: time, load) or a built-in shape through a
+    /// model of the service, with the real sandbox and guard rails on a
+    /// virtual clock, for one or several policies side by side; print the
+    /// SLO-violation minutes, replica-hours, actions and reversals of each.
+    Simulate(Box<SimulateArgs>),
     /// Check policy files without evaluating: every problem, with file and key.
     Validate {
         /// Policy files (TOML).
         #[arg(required = true)]
         policies: Vec<PathBuf>,
     },
+}
+
+/// `simulate`'s arguments.
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// The trace: CSV with a header; the first column is the time (named
+    /// time/second, minute or hour: its unit), then the load.
+    #[arg(long, conflicts_with = "shape")]
+    trace: Option<PathBuf>,
+    /// The load column, when the trace has several (default: `load`, or
+    /// the only one).
+    #[arg(long, requires = "trace")]
+    column: Option<String>,
+    /// A built-in load shape instead of a trace: step, ramp, flash-crowd,
+    /// diurnal. The default when no trace is given is diurnal.
+    #[arg(long)]
+    shape: Option<String>,
+    /// How long the shape lasts.
+    #[arg(long, default_value = "2d", value_parser = parse_duration)]
+    duration: Duration,
+    /// The shape's low load, requests per second.
+    #[arg(long, default_value_t = 100.0)]
+    base: f64,
+    /// The shape's high load, requests per second.
+    #[arg(long, default_value_t = 600.0)]
+    peak: f64,
+    /// The seed of the shape's noise.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Multiply the load by this (to bring a trace to requests per second
+    /// at sensible replica counts).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// A policy file, or builtin:<name>; repeat for several side by side
+    /// (default: every builtin policy).
+    #[arg(long = "policy")]
+    policies: Vec<String>,
+    /// Time between evaluations (the daemon's --interval).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    interval: Duration,
+    /// The model's time step (default 15s, at most the interval).
+    #[arg(long, value_parser = parse_duration)]
+    step: Option<Duration>,
+    /// Requests per second one replica serves at full use.
+    #[arg(long, default_value_t = 100.0)]
+    capacity: f64,
+    /// Requests one replica serves at once (its M/M/k queue's k).
+    #[arg(long, default_value_t = 8)]
+    workers: u32,
+    /// From a replica's creation to its first request.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    startup: Duration,
+    /// A request waiting longer than this fails.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// The SLO: a step whose p95 response time is above this, in seconds,
+    /// is a violation.
+    #[arg(long, default_value_t = 0.5)]
+    slo_p95: f64,
+    /// The SLO: a step whose error fraction is above this is a violation.
+    #[arg(long, default_value_t = 0.01)]
+    slo_error_rate: f64,
+    /// Replicas at the start (default: what the first load needs at 70% of
+    /// capacity, within each policy's bounds).
+    #[arg(long)]
+    start_replicas: Option<u32>,
+    /// Replaces every policy's min_replicas.
+    #[arg(long, env = "MIN_REPLICAS")]
+    min_replicas: Option<u32>,
+    /// Replaces every policy's max_replicas.
+    #[arg(long, env = "MAX_REPLICAS")]
+    max_replicas: Option<u32>,
+    /// Write a chart (SVG): load, replicas per policy, p95 per policy.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+    /// Write every scale action (time, policy, from, to, reasons) here, as
+    /// JSON lines.
+    #[arg(long)]
+    actions: Option<PathBuf>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
