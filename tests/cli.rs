@@ -381,6 +381,13 @@ fn plugin_list_names_the_builtin_policies() {
         "{}",
         out.stdout
     );
+    for name in ["target-tracking", "predictive", "cost-aware"] {
+        assert!(
+            out.stdout.contains(&format!("builtin:{name}")),
+            "{}",
+            out.stdout
+        );
+    }
 }
 
 #[test]

@@ -6,4 +6,5 @@ mod cli;
 mod daemon;
 mod docker;
 mod prometheus;
+mod simulate;
 mod util;

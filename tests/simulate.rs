@@ -1,0 +1,311 @@
+//! `simulate`: the shipped policies replayed through the service model, in
+//! the real sandbox, and every bad input named by file, line or key.
+
+use crate::util::{run, temp_file};
+
+/// Run `simulate` with `args` and `--json --quiet`; parse the report.
+fn simulate_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["simulate", "--json", "--quiet"];
+    all.extend_from_slice(args);
+    let out = run(&all).expect_code(0);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+fn row<'a>(report: &'a serde_json::Value, policy: &str) -> &'a serde_json::Value {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["policy"] == policy)
+        .unwrap_or_else(|| panic!("no row for {policy}: {report}"))
+}
+
+#[test]
+fn every_builtin_policy_replays_a_flash_crowd_side_by_side_with_a_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("chart.svg");
+    let actions = dir.path().join("actions.jsonl");
+    let report = simulate_json(&[
+        "--shape",
+        "flash-crowd",
+        "--duration",
+        "3h",
+        "--base",
+        "100",
+        "--peak",
+        "1000",
+        "--max-replicas",
+        "20",
+        "--chart",
+        chart.to_str().unwrap(),
+        "--actions",
+        actions.to_str().unwrap(),
+    ]);
+    let results = report["results"].as_array().unwrap();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "threshold-score",
+            "target-tracking",
+            "predictive",
+            "cost-aware"
+        ]
+    );
+    // 3 hours every 15 s is 720 passes, less those spent waiting for new
+    // replicas to start (as the daemon waits); no plugin ever failed.
+    for r in results {
+        let n = r["evaluations"].as_u64().unwrap();
+        assert!((650..720).contains(&n), "{r}");
+        assert_eq!(r["failed_evaluations"], 0, "{r}");
+        assert!(r["actions"].as_u64().unwrap() >= 2, "{r}");
+    }
+    // The crowd (1000 req/s) needs at least 10 replicas of 100 req/s: the
+    // tracking policies get there; the documented policy adds one at a time
+    // after 5 minutes of high CPU, so the crowd costs it SLO minutes.
+    assert!(
+        row(&report, "target-tracking")["peak_replicas"]
+            .as_u64()
+            .unwrap()
+            >= 10
+    );
+    assert!(
+        row(&report, "threshold-score")["slo_violation_minutes"]
+            .as_f64()
+            .unwrap()
+            > 5.0
+    );
+    // Cost-aware spends fewer replica-hours than target tracking at 60%.
+    assert!(
+        row(&report, "cost-aware")["replica_hours"]
+            .as_f64()
+            .unwrap()
+            < row(&report, "target-tracking")["replica_hours"]
+                .as_f64()
+                .unwrap()
+    );
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for name in names {
+        assert!(
+            svg.contains(&format!(">{name}</text>")),
+            "legend lacks {name}"
+        );
+    }
+    // The action log: one JSON object per action, with the policy's reasons.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&actions)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let total: u64 = results.iter().map(|r| r["actions"].as_u64().unwrap()).sum();
+    assert_eq!(lines.len() as u64, total);
+    assert!(lines.iter().any(|l| {
+        l["policy"] == "target-tracking"
+            && l["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r.as_str().unwrap().starts_with("cpu-tracking:"))
+    }));
+}
+
+#[test]
+fn the_table_names_the_columns_and_the_same_run_gives_the_same_numbers() {
+    let args = [
+        "simulate",
+        "--quiet",
+        "--shape",
+        "diurnal",
+        "--duration",
+        "1d",
+        "--policy",
+        "builtin:target-tracking",
+        "--policy",
+        "builtin:cost-aware",
+        "--max-replicas",
+        "12",
+    ];
+    let a = run(&args).expect_code(0);
+    for column in [
+        "SLO-violation",
+        "replica-hours",
+        "actions",
+        "reversals<=10m",
+    ] {
+        assert!(a.stdout.contains(column), "{}", a.stdout);
+    }
+    let b = run(&args).expect_code(0);
+    // Everything but the wall-clock line is a pure function of the input.
+    let body = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("replayed in"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(body(&a.stdout), body(&b.stdout));
+}
+
+#[test]
+fn a_csv_trace_is_replayed_from_its_load_column() {
+    // Two hours of hourly load, interpolated to the evaluation interval.
+    let (_dir, path) = temp_file("t.csv", "hour,load,other\n0,300,1\n1,600,1\n2,300,1\n");
+    let report = simulate_json(&[
+        "--trace",
+        path.to_str().unwrap(),
+        "--policy",
+        "builtin:target-tracking",
+        "--interval",
+        "1m",
+        "--max-replicas",
+        "20",
+    ]);
+    assert_eq!(report["duration_ms"], 3 * 3_600_000);
+    let r = row(&report, "target-tracking");
+    // 600 req/s at a 0.6 CPU target needs 10 replicas.
+    assert_eq!(r["peak_replicas"], 10, "{r}");
+    assert_eq!(r["evaluations"], 180, "{r}");
+}
+
+/// Each bad trace: the file's content, the message expected (with its line).
+const BAD_TRACES: &[(&str, &str, &str)] = &[
+    (
+        "missing row",
+        "hour,load\n0,1\n1,2\n3,2\n",
+        ":4: time 3 follows 1: 1 row(s) missing",
+    ),
+    (
+        "empty value",
+        "hour,load\n0,1\n1,\n",
+        ":3: load is empty (a missing value is not 0)",
+    ),
+    (
+        "negative value",
+        "hour,load\n0,1\n1,-5\n",
+        ":3: load -5 is negative",
+    ),
+    (
+        "non-numeric value",
+        "hour,load\n0,1\n1,lots\n",
+        ":3: load \"lots\" is not a number",
+    ),
+    ("empty file", "", ": the file is empty"),
+    ("header only", "hour,load\n", ": 0 data row(s)"),
+    (
+        "unknown time column",
+        "day,load\n0,1\n1,1\n",
+        ":1: the first column must be the time",
+    ),
+];
+
+#[test]
+fn bad_traces_are_refused_naming_the_file_and_line() {
+    for (what, text, expected) in BAD_TRACES {
+        let (_dir, path) = temp_file("trace.csv", text);
+        let out = run(&["simulate", "--trace", path.to_str().unwrap()]).expect_code(2);
+        let want = format!("{}{expected}", path.display());
+        assert!(
+            out.stderr.contains(&want),
+            "{what}: want {want:?} in\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn an_unknown_column_is_refused_listing_the_columns() {
+    let (_dir, path) = temp_file("trace.csv", "second,requests,tokens\n0,1,9\n1,2,9\n");
+    let out = run(&[
+        "simulate",
+        "--trace",
+        path.to_str().unwrap(),
+        "--column",
+        "load",
+    ])
+    .expect_code(2);
+    assert!(
+        out.stderr
+            .contains(":1: unknown column \"load\"; the columns are requests, tokens"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["simulate", "--trace", path.to_str().unwrap()]).expect_code(2);
+    assert!(
+        out.stderr.contains("choose one with --column"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_policy_whose_parameters_fail_validate_config_is_refused_naming_the_key() {
+    let (_dir, path) = temp_file(
+        "predictive.toml",
+        "service = \"web\"\nplugin = \"builtin:predictive\"\n[params]\ntarget = 0\nseason = \"25m\"\n",
+    );
+    let out = run(&[
+        "simulate",
+        "--shape",
+        "step",
+        "--duration",
+        "1h",
+        "--policy",
+        path.to_str().unwrap(),
+    ])
+    .expect_code(2);
+    assert!(
+        out.stderr
+            .contains("params.target: must be above 0, found 0"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("params.season: must be a whole number of buckets"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&path.display().to_string()),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_unknown_shape_or_policy_is_refused() {
+    let out = run(&["simulate", "--shape", "zigzag"]).expect_code(2);
+    assert!(
+        out.stderr
+            .contains("unknown shape \"zigzag\" (one of step, ramp, flash-crowd, diurnal)"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["simulate", "--policy", "builtin:nope"]).expect_code(2);
+    assert!(
+        out.stderr.contains("no builtin policy \"nope\""),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_shipped_policies_pass_their_golden_scenarios_as_components() {
+    for name in ["target-tracking", "predictive", "cost-aware"] {
+        let out = run(&[
+            "plugin",
+            "test",
+            &format!("builtin:{name}"),
+            &format!("plugins/{name}/scenarios.toml"),
+        ])
+        .expect_code(0);
+        assert!(
+            out.stdout.contains(" passed, 0 failed"),
+            "{name}: {}",
+            out.stdout
+        );
+    }
+}
