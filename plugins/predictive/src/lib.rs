@@ -201,6 +201,9 @@ enum Forecast {
     Needs {
         replicas: u32,
         demand: f64,
+        /// The peak up to a stabilisation window further ahead: what a
+        /// scale-in must still carry.
+        hold_demand: f64,
         method: String,
     },
     /// Too little history: reactive only.
@@ -283,6 +286,7 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         Forecast::Needs {
             replicas: needed,
             demand: peak,
+            hold_demand,
             method,
         } => {
             reasons.push(Reason {
@@ -308,13 +312,14 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
                 // Hysteresis: scale in only to a count that carries the
                 // forecast with the tolerance to spare, so a forecast
                 // hovering at a replica boundary does not flap.
-                let keep = replicas_for(config, peak * (1.0 + config.tracker.tolerance));
+                let keep = replicas_for(config, hold_demand * (1.0 + config.tracker.tolerance));
                 if keep > desired {
                     let to = keep.min(current);
                     reasons.push(Reason::new(
                         "forecast-holds",
                         format!(
-                            "scale in only to {to}: the forecast plus {:.0}% needs {keep}",
+                            "scale in only to {to}: the forecast for the next {} plus {:.0}% needs {keep}",
+                            Pretty(config.startup + config.down_window.max(config.bucket)),
                             config.tracker.tolerance * 100.0
                         ),
                     ));
@@ -374,6 +379,9 @@ fn replicas_for(config: &Config, demand: f64) -> u32 {
 
 fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
     let lead_end = now + config.startup as i64;
+    // A scale-in must also carry the next bucket's forecast (a forecast
+    // rises in steps of one bucket), and the stabilisation window's.
+    let hold_end = lead_end + config.down_window.max(config.bucket) as i64;
     if let Some((mut series, last_end)) = buckets(config, demand, now) {
         // A fixed length: the window's oldest bucket is often partial, and
         // a fit on one bucket more or less (or one whole season more or
@@ -385,10 +393,12 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
         let m = (config.season / config.bucket) as usize;
         if series.len() >= 2 * m {
             let since = now - config.down_window as i64;
-            let peak = holt_winters(config, &series, m, last_end, since, lead_end);
+            let (peak, hold_demand) =
+                holt_winters(config, &series, m, last_end, since, (lead_end, hold_end));
             return Forecast::Needs {
                 replicas: replicas_for(config, peak),
                 demand: peak,
+                hold_demand,
                 method: format!(
                     "Holt-Winters on {} of history (season {})",
                     Pretty(series.len() as u64 * config.bucket),
@@ -422,11 +432,12 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
         sxx += (x - mean_x) * (x - mean_x);
     }
     let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    let at = (lead_end - t0) as f64 / 1000.0;
-    let peak = (mean_y + slope * (at - mean_x)).max(0.0);
+    let line = |t: i64| (mean_y + slope * ((t - t0) as f64 / 1000.0 - mean_x)).max(0.0);
+    let peak = line(lead_end);
     Forecast::Needs {
         replicas: replicas_for(config, peak),
         demand: peak,
+        hold_demand: peak.max(line(hold_end)),
         method: format!(
             "linear trend over {} ({:+.4}/min; less than two seasons of history)",
             Pretty(config.trend_window),
@@ -509,7 +520,8 @@ fn buckets(config: &Config, demand: &[Sample], now: TimestampMs) -> Option<(Vec<
 /// floor it sets is the highest of: the forecasts for the buckets covering
 /// `[now, lead_end]`, and the one-step-ahead forecasts the fit made for the
 /// buckets covering `[since, now)`, so the floor does not drop the moment
-/// a bucket ends (the forecast's own stabilisation).
+/// a bucket ends (the forecast's own stabilisation). The second value is
+/// the same up to `hold_end`, for scale-in.
 ///
 /// The seasonal terms are indexed by the bucket's phase in the season of
 /// the clock (not of the window), and start from the average profile of
@@ -523,8 +535,8 @@ fn holt_winters(
     m: usize,
     last_end: i64,
     since: TimestampMs,
-    lead_end: TimestampMs,
-) -> f64 {
+    (lead_end, hold_end): (TimestampMs, TimestampMs),
+) -> (f64, f64) {
     let (a, b, g) = (config.alpha, config.beta, config.gamma);
     let n = series.len();
     let bucket = config.bucket as i64;
@@ -563,10 +575,13 @@ fn holt_winters(
     }
     // Bucket h (1-based) after the last complete one covers
     // [last_end + (h-1)b, last_end + h b).
-    let h_to = ((lead_end - last_end).div_euclid(bucket) + 1).max(1) as usize;
-    (1..=h_to)
-        .map(|h| level + h as f64 * trend + season[phase(n + h - 1)])
-        .fold(floor, f64::max)
+    let peak_to = |end: i64| {
+        let h_to = ((end - last_end).div_euclid(bucket) + 1).max(1) as usize;
+        (1..=h_to)
+            .map(|h| level + h as f64 * trend + season[phase(n + h - 1)])
+            .fold(floor, f64::max)
+    };
+    (peak_to(lead_end), peak_to(hold_end))
 }
 
 #[cfg(test)]
