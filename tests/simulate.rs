@@ -309,3 +309,15 @@ fn the_shipped_policies_pass_their_golden_scenarios_as_components() {
         );
     }
 }
+
+#[test]
+fn the_example_policy_files_validate() {
+    let mut args = vec!["validate".to_string(), "policies/vedfolnir.toml".into()];
+    for name in ["target-tracking", "predictive", "cost-aware"] {
+        args.push(format!("policies/examples/{name}.toml"));
+    }
+    args.push("docs/simulate/cost-aware-optimistic.toml".into());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&refs).expect_code(0);
+    assert_eq!(out.stdout.matches(": ok (").count(), 5, "{}", out.stdout);
+}
