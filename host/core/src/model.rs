@@ -253,6 +253,17 @@ pub struct SignalSpec {
     pub description: String,
 }
 
+impl SignalSpec {
+    /// A signal the policy handles the absence of itself (`required: false`).
+    pub fn optional(signal: SignalId, description: &str) -> SignalSpec {
+        SignalSpec {
+            signal,
+            required: false,
+            description: description.into(),
+        }
+    }
+}
+
 /// What a policy says about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Description {

@@ -24,7 +24,7 @@
 use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
 use vedfolnir_sdk::queueing::Queue;
-use vedfolnir_sdk::tracking::value_at;
+use vedfolnir_sdk::tracking::{newest, recommend, value_at};
 
 /// The policy.
 pub struct CostAware;
@@ -49,11 +49,7 @@ struct Config {
 impl Config {
     fn read(params: &[Param]) -> (Config, Result<(), Vec<ConfigError>>) {
         let mut p = Params::new(params);
-        let metric = p.text("metric", "cpu");
-        let metric = metric.parse::<SignalId>().unwrap_or_else(|e| {
-            p.error("metric", e.to_string());
-            SignalId::Cpu
-        });
+        let metric = p.signal("metric", "cpu");
         let total = p.boolean("metric.total", false);
         let positive = |p: &mut Params, key: &str, default: f64| {
             let v = p.number(key, default);
@@ -135,10 +131,10 @@ impl Policy for CostAware {
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "Keeps the fewest replicas whose estimated p95 latency (an M/M/k queue per replica) meets slo.p95, within budget / price, and states the cost of the choice against one replica fewer.".into(),
             signals: vec![
-                signal(SignalId::Cpu, "the default demand metric: the fraction of the replicas' capacity in use"),
-                signal(SignalId::InstanceCount, "the replica count behind each past sample"),
-                signal(SignalId::ResponseTimeP95, "the observed p95, to correct the model when it is optimistic"),
-                signal(SignalId::Custom("requests-per-second".into()), "a service total to use instead (metric = \"requests-per-second\", metric.total = true)"),
+                SignalSpec::optional(SignalId::Cpu, "the default demand metric: the fraction of the replicas' capacity in use"),
+                SignalSpec::optional(SignalId::InstanceCount, "the replica count behind each past sample"),
+                SignalSpec::optional(SignalId::ResponseTimeP95, "the observed p95, to correct the model when it is optimistic"),
+                SignalSpec::optional(SignalId::Custom("requests-per-second".into()), "a service total to use instead (metric = \"requests-per-second\", metric.total = true)"),
             ],
             params: vec![
                 ParamSpec::number("price", 0.05, "cost of one replica for one hour"),
@@ -162,19 +158,8 @@ impl Policy for CostAware {
 
     fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
         let (config, valid) = Config::read(&input.params);
-        if let Err(errors) = valid {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Err(format!("invalid parameters: {}", list.join("; ")));
-        }
+        valid.map_err(|errors| vedfolnir_sdk::params::invalid(&errors))?;
         Ok(evaluate(&config, input))
-    }
-}
-
-fn signal(signal: SignalId, description: &str) -> SignalSpec {
-    SignalSpec {
-        signal,
-        required: false,
-        description: description.into(),
     }
 }
 
@@ -188,22 +173,11 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
     let replicas: &[Sample] = input
         .window(&SignalId::InstanceCount)
         .map_or(&[], |w| w.samples.as_slice());
-    if let problem @ (Held::NoData | Held::Stale { .. } | Held::NonFinite) =
-        held(samples, input.now, config.staleness, |_| true)
-    {
-        let why = match problem {
-            Held::Stale { age } => format!("newest sample is {} old", Pretty(age)),
-            Held::NonFinite => "newest sample is not a finite number".into(),
-            _ => input
-                .window(&config.metric)
-                .and_then(|w| w.missing_reason.clone())
-                .unwrap_or_else(|| "no samples".into()),
-        };
+    if let Err(why) = newest(input, &config.metric, config.staleness) {
         reasons.push(Reason::new(
             format!("{name}-missing"),
             format!("{name}: {why}"),
         ));
-        reasons.push(Reason::new("decision", format!("hold at {current}")));
         return recommend(current, current, reasons);
     }
 
@@ -342,16 +316,16 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             ),
         )
     });
-    let direction = Direction::between(current, n);
-    let message = match direction {
-        Direction::Up => format!("scale up {current} -> {n}"),
-        Direction::Down => format!(
-            "scale down {current} -> {n}, saving {:.2}/h",
-            config.hourly(current - n)
-        ),
-        Direction::Hold => format!("hold at {current}"),
-    };
-    reasons.push(Reason::new("decision", message));
+    if n < current {
+        reasons.push(Reason::new(
+            "saving",
+            format!(
+                "{} fewer replicas save {:.2}/h",
+                current - n,
+                config.hourly(current - n)
+            ),
+        ));
+    }
     recommend(current, n, reasons)
 }
 
@@ -363,53 +337,26 @@ fn seconds(v: f64) -> String {
     }
 }
 
-fn recommend(current: u32, desired: u32, reasons: Vec<Reason>) -> Recommendation {
-    Recommendation {
-        desired_replicas: desired,
-        direction: Direction::between(current, desired),
-        scale_up_score: f64::from(desired.saturating_sub(current)),
-        scale_down_score: f64::from(current.saturating_sub(desired)),
-        reasons,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn golden_scenarios() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios.toml");
-        let failures = vedfolnir_sdk::testing::run_scenarios::<CostAware>(path);
-        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
-    }
-
-    #[test]
-    fn defaults_validate() {
-        let params = CostAware::describe().default_params();
-        assert_eq!(CostAware::validate_config(&params), Ok(()));
+    fn golden_scenarios_pass_and_the_defaults_validate() {
+        vedfolnir_sdk::testing::check_policy::<CostAware>(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios.toml"
+        ));
     }
 
     #[test]
     fn bad_values_are_reported_by_key() {
-        let params = vec![
-            Param {
-                key: "price".into(),
-                value: ParamValue::Number(-1.0),
-            },
-            Param {
-                key: "workers".into(),
-                value: ParamValue::Number(2.5),
-            },
-            Param {
-                key: "slo.p95".into(),
-                value: ParamValue::Number(0.0),
-            },
-        ];
-        let errors = CostAware::validate_config(&params).unwrap_err();
-        let mut keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
-        keys.sort();
-        assert_eq!(keys, vec!["price", "slo.p95", "workers"]);
+        let keys = vedfolnir_sdk::testing::rejected_keys::<CostAware>(&[
+            ("price", ParamValue::Number(-1.0)),
+            ("workers", ParamValue::Number(2.5)),
+            ("slo.p95", ParamValue::Number(0.0)),
+        ]);
+        assert_eq!(keys, ["price", "slo.p95", "workers"]);
     }
 
     #[test]

@@ -25,7 +25,7 @@
 
 use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
-use vedfolnir_sdk::tracking::{Kind, Tracker, value_at};
+use vedfolnir_sdk::tracking::{Kind, Tracker, newest, recommend, value_at};
 
 /// The policy.
 pub struct Predictive;
@@ -53,11 +53,7 @@ struct Config {
 impl Config {
     fn read(params: &[Param]) -> (Config, Result<(), Vec<ConfigError>>) {
         let mut p = Params::new(params);
-        let metric_name = p.text("metric", "cpu");
-        let metric = metric_name.parse::<SignalId>().unwrap_or_else(|e| {
-            p.error("metric", e.to_string());
-            SignalId::Cpu
-        });
+        let metric = p.signal("metric", "cpu");
         let total = p.boolean("metric.total", false);
         let target = p.number("target", 0.6);
         if !(target.is_finite() && target > 0.0) {
@@ -150,9 +146,9 @@ impl Policy for Predictive {
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "Forecasts the demand (Holt-Winters with a daily season when two days of history exist, a linear trend otherwise) and scales out the replica start-up time ahead of it; only the reactive target tracking scales in.".into(),
             signals: vec![
-                signal(SignalId::Cpu, "the default metric, a per-replica average"),
-                signal(SignalId::InstanceCount, "turns a per-replica average into the service's demand"),
-                signal(SignalId::Custom("requests-per-second".into()), "a service total to use instead (metric = \"requests-per-second\", metric.total = true)"),
+                SignalSpec::optional(SignalId::Cpu, "the default metric, a per-replica average"),
+                SignalSpec::optional(SignalId::InstanceCount, "turns a per-replica average into the service's demand"),
+                SignalSpec::optional(SignalId::Custom("requests-per-second".into()), "a service total to use instead (metric = \"requests-per-second\", metric.total = true)"),
             ],
             params: vec![
                 ParamSpec::text("metric", "cpu", "the signal whose demand is forecast"),
@@ -179,19 +175,8 @@ impl Policy for Predictive {
 
     fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
         let (config, valid) = Config::read(&input.params);
-        if let Err(errors) = valid {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Err(format!("invalid parameters: {}", list.join("; ")));
-        }
+        valid.map_err(|errors| vedfolnir_sdk::params::invalid(&errors))?;
         Ok(evaluate(&config, input))
-    }
-}
-
-fn signal(signal: SignalId, description: &str) -> SignalSpec {
-    SignalSpec {
-        signal,
-        required: false,
-        description: description.into(),
     }
 }
 
@@ -220,29 +205,14 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         .window(&config.metric)
         .map_or(&[][..], |w| w.samples.as_slice());
     let mut reasons = Vec::new();
-    let newest = match held(samples, input.now, config.staleness, |_| true) {
-        Held::Observed { latest, .. } => latest,
-        other => {
-            let why = match other {
-                Held::Stale { age } => format!("newest sample is {} old", Pretty(age)),
-                Held::NonFinite => "newest sample is not a finite number".into(),
-                _ => input
-                    .window(&config.metric)
-                    .and_then(|w| w.missing_reason.clone())
-                    .unwrap_or_else(|| "no samples".into()),
-            };
+    let newest = match newest(input, &config.metric, config.staleness) {
+        Ok(v) => v,
+        Err(why) => {
             reasons.push(Reason::new(
                 format!("{name}-missing"),
                 format!("{name}: {why}"),
             ));
-            reasons.push(Reason::new("decision", format!("hold at {current}")));
-            return Recommendation {
-                desired_replicas: current,
-                direction: Direction::Hold,
-                scale_up_score: 0.0,
-                scale_down_score: 0.0,
-                reasons,
-            };
+            return recommend(current, current, reasons);
         }
     };
 
@@ -334,20 +304,7 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             ));
         }
     }
-    let direction = Direction::between(current, desired);
-    let message = match direction {
-        Direction::Up => format!("scale up {current} -> {desired}"),
-        Direction::Down => format!("scale down {current} -> {desired}"),
-        Direction::Hold => format!("hold at {current}"),
-    };
-    reasons.push(Reason::new("decision", message));
-    Recommendation {
-        desired_replicas: desired,
-        direction,
-        scale_up_score: f64::from(desired.saturating_sub(current)),
-        scale_down_score: f64::from(current.saturating_sub(desired)),
-        reasons,
-    }
+    recommend(current, desired, reasons)
 }
 
 /// The demand at each sample: the value times the replica count of its
@@ -589,38 +546,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn golden_scenarios() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios.toml");
-        let failures = vedfolnir_sdk::testing::run_scenarios::<Predictive>(path);
-        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
-    }
-
-    #[test]
-    fn defaults_validate() {
-        let params = Predictive::describe().default_params();
-        assert_eq!(Predictive::validate_config(&params), Ok(()));
+    fn golden_scenarios_pass_and_the_defaults_validate() {
+        vedfolnir_sdk::testing::check_policy::<Predictive>(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios.toml"
+        ));
     }
 
     #[test]
     fn bad_values_are_reported_by_key() {
-        let params = vec![
-            Param {
-                key: "target".into(),
-                value: ParamValue::Number(0.0),
-            },
-            Param {
-                key: "season".into(),
-                value: ParamValue::Duration(25 * MINUTE),
-            },
-            Param {
-                key: "smoothing.level".into(),
-                value: ParamValue::Number(1.5),
-            },
-        ];
-        let errors = Predictive::validate_config(&params).unwrap_err();
-        let mut keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
-        keys.sort();
-        assert_eq!(keys, vec!["season", "smoothing.level", "target"]);
+        let keys = vedfolnir_sdk::testing::rejected_keys::<Predictive>(&[
+            ("target", ParamValue::Number(0.0)),
+            ("season", ParamValue::Duration(25 * MINUTE)),
+            ("smoothing.level", ParamValue::Number(1.5)),
+        ]);
+        assert_eq!(keys, ["season", "smoothing.level", "target"]);
     }
 
     /// Demand samples every 5 minutes for `days`, following a daily sine

@@ -6,6 +6,13 @@
 
 use crate::{ConfigError, Param, ParamValue};
 
+/// The error an `evaluate` returns when its parameters fail the policy's
+/// own checks: `invalid parameters: key: message; ...`.
+pub fn invalid(errors: &[ConfigError]) -> String {
+    let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    format!("invalid parameters: {}", list.join("; "))
+}
+
 /// Read parameters by key, collecting every problem instead of stopping at
 /// the first, so `validate_config` can report them all at once.
 #[derive(Debug)]
@@ -69,6 +76,16 @@ impl<'a> Params<'a> {
                 fallback.to_string()
             }
         }
+    }
+
+    /// A signal, by its name (`cpu`, `requests-per-second`); an error is
+    /// recorded, and the fallback used, for a name that is not one.
+    pub fn signal(&mut self, key: &str, fallback: &str) -> crate::SignalId {
+        let name = self.text(key, fallback);
+        name.parse().unwrap_or_else(|e: crate::SignalNameError| {
+            self.error(key, e.to_string());
+            fallback.parse().unwrap_or(crate::SignalId::Cpu)
+        })
     }
 
     /// A boolean.

@@ -72,3 +72,35 @@ pub fn read_scenarios(path: &Path) -> Result<ScenarioFile, String> {
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("cannot parse {}: {e}", path.display()))
 }
+
+/// The checks every policy crate runs: its golden scenarios in
+/// `scenarios` all pass, and its declared defaults pass its own
+/// `validate_config`. Panics naming what failed.
+pub fn check_policy<P: Policy>(scenarios: impl AsRef<Path>) {
+    let failures = run_scenarios::<P>(scenarios);
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    let defaults = P::describe().default_params();
+    if let Err(errors) = P::validate_config(&defaults) {
+        panic!("the declared defaults fail validate_config: {errors:?}");
+    }
+}
+
+/// The keys `validate_config` reports for these parameters (number, text
+/// or boolean values by key), sorted; empty when it accepts them.
+pub fn rejected_keys<P: Policy>(params: &[(&str, crate::ParamValue)]) -> Vec<String> {
+    let params: Vec<crate::Param> = params
+        .iter()
+        .map(|(key, value)| crate::Param {
+            key: key.to_string(),
+            value: value.clone(),
+        })
+        .collect();
+    let mut keys: Vec<String> = P::validate_config(&params)
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    keys.sort();
+    keys
+}

@@ -15,7 +15,52 @@
 //! signal's window and the `instance-count` window (the replica count at
 //! each sample's time).
 
-use crate::{DurationMs, Sample, TimestampMs};
+use crate::duration::Pretty;
+use crate::window::{Held, held};
+use crate::{
+    Direction, DurationMs, PolicyInput, Reason, Recommendation, Sample, SignalId, TimestampMs,
+};
+
+/// The recommendation to go from `current` to `desired`: the reasons end
+/// with a `decision` reason (`scale up 4 -> 6`, `scale down 4 -> 3`,
+/// `hold at 4`), and the scores are the replicas added (up score) or
+/// removed (down score).
+pub fn recommend(current: u32, desired: u32, mut reasons: Vec<Reason>) -> Recommendation {
+    let direction = Direction::between(current, desired);
+    let message = match direction {
+        Direction::Up => format!("scale up {current} -> {desired}"),
+        Direction::Down => format!("scale down {current} -> {desired}"),
+        Direction::Hold => format!("hold at {current}"),
+    };
+    reasons.push(Reason::new("decision", message));
+    Recommendation {
+        desired_replicas: desired,
+        direction,
+        scale_up_score: f64::from(desired.saturating_sub(current)),
+        scale_down_score: f64::from(current.saturating_sub(desired)),
+        reasons,
+    }
+}
+
+/// The newest value of `signal`, or why there is none usable: no samples
+/// (with the host's reason when it gave one), the newest older than
+/// `staleness`, or not a finite number. Never 0 in its place.
+pub fn newest(
+    input: &PolicyInput,
+    signal: &SignalId,
+    staleness: DurationMs,
+) -> Result<f64, String> {
+    let window = input.window(signal);
+    let samples = window.map_or(&[][..], |w| w.samples.as_slice());
+    match held(samples, input.now, staleness, |_| true) {
+        Held::Observed { latest, .. } => Ok(latest),
+        Held::Stale { age } => Err(format!("newest sample is {} old", Pretty(age))),
+        Held::NonFinite => Err("newest sample is not a finite number".into()),
+        Held::NoData => Err(window
+            .and_then(|w| w.missing_reason.clone())
+            .unwrap_or_else(|| "no samples".into())),
+    }
+}
 
 /// How a metric relates to the replica count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

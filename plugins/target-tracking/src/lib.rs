@@ -22,7 +22,7 @@
 
 use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
-use vedfolnir_sdk::tracking::{Kind, Tracker, value_at};
+use vedfolnir_sdk::tracking::{Kind, Tracker, newest, recommend, value_at};
 
 /// The policy.
 pub struct TargetTracking;
@@ -130,10 +130,10 @@ impl Policy for TargetTracking {
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "Holds each metric near its target as the Kubernetes HPA does: desired = ceil(current x value / target), a 10% tolerance, the largest of several metrics, and a 5-minute scale-down stabilisation window.".into(),
             signals: vec![
-                signal(SignalId::Cpu, "tracked against target.cpu (per-replica average)"),
-                signal(SignalId::Memory, "tracked against target.memory when set"),
-                signal(SignalId::QueueDepth, "tracked against target.queue-depth (jobs per replica) when set"),
-                signal(SignalId::InstanceCount, "the replica count behind each past sample, for the stabilisation window"),
+                SignalSpec::optional(SignalId::Cpu, "tracked against target.cpu (per-replica average)"),
+                SignalSpec::optional(SignalId::Memory, "tracked against target.memory when set"),
+                SignalSpec::optional(SignalId::QueueDepth, "tracked against target.queue-depth (jobs per replica) when set"),
+                SignalSpec::optional(SignalId::InstanceCount, "the replica count behind each past sample, for the stabilisation window"),
             ],
             params: vec![
                 ParamSpec::number("target.cpu", 0.6, "CPU fraction of the limit to hold each replica at; 0 turns it off"),
@@ -155,19 +155,8 @@ impl Policy for TargetTracking {
 
     fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
         let (config, valid) = Config::read(&input.params);
-        if let Err(errors) = valid {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Err(format!("invalid parameters: {}", list.join("; ")));
-        }
+        valid.map_err(|errors| vedfolnir_sdk::params::invalid(&errors))?;
         Ok(evaluate(&config, input))
-    }
-}
-
-fn signal(signal: SignalId, description: &str) -> SignalSpec {
-    SignalSpec {
-        signal,
-        required: false,
-        description: description.into(),
     }
 }
 
@@ -186,17 +175,9 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             .window(&m.signal)
             .map_or(&[][..], |w| w.samples.as_slice());
         let name = m.signal.name();
-        let newest = match held(samples, input.now, config.staleness, |_| true) {
-            Held::Observed { latest, .. } => latest,
-            other => {
-                let why = match other {
-                    Held::Stale { age } => format!("newest sample is {} old", Pretty(age)),
-                    Held::NonFinite => "newest sample is not a finite number".into(),
-                    _ => input
-                        .window(&m.signal)
-                        .and_then(|w| w.missing_reason.clone())
-                        .unwrap_or_else(|| "no samples".into()),
-                };
+        let newest = match newest(input, &m.signal, config.staleness) {
+            Ok(v) => v,
+            Err(why) => {
                 reasons.push(Reason::new(
                     format!("{name}-missing"),
                     format!("{name}: {why}; no scale-down while a metric is missing"),
@@ -250,10 +231,10 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
     }
     let Some(want) = wanted else {
         reasons.push(Reason::new(
-            "decision",
-            "hold: no tracked metric has a usable value",
+            "no-metric",
+            "no tracked metric has a usable value",
         ));
-        return hold(current, reasons);
+        return recommend(current, current, reasons);
     };
     let mut desired = want;
     if desired > current {
@@ -297,30 +278,7 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             desired = to;
         }
     }
-    let direction = Direction::between(current, desired);
-    let message = match direction {
-        Direction::Up => format!("scale up {current} -> {desired}"),
-        Direction::Down => format!("scale down {current} -> {desired}"),
-        Direction::Hold => format!("hold at {current}"),
-    };
-    reasons.push(Reason::new("decision", message));
-    Recommendation {
-        desired_replicas: desired,
-        direction,
-        scale_up_score: f64::from(desired.saturating_sub(current)),
-        scale_down_score: f64::from(current.saturating_sub(desired)),
-        reasons,
-    }
-}
-
-fn hold(current: u32, reasons: Vec<Reason>) -> Recommendation {
-    Recommendation {
-        desired_replicas: current,
-        direction: Direction::Hold,
-        scale_up_score: 0.0,
-        scale_down_score: 0.0,
-        reasons,
-    }
+    recommend(current, desired, reasons)
 }
 
 #[cfg(test)]
@@ -328,38 +286,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn golden_scenarios() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios.toml");
-        let failures = vedfolnir_sdk::testing::run_scenarios::<TargetTracking>(path);
-        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
-    }
-
-    #[test]
-    fn defaults_validate() {
-        let params = TargetTracking::describe().default_params();
-        assert_eq!(TargetTracking::validate_config(&params), Ok(()));
+    fn golden_scenarios_pass_and_the_defaults_validate() {
+        vedfolnir_sdk::testing::check_policy::<TargetTracking>(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios.toml"
+        ));
     }
 
     #[test]
     fn bad_values_are_reported_by_key() {
-        let params = vec![
-            Param {
-                key: "target.cpu".into(),
-                value: ParamValue::Number(-0.5),
-            },
-            Param {
-                key: "tolerance".into(),
-                value: ParamValue::Number(1.5),
-            },
-            Param {
-                key: "custom.signal".into(),
-                value: ParamValue::Text("Not A Name".into()),
-            },
-        ];
-        let errors = TargetTracking::validate_config(&params).unwrap_err();
-        let mut keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
-        keys.sort();
-        assert_eq!(keys, vec!["custom.signal", "target.cpu", "tolerance"]);
+        let keys = vedfolnir_sdk::testing::rejected_keys::<TargetTracking>(&[
+            ("target.cpu", ParamValue::Number(-0.5)),
+            ("tolerance", ParamValue::Number(1.5)),
+            ("custom.signal", ParamValue::Text("Not A Name".into())),
+        ]);
+        assert_eq!(keys, ["custom.signal", "target.cpu", "tolerance"]);
     }
 
     #[test]

@@ -467,10 +467,7 @@ impl Policy for ThresholdScore {
 
     fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
         let (config, valid) = Config::read(&input.params);
-        if let Err(errors) = valid {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Err(format!("invalid parameters: {}", list.join("; ")));
-        }
+        valid.map_err(|errors| vedfolnir_sdk::params::invalid(&errors))?;
         Ok(evaluate(&config, input))
     }
 }
@@ -763,16 +760,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn golden_scenarios() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios.toml");
-        let failures = vedfolnir_sdk::testing::run_scenarios::<ThresholdScore>(path);
-        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
-    }
-
-    #[test]
-    fn defaults_validate() {
-        let params: Vec<Param> = ThresholdScore::describe().default_params();
-        assert_eq!(ThresholdScore::validate_config(&params), Ok(()));
+    fn golden_scenarios_pass_and_the_defaults_validate() {
+        vedfolnir_sdk::testing::check_policy::<ThresholdScore>(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios.toml"
+        ));
     }
 
     #[test]
