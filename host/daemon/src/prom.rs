@@ -346,6 +346,47 @@ mod tests {
     }
 
     #[test]
+    fn a_days_long_window_asks_for_a_longer_step_and_arrives_as_bucket_means() {
+        let day = 86_400_000u64;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        let now = NOW as f64 / 1000.0;
+        let url = serve(Duration::ZERO, move |path| {
+            log.lock().unwrap().push(path.to_string());
+            if path.starts_with("/api/v1/query_range") {
+                // Every 26 s for three days, as Prometheus would answer.
+                let n = (3 * day / 26_000) as i64;
+                let values: Vec<String> = (0..=n)
+                    .rev()
+                    .map(|i| format!("[{},\"0.5\"]", now - (i * 26) as f64))
+                    .collect();
+                (
+                    200,
+                    "application/json",
+                    matrix(&format!("[{}]", values.join(","))),
+                )
+            } else {
+                (200, "application/json", vector(now, &now.to_string()))
+            }
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let p = Prometheus::new(&url, Duration::from_secs(5));
+        let w = rt.block_on(p.window(&SignalId::Cpu, "x", NOW, 3 * day));
+        let paths = seen.lock().unwrap();
+        // 3 days in at most 10,000 points: a 26 s step (Prometheus refuses
+        // more than 11,000 points).
+        assert!(paths[0].contains("step=26s"), "{}", paths[0]);
+        // Older than an hour: 15-minute means; the last hour whole.
+        let n = w.samples.len();
+        assert!((71 * 4..=72 * 4 + 175).contains(&n), "{n}");
+        assert!(w.samples.iter().all(|s| s.value == 0.5));
+        assert!(w.samples.windows(2).all(|p| p[0].at < p[1].at));
+    }
+
+    #[test]
     fn a_good_answer_is_a_window_cut_at_the_newest_real_sample() {
         let now = NOW as f64 / 1000.0;
         let url = serve(Duration::ZERO, move |path| {
