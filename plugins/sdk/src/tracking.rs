@@ -104,10 +104,29 @@ impl Tracker {
         Some(want.min(f64::from(u32::MAX)) as u32)
     }
 
-    /// The highest recommendation over `[now - window, now]`: each sample
-    /// of the metric in the window, with the replica count of its time
-    /// (from `replicas`, else `current`), gives one. `None` when no sample
-    /// is in the window.
+    /// The recommendation of each sample of the metric in
+    /// `[now - window, now]`, with the replica count of its time (from
+    /// `replicas`, else `current`).
+    pub fn recent<'a>(
+        &'a self,
+        metric: &'a [Sample],
+        replicas: &'a [Sample],
+        current: u32,
+        now: TimestampMs,
+        window: DurationMs,
+    ) -> impl Iterator<Item = u32> + 'a {
+        let from = now - window as i64;
+        metric
+            .iter()
+            .filter(move |s| s.at >= from && s.at <= now)
+            .filter_map(move |s| {
+                let then = value_at(replicas, s.at).map_or(current, |r| r.round().max(0.0) as u32);
+                self.desired(then, s.value)
+            })
+    }
+
+    /// The highest of [`Tracker::recent`]: scale-down stabilisation.
+    /// `None` when no sample is in the window.
     pub fn highest_recent(
         &self,
         metric: &[Sample],
@@ -116,15 +135,20 @@ impl Tracker {
         now: TimestampMs,
         window: DurationMs,
     ) -> Option<u32> {
-        let from = now - window as i64;
-        metric
-            .iter()
-            .filter(|s| s.at >= from && s.at <= now)
-            .filter_map(|s| {
-                let then = value_at(replicas, s.at).map_or(current, |r| r.round().max(0.0) as u32);
-                self.desired(then, s.value)
-            })
-            .max()
+        self.recent(metric, replicas, current, now, window).max()
+    }
+
+    /// The lowest of [`Tracker::recent`]: scale-up stabilisation.
+    /// `None` when no sample is in the window.
+    pub fn lowest_recent(
+        &self,
+        metric: &[Sample],
+        replicas: &[Sample],
+        current: u32,
+        now: TimestampMs,
+        window: DurationMs,
+    ) -> Option<u32> {
+        self.recent(metric, replicas, current, now, window).min()
     }
 }
 

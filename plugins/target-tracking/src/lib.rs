@@ -22,7 +22,7 @@
 
 use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
-use vedfolnir_sdk::tracking::{Kind, Tracker, newest, recommend, value_at};
+use vedfolnir_sdk::tracking::{Kind, Tracker, newest, recommend};
 
 /// The policy.
 pub struct TargetTracking;
@@ -216,15 +216,9 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             .unwrap_or(want);
         stabilised_down = Some(stabilised_down.map_or(high, |h| h.max(high)));
         if config.up_window > 0 {
-            let from = input.now - config.up_window as i64;
-            let low = samples
-                .iter()
-                .filter(|s| s.at >= from)
-                .filter_map(|s| {
-                    let then = value_at(replicas, s.at).map_or(current, |r| r.round() as u32);
-                    m.tracker.desired(then, s.value)
-                })
-                .min()
+            let low = m
+                .tracker
+                .lowest_recent(samples, replicas, current, input.now, config.up_window)
                 .unwrap_or(want);
             stabilised_up = Some(stabilised_up.map_or(low, |l| l.max(low)));
         }
