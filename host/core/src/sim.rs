@@ -410,16 +410,17 @@ impl Service {
 }
 
 /// The signals the simulator provides, in the order [`History`] stores
-/// them: the well-known ones, the replica count, and the load itself as
-/// `requests-per-second` (what a Prometheus rate() would give).
+/// them: the well-known ones (the replica count last), and the load itself
+/// as `requests-per-second` (what a Prometheus rate() would give).
 pub fn signals() -> [SignalId; 7] {
+    let [cpu, memory, queue, p95, errors, replicas] = SignalId::WELL_KNOWN;
     [
-        SignalId::Cpu,
-        SignalId::Memory,
-        SignalId::QueueDepth,
-        SignalId::ResponseTimeP95,
-        SignalId::ErrorRate,
-        SignalId::InstanceCount,
+        cpu,
+        memory,
+        queue,
+        p95,
+        errors,
+        replicas,
         SignalId::Custom(REQUESTS_PER_SECOND.into()),
     ]
 }
@@ -526,7 +527,8 @@ impl History {
         let cut = now - self.fine_ms as i64;
         let mut samples = Vec::new();
         let mut coarse_end = if long { i64::MIN } else { cut };
-        for (start, v) in self.coarse.iter().filter(|_| long) {
+        let buckets = if long { self.coarse.len() } else { 0 };
+        for (start, v) in self.coarse.iter().take(buckets) {
             let end = start + self.bucket_ms as i64;
             if end > cut {
                 break;
