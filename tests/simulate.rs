@@ -321,3 +321,24 @@ fn the_example_policy_files_validate() {
     let out = run(&refs).expect_code(0);
     assert_eq!(out.stdout.matches(": ok (").count(), 5, "{}", out.stdout);
 }
+
+#[test]
+fn a_policy_given_twice_gets_two_rows_told_apart() {
+    let report = simulate_json(&[
+        "--shape",
+        "step",
+        "--duration",
+        "1h",
+        "--policy",
+        "builtin:target-tracking",
+        "--policy",
+        "builtin:target-tracking",
+    ]);
+    let names: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["target-tracking#1", "target-tracking#2"]);
+}

@@ -240,7 +240,6 @@ fn load_trace(options: &Options) -> Result<(Trace, String)> {
 
 /// Run the simulation and print the table (or JSON); write the chart.
 pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
-    let (trace, what) = load_trace(options)?;
     if options.interval_ms == 0 {
         bail!(crate::commands::InvalidInput(
             "--interval must be longer than 0".into()
@@ -257,6 +256,7 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
             "--capacity and --workers must be above 0".into()
         ));
     }
+    let (trace, what) = load_trace(options)?;
     let mut entries = Vec::new();
     for text in &options.policies {
         entries.push(
@@ -264,14 +264,13 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
                 .with_context(|| format!("cannot load the policy {text}"))?,
         );
     }
-    // Labels must tell rows apart.
-    for i in 0..entries.len() {
-        let same = entries
-            .iter()
-            .filter(|e| e.label == entries[i].label)
-            .count();
-        if same > 1 {
-            entries[i].label = format!("{}#{}", entries[i].label, i + 1);
+    // Labels must tell rows apart: a label given more than once gets the
+    // policy's position (judged on the labels as given, so the last of a
+    // pair is renamed too).
+    let labels: Vec<String> = entries.iter().map(|e| e.label.clone()).collect();
+    for (i, entry) in entries.iter_mut().enumerate() {
+        if labels.iter().filter(|l| **l == entry.label).count() > 1 {
+            entry.label = format!("{}#{}", entry.label, i + 1);
         }
     }
     let duration_ms = trace.duration_ms();
