@@ -529,6 +529,56 @@ pub fn decide(
     }
 }
 
+/// The guard rails' rule for an operator's request (`scale-up`,
+/// `scale-down`, the API): `wanted` replicas, clamped to `[min, max]` with
+/// the clamp recorded. No cooldown, step limit, data or pause rule applies:
+/// an operator decides, and the bounds are the only guard. A request that
+/// ends where the service already is holds (`no-change`).
+pub fn manual(config: &GuardConfig, current: u32, wanted: u32) -> Decision {
+    let mut reasons = Vec::new();
+    let mut target = wanted;
+    if target > config.max_replicas {
+        reasons.push(GuardReason {
+            rule: Rule::ClampedToMax,
+            from: Some(target),
+            to: Some(config.max_replicas),
+            message: format!(
+                "{target} is above max_replicas {}: clamped to {}",
+                config.max_replicas, config.max_replicas
+            ),
+        });
+        target = config.max_replicas;
+    }
+    if target < config.min_replicas {
+        reasons.push(GuardReason {
+            rule: Rule::ClampedToMin,
+            from: Some(target),
+            to: Some(config.min_replicas),
+            message: format!(
+                "{target} is below min_replicas {}: clamped to {}",
+                config.min_replicas, config.min_replicas
+            ),
+        });
+        target = config.min_replicas;
+    }
+    let direction = Direction::between(current, target);
+    if direction == Direction::Hold {
+        reasons.push(GuardReason {
+            rule: Rule::NoChange,
+            from: None,
+            to: None,
+            message: format!("already at {current} replica(s); nothing to do"),
+        });
+    }
+    Decision {
+        current,
+        recommended: Some(wanted),
+        target,
+        direction,
+        reasons,
+    }
+}
+
 /// Why a recommendation cannot be trusted at all, if it cannot: a
 /// non-finite or negative score, or a direction that disagrees with the
 /// desired count. The guard rails hold on it; `plugin check` rejects it.
@@ -959,5 +1009,27 @@ mod tests {
             "{}",
             d.reasons[0].message
         );
+    }
+
+    #[test]
+    fn a_manual_request_is_clamped_to_the_bounds_with_the_clamp_recorded() {
+        let config = GuardConfig::default(); // min 2, max 5
+        let d = manual(&config, 3, 9);
+        assert_eq!((d.direction, d.target), (Direction::Up, 5));
+        assert_eq!(d.reasons[0].rule, Rule::ClampedToMax);
+        assert_eq!((d.reasons[0].from, d.reasons[0].to), (Some(9), Some(5)));
+        assert!(d.reasons[0].message.contains("clamped to 5"));
+        let d = manual(&config, 3, 0);
+        assert_eq!((d.direction, d.target), (Direction::Down, 2));
+        assert_eq!(d.reasons[0].rule, Rule::ClampedToMin);
+        // No cooldown or step limit: an operator may jump.
+        let d = manual(&config, 2, 5);
+        assert_eq!(
+            (d.direction, d.target, d.reasons.len()),
+            (Direction::Up, 5, 0)
+        );
+        let d = manual(&config, 5, 7);
+        assert_eq!(d.direction, Direction::Hold);
+        assert_eq!(d.reasons.last().unwrap().rule, Rule::NoChange);
     }
 }

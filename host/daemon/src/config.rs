@@ -45,7 +45,7 @@
 //! unknown keys with a "did you mean", wrong types, min > max, a source
 //! that cannot provide a signal) is reported at once, each naming the file
 //! and the key. The plugin's own parameters are checked in a second pass
-//! against what the plugin declares ([`crate::policy`]).
+//! against what the plugin declares (the `policy` module).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -110,6 +110,37 @@ pub enum Source {
     },
     /// Firing Alertmanager alerts with a `scaling_action` label.
     Alertmanager,
+}
+
+/// The kinds of source, as [`Source`] names them without their settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    /// `docker`.
+    Docker,
+    /// `prometheus`.
+    Prometheus,
+    /// `alertmanager`.
+    Alertmanager,
+}
+
+impl SourceKind {
+    /// Every kind, in the order a pass asks them.
+    pub const ALL: [SourceKind; 3] = [
+        SourceKind::Docker,
+        SourceKind::Prometheus,
+        SourceKind::Alertmanager,
+    ];
+}
+
+impl Source {
+    /// Its kind.
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            Source::Docker => SourceKind::Docker,
+            Source::Prometheus { .. } => SourceKind::Prometheus,
+            Source::Alertmanager => SourceKind::Alertmanager,
+        }
+    }
 }
 
 /// How the policy reads one signal.

@@ -6,31 +6,23 @@
 use std::path::Path;
 
 use vedfolnir_core::guard::{self, Decision, GuardState, PolicyFailure};
-use vedfolnir_core::model::{Param, PolicyInput, Recommendation, SignalId};
+use vedfolnir_core::model::{Direction, Param, PolicyInput, Recommendation, SignalId};
 use vedfolnir_core::snapshot::resolve_params;
 use vedfolnir_sandbox::{LoadError, Plugin, Sandbox};
 
+use crate::audit::Scores;
 use crate::config::{PluginRef, PolicyFile, Problem, Problems};
 
 /// Why a policy could not be made ready.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The file or its parameters are wrong.
+    #[error(transparent)]
     Config(Problems),
     /// The plugin failed to load, at a named stage.
+    #[error(transparent)]
     Plugin(LoadError),
 }
-
-impl std::fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PolicyError::Config(p) => write!(f, "{p}"),
-            PolicyError::Plugin(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for PolicyError {}
 
 /// A policy ready to evaluate.
 #[derive(Debug, Clone)]
@@ -70,6 +62,62 @@ pub struct Evaluation {
     pub failure: Option<PolicyFailure>,
     /// The guard rails' decision.
     pub decision: Decision,
+}
+
+impl Evaluation {
+    /// Whether another evaluation (a shadow policy's) decided differently.
+    pub fn diverges(&self, other: &Evaluation) -> bool {
+        (self.decision.direction, self.decision.target)
+            != (other.decision.direction, other.decision.target)
+    }
+
+    /// The two scores, when the plugin answered.
+    pub fn scores(&self) -> Option<Scores> {
+        self.recommendation.as_ref().map(|r| Scores {
+            up: r.scale_up_score,
+            down: r.scale_down_score,
+        })
+    }
+
+    /// The policy's reasons, every guard-rail intervention and any failure,
+    /// in words.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut reasons: Vec<String> = self
+            .recommendation
+            .iter()
+            .flat_map(|r| r.reasons.iter())
+            .map(|r| format!("{}: {}", r.trigger, r.message))
+            .collect();
+        reasons.extend(
+            self.decision
+                .reasons
+                .iter()
+                .map(|r| format!("guard {}: {}", r.rule.as_str(), r.message)),
+        );
+        if let Some(f) = &self.failure {
+            reasons.push(format!("policy failed ({}): {}", f.kind, f.message));
+        }
+        reasons
+    }
+
+    /// The reason that settled the decision: the guard rails' last word.
+    pub fn summary(&self) -> String {
+        match (self.decision.reasons.last(), &self.failure) {
+            (Some(r), _) => format!("{}: {}", r.rule.as_str(), r.message),
+            (None, Some(f)) => format!("policy failed ({}): {}", f.kind, f.message),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// A decision in one phrase: `SCALE UP 2 -> 3`, `HOLD at 2`; `verb` is
+/// `SCALE`, or `WOULD SCALE` for a dry run.
+pub fn verdict(d: &Decision, verb: &str) -> String {
+    match d.direction {
+        Direction::Up => format!("{verb} UP {} -> {}", d.current, d.target),
+        Direction::Down => format!("{verb} DOWN {} -> {}", d.current, d.target),
+        Direction::Hold => format!("HOLD at {}", d.current),
+    }
 }
 
 /// Load the plugin a policy file names.

@@ -24,7 +24,7 @@ pub mod trace;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -40,6 +40,22 @@ use crate::policy::{ReadyPolicy, load_plugin};
 /// The virtual clock's start: 2023-01-01 00:00 UTC, a midnight, so a
 /// trace's first row is the start of a day (daily seasons line up).
 pub const EPOCH_MS: TimestampMs = 1_672_531_200_000;
+
+/// A trace, a shape or an option that cannot be replayed (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    /// What is wrong, naming the file, line or flag.
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(message: impl Into<String>) -> Invalid {
+        Invalid {
+            message: message.into(),
+        }
+    }
+}
 
 /// Where the load comes from.
 #[derive(Debug, Clone)]
@@ -178,8 +194,9 @@ fn start_replicas(trace: &Trace, model: &ServiceModel) -> u32 {
 fn load_trace(options: &Options) -> Result<(Trace, String)> {
     let (trace, what) = match &options.load {
         Load::File { path, column } => {
-            let t = trace::read(path, column.as_deref())
-                .map_err(|e| crate::commands::InvalidInput(e.to_string()))?;
+            let t = trace::read(path, column.as_deref()).map_err(|e| Invalid {
+                message: e.to_string(),
+            })?;
             let what = format!(
                 "{} (column {}, one row per {})",
                 path.display(),
@@ -197,22 +214,20 @@ fn load_trace(options: &Options) -> Result<(Trace, String)> {
         } => {
             let Some(s) = Shape::parse(shape) else {
                 let names: Vec<&str> = Shape::ALL.iter().map(|(n, _)| *n).collect();
-                return Err(crate::commands::InvalidInput(format!(
+                return Err(Invalid::new(format!(
                     "--shape: unknown shape {shape:?} (one of {})",
                     names.join(", ")
                 ))
                 .into());
             };
             if !(base.is_finite() && peak.is_finite() && *base >= 0.0 && *peak >= 0.0) {
-                return Err(crate::commands::InvalidInput(format!(
+                return Err(Invalid::new(format!(
                     "--base {base} and --peak {peak} must be finite and not negative"
                 ))
                 .into());
             }
             if *duration_ms < 60_000 {
-                return Err(
-                    crate::commands::InvalidInput("--duration must be at least 1m".into()).into(),
-                );
+                return Err(Invalid::new("--duration must be at least 1m").into());
             }
             (
                 s.generate(*duration_ms, 1000.min(*duration_ms), *base, *peak, *seed),
@@ -224,11 +239,7 @@ fn load_trace(options: &Options) -> Result<(Trace, String)> {
         }
     };
     if !(options.scale.is_finite() && options.scale > 0.0) {
-        return Err(crate::commands::InvalidInput(format!(
-            "--scale {} must be above 0",
-            options.scale
-        ))
-        .into());
+        return Err(Invalid::new(format!("--scale {} must be above 0", options.scale)).into());
     }
     let what = if options.scale == 1.0 {
         what
@@ -241,9 +252,7 @@ fn load_trace(options: &Options) -> Result<(Trace, String)> {
 /// Run the simulation and print the table (or JSON); write the chart.
 pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
     if options.interval_ms == 0 {
-        bail!(crate::commands::InvalidInput(
-            "--interval must be longer than 0".into()
-        ));
+        bail!(Invalid::new("--interval must be longer than 0"));
     }
     let step_ms = options
         .step_ms
@@ -252,9 +261,7 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
         .max(1);
     let m = &options.model;
     if !(m.capacity > 0.0 && m.capacity.is_finite()) || m.workers == 0 {
-        bail!(crate::commands::InvalidInput(
-            "--capacity and --workers must be above 0".into()
-        ));
+        bail!(Invalid::new("--capacity and --workers must be above 0"));
     }
     let (trace, what) = load_trace(options)?;
     let mut entries = Vec::new();
@@ -275,7 +282,7 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
     }
     let duration_ms = trace.duration_ms();
     let steps = duration_ms / step_ms;
-    let started = Instant::now();
+    let started = crate::clock::Stopwatch::start();
     let progress = Progress::new(options.progress, steps, &entries);
     let runs: Vec<(Row, chart::Columns, Vec<String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = entries
@@ -293,7 +300,7 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
             .collect()
     });
     progress.finish();
-    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let elapsed_ms = started.elapsed_ms();
     let report = Report {
         load: what,
         duration_ms,
@@ -349,7 +356,7 @@ fn replay(
         .clamp(guard.min_replicas, guard.max_replicas);
     let mut service = sim::Service::new(options.model.clone(), start, EPOCH_MS);
     // The history the daemon would keep for this policy, cut the same way.
-    let span = crate::ops::history_span_ms(policy);
+    let span = crate::controller::history_span_ms(policy);
     let mut history = History::new(span, window::FINE_MS, window::BUCKET_MS);
     // Long history goes only to the signals the plugin declares (a day of
     // every signal would be copied into the sandbox for nothing).
@@ -421,7 +428,7 @@ fn replay(
                 actions.push(
                     serde_json::json!({
                         "policy": entry.label,
-                        "time": crate::ops::format_time(now),
+                        "time": crate::clock::format_time(now),
                         "elapsed_s": (now - EPOCH_MS) / 1000,
                         "from": decision.current,
                         "to": decision.target,

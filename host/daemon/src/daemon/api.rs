@@ -18,7 +18,7 @@
 //! A request runs in the service's loop between passes, so it never
 //! overlaps an automatic scale.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -29,8 +29,27 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use crate::metrics::KindLabel;
-use crate::run::{LoopCommand, Reply, Shared};
+use super::service::LoopCommand;
+use super::shared::Shared;
+use crate::controller::PassError;
+use crate::controller::manual::{self, ManualError};
+use crate::telemetry::chain;
+use crate::telemetry::metrics::KindLabel;
+
+/// What the handlers share: the daemon's state and the write endpoints'
+/// rate limit.
+#[derive(Debug)]
+pub struct Api {
+    shared: Arc<Shared>,
+    limiter: Mutex<Limiter>,
+}
+
+impl std::ops::Deref for Api {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
 
 /// Requests allowed at once.
 pub const BURST: f64 = 5.0;
@@ -44,11 +63,12 @@ pub struct Limiter {
     at: Instant,
 }
 
-impl Default for Limiter {
-    fn default() -> Self {
+impl Limiter {
+    /// A full bucket at `now`.
+    pub fn new(now: Instant) -> Limiter {
         Limiter {
             tokens: BURST,
-            at: Instant::now(),
+            at: now,
         }
     }
 }
@@ -86,7 +106,7 @@ fn json(code: u16, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-fn count(shared: &Shared, service: &str, kind: &str) {
+fn count(shared: &Api, service: &str, kind: &str) {
     shared
         .metrics
         .api_requests
@@ -98,12 +118,12 @@ fn count(shared: &Shared, service: &str, kind: &str) {
 }
 
 /// Rate limit, then the token. `Err` is the refusal to send.
-fn admit(shared: &Shared, headers: &HeaderMap, service: &str) -> Result<(), Box<Response>> {
+fn admit(shared: &Api, headers: &HeaderMap, service: &str) -> Result<(), Box<Response>> {
     if let Err(wait) = shared
         .limiter
         .lock()
         .expect("limiter lock")
-        .take(Instant::now())
+        .take(crate::clock::monotonic())
     {
         count(shared, service, "rate-limited");
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
@@ -151,11 +171,13 @@ fn admit(shared: &Shared, headers: &HeaderMap, service: &str) -> Result<(), Box<
     }
 }
 
-/// Send a request to a service's loop and wait for its answer.
-async fn ask(
-    shared: &Shared,
+/// Send a request to a service's loop, wait for its answer, and turn it
+/// into a response.
+async fn ask<T>(
+    shared: &Api,
     service: &str,
-    make: impl FnOnce(oneshot::Sender<Reply>) -> LoopCommand,
+    make: impl FnOnce(oneshot::Sender<T>) -> LoopCommand,
+    respond: impl FnOnce(T) -> (u16, serde_json::Value),
 ) -> Response {
     let tx = shared
         .commands
@@ -179,13 +201,53 @@ async fn ask(
         );
     }
     match answer.await {
-        Ok((code, body)) => {
+        Ok(answer) => {
+            let (code, body) = respond(answer);
             count(shared, service, if code < 300 { "ok" } else { "failed" });
             json(code, body)
         }
         Err(_) => json(
             503,
             serde_json::json!({ "error": format!("{service}'s loop stopped before answering") }),
+        ),
+    }
+}
+
+/// An error as the API answers it: the engine's are 502, a refusal 409,
+/// the rest 500.
+fn error_reply(e: &ManualError) -> (u16, serde_json::Value) {
+    let code = match e {
+        ManualError::Refused { .. } => 409,
+        ManualError::Pass(PassError::Engine(_)) => 502,
+        ManualError::Pass(_) => 500,
+    };
+    (code, serde_json::json!({ "error": chain(e) }))
+}
+
+/// A manual scale's outcome as the API answers it.
+fn scale_reply(
+    service: &str,
+    answer: Result<manual::Outcome, ManualError>,
+) -> (u16, serde_json::Value) {
+    match answer {
+        Err(e) => error_reply(&e),
+        Ok(manual::Outcome::NothingToDo { at, .. }) => (
+            200,
+            serde_json::json!({ "service": service, "replicas": at, "result": "nothing to do: already there" }),
+        ),
+        Ok(manual::Outcome::WouldScale {
+            decision, notes, ..
+        }) => (
+            200,
+            serde_json::json!({ "service": service, "dry_run": true, "would_scale": { "from": decision.current, "to": decision.target }, "notes": notes }),
+        ),
+        Ok(manual::Outcome::Scaled { notes, report, .. }) => (
+            if report.outcome == crate::actuators::Outcome::Succeeded {
+                200
+            } else {
+                502
+            },
+            serde_json::json!({ "service": service, "notes": notes, "report": report }),
         ),
     }
 }
@@ -213,7 +275,7 @@ fn bad_body(e: impl std::fmt::Display) -> Response {
 }
 
 async fn scale(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<Api>>,
     Path(service): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -229,16 +291,21 @@ async fn scale(
             ));
         }
     };
-    ask(&shared, &service, |reply| LoopCommand::Scale {
-        replicas: b.replicas,
-        reason: b.reason,
-        reply,
-    })
+    ask(
+        &shared,
+        &service,
+        |reply| LoopCommand::Scale {
+            replicas: b.replicas,
+            reason: b.reason,
+            reply,
+        },
+        |answer| scale_reply(&service, answer),
+    )
     .await
 }
 
 async fn pause_or_resume(
-    shared: Arc<Shared>,
+    shared: Arc<Api>,
     service: String,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -255,16 +322,27 @@ async fn pause_or_resume(
             Err(e) => return bad_body(e),
         }
     };
-    ask(&shared, &service, |reply| LoopCommand::Pause {
-        paused,
-        reason: b.reason,
-        reply,
-    })
+    ask(
+        &shared,
+        &service,
+        |reply| LoopCommand::Pause {
+            paused,
+            reason: b.reason,
+            reply,
+        },
+        |answer: Result<bool, PassError>| match answer {
+            Ok(changed) => (
+                200,
+                serde_json::json!({ "service": service, "paused": paused, "changed": changed }),
+            ),
+            Err(e) => (500, serde_json::json!({ "error": chain(&e) })),
+        },
+    )
     .await
 }
 
 async fn pause(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<Api>>,
     Path(service): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -273,7 +351,7 @@ async fn pause(
 }
 
 async fn resume(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<Api>>,
     Path(service): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -281,7 +359,7 @@ async fn resume(
     pause_or_resume(shared, service, headers, body, false).await
 }
 
-async fn status(State(shared): State<Arc<Shared>>) -> Response {
+async fn status(State(shared): State<Arc<Api>>) -> Response {
     let status = shared.status.lock().expect("status lock");
     let body = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -301,20 +379,23 @@ struct DecisionsQuery {
     limit: Option<usize>,
 }
 
-async fn decisions(State(shared): State<Arc<Shared>>, Query(q): Query<DecisionsQuery>) -> Response {
-    let store = shared.store.clone();
+async fn decisions(State(shared): State<Arc<Api>>, Query(q): Query<DecisionsQuery>) -> Response {
+    let audit = shared.audit.clone();
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let service = q.service.clone();
-    match tokio::task::spawn_blocking(move || store.recent_records(service.as_deref(), limit)).await
-    {
+    match tokio::task::spawn_blocking(move || audit.recent(service.as_deref(), limit)).await {
         Ok(Ok(records)) => json(200, serde_json::json!({ "decisions": records })),
-        Ok(Err(e)) => json(500, serde_json::json!({ "error": format!("{e:#}") })),
+        Ok(Err(e)) => json(500, serde_json::json!({ "error": chain(&e) })),
         Err(e) => json(500, serde_json::json!({ "error": e.to_string() })),
     }
 }
 
 /// Every route.
 pub fn router(shared: Arc<Shared>) -> Router {
+    let api = Arc::new(Api {
+        shared,
+        limiter: Mutex::new(Limiter::new(crate::clock::monotonic())),
+    });
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/health", get(|| async { "ok\n" }))
@@ -324,11 +405,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/services/{service}/scale", post(scale))
         .route("/api/v1/services/{service}/pause", post(pause))
         .route("/api/v1/services/{service}/resume", post(resume))
-        .with_state(shared)
+        .with_state(api)
 }
 
 async fn metrics_handler(
-    State(app): State<Arc<Shared>>,
+    State(app): State<Arc<Api>>,
 ) -> (StatusCode, [(&'static str, &'static str); 1], String) {
     (
         StatusCode::OK,
@@ -341,7 +422,7 @@ async fn metrics_handler(
 }
 
 async fn webhook_handler(
-    State(app): State<Arc<Shared>>,
+    State(app): State<Arc<Api>>,
     body: axum::body::Bytes,
 ) -> (StatusCode, String) {
     let payload: serde_json::Value = match serde_json::from_slice(&body) {
@@ -386,7 +467,7 @@ mod tests {
 
     #[test]
     fn the_limiter_allows_a_burst_then_one_per_refill() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic();
         let mut l = Limiter {
             tokens: BURST,
             at: t0,

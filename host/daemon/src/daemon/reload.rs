@@ -24,16 +24,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use tokio::sync::watch;
 
+use super::service::{self, Spawned};
+use super::shared::Shared;
+use super::status::{LoadErrorView, ModuleView};
+use crate::audit::PluginRecord;
+use crate::clock::{Stopwatch, format_time, now_ms};
 use crate::config::{Overrides, PluginRef, PolicyFile};
-use crate::metrics::PathStageLabel;
 use crate::policy::{PolicyError, ReadyPolicy};
-use crate::run::{LoadErrorView, ModuleView, Shared, Spawned};
-use crate::store::PluginRecord;
+use crate::telemetry::metrics::{PathKindLabel, PathStageLabel};
 
 /// Quiet time that ends a burst of file events.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -51,12 +54,45 @@ struct Entry {
     spawned: Spawned,
 }
 
+/// Where loading a file failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The policy file or its parameters.
+    Config,
+    /// A plugin load stage (`read`, `decode`, ... `smoke-test`).
+    Plugin(vedfolnir_sandbox::Stage),
+    /// Another file already scales the service.
+    Conflict,
+    /// Another process holds the service's lock (retried at each rescan).
+    Lock,
+    /// The load task itself failed.
+    Load,
+}
+
+impl Stage {
+    /// The name the status and `/metrics` show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Config => "config",
+            Stage::Plugin(s) => s.as_str(),
+            Stage::Conflict => "conflict",
+            Stage::Lock => "lock",
+            Stage::Load => "load",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a file could not be (re)loaded: the stage and the message.
 #[derive(Debug, Clone)]
 pub struct Failure {
-    /// `config`, a plugin load stage (`read`, `decode`, ... `smoke-test`),
-    /// `conflict` or `lock`.
-    pub stage: String,
+    /// Where it failed.
+    pub stage: Stage,
     /// What went wrong, on one line.
     pub message: String,
 }
@@ -74,11 +110,11 @@ impl From<PolicyError> for Failure {
     fn from(e: PolicyError) -> Self {
         match e {
             PolicyError::Config(p) => Failure {
-                stage: "config".into(),
+                stage: Stage::Config,
                 message: one_line(&p.to_string()),
             },
             PolicyError::Plugin(l) => Failure {
-                stage: l.stage.as_str().into(),
+                stage: Stage::Plugin(l.stage),
                 message: one_line(&l.to_string()),
             },
         }
@@ -226,7 +262,7 @@ impl Registry {
         tokio::task::spawn_blocking(move || ReadyPolicy::load_for_serving(&sandbox, &p, &overrides))
             .await
             .map_err(|e| Failure {
-                stage: "load".into(),
+                stage: Stage::Load,
                 message: format!("the load task failed: {e}"),
             })?
             .map_err(Failure::from)
@@ -263,7 +299,7 @@ impl Registry {
                 continue;
             }
             changed += 1;
-            let started = Instant::now();
+            let started = Stopwatch::start();
             let result = match self.load(path).await {
                 Ok(p) => self.apply(path, fp, p, shared),
                 Err(f) => Err(f),
@@ -284,7 +320,7 @@ impl Registry {
                     path.display(),
                     entry.service
                 );
-                shared.retire(&entry.service, entry.spawned);
+                service::retire(shared, &entry.service, entry.spawned);
             }
         }
         self.failed.retain(|p, _| listing.policies.contains(p));
@@ -338,7 +374,7 @@ impl Registry {
                 }
                 Ok(Err(e)) => {
                     let f = Failure {
-                        stage: e.stage.as_str().into(),
+                        stage: Stage::Plugin(e.stage),
                         message: one_line(&e.to_string()),
                     };
                     tracing::error!(path = %path.display(), stage = %f.stage, error = %f.message, "module rejected");
@@ -385,7 +421,11 @@ impl Registry {
         let service = policy.file.service.clone();
         if let Some(entry) = self.serving.get_mut(path) {
             if entry.service == service {
-                shared.policy_loaded(&policy);
+                shared
+                    .status
+                    .lock()
+                    .expect("status lock")
+                    .policy_loaded(&policy);
                 entry.tx.send_replace(Arc::new(policy));
                 entry.fingerprint = fp;
                 return Ok(format!("reloaded {} ({id})", path.display()));
@@ -397,21 +437,24 @@ impl Registry {
                 path.display(),
                 old.service
             );
-            shared.retire(&old.service, old.spawned);
+            service::retire(shared, &old.service, old.spawned);
         }
         if let Some((other, _)) = self.serving.iter().find(|(_, e)| e.service == service) {
             return Err(Failure {
-                stage: "conflict".into(),
+                stage: Stage::Conflict,
                 message: format!(
                     "service {service} is already scaled by {}; one policy per service",
                     other.display()
                 ),
             });
         }
-        let lock = shared.store.lock(&service).map_err(|e| Failure {
-            stage: "lock".into(),
-            message: format!("{e:#}"),
-        })?;
+        let lock = shared
+            .state
+            .lock(&service, "run", now_ms())
+            .map_err(|e| Failure {
+                stage: Stage::Lock,
+                message: crate::telemetry::chain(&e),
+            })?;
         self.serve(path, fp, policy, lock, shared);
         Ok(format!("loaded {} ({id})", path.display()))
     }
@@ -424,7 +467,7 @@ impl Registry {
         fp: u64,
         policy: ReadyPolicy,
         lock: std::fs::File,
-        started: Instant,
+        started: Stopwatch,
         shared: &Arc<Shared>,
     ) {
         let what = format!("loaded {} ({})", path.display(), policy.plugin.id());
@@ -444,8 +487,12 @@ impl Registry {
         let service = policy.file.service.clone();
         let policy = Arc::new(policy);
         let (tx, rx) = watch::channel(policy.clone());
-        shared.policy_loaded(&policy);
-        let spawned = shared.spawn_loop(rx, lock);
+        shared
+            .status
+            .lock()
+            .expect("status lock")
+            .policy_loaded(&policy);
+        let spawned = service::spawn(shared, rx, lock);
         self.serving.insert(
             path.to_path_buf(),
             Entry {
@@ -462,11 +509,11 @@ impl Registry {
         path: &Path,
         fp: u64,
         result: Result<String, Failure>,
-        started: Instant,
+        started: Stopwatch,
         shared: &Arc<Shared>,
     ) {
         let key = path.display().to_string();
-        let label = crate::metrics::PathKindLabel {
+        let label = PathKindLabel {
             path: key.clone(),
             kind: if result.is_ok() { "ok" } else { "error" }.into(),
         };
@@ -478,13 +525,13 @@ impl Registry {
                 clear_error(&mut status.load_errors, shared, &key);
                 println!(
                     "vedfolnir-autoscaler: {what} in {}",
-                    vedfolnir_core::format_duration(started.elapsed().as_millis() as u64)
+                    vedfolnir_core::format_duration(started.elapsed_ms())
                 );
             }
             Err(f) => {
                 // A held lock is retried at the next rescan; anything else
                 // waits for the file to change.
-                if f.stage != "lock" {
+                if f.stage != Stage::Lock {
                     self.failed.insert(path.to_path_buf(), fp);
                 }
                 let serving = self.serving.contains_key(path);
@@ -526,7 +573,7 @@ fn clear_error(errors: &mut BTreeMap<String, LoadErrorView>, shared: &Shared, ke
 
 fn set_error(errors: &mut BTreeMap<String, LoadErrorView>, shared: &Shared, key: &str, f: Failure) {
     if let Some(old) = errors.get(key)
-        && old.stage != f.stage
+        && old.stage != f.stage.as_str()
     {
         shared.metrics.policy_load_error.remove(&PathStageLabel {
             path: key.to_string(),
@@ -538,16 +585,16 @@ fn set_error(errors: &mut BTreeMap<String, LoadErrorView>, shared: &Shared, key:
         .policy_load_error
         .get_or_create(&PathStageLabel {
             path: key.to_string(),
-            stage: f.stage.clone(),
+            stage: f.stage.as_str().into(),
         })
         .set(1.0);
     errors.insert(
         key.to_string(),
         LoadErrorView {
             path: key.to_string(),
-            stage: f.stage,
+            stage: f.stage.as_str().into(),
             message: f.message,
-            since: crate::ops::format_time(crate::ops::now_ms()),
+            since: format_time(now_ms()),
         },
     );
 }

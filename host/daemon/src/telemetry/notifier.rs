@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::metrics::{KindLabel, Metrics};
-use crate::store::{AuditRecord, Event};
+use super::metrics::{KindLabel, Metrics};
+use crate::audit::{AuditObserver, AuditRecord, Event};
 
 /// Notifications waiting beyond this many are dropped (and counted).
 const QUEUE: usize = 256;
@@ -164,9 +164,11 @@ impl Notifier {
         });
         (Notifier { tx, metrics }, worker)
     }
+}
 
+impl AuditObserver for Notifier {
     /// Queue a notification for an action record; never waits.
-    pub fn offer(&self, record: &AuditRecord) {
+    fn recorded(&self, record: &AuditRecord) {
         if !is_action(record.event) {
             return;
         }
@@ -186,7 +188,7 @@ impl Notifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Actor;
+    use crate::audit::Actor;
 
     #[test]
     fn text_is_escaped_for_slack_and_the_payload_keeps_the_raw_reason() {

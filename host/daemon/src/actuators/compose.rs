@@ -1,169 +1,28 @@
-//! Actuators: scale a Compose service through the Docker API (clone a
-//! running replica, start-first, roll back past a failure ratio; stop the
-//! newest gracefully), or a Swarm service by its replica count.
-//!
-//! Only the target service's containers are touched: no `compose up`, so
-//! the project's other services (database, cache) are never re-converged.
+//! The Compose actuator: scale one service of a Compose project through the
+//! Docker API. A scale-up clones a running replica (start-first: the new
+//! replicas must become ready within the monitor window, and more failures
+//! than `max_failure_ratio` roll the whole scale back); a scale-down stops
+//! the newest replicas gracefully and removes them.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, EndpointSettings, NetworkConnectRequest,
     NetworkingConfig,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListTasksOptionsBuilder, RemoveContainerOptionsBuilder,
-    StartContainerOptions, StopContainerOptionsBuilder, UpdateServiceOptionsBuilder,
+    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+    StopContainerOptionsBuilder,
 };
+use tokio::time::Instant;
 
-use crate::config::{Rollout, Target, TargetKind};
-use crate::docker::{
+use super::{ReplicaFailure, ScaleReport, not_found};
+use crate::config::{Rollout, Target};
+use crate::engine::{
     CREATED_BY_LABEL, Engine, EngineError, NUMBER_LABEL, Readiness, Replica, api_error, inspect,
     readiness_of, replicas,
 };
-
-/// A replica that was started and did not become ready.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ReplicaFailure {
-    /// Its container name.
-    pub name: String,
-    /// Why (unhealthy, exited, not ready within the monitor window).
-    pub reason: String,
-}
-
-/// How a scale ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// The target count was reached.
-    Succeeded,
-    /// Part of the way: some replicas were added or removed, then an error
-    /// (or failed replicas within the ratio) stopped it.
-    Partial,
-    /// Too many new replicas failed: every one this scale created was removed.
-    RolledBack,
-    /// Nothing changed.
-    Failed,
-}
-
-/// What a scale did, replica by replica.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ScaleReport {
-    /// Running replicas before.
-    pub from: u32,
-    /// What was asked.
-    pub to: u32,
-    /// Running (and, for new ones, ready) replicas after.
-    pub reached: u32,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// Containers created and kept.
-    pub created: Vec<String>,
-    /// Containers stopped and removed (scale-down, failed or rolled-back
-    /// replicas).
-    pub removed: Vec<String>,
-    /// New replicas that did not become ready.
-    pub failed: Vec<ReplicaFailure>,
-    /// The error that stopped the scale, if any.
-    pub error: Option<String>,
-    /// Wall time of the scale, in milliseconds.
-    pub duration_ms: u64,
-}
-
-impl ScaleReport {
-    fn new(from: u32, to: u32) -> ScaleReport {
-        ScaleReport {
-            from,
-            to,
-            reached: from,
-            outcome: Outcome::Failed,
-            created: Vec::new(),
-            removed: Vec::new(),
-            failed: Vec::new(),
-            error: None,
-            duration_ms: 0,
-        }
-    }
-
-    fn finish(mut self, started: Instant) -> ScaleReport {
-        self.outcome = if self.reached == self.to && self.error.is_none() && self.failed.is_empty()
-        {
-            Outcome::Succeeded
-        } else if self.reached == self.from && !self.failed.is_empty() && self.to > self.from {
-            if self.created.is_empty() && !self.removed.is_empty() {
-                Outcome::RolledBack
-            } else {
-                Outcome::Failed
-            }
-        } else if self.reached != self.from {
-            Outcome::Partial
-        } else {
-            Outcome::Failed
-        };
-        self.duration_ms = started.elapsed().as_millis() as u64;
-        self
-    }
-
-    /// True when the replica count moved toward the target (a cooldown
-    /// starts only then).
-    pub fn moved(&self) -> bool {
-        self.reached != self.from
-    }
-}
-
-/// Scale the target to `to` running replicas.
-pub async fn scale(
-    engine: &Engine,
-    target: &Target,
-    rollout: &Rollout,
-    to: u32,
-) -> Result<ScaleReport, EngineError> {
-    match target.kind {
-        TargetKind::Compose { .. } => scale_compose(engine, target, rollout, to).await,
-        TargetKind::Swarm => scale_swarm(engine, target, rollout, to).await,
-    }
-}
-
-/// Running replicas of the target: containers for Compose, running tasks
-/// for Swarm. The count is always read from the engine. A Compose service
-/// with no container at all (running or not) is not found: there is nothing
-/// to clone.
-pub async fn running(engine: &Engine, target: &Target) -> Result<u32, EngineError> {
-    let all = replicas(engine, target).await?;
-    running_among(engine, target, &all).await
-}
-
-/// [`running`], for a caller that already listed the target's replicas
-/// (Compose counts them; Swarm asks for its running tasks).
-pub async fn running_among(
-    engine: &Engine,
-    target: &Target,
-    all: &[Replica],
-) -> Result<u32, EngineError> {
-    match target.kind {
-        TargetKind::Compose { .. } => {
-            if all.is_empty() {
-                return Err(not_found(target));
-            }
-            Ok(all.iter().filter(|r| r.is_running()).count() as u32)
-        }
-        TargetKind::Swarm => Ok(swarm_state(engine, target).await?.running),
-    }
-}
-
-fn not_found(target: &Target) -> EngineError {
-    match &target.kind {
-        TargetKind::Compose { project } => EngineError::NotFound(format!(
-            "service {:?} of Compose project {project:?} has no containers on this engine: start it once (docker-compose up -d), or fix target.project / target.name",
-            target.name
-        )),
-        TargetKind::Swarm => EngineError::NotFound(format!(
-            "no Swarm service named {:?} on this engine (docker service ls)",
-            target.name
-        )),
-    }
-}
 
 /// The container name for replica `number`, in the template's style:
 /// Compose v1 `project_service_N`, v2 `project-service-N`, else
@@ -275,13 +134,13 @@ async fn start_clone(
             bollard::errors::Error::DockerResponseServerError {
                 status_code: 404,
                 message,
-            } => EngineError::Api(format!(
+            } => EngineError::api(format!(
                 "creating {name}: image {image} is missing on this engine (it is not pulled): {message}"
             )),
             bollard::errors::Error::DockerResponseServerError {
                 status_code: 409,
                 message,
-            } => EngineError::Api(format!(
+            } => EngineError::api(format!(
                 "creating {name}: the name is taken by a container that is not a replica of this service: {message}"
             )),
             other => api_error(&format!("creating {name}"), other),
@@ -389,9 +248,11 @@ async fn remove(engine: &Engine, id: &str, stop_timeout_s: Option<i32>) -> Resul
         .map_err(|e| api_error(&format!("removing {id}"), e))
 }
 
-async fn scale_compose(
+/// Scale a Compose service of `project` to `to` running replicas.
+pub async fn scale(
     engine: &Engine,
     target: &Target,
+    project: &str,
     rollout: &Rollout,
     to: u32,
 ) -> Result<ScaleReport, EngineError> {
@@ -451,15 +312,11 @@ async fn scale_compose(
         .unwrap_or_default()
         .trim_start_matches('/')
         .to_string();
-    let project = match &target.kind {
-        TargetKind::Compose { project } => project.clone(),
-        TargetKind::Swarm => unreachable!("compose only"),
-    };
     let first = all.iter().filter_map(|r| r.number).max().unwrap_or(0) + 1;
 
     let mut new: Vec<(String, String)> = Vec::new();
     for next in first..first + (to - from) {
-        let name = replica_name(&template_name, &project, &target.name, next);
+        let name = replica_name(&template_name, project, &target.name, next);
         match start_clone(engine, &template, &name, next).await {
             Ok(id) => new.push((id, name)),
             Err(e) => {
@@ -506,131 +363,6 @@ async fn scale_compose(
     }
     report.reached = from + healthy.len() as u32;
     report.created = healthy.into_iter().map(|(_, name)| name).collect();
-    Ok(report.finish(started))
-}
-
-/// A Swarm service's replica counts.
-#[derive(Debug, Clone, Copy)]
-pub struct SwarmState {
-    /// Tasks running now.
-    pub running: u32,
-}
-
-async fn swarm_state(engine: &Engine, target: &Target) -> Result<SwarmState, EngineError> {
-    let service = match engine.docker.inspect_service(&target.name, None).await {
-        Ok(s) => s,
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => return Err(not_found(target)),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 503,
-            message,
-        }) => {
-            return Err(EngineError::NotFound(format!(
-                "this engine is not part of a Swarm ({message}); target.kind = \"swarm\" needs one (docker swarm init)"
-            )));
-        }
-        Err(e) => return Err(api_error(&format!("inspecting service {}", target.name), e)),
-    };
-    service
-        .spec
-        .as_ref()
-        .and_then(|s| s.mode.as_ref())
-        .and_then(|m| m.replicated.as_ref())
-        .and_then(|r| r.replicas)
-        .ok_or_else(|| {
-            EngineError::Api(format!(
-                "service {} is not in replicated mode: a global service cannot be scaled",
-                target.name
-            ))
-        })?;
-    let filters: HashMap<String, Vec<String>> = HashMap::from([
-        ("service".to_string(), vec![target.name.clone()]),
-        ("desired-state".to_string(), vec!["running".to_string()]),
-    ]);
-    let tasks = engine
-        .docker
-        .list_tasks(Some(
-            ListTasksOptionsBuilder::default().filters(&filters).build(),
-        ))
-        .await
-        .map_err(|e| api_error(&format!("listing tasks of {}", target.name), e))?;
-    let running = tasks
-        .iter()
-        .filter(|t| {
-            t.status
-                .as_ref()
-                .and_then(|s| s.state)
-                .map(|s| s.to_string() == "running")
-                .unwrap_or(false)
-        })
-        .count() as u32;
-    Ok(SwarmState { running })
-}
-
-async fn scale_swarm(
-    engine: &Engine,
-    target: &Target,
-    rollout: &Rollout,
-    to: u32,
-) -> Result<ScaleReport, EngineError> {
-    let started = Instant::now();
-    let before = swarm_state(engine, target).await?;
-    let mut report = ScaleReport::new(before.running, to);
-    // Optimistic concurrency: update against the version we read; if
-    // someone else updated the service in between, read again and retry.
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let service = engine
-            .docker
-            .inspect_service(&target.name, None)
-            .await
-            .map_err(|e| api_error(&format!("inspecting service {}", target.name), e))?;
-        let version = service.version.and_then(|v| v.index).unwrap_or(0);
-        let mut spec = service.spec.unwrap_or_default();
-        if let Some(r) = spec.mode.as_mut().and_then(|m| m.replicated.as_mut()) {
-            r.replicas = Some(i64::from(to));
-        }
-        let options = UpdateServiceOptionsBuilder::default()
-            .version(version as i32)
-            .build();
-        match engine
-            .docker
-            .update_service(&target.name, spec, options, None)
-            .await
-        {
-            Ok(_) => break,
-            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
-                if message.contains("out of sequence") && attempts < 5 =>
-            {
-                tracing::info!(service = %target.name, version, "service changed under us; retrying the update");
-            }
-            Err(e) => {
-                report.error =
-                    Some(api_error(&format!("updating service {}", target.name), e).to_string());
-                return Ok(report.finish(started));
-            }
-        }
-    }
-    // Converged when the running tasks equal the new count.
-    let deadline = Instant::now() + Duration::from_millis(rollout.monitor_ms);
-    loop {
-        let now = swarm_state(engine, target).await?;
-        report.reached = now.running;
-        if now.running == to {
-            break;
-        }
-        if Instant::now() >= deadline {
-            report.error = Some(format!(
-                "{} of {to} task(s) running after the monitor window of {}",
-                now.running,
-                vedfolnir_core::format_duration(rollout.monitor_ms)
-            ));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
     Ok(report.finish(started))
 }
 
@@ -708,27 +440,5 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].0, "p_front");
         assert_eq!(rest[0].1.ip_address, None);
-    }
-
-    #[test]
-    fn outcomes() {
-        let t = Instant::now();
-        let mut r = ScaleReport::new(2, 4);
-        r.reached = 4;
-        r.created = vec!["a".into(), "b".into()];
-        assert_eq!(r.clone().finish(t).outcome, Outcome::Succeeded);
-        r.reached = 3;
-        r.error = Some("conflict".into());
-        assert_eq!(r.finish(t).outcome, Outcome::Partial);
-        let mut r = ScaleReport::new(2, 3);
-        r.failed.push(ReplicaFailure {
-            name: "c".into(),
-            reason: "unhealthy".into(),
-        });
-        r.removed.push("c".into());
-        assert_eq!(r.finish(t).outcome, Outcome::RolledBack);
-        let mut r = ScaleReport::new(2, 3);
-        r.error = Some("image missing".into());
-        assert_eq!(r.finish(t).outcome, Outcome::Failed);
     }
 }

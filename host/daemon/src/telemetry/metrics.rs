@@ -63,8 +63,10 @@ pub struct Metrics {
     pub evaluation_seconds: Family<ServiceLabel, Histogram>,
     /// Plugin failures by kind (trap, timeout, out-of-memory, guest-error).
     pub plugin_errors: Family<KindLabel, Counter>,
-    /// Source failures by source and signal.
+    /// Signals a source could not provide, by signal.
     pub source_errors: Family<KindLabel, Counter>,
+    /// Passes that failed, by what failed.
+    pub pass_errors: Family<StageLabel, Counter>,
     /// Alertmanager notifications received, by result.
     pub webhook_alerts: Family<KindLabel, Counter>,
     /// Policy (re)loads, by file and result (ok, error).
@@ -82,6 +84,12 @@ pub struct Metrics {
     pub notifications: Family<KindLabel, Counter>,
     /// API requests that change something, by result (kind).
     pub api_requests: Family<KindLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub service: String,
+    pub stage: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -116,151 +124,149 @@ impl Default for Metrics {
     }
 }
 
+/// Register a family under its name and help text, and hand it back.
+fn register<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+where
+    M: prometheus_client::registry::Metric + Clone,
+{
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     /// A registry with every metric registered.
     pub fn new() -> Metrics {
-        let mut registry = Registry::default();
+        let mut r = Registry::default();
         let mut gauges = Vec::new();
         for (signal, name) in SIGNAL_GAUGES {
-            let family = Family::<ServiceLabel, GaugeF>::default();
-            registry.register(
-                format!("vedfolnir_autoscaler_{name}"),
-                format!("The {signal} signal at the last pass (absent while missing)"),
-                family.clone(),
+            let family = register(
+                &mut r,
+                &format!("vedfolnir_autoscaler_{name}"),
+                &format!("The {signal} signal at the last pass (absent while missing)"),
+                Family::<ServiceLabel, GaugeF>::default(),
             );
             gauges.push((signal.parse().expect("known signal"), family));
         }
-        let instance_count = Family::<ServiceLabel, GaugeF>::default();
-        registry.register(
-            "vedfolnir_autoscaler_instance_count",
-            "Running replicas, read from the engine",
-            instance_count.clone(),
-        );
-        let ready_replicas = Family::<ServiceLabel, GaugeF>::default();
-        registry.register(
-            "vedfolnir_autoscaler_ready_replicas",
-            "Replicas running and healthy",
-            ready_replicas.clone(),
-        );
-        let scale_up_score = Family::<ServiceLabel, GaugeF>::default();
-        registry.register(
-            "vedfolnir_autoscaler_scale_up_score",
-            "The policy's scale-up score at the last pass",
-            scale_up_score.clone(),
-        );
-        let scale_down_score = Family::<ServiceLabel, GaugeF>::default();
-        registry.register(
-            "vedfolnir_autoscaler_scale_down_score",
-            "The policy's scale-down score at the last pass",
-            scale_down_score.clone(),
-        );
-        let signal_missing = Family::<SignalLabel, GaugeF>::default();
-        registry.register(
-            "vedfolnir_autoscaler_signal_missing",
-            "1 when the signal was missing at the last pass",
-            signal_missing.clone(),
-        );
-        let decisions = Family::<OutcomeLabel, Counter>::default();
-        registry.register(
-            "vedfolnir_autoscaler_decisions",
-            "Decisions, by direction (outcome = decided, or dry-run)",
-            decisions.clone(),
-        );
-        let actions = Family::<OutcomeLabel, Counter>::default();
-        registry.register(
-            "vedfolnir_autoscaler_actions",
-            "Scale actions, by direction and outcome",
-            actions.clone(),
-        );
-        let evaluation_seconds = Family::<ServiceLabel, Histogram>::new_with_constructor(
-            evaluation_histogram as fn() -> Histogram,
-        );
-        registry.register(
-            "vedfolnir_autoscaler_plugin_evaluation_duration_seconds",
-            "Wall time of one sandboxed policy evaluation",
-            evaluation_seconds.clone(),
-        );
-        let plugin_errors = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "vedfolnir_autoscaler_plugin_errors",
-            "Policy evaluations that failed, by kind",
-            plugin_errors.clone(),
-        );
-        let source_errors = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "vedfolnir_autoscaler_source_errors",
-            "Signals a source could not provide, by signal (kind)",
-            source_errors.clone(),
-        );
-        let webhook_alerts = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "vedfolnir_autoscaler_webhook_alerts",
-            "Alertmanager alerts received, by scaling_action (kind)",
-            webhook_alerts.clone(),
-        );
-        let reloads = Family::<PathKindLabel, Counter>::default();
-        registry.register(
-            "vedfolnir_autoscaler_reloads",
-            "Policy file (re)loads after a change or SIGHUP, by path and result (kind: ok, error)",
-            reloads.clone(),
-        );
-        let evaluations = Family::<ServiceLabel, Counter>::default();
-        registry.register(
-            "vedfolnir_autoscaler_evaluations",
-            "Evaluation passes",
-            evaluations.clone(),
-        );
-        let policy_load_error = Family::<PathStageLabel, GaugeF>::default();
-        registry.register(
-            "vedfolnir_autoscaler_policy_load_error",
-            "1 for a policy file or module that fails to load, by path and stage; the last good version keeps serving",
-            policy_load_error.clone(),
-        );
-        let shadow_diverging = Family::<ServiceLabel, GaugeF>::default();
-        registry.register(
-            "vedfolnir_autoscaler_shadow_diverging",
-            "1 while the shadow policy decides differently from the live one",
-            shadow_diverging.clone(),
-        );
-        let shadow_divergences = Family::<ServiceLabel, Counter>::default();
-        registry.register(
-            "vedfolnir_autoscaler_shadow_divergences",
-            "Passes where the shadow policy decided differently from the live one",
-            shadow_divergences.clone(),
-        );
-        let notifications = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "vedfolnir_autoscaler_notifications",
-            "Notifications to WEBHOOK_URL, by result (kind: sent, failed, dropped)",
-            notifications.clone(),
-        );
-        let api_requests = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "vedfolnir_autoscaler_api_requests",
-            "API requests that change something, by result (kind)",
-            api_requests.clone(),
-        );
+        let r = &mut r;
         Metrics {
-            registry,
-            reloads,
-            evaluations,
-            policy_load_error,
-            shadow_diverging,
-            shadow_divergences,
-            notifications,
-            api_requests,
             gauges,
-            instance_count,
-            ready_replicas,
-            scale_up_score,
-            scale_down_score,
-            signal_missing,
-            decisions,
-            actions,
-            evaluation_seconds,
-            plugin_errors,
-            source_errors,
-            webhook_alerts,
+            instance_count: register(
+                r,
+                "vedfolnir_autoscaler_instance_count",
+                "Running replicas, read from the engine",
+                Family::default(),
+            ),
+            ready_replicas: register(
+                r,
+                "vedfolnir_autoscaler_ready_replicas",
+                "Replicas running and healthy",
+                Family::default(),
+            ),
+            scale_up_score: register(
+                r,
+                "vedfolnir_autoscaler_scale_up_score",
+                "The policy's scale-up score at the last pass",
+                Family::default(),
+            ),
+            scale_down_score: register(
+                r,
+                "vedfolnir_autoscaler_scale_down_score",
+                "The policy's scale-down score at the last pass",
+                Family::default(),
+            ),
+            signal_missing: register(
+                r,
+                "vedfolnir_autoscaler_signal_missing",
+                "1 when the signal was missing at the last pass",
+                Family::default(),
+            ),
+            decisions: register(
+                r,
+                "vedfolnir_autoscaler_decisions",
+                "Decisions, by direction (outcome = decided, or dry-run)",
+                Family::default(),
+            ),
+            actions: register(
+                r,
+                "vedfolnir_autoscaler_actions",
+                "Scale actions, by direction and outcome",
+                Family::default(),
+            ),
+            evaluation_seconds: register(
+                r,
+                "vedfolnir_autoscaler_plugin_evaluation_duration_seconds",
+                "Wall time of one sandboxed policy evaluation",
+                Family::<ServiceLabel, Histogram>::new_with_constructor(
+                    evaluation_histogram as fn() -> Histogram,
+                ),
+            ),
+            plugin_errors: register(
+                r,
+                "vedfolnir_autoscaler_plugin_errors",
+                "Policy evaluations that failed, by kind",
+                Family::default(),
+            ),
+            source_errors: register(
+                r,
+                "vedfolnir_autoscaler_source_errors",
+                "Signals a source could not provide, by signal (kind)",
+                Family::default(),
+            ),
+            pass_errors: register(
+                r,
+                "vedfolnir_autoscaler_pass_errors",
+                "Passes that failed, by what failed (stage: engine, audit, state, evaluation)",
+                Family::default(),
+            ),
+            webhook_alerts: register(
+                r,
+                "vedfolnir_autoscaler_webhook_alerts",
+                "Alertmanager alerts received, by scaling_action (kind)",
+                Family::default(),
+            ),
+            reloads: register(
+                r,
+                "vedfolnir_autoscaler_reloads",
+                "Policy file (re)loads after a change or SIGHUP, by path and result (kind: ok, error)",
+                Family::default(),
+            ),
+            evaluations: register(
+                r,
+                "vedfolnir_autoscaler_evaluations",
+                "Evaluation passes",
+                Family::default(),
+            ),
+            policy_load_error: register(
+                r,
+                "vedfolnir_autoscaler_policy_load_error",
+                "1 for a policy file or module that fails to load, by path and stage; the last good version keeps serving",
+                Family::default(),
+            ),
+            shadow_diverging: register(
+                r,
+                "vedfolnir_autoscaler_shadow_diverging",
+                "1 while the shadow policy decides differently from the live one",
+                Family::default(),
+            ),
+            shadow_divergences: register(
+                r,
+                "vedfolnir_autoscaler_shadow_divergences",
+                "Passes where the shadow policy decided differently from the live one",
+                Family::default(),
+            ),
+            notifications: register(
+                r,
+                "vedfolnir_autoscaler_notifications",
+                "Notifications to WEBHOOK_URL, by result (kind: sent, failed, dropped)",
+                Family::default(),
+            ),
+            api_requests: register(
+                r,
+                "vedfolnir_autoscaler_api_requests",
+                "API requests that change something, by result (kind)",
+                Family::default(),
+            ),
+            registry: std::mem::take(r),
         }
     }
 
@@ -295,7 +301,7 @@ impl Metrics {
         }
     }
 
-    /// Count one failure of a source (`kind`: the signal, or "docker").
+    /// Count one signal a source could not provide.
     pub fn source_error(&self, service: &str, kind: &str) {
         self.source_errors
             .get_or_create(&KindLabel {

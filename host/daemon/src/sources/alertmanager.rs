@@ -11,7 +11,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use futures_util::future::BoxFuture;
 use serde_json::Value;
+
+use super::{Ask, MetricSource, Reading, SourceReport};
+use crate::config::SourceKind;
 
 /// What a firing alert asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +111,27 @@ impl AlertBook {
         } else {
             0.0
         }
+    }
+}
+
+impl MetricSource for AlertBook {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Alertmanager
+    }
+
+    /// The service's alert value now, for each signal routed here.
+    fn read<'a>(&'a self, ask: &'a Ask<'a>) -> BoxFuture<'a, SourceReport> {
+        let value = self.value(ask.service);
+        Box::pin(async move {
+            SourceReport {
+                readings: ask
+                    .signals
+                    .iter()
+                    .map(|s| Reading::Now(s.signal.clone(), Ok(value)))
+                    .collect(),
+                ..Default::default()
+            }
+        })
     }
 }
 

@@ -1,0 +1,418 @@
+//! The audit log, `audit.jsonl` in the state directory: one JSON record per
+//! line, appended and fsynced. A scale writes a `scale-started` record
+//! before it touches the engine and a `scale-finished` record (with what
+//! happened, replica by replica) after; a started record without its
+//! finish is an interrupted scale. Every record is also offered to an
+//! [`AuditObserver`] (the `WEBHOOK_URL` notifier) once written.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use vedfolnir_core::guard::GuardReason;
+use vedfolnir_core::model::{Direction, TimestampMs};
+
+use crate::actuators::ScaleReport;
+
+/// The audit log could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The log could not be opened for appending: the action it would
+    /// record must not go ahead.
+    #[error("cannot open the audit log {}", .path.display())]
+    Open {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Appending a record failed: the action it records must not go ahead.
+    #[error("cannot write the audit log {}", .path.display())]
+    Write {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the log failed.
+    #[error("cannot read the audit log {}", .path.display())]
+    Read {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The daemon refuses to start without a place to record actions.
+    #[error("cannot write the audit log {}: refusing to act without one", .path.display())]
+    NotWritable {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Told of each record once it is written (the notifier).
+pub trait AuditObserver: Send + Sync + std::fmt::Debug {
+    /// A record was appended.
+    fn recorded(&self, record: &AuditRecord);
+}
+
+/// The audit log of a state directory.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    path: PathBuf,
+    observer: Option<Arc<dyn AuditObserver>>,
+}
+
+/// Who started a decision or an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Actor {
+    /// A `check` pass or the daemon's loop: the policy and the guard rails.
+    #[serde(alias = "policy")]
+    Auto,
+    /// `scale-up`, `scale-down` or `reset` on the command line.
+    Manual,
+    /// A request to the daemon's HTTP API.
+    Api,
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Actor::Auto => "auto",
+            Actor::Manual => "manual",
+            Actor::Api => "api",
+        })
+    }
+}
+
+/// The kind of an audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Event {
+    /// Written before the engine is touched.
+    ScaleStarted,
+    /// Written after, with the report.
+    ScaleFinished,
+    /// A pass that decided to hold, or could not decide.
+    Held,
+    /// An operator cleared the cooldowns (`reset`); `from`/`to` are 0.
+    Reset,
+    /// A dry run decided to scale: what production would have done. Its
+    /// cooldown advances as if it had scaled.
+    WouldScale,
+    /// Automatic scaling paused (API).
+    Paused,
+    /// Automatic scaling resumed (API).
+    Resumed,
+    /// The shadow policy's decision differs from the live one's.
+    ShadowDiverged,
+}
+
+/// One line of `audit.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Milliseconds since the epoch.
+    pub time_ms: TimestampMs,
+    /// Pairs a started record with its finish.
+    pub action_id: String,
+    /// The policy's service.
+    pub service: String,
+    /// What kind of record.
+    pub event: Event,
+    /// Who started it.
+    #[serde(alias = "trigger")]
+    pub actor: Actor,
+    /// Decided by a dry run: nothing was changed on the engine.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Which way.
+    pub direction: Direction,
+    /// Running replicas before.
+    pub from: u32,
+    /// The target count.
+    pub to: u32,
+    /// Why: the policy's reasons and every guard-rail intervention.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// The plugin that decided (automatic decisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<PluginRecord>,
+    /// The policy's scores (automatic decisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Scores>,
+    /// The inputs that mattered: each signal's newest value, or why it was
+    /// missing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, serde_json::Value>,
+    /// The guard rails' interventions, structured (rule, before, after),
+    /// as `reasons` also says in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guard: Vec<GuardReason>,
+    /// What the actuator did (finished records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ScaleReport>,
+}
+
+impl AuditRecord {
+    /// A record with no scale numbers, plugin, scores or inputs yet.
+    pub fn new(service: &str, event: Event, actor: Actor, at: TimestampMs) -> AuditRecord {
+        AuditRecord {
+            time_ms: at,
+            action_id: format!("{service}-{at}-{}", std::process::id()),
+            service: service.to_string(),
+            event,
+            actor,
+            dry_run: false,
+            direction: Direction::Hold,
+            from: 0,
+            to: 0,
+            reasons: Vec::new(),
+            plugin: None,
+            scores: None,
+            inputs: BTreeMap::new(),
+            guard: Vec::new(),
+            report: None,
+        }
+    }
+}
+
+/// Scales with an intent (`scale-started`) and no outcome: the process
+/// stopped mid-scale.
+pub fn interrupted(records: &[AuditRecord]) -> Vec<&AuditRecord> {
+    records
+        .iter()
+        .filter(|r| {
+            r.event == Event::ScaleStarted
+                && !records
+                    .iter()
+                    .any(|f| f.event == Event::ScaleFinished && f.action_id == r.action_id)
+        })
+        .collect()
+}
+
+/// Which plugin decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    /// The policy's own name.
+    pub name: String,
+    /// The policy's own version.
+    pub version: String,
+    /// sha256 of the module, hex.
+    pub digest: String,
+    /// Where it came from (a path or `builtin:<name>`).
+    pub source: String,
+}
+
+impl From<&vedfolnir_sandbox::PluginId> for PluginRecord {
+    fn from(id: &vedfolnir_sandbox::PluginId) -> Self {
+        PluginRecord {
+            name: id.name.clone(),
+            version: id.version.clone(),
+            digest: id.digest.clone(),
+            source: id.source.clone(),
+        }
+    }
+}
+
+/// A policy's two scores.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Scale-up score.
+    pub up: f64,
+    /// Scale-down score.
+    pub down: f64,
+}
+
+impl AuditLog {
+    /// The log in the state directory `dir`.
+    pub fn in_dir(dir: &Path) -> AuditLog {
+        AuditLog {
+            path: dir.join("audit.jsonl"),
+            observer: None,
+        }
+    }
+
+    /// The same log, telling `observer` of each record written.
+    pub fn with_observer(mut self, observer: Arc<dyn AuditObserver>) -> AuditLog {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append one record, fsynced before returning.
+    pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        let mut line = serde_json::to_vec(record).expect("records serialize");
+        line.push(b'\n');
+        let write = |source| AuditError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|source| AuditError::Open {
+                path: self.path.clone(),
+                source,
+            })?;
+        // One write of the whole line: appends do not interleave.
+        f.write_all(&line)
+            .and_then(|_| f.sync_data())
+            .map_err(write)?;
+        if let Some(o) = &self.observer {
+            o.recorded(record);
+        }
+        Ok(())
+    }
+
+    /// The records of one service, oldest first. A torn last line (a
+    /// crash mid-append) is skipped, not an error.
+    pub fn records(&self, service: &str) -> Result<Vec<AuditRecord>, AuditError> {
+        let read = |source| AuditError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        let f = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(read(e)),
+        };
+        let mut out = Vec::new();
+        for line in io::BufReader::new(f).lines() {
+            let line = line.map_err(read)?;
+            if let Ok(r) = serde_json::from_str::<AuditRecord>(&line)
+                && r.service == service
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest records (of one service, or all), newest first.
+    pub fn recent(
+        &self,
+        service: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, AuditError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(AuditError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        Ok(text
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok())
+            .filter(|r| service.is_none_or(|s| r.service == s))
+            .take(limit)
+            .collect())
+    }
+
+    /// Check the log can be appended to: the daemon refuses to start, and
+    /// so to act, when it cannot record what it does.
+    pub fn check_writable(&self) -> Result<(), AuditError> {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map(|_| ())
+            .map_err(|source| AuditError::NotWritable {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(event: Event, service: &str) -> AuditRecord {
+        AuditRecord {
+            direction: Direction::Up,
+            from: 2,
+            to: 3,
+            ..AuditRecord::new(service, event, Actor::Manual, 1)
+        }
+    }
+
+    #[test]
+    fn audit_appends_and_survives_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::in_dir(dir.path());
+        log.append(&record(Event::ScaleStarted, "web")).unwrap();
+        log.append(&record(Event::ScaleStarted, "other")).unwrap();
+        log.append(&record(Event::ScaleFinished, "web")).unwrap();
+        let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(b"{\"time_ms\": 5, \"act").unwrap();
+        let records = log.records("web").unwrap();
+        assert_eq!(
+            records.iter().map(|r| r.event).collect::<Vec<_>>(),
+            [Event::ScaleStarted, Event::ScaleFinished]
+        );
+    }
+
+    #[test]
+    fn old_audit_records_still_read() {
+        let line = r#"{"time_ms":1,"action_id":"a","service":"web","event":"scale-started","trigger":"policy","direction":"up","from":2,"to":3}"#;
+        let r: AuditRecord = serde_json::from_str(line).unwrap();
+        assert_eq!((r.actor, r.dry_run), (Actor::Auto, false));
+    }
+
+    #[test]
+    fn an_unwritable_audit_log_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::in_dir(dir.path());
+        log.check_writable().unwrap();
+        // The audit log's place is taken by a folder: it cannot be opened.
+        std::fs::remove_file(log.path()).unwrap();
+        std::fs::create_dir(log.path()).unwrap();
+        let e = log.check_writable().unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("audit.jsonl") && text.contains("refusing to act"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn interrupted_finds_intents_without_an_outcome() {
+        let started = record(Event::ScaleStarted, "web");
+        let other = AuditRecord {
+            action_id: "b".into(),
+            ..record(Event::ScaleStarted, "web")
+        };
+        let finished = AuditRecord {
+            action_id: started.action_id.clone(),
+            ..record(Event::ScaleFinished, "web")
+        };
+        let records = [started, other, finished];
+        let left = interrupted(&records);
+        assert_eq!(
+            left.iter()
+                .map(|r| r.action_id.as_str())
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
+    }
+}

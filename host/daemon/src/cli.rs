@@ -1,0 +1,215 @@
+//! The command line: the flags ([`args`]), one function per command, and
+//! the exit code an error maps to. Every command is a thin shell: the
+//! engine-side ones over the controller ([`service`]), the daemon over
+//! [`crate::daemon`], `simulate` over [`crate::simulate`].
+
+pub mod args;
+pub mod policy;
+pub mod render;
+pub mod service;
+pub mod simulate;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use vedfolnir_sandbox::{LoadError, Sandbox, SandboxConfig};
+
+use crate::config::{Overrides, Problems};
+use crate::controller::PassError;
+use crate::controller::manual::{ManualError, Wanted};
+use crate::engine::EngineError;
+use crate::policy::PolicyError;
+use crate::state::{Busy, StateError};
+use args::{Cli, Command, PluginCommand};
+
+/// Bad configuration or input (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+/// A scale did not reach its target (exit code 7).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ScaleFailed(pub String);
+
+/// `health` found something wrong (exit code 8).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unhealthy(pub String);
+
+/// The exit code of one error in a chain, if it decides one.
+fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    if cause.is::<Problems>()
+        || cause.is::<InvalidInput>()
+        || cause.is::<crate::simulate::Invalid>()
+    {
+        return Some(2);
+    }
+    if cause.is::<LoadError>() {
+        return Some(3);
+    }
+    if let Some(e) = cause.downcast_ref::<EngineError>() {
+        return Some(match e {
+            EngineError::Unreachable { .. } => 5,
+            EngineError::NotFound { .. } => 6,
+            EngineError::Api { .. } => 1,
+        });
+    }
+    if cause.is::<ScaleFailed>() {
+        return Some(7);
+    }
+    if cause.is::<Unhealthy>() {
+        return Some(8);
+    }
+    if cause.is::<Busy>() {
+        return Some(9);
+    }
+    if let Some(StateError::Busy(b)) = cause.downcast_ref::<StateError>() {
+        return code_of(b);
+    }
+    match cause.downcast_ref::<ManualError>() {
+        Some(ManualError::Refused { .. }) => return Some(2),
+        Some(ManualError::Pass(p)) => return code_of(p),
+        None => {}
+    }
+    if let Some(PassError::Engine(e)) = cause.downcast_ref::<PassError>() {
+        return code_of(e);
+    }
+    match cause.downcast_ref::<PolicyError>() {
+        Some(PolicyError::Config(_)) => Some(2),
+        Some(PolicyError::Plugin(_)) => Some(3),
+        None => None,
+    }
+}
+
+/// The exit code for an error, by what it is (see `main.rs`).
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    e.chain().find_map(code_of).unwrap_or(1)
+}
+
+/// The API token: from the file named, or `VEDFOLNIR_API_TOKEN`.
+fn api_token(file: Option<&Path>) -> Result<Option<String>> {
+    let (token, from) = match file {
+        Some(f) => (
+            std::fs::read_to_string(f).map_err(|e| {
+                InvalidInput(format!(
+                    "cannot read the API token file {}: {e}",
+                    f.display()
+                ))
+            })?,
+            f.display().to_string(),
+        ),
+        None => match std::env::var("VEDFOLNIR_API_TOKEN") {
+            Ok(t) => (t, "VEDFOLNIR_API_TOKEN".to_string()),
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = token.trim().to_string();
+    if token.len() < 16 {
+        return Err(InvalidInput(format!(
+            "the API token in {from} is {}: use at least 16 characters (for example: head -c 24 /dev/urandom | base64)",
+            if token.is_empty() { "empty".to_string() } else { format!("only {} characters", token.len()) }
+        ))
+        .into());
+    }
+    Ok(Some(token))
+}
+
+fn sandbox(cli: &Cli) -> Result<Sandbox> {
+    Sandbox::new(SandboxConfig {
+        deadline: cli.plugin_deadline,
+        memory_cap: cli.plugin_memory_mib << 20,
+        // The daemon caches compiled modules by default (in its state
+        // directory), so a module swapped back in loads in milliseconds.
+        cache_dir: cli.cache_dir.clone().or_else(|| {
+            matches!(cli.command, Command::Run { .. }).then(|| cli.state_dir.join("cache"))
+        }),
+        ..Default::default()
+    })
+    .context("cannot start the policy sandbox")
+}
+
+/// Run the command the line names.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let sandbox = sandbox(&cli)?;
+    let setup = service::Setup {
+        sandbox: &sandbox,
+        state_dir: &cli.state_dir,
+        prometheus: cli
+            .prometheus_url
+            .as_deref()
+            .map(|url| crate::sources::prometheus::Prometheus::new(url, cli.prometheus_timeout)),
+    };
+    match cli.command {
+        Command::Evaluate {
+            policy,
+            input,
+            json,
+            min_replicas,
+            max_replicas,
+        } => policy::evaluate(
+            &sandbox,
+            &policy,
+            &input,
+            json,
+            &Overrides {
+                min_replicas,
+                max_replicas,
+            },
+        ),
+        Command::Validate { policies } => policy::validate(&sandbox, &policies),
+        Command::Simulate(args) => simulate::simulate(&sandbox, *args),
+        Command::Run {
+            policies,
+            interval,
+            listen,
+            act,
+            api_token_file,
+            min_replicas,
+            max_replicas,
+        } => crate::daemon::run(
+            &sandbox,
+            crate::state::StateDir::open(&cli.state_dir)?,
+            setup
+                .prometheus
+                .iter()
+                .fold(crate::sources::Sources::new(), |s, p| {
+                    s.with(std::sync::Arc::new(p.clone()))
+                }),
+            &Overrides {
+                min_replicas,
+                max_replicas,
+            },
+            crate::daemon::RunOptions {
+                policies,
+                interval,
+                listen,
+                dry_run: act.dry_run,
+                api_token: api_token(api_token_file.as_deref())?,
+                webhook_url: act.webhook().map(str::to_string),
+            },
+        ),
+        Command::ScaleUp {
+            replicas,
+            args,
+            act,
+        } => service::scale(&setup, &args, &act, Wanted::Up(replicas), "scale-up"),
+        Command::ScaleDown {
+            replicas,
+            args,
+            act,
+        } => service::scale(&setup, &args, &act, Wanted::Down(replicas), "scale-down"),
+        Command::Health { args } => service::health(&setup, &args),
+        Command::Report { args } => service::report(&setup, &args),
+        Command::Reset { args, act } => service::reset(&setup, &args, &act),
+        Command::Check { args, act } => service::check(&setup, &args, &act),
+        Command::Plugin { command } => match command {
+            PluginCommand::Check { file, json } => policy::plugin_check(&sandbox, &file, json),
+            PluginCommand::Test { file, scenarios } => {
+                policy::plugin_test(&sandbox, &file, &scenarios)
+            }
+            PluginCommand::List => policy::plugin_list(&sandbox),
+        },
+    }
+}

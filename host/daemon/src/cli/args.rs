@@ -1,0 +1,315 @@
+//! The command line: every flag, its environment variable and its default.
+//! The seed's variables (`PROMETHEUS_URL`, `DRY_RUN`, `WEBHOOK_URL`,
+//! `MIN_REPLICAS`, `MAX_REPLICAS`) mean the same in every command that
+//! decides or acts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// A Docker autoscaler whose scaling policies are sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "vedfolnir-autoscaler", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter, as in RUST_LOG (e.g. "info", "vedfolnir=debug").
+    #[arg(long, global = true, env = "VEDFOLNIR_LOG", default_value = "warn")]
+    pub log: String,
+
+    /// Where compiled policy components are cached, keyed by digest (for
+    /// `run`, <state-dir>/cache unless given).
+    #[arg(long, global = true, env = "VEDFOLNIR_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Wall-clock budget of one call into a policy.
+    #[arg(long, global = true, env = "VEDFOLNIR_PLUGIN_DEADLINE", default_value = "50ms", value_parser = parse_duration)]
+    pub plugin_deadline: Duration,
+
+    /// Memory cap of one policy evaluation, in MiB.
+    #[arg(
+        long,
+        global = true,
+        env = "VEDFOLNIR_PLUGIN_MEMORY_MIB",
+        default_value_t = 32
+    )]
+    pub plugin_memory_mib: usize,
+
+    /// Where the audit log, cooldown state and sample history are kept.
+    #[arg(
+        long,
+        global = true,
+        env = "VEDFOLNIR_STATE_DIR",
+        default_value = "/var/lib/vedfolnir-autoscaler"
+    )]
+    pub state_dir: PathBuf,
+
+    /// The Prometheus server that `prometheus` signals are queried from.
+    #[arg(long, global = true, env = "PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+
+    /// How long one Prometheus query may take.
+    #[arg(long, global = true, env = "VEDFOLNIR_PROMETHEUS_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub prometheus_timeout: Duration,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The policy file a Docker command works on.
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// The policy file (TOML): service, target, bounds.
+    #[arg(long, env = "VEDFOLNIR_POLICY")]
+    pub policy: PathBuf,
+    /// Replaces the policy's min_replicas.
+    #[arg(long, env = "MIN_REPLICAS")]
+    pub min_replicas: Option<u32>,
+    /// Replaces the policy's max_replicas.
+    #[arg(long, env = "MAX_REPLICAS")]
+    pub max_replicas: Option<u32>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a command that acts needs besides the policy: the seed's
+/// `DRY_RUN` and `WEBHOOK_URL`, meaning the same in every such command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ActArgs {
+    /// Decide, audit and notify "would scale", never act; the dry-run
+    /// cooldowns advance (on their own clocks) as if it had scaled.
+    #[arg(long, env = "DRY_RUN", value_parser = clap::builder::FalseyValueParser::new())]
+    pub dry_run: bool,
+    /// Where each action is posted as JSON (with a Slack-compatible `text`).
+    #[arg(long, env = "WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+}
+
+impl ActArgs {
+    /// The webhook, unless empty.
+    pub fn webhook(&self) -> Option<&str> {
+        self.webhook_url.as_deref().filter(|u| !u.trim().is_empty())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate a policy on one snapshot: the plugin's recommendation, the
+    /// guard-rail decision, and every reason.
+    Evaluate {
+        /// The policy file (TOML).
+        #[arg(long)]
+        policy: PathBuf,
+        /// The input snapshot (JSON).
+        #[arg(long)]
+        input: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Replaces the policy's min_replicas.
+        #[arg(long, env = "MIN_REPLICAS")]
+        min_replicas: Option<u32>,
+        /// Replaces the policy's max_replicas.
+        #[arg(long, env = "MAX_REPLICAS")]
+        max_replicas: Option<u32>,
+    },
+    /// Work with policy plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Scale up to N replicas (default: one more), clamped to max_replicas.
+    ScaleUp {
+        /// The replica count wanted.
+        replicas: Option<u32>,
+        #[command(flatten)]
+        args: PolicyArgs,
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// Scale down to N replicas (default: one fewer), clamped to min_replicas.
+    ScaleDown {
+        /// The replica count wanted.
+        replicas: Option<u32>,
+        #[command(flatten)]
+        args: PolicyArgs,
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// Is the engine reachable, the service found, every replica healthy?
+    Health {
+        #[command(flatten)]
+        args: PolicyArgs,
+    },
+    /// Replicas, metrics, scores and the last actions, read from the engine
+    /// and the audit log.
+    Report {
+        #[command(flatten)]
+        args: PolicyArgs,
+    },
+    /// Clear the service's cooldowns; the audit log and sample history stay.
+    Reset {
+        #[command(flatten)]
+        args: PolicyArgs,
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// One pass: collect, evaluate, guard, act. Made for cron.
+    Check {
+        #[command(flatten)]
+        args: PolicyArgs,
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// The daemon: a pass per policy every interval; the policies folder
+    /// hot-reloaded; the status API, /metrics and the Alertmanager webhook on
+    /// 127.0.0.1. SIGHUP rescans the policies; SIGTERM stops it after the
+    /// passes in flight. The API token may also come from VEDFOLNIR_API_TOKEN.
+    Run {
+        /// Policy files, or folders of `*.toml` policy files and `.wasm` modules (watched).
+        #[arg(long = "policies", env = "VEDFOLNIR_POLICIES", required = true, num_args = 1.., value_delimiter = ',')]
+        policies: Vec<PathBuf>,
+        /// Time between passes.
+        #[arg(long, env = "VEDFOLNIR_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Where /metrics, /health and the webhook listen.
+        #[arg(long, env = "VEDFOLNIR_LISTEN", default_value = "127.0.0.1:9464")]
+        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        act: ActArgs,
+        /// A file holding the bearer token the API's POST endpoints require.
+        #[arg(long, env = "VEDFOLNIR_API_TOKEN_FILE")]
+        api_token_file: Option<PathBuf>,
+        /// Replaces every policy's min_replicas.
+        #[arg(long, env = "MIN_REPLICAS")]
+        min_replicas: Option<u32>,
+        /// Replaces every policy's max_replicas.
+        #[arg(long, env = "MAX_REPLICAS")]
+        max_replicas: Option<u32>,
+    },
+    /// Replay a load trace (CSV: time, load) or a built-in shape through a
+    /// model of the service, with the real sandbox and guard rails on a
+    /// virtual clock, for one or several policies side by side; print the
+    /// SLO-violation minutes, replica-hours, actions and reversals of each.
+    Simulate(Box<SimulateArgs>),
+    /// Check policy files without evaluating: every problem, with file and key.
+    Validate {
+        /// Policy files (TOML).
+        #[arg(required = true)]
+        policies: Vec<PathBuf>,
+    },
+}
+
+/// `simulate`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// The trace: CSV with a header; the first column is the time (named
+    /// time/second, minute or hour: its unit), then the load.
+    #[arg(long, conflicts_with = "shape")]
+    pub trace: Option<PathBuf>,
+    /// The load column, when the trace has several (default: `load`, or
+    /// the only one).
+    #[arg(long, requires = "trace")]
+    pub column: Option<String>,
+    /// A built-in load shape instead of a trace: step, ramp, flash-crowd,
+    /// diurnal. The default when no trace is given is diurnal.
+    #[arg(long)]
+    pub shape: Option<String>,
+    /// How long the shape lasts.
+    #[arg(long, default_value = "2d", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// The shape's low load, requests per second.
+    #[arg(long, default_value_t = 100.0)]
+    pub base: f64,
+    /// The shape's high load, requests per second.
+    #[arg(long, default_value_t = 600.0)]
+    pub peak: f64,
+    /// The seed of the shape's noise.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Multiply the load by this (to bring a trace to requests per second
+    /// at sensible replica counts).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// A policy file, or builtin:<name>; repeat for several side by side
+    /// (default: every builtin policy).
+    #[arg(long = "policy")]
+    pub policies: Vec<String>,
+    /// Time between evaluations (the daemon's --interval).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// The model's time step (default 15s, at most the interval).
+    #[arg(long, value_parser = parse_duration)]
+    pub step: Option<Duration>,
+    /// Requests per second one replica serves at full use.
+    #[arg(long, default_value_t = 100.0)]
+    pub capacity: f64,
+    /// Requests one replica serves at once (its M/M/k queue's k).
+    #[arg(long, default_value_t = 8)]
+    pub workers: u32,
+    /// From a replica's creation to its first request.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub startup: Duration,
+    /// A request waiting longer than this fails.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// The SLO: a step whose p95 response time is above this, in seconds,
+    /// is a violation.
+    #[arg(long, default_value_t = 0.5)]
+    pub slo_p95: f64,
+    /// The SLO: a step whose error fraction is above this is a violation.
+    #[arg(long, default_value_t = 0.01)]
+    pub slo_error_rate: f64,
+    /// Replicas at the start (default: what the first load needs at 70% of
+    /// capacity, within each policy's bounds).
+    #[arg(long)]
+    pub start_replicas: Option<u32>,
+    /// Replaces every policy's min_replicas.
+    #[arg(long, env = "MIN_REPLICAS")]
+    pub min_replicas: Option<u32>,
+    /// Replaces every policy's max_replicas.
+    #[arg(long, env = "MAX_REPLICAS")]
+    pub max_replicas: Option<u32>,
+    /// Write a chart (SVG): load, replicas per policy, p95 per policy.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// Write every scale action (time, policy, from, to, reasons) here, as
+    /// JSON lines.
+    #[arg(long)]
+    pub actions: Option<PathBuf>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run the stages the daemon runs before serving a plugin: read, decode,
+    /// world/version, imports, link, describe, smoke test.
+    Check {
+        /// The component (.wasm), or builtin:<name>.
+        file: String,
+        /// Print the plugin's description (signals and parameters) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run golden scenario files against a plugin.
+    Test {
+        /// The component (.wasm), or builtin:<name>.
+        file: String,
+        /// Scenario files (TOML).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+    /// List the policies built into this binary.
+    List,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    vedfolnir_core::parse_duration(s)
+        .map(Duration::from_millis)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,226 @@
+//! The commands that need no engine: `evaluate` (one snapshot), `validate`
+//! (policy files), `plugin check|test|list`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use vedfolnir_core::guard::GuardState;
+use vedfolnir_core::scenario::ScenarioFile;
+use vedfolnir_core::snapshot::{Frame, Snapshot, effective_params, resolve_params};
+use vedfolnir_sandbox::{LoadError, Plugin, Sandbox, Stage};
+
+use super::{InvalidInput, render};
+use crate::clock::Stopwatch;
+use crate::config::{Overrides, PluginRef, Problems};
+use crate::policy::{PolicyError, ReadyPolicy, load_plugin};
+
+fn plugin_ref(text: &str) -> PluginRef {
+    match text.strip_prefix("builtin:") {
+        Some(name) => PluginRef::Builtin(name.to_string()),
+        None => PluginRef::File(PathBuf::from(text)),
+    }
+}
+
+fn load_named(sandbox: &Sandbox, text: &str) -> Result<Plugin, LoadError> {
+    let r = plugin_ref(text);
+    if let PluginRef::Builtin(name) = &r
+        && vedfolnir_plugin_artifacts::policy(name).is_none()
+    {
+        return Err(LoadError {
+            source_label: text.to_string(),
+            stage: Stage::Read,
+            message: "no such builtin policy (see `plugin list`)".into(),
+        });
+    }
+    load_plugin(sandbox, &r)
+}
+
+pub fn evaluate(
+    sandbox: &Sandbox,
+    policy_path: &Path,
+    input_path: &Path,
+    json: bool,
+    overrides: &Overrides,
+) -> Result<ExitCode> {
+    let policy = ReadyPolicy::load(sandbox, policy_path, overrides)?;
+    let snapshot = read_snapshot(input_path)?;
+    let frame = Frame {
+        service: policy.file.service.clone(),
+        min_replicas: policy.file.guard.min_replicas,
+        max_replicas: policy.file.guard.max_replicas,
+        params: policy.params.clone(),
+    };
+    let input = snapshot.to_input(&frame).map_err(|errors| {
+        let list: Vec<String> = errors
+            .iter()
+            .map(|e| format!("  {}: {e}", input_path.display()))
+            .collect();
+        InvalidInput(format!(
+            "{} problem(s) in the snapshot:\n{}",
+            errors.len(),
+            list.join("\n")
+        ))
+    })?;
+    // A snapshot carries time since the last scale-up/down; the guard rails
+    // take the same facts as timestamps.
+    let state = GuardState::implied_by(&input);
+    let evaluation = policy.evaluate(&input, &state);
+    if json {
+        let id = policy.plugin.id();
+        let out = serde_json::json!({
+            "service": input.service,
+            "plugin": { "name": id.name, "version": id.version, "source": id.source, "digest": id.digest },
+            "current_replicas": input.current_replicas,
+            "ready_replicas": input.ready_replicas,
+            "min_replicas": input.min_replicas,
+            "max_replicas": input.max_replicas,
+            "params": effective_params(&policy.plugin.description().params, &policy.params)
+                .into_iter()
+                .map(|p| (p.key, p.value))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+            "recommendation": evaluation.recommendation,
+            "failure": evaluation.failure,
+            "decision": evaluation.decision,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", render::decision(&policy, &input, &evaluation));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_snapshot(path: &Path) -> Result<Snapshot> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read snapshot {}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| InvalidInput(format!("{}: not a valid snapshot: {e}", path.display())).into())
+}
+
+pub fn validate(sandbox: &Sandbox, paths: &[PathBuf]) -> Result<ExitCode> {
+    let mut problems = Vec::new();
+    for path in paths {
+        match ReadyPolicy::load(sandbox, path, &Overrides::default()) {
+            Ok(p) => println!(
+                "{}: ok ({} for service {})",
+                path.display(),
+                p.plugin.id(),
+                p.file.service
+            ),
+            Err(PolicyError::Config(Problems(mut list))) => problems.append(&mut list),
+            Err(PolicyError::Plugin(e)) => {
+                return Err(e).with_context(|| format!("{}: plugin", path.display()));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Problems(problems).into())
+    }
+}
+
+pub fn plugin_check(sandbox: &Sandbox, file: &str, json: bool) -> Result<ExitCode> {
+    let started = Stopwatch::start();
+    let outcome = load_named(sandbox, file).and_then(|plugin| {
+        let defaults: Vec<_> = resolve_params(&plugin.description().params, &Default::default())
+            .map_err(|e| LoadError {
+                source_label: file.to_string(),
+                stage: Stage::Describe,
+                message: format!("{e:?}"),
+            })?;
+        plugin.smoke_test(&defaults).map(|notes| (plugin, notes))
+    });
+    let failed_stage = outcome.as_ref().err().map(|e| e.stage);
+    if !json {
+        println!("checking {file}");
+        for stage in Stage::ALL {
+            match failed_stage {
+                Some(f) if f == stage => {
+                    let e = outcome.as_ref().unwrap_err();
+                    println!("  FAILED {:<10} {}", stage.as_str(), e.message);
+                    break;
+                }
+                _ => println!("  ok     {}", stage.as_str()),
+            }
+        }
+    }
+    let (plugin, notes) = outcome?;
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(plugin.description())?);
+    } else {
+        let d = plugin.description();
+        println!(
+            "{} {}: {} signals, {} parameters; checked in {} ms",
+            d.name,
+            d.version,
+            d.signals.len(),
+            d.params.len(),
+            started.elapsed_ms()
+        );
+        println!("digest sha256:{}", plugin.id().digest);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn plugin_test(sandbox: &Sandbox, file: &str, scenario_paths: &[PathBuf]) -> Result<ExitCode> {
+    let plugin = load_named(sandbox, file)?;
+    let specs = &plugin.description().params;
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for path in scenario_paths {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read scenario file {}", path.display()))?;
+        let scenarios: ScenarioFile = toml::from_str(&text).map_err(|e| {
+            InvalidInput(format!(
+                "{}: not a valid scenario file: {e}",
+                path.display()
+            ))
+        })?;
+        println!(
+            "{} ({} scenarios)",
+            path.display(),
+            scenarios.scenarios.len()
+        );
+        let validate = |params: &[_]| match plugin.validate_config(params) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(errors)) => Err(errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")),
+            Err(e) => Err(e.to_string()),
+        };
+        let evaluate = |input: &_| plugin.evaluate(input).map_err(|e| e.message);
+        for (name, mismatches) in scenarios.run(specs, validate, evaluate) {
+            if mismatches.is_empty() {
+                passed += 1;
+                println!("  ok    {name}");
+            } else {
+                failed += 1;
+                println!("  FAIL  {name}");
+                for m in mismatches {
+                    println!("          {m}");
+                }
+            }
+        }
+    }
+    println!("scenarios: {passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(4)
+    })
+}
+
+/// `plugin list`: the policies built into this binary.
+pub fn plugin_list(sandbox: &Sandbox) -> Result<ExitCode> {
+    for (name, _, bytes) in vedfolnir_plugin_artifacts::POLICIES {
+        let plugin = sandbox.load_bytes(&format!("builtin:{name}"), bytes)?;
+        let d = plugin.description();
+        println!("builtin:{name}  {}  {}", d.version, d.summary);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,147 @@
+//! How the commands print: a decision with every reason, a scale report,
+//! the docker source's readings.
+
+use std::fmt::Write as _;
+
+use vedfolnir_core::duration::format_duration;
+use vedfolnir_core::model::{PolicyInput, Reason};
+
+use crate::actuators::ScaleReport;
+use crate::policy::{Evaluation, ReadyPolicy, verdict};
+use crate::sources::docker::ServiceUsage;
+
+/// A decision: the plugin's recommendation and reasons, the guard rails'
+/// interventions, the verdict.
+pub fn decision(policy: &ReadyPolicy, input: &PolicyInput, e: &Evaluation) -> String {
+    let mut out = String::new();
+    let id = policy.plugin.id();
+    let _ = writeln!(out, "service {}  policy {id}", input.service);
+    let _ = writeln!(
+        out,
+        "replicas {} (ready {}, min {}, max {})",
+        input.current_replicas, input.ready_replicas, input.min_replicas, input.max_replicas
+    );
+    match (&e.recommendation, &e.failure) {
+        (Some(rec), _) => {
+            let _ = writeln!(
+                out,
+                "\nrecommendation: {} to {}  (scale-up score {}, scale-down score {})",
+                rec.direction, rec.desired_replicas, rec.scale_up_score, rec.scale_down_score
+            );
+            for r in &rec.reasons {
+                let _ = writeln!(out, "  {}", reason_line(r));
+            }
+        }
+        (None, Some(f)) => {
+            let _ = writeln!(out, "\npolicy failed: {}: {}", f.kind, f.message);
+        }
+        (None, None) => {}
+    }
+    let d = &e.decision;
+    let _ = writeln!(out, "\nguard rails:");
+    if d.reasons.is_empty() {
+        let _ = writeln!(out, "  (no intervention)");
+    }
+    for r in &d.reasons {
+        let change = match (r.from, r.to) {
+            (Some(a), Some(b)) => format!(" [{a} -> {b}]"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  {}{change}: {}", r.rule.as_str(), r.message);
+    }
+    let _ = writeln!(out, "\ndecision: {}", verdict(d, "SCALE"));
+    out
+}
+
+fn reason_line(r: &Reason) -> String {
+    let mut facts = Vec::new();
+    if let Some(v) = r.observed {
+        facts.push(format!("observed {v}"));
+    }
+    if let Some(t) = r.threshold {
+        facts.push(format!("threshold {t}"));
+    }
+    if let Some(h) = r.held_for {
+        facts.push(format!("held {}", format_duration(h)));
+    }
+    let facts = if facts.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", facts.join(", "))
+    };
+    format!("{:<22} {}{facts}", r.trigger, r.message)
+}
+
+/// Print what a scale did, replica by replica (or as JSON).
+pub fn print_report(report: &ScaleReport, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("reports serialize")
+        );
+        return;
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "scale {} -> {}: {:?}, {} replica(s) running ({})",
+        report.from,
+        report.to,
+        report.outcome,
+        report.reached,
+        format_duration(report.duration_ms)
+    );
+    for c in &report.created {
+        let _ = writeln!(out, "  created {c}");
+    }
+    for r in &report.removed {
+        let _ = writeln!(out, "  removed {r}");
+    }
+    for f in &report.failed {
+        let _ = writeln!(out, "  failed  {}: {}", f.name, f.reason);
+    }
+    if let Some(e) = &report.error {
+        let _ = writeln!(out, "  error: {e}");
+    }
+    print!("{out}");
+}
+
+/// A fraction as a percentage, or "missing".
+pub fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.1}%", v * 100.0))
+        .unwrap_or_else(|| "missing".into())
+}
+
+/// OOM kills in the last hour, or "unknown" when the events were unreadable.
+pub fn oom_kills(usage: &ServiceUsage) -> String {
+    usage
+        .oom_kills
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A pass: the docker source's readings, then the decision.
+pub fn check(
+    policy: &ReadyPolicy,
+    input: &PolicyInput,
+    e: &Evaluation,
+    usage: Option<&ServiceUsage>,
+) -> String {
+    let mut out = String::new();
+    if let Some(usage) = usage {
+        let _ = writeln!(
+            out,
+            "docker: cpu {} of limit, memory {} of limit, {} running, {} ready, {} OOM kill(s) in the last hour",
+            pct(usage.cpu),
+            pct(usage.memory),
+            usage.running,
+            usage.ready,
+            oom_kills(usage)
+        );
+        for err in &usage.errors {
+            let _ = writeln!(out, "  stats error: {err}");
+        }
+    }
+    out.push_str(&decision(policy, input, e));
+    out
+}

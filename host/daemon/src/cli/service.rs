@@ -1,0 +1,632 @@
+//! The commands that work on a service on its engine: `scale-up`,
+//! `scale-down`, `reset`, `health`, `report`, and `check` (one pass, for
+//! cron). Each is a thin shell over the controller: it opens the seams
+//! ([`Shell`]), takes the service's lock where it decides or acts, calls
+//! the controller, and prints.
+//!
+//! `scale-up`, `scale-down`, `reset` and `health` need only the policy
+//! file: a plugin that fails to load is said, not fatal. `DRY_RUN` and
+//! `WEBHOOK_URL` mean the same here as in the daemon.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use vedfolnir_core::duration::format_duration;
+use vedfolnir_core::model::{Direction, TimestampMs};
+use vedfolnir_sandbox::Sandbox;
+
+use super::args::{ActArgs, PolicyArgs};
+use super::{ScaleFailed, Unhealthy, render};
+use crate::actuators::{self, Actuator, DockerActuator, Outcome, ScaleReport};
+use crate::audit::{self, Actor, AuditLog, AuditRecord, Event};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Overrides, PolicyFile};
+use crate::controller::manual::{self, Request, Wanted};
+use crate::controller::{self, Context, PassError, reconcile};
+use crate::engine::{Engine, Readiness};
+use crate::policy::{ReadyPolicy, load_plugin};
+use crate::sources::Sources;
+use crate::sources::docker::DockerStats;
+use crate::sources::prometheus::Prometheus;
+use crate::state::StateDir;
+use crate::telemetry::Telemetry;
+use crate::telemetry::notifier::{Delivery, Notifier};
+
+/// What the commands here share: the state directory, the sources the
+/// command line configures, and the sandbox.
+#[derive(Debug)]
+pub struct Setup<'a> {
+    /// The sandbox (for the commands that evaluate).
+    pub sandbox: &'a Sandbox,
+    /// The state directory.
+    pub state_dir: &'a Path,
+    /// Prometheus, when `PROMETHEUS_URL` is set.
+    pub prometheus: Option<Prometheus>,
+}
+
+/// One command's seams: engine, actuator, sources, audit (notifying
+/// `WEBHOOK_URL`), state.
+struct Shell {
+    actuator: DockerActuator,
+    sources: Sources,
+    audit: AuditLog,
+    state: StateDir,
+    telemetry: Telemetry,
+    dry_run: bool,
+    notifier: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Shell {
+    async fn open(setup: &Setup<'_>, file: &PolicyFile, act: Option<&ActArgs>) -> Result<Shell> {
+        let target = &file.target;
+        let engine = Engine::connect(target.docker_host.as_deref()).await?;
+        let state = StateDir::open(setup.state_dir)?;
+        let mut audit = AuditLog::in_dir(setup.state_dir);
+        let mut notifier = None;
+        if let Some(url) = act.and_then(ActArgs::webhook) {
+            let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
+            let (n, worker) = Notifier::start(url.to_string(), Delivery::default(), metrics);
+            audit = audit.with_observer(Arc::new(n));
+            notifier = Some(worker);
+        }
+        Ok(Shell {
+            sources: sources(setup, &engine, file),
+            actuator: DockerActuator {
+                engine,
+                target: target.clone(),
+                rollout: file.rollout,
+            },
+            audit,
+            state,
+            telemetry: Telemetry::log_only(),
+            dry_run: act.is_some_and(|a| a.dry_run),
+            notifier,
+        })
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context {
+            actuator: &self.actuator,
+            sources: &self.sources,
+            audit: &self.audit,
+            state: &self.state,
+            clock: &SystemClock,
+            telemetry: &self.telemetry,
+            dry_run: self.dry_run,
+        }
+    }
+
+    /// Finish interrupted scales before acting, saying so.
+    async fn reconcile(&self, service: &str) -> Result<()> {
+        for r in reconcile::reconcile(&self.context(), service)
+            .await
+            .map_err(anyhow_of)?
+        {
+            let rep = r
+                .report
+                .as_ref()
+                .expect("reconciled records carry a report");
+            eprintln!(
+                "note: reconciled an interrupted scale {} -> {} ({}): {:?}, {} running",
+                r.from, r.to, r.action_id, rep.outcome, rep.reached
+            );
+        }
+        Ok(())
+    }
+
+    /// Let queued notifications go out (a few seconds at most).
+    async fn close(self) {
+        let Shell {
+            audit, notifier, ..
+        } = self;
+        drop(audit);
+        if let Some(worker) = notifier
+            && tokio::time::timeout(Duration::from_secs(5), worker)
+                .await
+                .is_err()
+        {
+            eprintln!("warning: notifications still pending at exit were dropped");
+        }
+    }
+}
+
+/// The sources a command reads: the engine's docker source, and
+/// Prometheus when configured.
+fn sources(setup: &Setup<'_>, engine: &Engine, file: &PolicyFile) -> Sources {
+    let docker = Sources::new().with(Arc::new(DockerStats {
+        engine: engine.clone(),
+        target: file.target.clone(),
+    }));
+    match &setup.prometheus {
+        Some(p) => docker.with(Arc::new(p.clone())),
+        None => docker,
+    }
+}
+
+/// A pass error as the exit code wants it: the cause first.
+fn anyhow_of(e: PassError) -> anyhow::Error {
+    match e {
+        PassError::Engine(e) => e.into(),
+        PassError::Audit(e) => e.into(),
+        PassError::State(e) => e.into(),
+        e @ PassError::Evaluation(_) => e.into(),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The policy file, and a note when its plugin does not load (the commands
+/// that need only the file go on).
+fn file_only(setup: &Setup<'_>, args: &PolicyArgs, command: &str) -> Result<PolicyFile> {
+    let file = PolicyFile::load(&args.policy, &overrides(args))?;
+    if let Err(e) = load_plugin(setup.sandbox, &file.plugin) {
+        eprintln!(
+            "note: the policy's plugin does not load ({}: {}); {command} does not need it, automatic scaling holds until it is fixed",
+            e.stage.as_str(),
+            e.message
+        );
+    }
+    Ok(file)
+}
+
+/// The policy's bounds as given on the command line.
+pub fn overrides(args: &PolicyArgs) -> Overrides {
+    Overrides {
+        min_replicas: args.min_replicas,
+        max_replicas: args.max_replicas,
+    }
+}
+
+fn lock(state_dir: &Path, service: &str, command: &str) -> Result<std::fs::File> {
+    let state = StateDir::open(state_dir)?;
+    Ok(state.lock(service, command, SystemClock.now_ms())?)
+}
+
+/// `scale-up [N]` / `scale-down [N]`: N is the replica count wanted
+/// (default: one more or one fewer), clamped to min/max with the clamp said.
+pub fn scale(
+    setup: &Setup<'_>,
+    args: &PolicyArgs,
+    act: &ActArgs,
+    wanted: Wanted,
+    command: &str,
+) -> Result<ExitCode> {
+    let file = file_only(setup, args, command)?;
+    let _lock = lock(setup.state_dir, &file.service, command)?;
+    runtime()?.block_on(async {
+        let shell = Shell::open(setup, &file, Some(act)).await?;
+        shell.reconcile(&file.service).await?;
+        let request = Request {
+            actor: Actor::Manual,
+            wanted,
+            reason: None,
+        };
+        let outcome = manual::scale(&shell.context(), &file, request).await;
+        shell.close().await;
+        print_manual(&shell_describe(&file), outcome?, args.json)
+    })
+}
+
+fn shell_describe(file: &PolicyFile) -> String {
+    actuators::describe(&file.target)
+}
+
+fn print_manual(what: &str, outcome: manual::Outcome, json: bool) -> Result<ExitCode> {
+    let notes = match &outcome {
+        manual::Outcome::NothingToDo { notes, .. }
+        | manual::Outcome::WouldScale { notes, .. }
+        | manual::Outcome::Scaled { notes, .. } => notes,
+    };
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    match outcome {
+        manual::Outcome::NothingToDo { at, .. } => {
+            println!("{what}: already at {at} replica(s); nothing to do");
+            Ok(ExitCode::SUCCESS)
+        }
+        manual::Outcome::WouldScale { decision: d, .. } => {
+            println!(
+                "dry run: would scale {} -> {} (audited as would-scale; nothing changed)",
+                d.current, d.target
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        manual::Outcome::Scaled { report, .. } => {
+            render::print_report(&report, json);
+            finish(&report)
+        }
+    }
+}
+
+fn finish(report: &ScaleReport) -> Result<ExitCode> {
+    if report.outcome == Outcome::Succeeded {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(ScaleFailed(format!(
+        "the scale {} -> {} ended {:?} at {} replica(s){}{}",
+        report.from,
+        report.to,
+        report.outcome,
+        report.reached,
+        report
+            .error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default(),
+        if report.moved() {
+            "; its cooldown started, since the count moved"
+        } else {
+            "; no cooldown recorded"
+        }
+    ))
+    .into())
+}
+
+/// `reset`: clear the service's cooldowns (the seed's `reset`), audited;
+/// the audit log and sample history are kept.
+pub fn reset(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<ExitCode> {
+    let file = file_only(setup, args, "reset")?;
+    let service = &file.service;
+    let _lock = lock(setup.state_dir, service, "reset")?;
+    let state = StateDir::open(setup.state_dir)?;
+    let now = SystemClock.now_ms();
+    let before = state.reset_cooldowns(service, now)?;
+    let ago = |t: Option<TimestampMs>| {
+        t.map(|t| format!("{} ago", format_duration((now - t).max(0) as u64)))
+            .unwrap_or_else(|| "never".into())
+    };
+    let what = format!(
+        "cooldowns cleared (last scale-up {}, last scale-down {})",
+        ago(before.last_scale_up),
+        ago(before.last_scale_down)
+    );
+    let record = AuditRecord {
+        reasons: vec![what.clone()],
+        ..AuditRecord::new(service, Event::Reset, Actor::Manual, now)
+    };
+    runtime()?.block_on(async {
+        let mut audit = AuditLog::in_dir(setup.state_dir);
+        let mut worker = None;
+        if let Some(url) = act.webhook() {
+            let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
+            let (n, w) = Notifier::start(url.to_string(), Delivery::default(), metrics);
+            audit = audit.with_observer(Arc::new(n));
+            worker = Some(w);
+        }
+        audit.append(&record)?;
+        drop(audit);
+        if let Some(w) = worker {
+            let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+        }
+        anyhow::Ok(())
+    })?;
+    println!("{service}: {what}; the audit log and sample history are kept");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `check`: one pass (collect, evaluate, guard, act unless a dry run).
+pub fn check(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<ExitCode> {
+    let policy = Arc::new(ReadyPolicy::load(
+        setup.sandbox,
+        &args.policy,
+        &overrides(args),
+    )?);
+    let _lock = lock(setup.state_dir, &policy.file.service, "check")?;
+    runtime()?.block_on(async {
+        let shell = Shell::open(setup, &policy.file, Some(act)).await?;
+        shell.reconcile(&policy.file.service).await?;
+        let pass = controller::pass(&shell.context(), &policy).await;
+        let dry_run = shell.dry_run;
+        let what = shell.actuator.describe();
+        shell.close().await;
+        let p = pass.map_err(anyhow_of)?;
+        print_check(&policy, &p, &what, dry_run, args.json)?;
+        match &p.report {
+            Some(r) => finish(r),
+            None => Ok(ExitCode::SUCCESS),
+        }
+    })
+}
+
+fn print_check(
+    policy: &ReadyPolicy,
+    p: &controller::Pass,
+    what: &str,
+    dry_run: bool,
+    json: bool,
+) -> Result<()> {
+    let e = &p.evaluation;
+    if json {
+        let out = serde_json::json!({
+            "service": policy.file.service,
+            "target": what,
+            "dry_run": dry_run,
+            "usage": p.collected.usage,
+            "recommendation": e.recommendation,
+            "failure": e.failure,
+            "decision": e.decision,
+            "shadow": p.shadow,
+            "scale": p.report,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    print!(
+        "{}",
+        render::check(policy, &p.input, e, p.collected.usage.as_ref())
+    );
+    if dry_run && e.decision.is_scale() {
+        println!("dry run: not acting (would scale; the dry-run cooldown starts)");
+    }
+    if let Some(sh) = &p.shadow {
+        println!(
+            "shadow {}: {} to {}{}",
+            policy
+                .shadow
+                .as_ref()
+                .map(|s| s.plugin.id().to_string())
+                .unwrap_or_default(),
+            sh.decision.direction,
+            sh.decision.target,
+            if e.diverges(sh) { " (diverges)" } else { "" }
+        );
+    }
+    if let Some(r) = &p.report {
+        render::print_report(r, false);
+    }
+    Ok(())
+}
+
+/// `health`: the engine, the target, its replicas.
+pub fn health(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
+    let file = file_only(setup, args, "health")?;
+    runtime()?.block_on(async {
+        let target = &file.target;
+        let engine = Engine::connect(target.docker_host.as_deref()).await?;
+        let actuator = DockerActuator {
+            engine: engine.clone(),
+            target: target.clone(),
+            rollout: file.rollout,
+        };
+        let observed = actuator.status().await?;
+        let mut problems = Vec::new();
+        let prometheus = match &setup.prometheus {
+            None => None,
+            Some(p) => Some(match p.ready().await {
+                Ok(()) => format!("ok ({})", p.url),
+                Err(e) => {
+                    problems.push(e.clone());
+                    e
+                }
+            }),
+        };
+        if observed.running < file.guard.min_replicas {
+            problems.push(format!(
+                "{} replica(s) running, below min_replicas {}",
+                observed.running, file.guard.min_replicas
+            ));
+        }
+        for r in observed
+            .replicas
+            .iter()
+            .filter(|r| r.readiness != Readiness::Ready)
+        {
+            problems.push(format!("{} is {:?} ({})", r.name, r.readiness, r.state));
+        }
+        print_health(
+            &engine,
+            &actuator,
+            &observed,
+            prometheus.as_deref(),
+            &problems,
+            args.json,
+        )?;
+        if problems.is_empty() {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            Err(Unhealthy(problems.join("; ")).into())
+        }
+    })
+}
+
+fn print_health(
+    engine: &Engine,
+    actuator: &DockerActuator,
+    observed: &actuators::Observed,
+    prometheus: Option<&str>,
+    problems: &[String],
+    json: bool,
+) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "engine": { "host": engine.host, "version": engine.version, "api_version": engine.api_version },
+                "target": actuator.describe(),
+                "prometheus": prometheus,
+                "running": observed.running,
+                "ready": observed.ready,
+                "replicas": observed.replicas,
+                "problems": problems,
+            }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "engine: ok ({}, Docker {}, API {})",
+        engine.host, engine.version, engine.api_version
+    );
+    println!("target: {} found", actuator.describe());
+    if let Some(p) = prometheus {
+        println!("prometheus: {p}");
+    }
+    println!(
+        "replicas: {} running, {} ready",
+        observed.running, observed.ready
+    );
+    for r in &observed.replicas {
+        println!("  {:<28} {:<10} {:?}", r.name, r.state, r.readiness);
+    }
+    Ok(())
+}
+
+/// `report`: replicas, metrics, scores and the last actions, from the
+/// engine and the audit log. Nothing is saved.
+pub fn report(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
+    let policy = Arc::new(ReadyPolicy::load(
+        setup.sandbox,
+        &args.policy,
+        &overrides(args),
+    )?);
+    runtime()?.block_on(async {
+        let shell = Shell::open(setup, &policy.file, None).await?;
+        let service = &policy.file.service;
+        let seen = controller::look(&shell.context(), &policy)
+            .await
+            .map_err(anyhow_of)?;
+        let records = shell.audit.records(service)?;
+        let now = SystemClock.now_ms();
+        if args.json {
+            print_report_json(&policy, &shell, &seen, &records)?;
+        } else {
+            print!("{}", report_text(&policy, &shell, &seen, &records, now));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn last(records: &[AuditRecord], d: Direction) -> Option<&AuditRecord> {
+    records
+        .iter()
+        .rev()
+        .find(|r| r.event == Event::ScaleFinished && r.direction == d)
+}
+
+fn print_report_json(
+    policy: &ReadyPolicy,
+    shell: &Shell,
+    seen: &controller::Look,
+    records: &[AuditRecord],
+) -> Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "service": policy.file.service,
+            "target": shell.actuator.describe(),
+            "replicas": {
+                "running": seen.observed.running,
+                "ready": seen.collected.usage.as_ref().map(|u| u.ready),
+                "containers": seen.observed.replicas,
+            },
+            "usage": seen.collected.usage,
+            "recommendation": seen.evaluation.recommendation,
+            "decision": seen.evaluation.decision,
+            "last_scale_up": last(records, Direction::Up),
+            "last_scale_down": last(records, Direction::Down),
+            "interrupted": audit::interrupted(records),
+        }))?
+    );
+    Ok(())
+}
+
+fn report_text(
+    policy: &ReadyPolicy,
+    shell: &Shell,
+    seen: &controller::Look,
+    records: &[AuditRecord],
+    now: TimestampMs,
+) -> String {
+    let mut out = String::new();
+    let usage = seen.collected.usage.as_ref();
+    let _ = writeln!(out, "{}", shell.actuator.describe());
+    let _ = writeln!(
+        out,
+        "replicas: {} running, {} ready (min {}, max {})",
+        seen.observed.running,
+        usage.map(|u| u.ready).unwrap_or(seen.observed.ready),
+        policy.file.guard.min_replicas,
+        policy.file.guard.max_replicas
+    );
+    for r in &seen.observed.replicas {
+        let _ = writeln!(
+            out,
+            "  {:<28} {:<10} {:?}{}",
+            r.name,
+            r.state,
+            r.readiness,
+            if r.oom_killed { "  OOM-killed" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "metrics: cpu {} of limit, memory {} of limit (mean of running replicas); OOM kills in the last hour: {}",
+        render::pct(usage.and_then(|u| u.cpu)),
+        render::pct(usage.and_then(|u| u.memory)),
+        usage
+            .map(render::oom_kills)
+            .unwrap_or_else(|| "unknown".into())
+    );
+    out.push_str(&scores_line(&seen.evaluation));
+    out.push_str(&last_actions(records, now));
+    out
+}
+
+fn scores_line(e: &crate::policy::Evaluation) -> String {
+    match &e.recommendation {
+        Some(r) => format!(
+            "scores: scale-up {}, scale-down {} -> {} to {}\n",
+            r.scale_up_score, r.scale_down_score, r.direction, r.desired_replicas
+        ),
+        None => format!(
+            "scores: none ({})\n",
+            e.failure
+                .as_ref()
+                .map(|f| f.message.as_str())
+                .unwrap_or("no recommendation")
+        ),
+    }
+}
+
+fn last_actions(records: &[AuditRecord], now: TimestampMs) -> String {
+    let mut out = String::new();
+    for (label, d) in [("scale-up", Direction::Up), ("scale-down", Direction::Down)] {
+        match last(records, d) {
+            None => {
+                let _ = writeln!(out, "last {label}: never");
+            }
+            Some(r) => {
+                let rep = r.report.as_ref();
+                let _ = writeln!(
+                    out,
+                    "last {label}: {} ago, {} -> {} ({:?}, {:?})",
+                    format_duration((now - r.time_ms).max(0) as u64),
+                    r.from,
+                    rep.map(|p| p.reached).unwrap_or(r.to),
+                    r.actor,
+                    rep.map(|p| p.outcome).unwrap_or(Outcome::Failed)
+                );
+            }
+        }
+    }
+    for r in audit::interrupted(records) {
+        let _ = writeln!(
+            out,
+            "interrupted: {} {} -> {} started {} ago and never finished",
+            r.direction,
+            r.from,
+            r.to,
+            format_duration((now - r.time_ms).max(0) as u64)
+        );
+    }
+    out
+}

@@ -1,0 +1,398 @@
+//! Where the decision is made: one pass over one service, as a pipeline
+//! with plain data between its stages.
+//!
+//! ```text
+//!   observe   actuator.status()                 -> Observed (replicas)
+//!   collect   sources, sample history            -> Collected (windows)
+//!   evaluate  policy in its sandbox, guard rails -> Judged (on a blocking
+//!             thread, never on an async worker)
+//!   plan      act, announce, or stay quiet       -> Plan
+//!   act       audit intent, scale, audit outcome -> Acted
+//!   record    the state file, written once       -> Pass
+//! ```
+//!
+//! Every shell drives the same functions: `check` (cron) and the daemon's
+//! loop call [`pass`]; `scale-up`, `scale-down` and the API call
+//! [`manual::scale`]; both call [`reconcile::reconcile`] before their first
+//! action. The controller works through the [`Actuator`] and
+//! [`MetricSource`](crate::sources::MetricSource) traits and takes its time
+//! from a [`Clock`], so its unit tests use in-memory fakes and a manual
+//! clock.
+
+pub mod action;
+pub mod manual;
+pub mod reconcile;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vedfolnir_core::guard::GuardState;
+use vedfolnir_core::model::{ParamValue, PolicyInput, SignalWindow, TimestampMs};
+
+use crate::actuators::{Actuator, Observed, ScaleReport};
+use crate::audit::{Actor, AuditError, AuditLog, Event, PluginRecord};
+use crate::clock::{Clock, Stopwatch};
+use crate::engine::EngineError;
+use crate::policy::{Evaluation, ReadyPolicy};
+use crate::sources::{self, Collected, Sources};
+use crate::state::{History, LastDecision, ServiceState, StateDir, StateError};
+use crate::telemetry::{self, Stage, Telemetry};
+use action::{Acted, Intent};
+
+/// Signal samples older than this are dropped from the history unless the
+/// policy asks for more; it exceeds the longest documented window (15 min)
+/// with room to spare.
+pub const HISTORY_RETENTION_MS: u64 = 60 * 60 * 1000;
+
+/// The longest history a policy may ask for (a forecast's days): 8 days.
+pub const MAX_HISTORY_MS: u64 = 8 * 24 * 60 * 60 * 1000;
+
+/// Evaluations running at once, over every service: each holds a blocking
+/// thread for up to its deadline.
+pub const MAX_CONCURRENT_EVALUATIONS: usize = 4;
+
+static EVALUATIONS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(MAX_CONCURRENT_EVALUATIONS);
+
+/// What a pass works with: the seams, and whether it may act.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// What scales the target.
+    pub actuator: &'a dyn Actuator,
+    /// Where signals come from.
+    pub sources: &'a Sources,
+    /// Where actions are recorded.
+    pub audit: &'a AuditLog,
+    /// Cooldowns, histories.
+    pub state: &'a StateDir,
+    /// Where "now" comes from.
+    pub clock: &'a dyn Clock,
+    /// Logs and counts.
+    pub telemetry: &'a Telemetry,
+    /// Decide, audit and notify "would scale"; change nothing on the engine.
+    pub dry_run: bool,
+}
+
+/// Why a pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// The engine: listing or reading the target.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The audit log.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The state files.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The evaluation task (not the policy) failed.
+    #[error("the evaluation task failed: {0}")]
+    Evaluation(String),
+}
+
+impl PassError {
+    /// What failed, for `/metrics`.
+    pub fn stage(&self) -> Stage {
+        match self {
+            PassError::Engine(_) => Stage::Engine,
+            PassError::Audit(_) => Stage::Audit,
+            PassError::State(_) => Stage::State,
+            PassError::Evaluation(_) => Stage::Evaluation,
+        }
+    }
+}
+
+/// What one pass saw, decided and did.
+#[derive(Debug)]
+pub struct Pass {
+    /// The policy's input.
+    pub input: PolicyInput,
+    /// The plugin's answer and the guard rails' decision.
+    pub evaluation: Evaluation,
+    /// The shadow policy's, on the same input.
+    pub shadow: Option<Evaluation>,
+    /// What the sources said beside the signals (the docker usage, errors).
+    pub collected: Collected,
+    /// The scale, when one ran.
+    pub report: Option<ScaleReport>,
+    /// The decision as the state file keeps it.
+    pub last: LastDecision,
+}
+
+/// The policy's evaluation of one input.
+#[derive(Debug)]
+struct Judged {
+    input: PolicyInput,
+    evaluation: Evaluation,
+    shadow: Option<Evaluation>,
+    elapsed: Duration,
+}
+
+/// What a decision leads to.
+#[derive(Debug)]
+enum Plan {
+    /// Scale (live).
+    Act(Intent),
+    /// Audit without acting: a dry run's "would scale", or a hold worth a
+    /// record (the policy or a source failed).
+    Announce(Event, Intent),
+    /// Nothing to record beyond the state.
+    Quiet,
+}
+
+/// One pass: observe, collect, evaluate, plan, act, record.
+pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, PassError> {
+    let service = policy.file.service.as_str();
+    let observed = cx.actuator.status().await?;
+    let now = cx.clock.now_ms();
+    let mut state = cx.state.state(service, now)?;
+    let collected = collect(cx, policy, &observed, now, Save::Yes).await?;
+    let guard = state.guard(cx.dry_run);
+    let input = input_for(policy, &guard, &observed, collected.windows.clone(), now);
+    let judged = evaluate(policy.clone(), input, guard).await?;
+    cx.telemetry.emit(telemetry::Event::Evaluated {
+        service,
+        input: &judged.input,
+        evaluation: &judged.evaluation,
+        shadow: judged.shadow.as_ref(),
+        elapsed: judged.elapsed,
+        dry_run: cx.dry_run,
+    });
+    let plan = plan(cx.dry_run, policy, &judged, &state, &collected);
+    let report = match plan {
+        Plan::Act(intent) => {
+            let Acted { report, at } = action::act(cx, service, &intent).await?;
+            if report.moved() {
+                state.record_scale(intent.direction, at, false);
+            }
+            Some(report)
+        }
+        Plan::Announce(event, intent) => {
+            cx.audit
+                .append(&intent.record(service, event, cx.dry_run, now))?;
+            if event == Event::WouldScale {
+                state.record_scale(intent.direction, now, true);
+            }
+            None
+        }
+        Plan::Quiet => None,
+    };
+    let d = &judged.evaluation.decision;
+    let last = LastDecision {
+        time_ms: now,
+        direction: d.direction,
+        from: d.current,
+        to: report.as_ref().map(|r| r.reached).unwrap_or(d.target),
+        actor: Actor::Auto,
+        dry_run: cx.dry_run,
+        summary: judged.evaluation.summary(),
+    };
+    state.last_decision = Some(last.clone());
+    cx.state.save(service, &state)?;
+    Ok(Pass {
+        input: judged.input,
+        evaluation: judged.evaluation,
+        shadow: judged.shadow,
+        collected,
+        report,
+        last,
+    })
+}
+
+/// What `report` shows: a pass's observe, collect and evaluate stages on
+/// the live clocks, with nothing saved, audited or done.
+#[derive(Debug)]
+pub struct Look {
+    /// The target's replicas.
+    pub observed: Observed,
+    /// The signals and the sources' notes.
+    pub collected: Collected,
+    /// The policy's evaluation.
+    pub evaluation: Evaluation,
+}
+
+/// Look without acting: see [`Look`].
+pub async fn look(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Look, PassError> {
+    let observed = cx.actuator.status().await?;
+    let now = cx.clock.now_ms();
+    let guard = cx.state.state(&policy.file.service, now)?.guard(false);
+    let collected = collect(cx, policy, &observed, now, Save::No).await?;
+    let input = input_for(policy, &guard, &observed, collected.windows.clone(), now);
+    let judged = evaluate(policy.clone(), input, guard).await?;
+    Ok(Look {
+        observed,
+        collected,
+        evaluation: judged.evaluation,
+    })
+}
+
+/// Whether a stage keeps what it read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Save {
+    Yes,
+    No,
+}
+
+/// Read the sources into windows, keeping the sample history on disk
+/// (unless only looking).
+async fn collect(
+    cx: &Context<'_>,
+    policy: &ReadyPolicy,
+    observed: &Observed,
+    now: TimestampMs,
+    save: Save,
+) -> Result<Collected, PassError> {
+    let service = policy.file.service.as_str();
+    let mut history: History = cx.state.history(service)?;
+    let span = history_span_ms(policy);
+    let collected = sources::collect(
+        cx.sources,
+        &policy.file,
+        observed,
+        &mut history,
+        now,
+        span,
+        span.max(HISTORY_RETENTION_MS),
+    )
+    .await;
+    if save == Save::Yes {
+        cx.state.save_history(service, &history)?;
+    }
+    Ok(collected)
+}
+
+/// Evaluate the live and the shadow policy on a blocking thread (a policy
+/// may spin to its deadline; an async worker must not wait for it), at
+/// most [`MAX_CONCURRENT_EVALUATIONS`] at once.
+async fn evaluate(
+    policy: Arc<ReadyPolicy>,
+    input: PolicyInput,
+    guard: GuardState,
+) -> Result<Judged, PassError> {
+    let _permit = EVALUATIONS
+        .acquire()
+        .await
+        .map_err(|e| PassError::Evaluation(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        let watch = Stopwatch::start();
+        let evaluation = policy.evaluate(&input, &guard);
+        let elapsed = watch.elapsed();
+        let shadow = policy.evaluate_shadow(&input, &guard);
+        Judged {
+            input,
+            evaluation,
+            shadow,
+            elapsed,
+        }
+    })
+    .await
+    .map_err(|e| PassError::Evaluation(e.to_string()))
+}
+
+/// What a decision leads to. A dry run announces a "would scale" once: the
+/// same would-scale as the last decision (a bound restored repeats every
+/// pass, since nothing moves) is not announced again. A hold is recorded
+/// when the policy or a source failed.
+fn plan(
+    dry_run: bool,
+    policy: &ReadyPolicy,
+    judged: &Judged,
+    state: &ServiceState,
+    collected: &Collected,
+) -> Plan {
+    let d = &judged.evaluation.decision;
+    let intent = Intent {
+        actor: Actor::Auto,
+        direction: d.direction,
+        from: d.current,
+        to: d.target,
+        reasons: judged.evaluation.reasons(),
+        guard: d.reasons.clone(),
+        plugin: Some(PluginRecord::from(&**policy.plugin.id())),
+        scores: judged.evaluation.scores(),
+        inputs: inputs_of(&judged.input),
+    };
+    if d.is_scale() && !dry_run {
+        return Plan::Act(intent);
+    }
+    if d.is_scale() {
+        let repeated = state.last_decision.as_ref().is_some_and(|l| {
+            l.dry_run && (l.direction, l.from, l.to) == (d.direction, d.current, d.target)
+        });
+        return if repeated {
+            Plan::Quiet
+        } else {
+            Plan::Announce(Event::WouldScale, intent)
+        };
+    }
+    if judged.evaluation.failure.is_some() || !collected.errors.is_empty() {
+        return Plan::Announce(Event::Held, intent);
+    }
+    Plan::Quiet
+}
+
+fn input_for(
+    policy: &ReadyPolicy,
+    state: &GuardState,
+    observed: &Observed,
+    signals: Vec<SignalWindow>,
+    now: TimestampMs,
+) -> PolicyInput {
+    PolicyInput {
+        service: policy.file.service.clone(),
+        now,
+        current_replicas: observed.running,
+        ready_replicas: observed.ready.min(observed.running),
+        min_replicas: policy.file.guard.min_replicas,
+        max_replicas: policy.file.guard.max_replicas,
+        since_last_scale_up: state.since_last_scale_up(now),
+        since_last_scale_down: state.since_last_scale_down(now),
+        params: policy.params.clone(),
+        signals,
+    }
+}
+
+/// The span of history a policy needs: its longest duration parameter (its
+/// windows, gaps and TTLs, a forecast's history) plus a minute, at least
+/// five minutes, at most [`MAX_HISTORY_MS`].
+pub fn history_span_ms(policy: &ReadyPolicy) -> u64 {
+    let longest = vedfolnir_core::snapshot::effective_params(
+        &policy.plugin.description().params,
+        &policy.params,
+    )
+    .iter()
+    .filter_map(|p| match p.value {
+        ParamValue::Duration(ms) => Some(ms),
+        _ => None,
+    })
+    .max()
+    .unwrap_or(0);
+    (longest + 60_000).clamp(5 * 60_000, MAX_HISTORY_MS)
+}
+
+/// The inputs that mattered: each signal's newest value (or why it is
+/// missing) and the replica counts.
+pub fn inputs_of(input: &PolicyInput) -> BTreeMap<String, serde_json::Value> {
+    let mut out = signals_of(input);
+    out.insert("replicas".into(), input.current_replicas.into());
+    out.insert("ready".into(), input.ready_replicas.into());
+    out
+}
+
+/// Each signal's newest value, or why it is missing.
+pub fn signals_of(input: &PolicyInput) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    for w in &input.signals {
+        let v = match (&w.missing_reason, w.samples.last()) {
+            (Some(why), _) => serde_json::json!({ "missing": why }),
+            (None, Some(s)) if s.value.is_finite() => serde_json::json!(s.value),
+            (None, _) => serde_json::json!({ "missing": "no sample" }),
+        };
+        out.insert(w.signal.to_string(), v);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

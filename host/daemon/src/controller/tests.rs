@@ -1,0 +1,415 @@
+//! The controller on in-memory fakes: an actuator that counts replicas in a
+//! variable, a source that answers what it is told, a manual clock. The
+//! policy is the real documented one (`builtin:threshold-score`) in the
+//! real sandbox; the bounds drive the scale cases, since a bound is
+//! restored whatever the policy says.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use futures_util::future::BoxFuture;
+use vedfolnir_core::guard::Rule;
+use vedfolnir_core::model::{Direction, SignalId};
+
+use super::manual::{self, Request, Wanted};
+use super::*;
+use crate::actuators::Outcome;
+use crate::clock::ManualClock;
+use crate::config::{PolicyFile, SourceKind};
+use crate::sources::{Ask, MetricSource, Reading, SourceReport};
+use crate::telemetry::metrics::Metrics;
+
+/// What the fake engine does when asked to scale.
+#[derive(Debug, Clone, Copy)]
+enum Behaviour {
+    /// Reach the target.
+    Obey,
+    /// Answer an error, change nothing.
+    Fail,
+    /// Stop at this many replicas.
+    StopAt(u32),
+}
+
+/// Replicas in a variable.
+#[derive(Debug)]
+struct FakeActuator {
+    running: Mutex<u32>,
+    behaviour: Behaviour,
+    scales: Mutex<Vec<u32>>,
+}
+
+impl FakeActuator {
+    fn new(running: u32, behaviour: Behaviour) -> FakeActuator {
+        FakeActuator {
+            running: Mutex::new(running),
+            behaviour,
+            scales: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn running(&self) -> u32 {
+        *self.running.lock().unwrap()
+    }
+}
+
+impl Actuator for FakeActuator {
+    fn describe(&self) -> String {
+        "fake service web".into()
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<Observed, EngineError>> {
+        let running = self.running();
+        Box::pin(async move {
+            Ok(Observed {
+                replicas: vec![],
+                running,
+                ready: running,
+            })
+        })
+    }
+
+    fn scale(&self, to: u32) -> BoxFuture<'_, Result<ScaleReport, EngineError>> {
+        Box::pin(async move {
+            self.scales.lock().unwrap().push(to);
+            let from = self.running();
+            let reached = match self.behaviour {
+                Behaviour::Fail => return Err(EngineError::api("the engine said no")),
+                Behaviour::Obey => to,
+                Behaviour::StopAt(n) => n,
+            };
+            *self.running.lock().unwrap() = reached;
+            Ok(ScaleReport {
+                reached,
+                outcome: if reached == to {
+                    Outcome::Succeeded
+                } else {
+                    Outcome::Partial
+                },
+                error: (reached != to).then(|| "stopped half-way".to_string()),
+                ..ScaleReport::new(from, to)
+            })
+        })
+    }
+}
+
+/// A docker-kind source answering fixed CPU and memory, or failing.
+struct FakeSource {
+    cpu: Result<f64, String>,
+}
+
+impl MetricSource for FakeSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Docker
+    }
+
+    fn read<'a>(&'a self, ask: &'a Ask<'a>) -> BoxFuture<'a, SourceReport> {
+        Box::pin(async move {
+            let readings = ask
+                .signals
+                .iter()
+                .map(|s| match &s.signal {
+                    SignalId::Cpu => Reading::Now(SignalId::Cpu, self.cpu.clone()),
+                    other => Reading::Now(other.clone(), Ok(0.3)),
+                })
+                .collect();
+            SourceReport {
+                readings,
+                errors: self.cpu.clone().err().into_iter().collect(),
+                usage: None,
+            }
+        })
+    }
+}
+
+/// The documented policy with `extra` TOML (bounds default to 2..5).
+fn policy(extra: &str) -> Arc<ReadyPolicy> {
+    static PLUGIN: OnceLock<vedfolnir_sandbox::Plugin> = OnceLock::new();
+    let text = format!("service = \"web\"\nplugin = \"builtin:threshold-score\"\n{extra}");
+    let file = PolicyFile::parse(Path::new("web.toml"), &text, &Default::default()).unwrap();
+    let plugin = PLUGIN.get_or_init(|| {
+        let sandbox = vedfolnir_sandbox::Sandbox::new(Default::default()).unwrap();
+        crate::policy::load_plugin(&sandbox, &file.plugin).unwrap()
+    });
+    Arc::new(ReadyPolicy::with_plugin(file, plugin.clone()).unwrap())
+}
+
+/// Everything a pass works with, on fakes.
+struct World {
+    _dir: tempfile::TempDir,
+    actuator: FakeActuator,
+    sources: Sources,
+    audit: AuditLog,
+    state: StateDir,
+    clock: ManualClock,
+    telemetry: Telemetry,
+    metrics: Arc<Metrics>,
+    dry_run: bool,
+}
+
+impl World {
+    fn new(running: u32, behaviour: Behaviour) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        World {
+            actuator: FakeActuator::new(running, behaviour),
+            sources: Sources::new().with(Arc::new(FakeSource { cpu: Ok(0.3) })),
+            audit: AuditLog::in_dir(dir.path()),
+            state: StateDir::open(dir.path()).unwrap(),
+            clock: ManualClock::at(1_700_000_000_000),
+            telemetry: Telemetry::counting(metrics.clone()),
+            metrics,
+            dry_run: false,
+            _dir: dir,
+        }
+    }
+
+    fn cx(&self) -> Context<'_> {
+        Context {
+            actuator: &self.actuator,
+            sources: &self.sources,
+            audit: &self.audit,
+            state: &self.state,
+            clock: &self.clock,
+            telemetry: &self.telemetry,
+            dry_run: self.dry_run,
+        }
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.audit
+            .records("web")
+            .unwrap()
+            .iter()
+            .map(|r| r.event)
+            .collect()
+    }
+
+    fn state(&self) -> ServiceState {
+        self.state.state("web", 0).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_bound_is_restored_audited_before_and_after_and_starts_its_cooldown() {
+    let w = World::new(1, Behaviour::Obey);
+    let p = pass(&w.cx(), &policy("")).await.unwrap();
+    assert_eq!(p.report.unwrap().outcome, Outcome::Succeeded);
+    assert_eq!(w.actuator.running(), 2);
+    assert_eq!(w.events(), [Event::ScaleStarted, Event::ScaleFinished]);
+    let s = w.state();
+    assert!(s.last_scale_up.is_some());
+    assert_eq!(s.last_decision.unwrap().to, 2);
+}
+
+#[tokio::test]
+async fn a_failed_scale_starts_no_cooldown() {
+    let w = World::new(1, Behaviour::Fail);
+    let p = pass(&w.cx(), &policy("")).await.unwrap();
+    let report = p.report.unwrap();
+    assert_eq!((report.outcome, report.reached), (Outcome::Failed, 1));
+    assert!(report.error.unwrap().contains("the engine said no"));
+    assert_eq!(w.events(), [Event::ScaleStarted, Event::ScaleFinished]);
+    assert_eq!(w.state().last_scale_up, None);
+    assert!(
+        w.metrics
+            .encode()
+            .contains("actions_total{service=\"web\",direction=\"up\",outcome=\"failed\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn a_partial_scale_is_audited_as_partial_and_starts_its_cooldown() {
+    let w = World::new(1, Behaviour::StopAt(2));
+    pass(&w.cx(), &policy("min_replicas = 3")).await.unwrap();
+    let records = w.audit.records("web").unwrap();
+    let finished = records.last().unwrap();
+    let report = finished.report.as_ref().unwrap();
+    assert_eq!((report.outcome, report.reached), (Outcome::Partial, 2));
+    assert_eq!(finished.action_id, records[0].action_id);
+    assert!(w.state().last_scale_up.is_some(), "the count moved");
+}
+
+#[tokio::test]
+async fn an_intent_without_an_outcome_is_reconciled_once() {
+    let w = World::new(3, Behaviour::Obey);
+    let started = crate::audit::AuditRecord {
+        direction: Direction::Up,
+        from: 2,
+        to: 3,
+        ..crate::audit::AuditRecord::new("web", Event::ScaleStarted, Actor::Manual, 5)
+    };
+    w.audit.append(&started).unwrap();
+    let done = reconcile::reconcile(&w.cx(), "web").await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].report.as_ref().unwrap().outcome, Outcome::Succeeded);
+    assert!(
+        reconcile::reconcile(&w.cx(), "web")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(w.events(), [Event::ScaleStarted, Event::ScaleFinished]);
+    assert!(w.state().last_scale_up.is_some(), "it moved the count");
+}
+
+#[tokio::test]
+async fn a_dry_run_announces_a_restore_once_and_moves_only_its_own_clocks() {
+    let mut w = World::new(1, Behaviour::Obey);
+    w.dry_run = true;
+    let policy = policy("");
+    for _ in 0..4 {
+        let p = pass(&w.cx(), &policy).await.unwrap();
+        assert_eq!(p.evaluation.decision.direction, Direction::Up);
+        assert!(p.report.is_none());
+        w.clock.advance(15_000);
+    }
+    assert_eq!(w.events(), [Event::WouldScale]);
+    assert!(
+        w.actuator.scales.lock().unwrap().is_empty(),
+        "nothing acted"
+    );
+    let s = w.state();
+    assert_eq!(s.last_scale_up, None);
+    assert!(s.dry_run.last_scale_up.is_some());
+    assert!(s.last_decision.unwrap().dry_run);
+}
+
+#[tokio::test]
+async fn a_paused_service_holds_even_below_its_minimum() {
+    let w = World::new(1, Behaviour::Obey);
+    w.state.update("web", 0, |s| s.paused = true).unwrap();
+    let p = pass(&w.cx(), &policy("")).await.unwrap();
+    let d = &p.evaluation.decision;
+    assert_eq!(d.direction, Direction::Hold);
+    assert_eq!(d.reasons[0].rule, Rule::Paused);
+    assert!(w.actuator.scales.lock().unwrap().is_empty());
+    assert!(w.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_source_holds_and_is_counted_against_its_signal() {
+    let mut w = World::new(3, Behaviour::Obey);
+    w.sources = Sources::new().with(Arc::new(FakeSource {
+        cpu: Err("docker stats unreadable: web-1 gone".into()),
+    }));
+    let p = pass(
+        &w.cx(),
+        &policy("[signals.cpu]\nsource = \"docker\"\nrequired = true\n"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.evaluation.decision.direction, Direction::Hold);
+    let cpu = p.input.window(&SignalId::Cpu).unwrap();
+    assert!(
+        cpu.missing_reason
+            .as_deref()
+            .unwrap()
+            .contains("web-1 gone")
+    );
+    assert_eq!(p.collected.failed, [(SourceKind::Docker, SignalId::Cpu)]);
+    // Held, and audited as such since a source reported an error.
+    assert_eq!(w.events(), [Event::Held]);
+    let m = w.metrics.encode();
+    assert!(
+        m.contains("source_errors_total{service=\"web\",kind=\"cpu\"} 1"),
+        "{m}"
+    );
+    assert!(!m.contains("pass_errors_total{"), "{m}");
+}
+
+#[tokio::test]
+async fn a_manual_request_is_clamped_by_the_guard_rule_and_audited_with_it() {
+    let w = World::new(3, Behaviour::Obey);
+    let policy = policy("");
+    let request = Request {
+        actor: Actor::Api,
+        wanted: Wanted::To(9),
+        reason: Some("load test".into()),
+    };
+    let outcome = manual::scale(&w.cx(), &policy.file, request).await.unwrap();
+    let manual::Outcome::Scaled { report, notes, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!((report.reached, w.actuator.running()), (5, 5));
+    assert!(notes[0].contains("clamped to 5"), "{notes:?}");
+    let records = w.audit.records("web").unwrap();
+    let started = &records[0];
+    assert_eq!(started.guard[0].rule, Rule::ClampedToMax);
+    assert_eq!(
+        (started.guard[0].from, started.guard[0].to),
+        (Some(9), Some(5))
+    );
+    assert_eq!(started.reasons[..2], ["api up to 5", "load test"]);
+    assert!(w.state().last_scale_up.is_some());
+}
+
+#[tokio::test]
+async fn a_manual_request_in_a_dry_run_changes_nothing_but_its_clocks() {
+    let mut w = World::new(3, Behaviour::Obey);
+    w.dry_run = true;
+    let request = Request {
+        actor: Actor::Manual,
+        wanted: Wanted::Down(None),
+        reason: None,
+    };
+    let outcome = manual::scale(&w.cx(), &policy("").file, request)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, manual::Outcome::WouldScale { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(w.actuator.running(), 3);
+    assert_eq!(w.events(), [Event::WouldScale]);
+    let s = w.state();
+    assert_eq!(s.last_scale_down, None);
+    assert!(s.dry_run.last_scale_down.is_some());
+}
+
+#[tokio::test]
+async fn a_manual_request_the_wrong_way_is_refused() {
+    let w = World::new(3, Behaviour::Obey);
+    let request = Request {
+        actor: Actor::Manual,
+        wanted: Wanted::Up(Some(2)),
+        reason: None,
+    };
+    let e = manual::scale(&w.cx(), &policy("").file, request)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("use scale-down"), "{e}");
+    assert!(w.events().is_empty());
+}
+
+#[tokio::test]
+async fn an_evaluation_does_not_hold_the_async_worker() {
+    // On a one-thread runtime, another task runs while the evaluation
+    // does only if the evaluation is off that thread.
+    let w = World::new(3, Behaviour::Obey);
+    let policy = policy("");
+    let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let t = ticks.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::task::yield_now().await;
+        }
+    });
+    let input = input_for(
+        &policy,
+        &GuardState::default(),
+        &Observed {
+            replicas: vec![],
+            running: 3,
+            ready: 3,
+        },
+        vec![],
+        w.clock.now_ms(),
+    );
+    let before = ticks.load(std::sync::atomic::Ordering::SeqCst);
+    evaluate(policy, input, GuardState::default())
+        .await
+        .unwrap();
+    ticker.abort();
+    assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) > before);
+}

@@ -1,0 +1,265 @@
+//! `run`: the daemon.
+//!
+//! - One loop per policy file ([`service`]), each running the controller's
+//!   pass every interval and holding its service's lock.
+//! - The policies folder is watched and hot-reloaded ([`reload`]); SIGHUP
+//!   rescans at once.
+//! - The HTTP server ([`api`]) listens on 127.0.0.1 by default: status,
+//!   decisions, `/metrics`, the Alertmanager webhook, token-protected
+//!   scale/pause/resume.
+//! - SIGTERM or SIGINT lets every loop finish the pass or action in flight
+//!   (an action is never cut in half; every audit write is fsynced), gives
+//!   pending notifications a moment, then exits.
+
+pub mod api;
+pub mod reload;
+pub mod service;
+pub mod shared;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use tokio::sync::watch;
+
+use crate::audit::AuditLog;
+use crate::clock::{Stopwatch, now_ms};
+use crate::config::{Overrides, Problem, Problems};
+use crate::policy::{PolicyError, ReadyPolicy};
+use crate::sources::Sources;
+use crate::sources::alertmanager::AlertBook;
+use crate::state::StateDir;
+use crate::telemetry::Telemetry;
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::notifier::{Delivery, Notifier};
+use reload::Registry;
+pub use shared::RunOptions;
+use shared::Shared;
+use status::Status;
+
+/// A policy loaded and locked at start, ready to serve.
+struct Loaded {
+    path: PathBuf,
+    fingerprint: u64,
+    policy: ReadyPolicy,
+    lock: std::fs::File,
+    started: Stopwatch,
+}
+
+/// Load and lock what the operator gave at start: a missing folder or a bad
+/// file is an error now, and only later a "keep the last good one".
+fn load_at_start(
+    sandbox: &vedfolnir_sandbox::Sandbox,
+    state: &StateDir,
+    overrides: &Overrides,
+    options: &RunOptions,
+) -> Result<Vec<Loaded>> {
+    let listing = reload::list(&options.policies);
+    if let Some((root, why)) = listing.missing.first() {
+        return Err(Problems(vec![Problem {
+            file: root.clone(),
+            key: String::new(),
+            message: format!(
+                "{why}: give an existing policies folder or file (--policies / VEDFOLNIR_POLICIES)"
+            ),
+        }])
+        .into());
+    }
+    let mut problems = Vec::new();
+    let mut loaded = Vec::new();
+    for f in &listing.policies {
+        let started = Stopwatch::start();
+        let fp = reload::file_fingerprint(f, overrides);
+        match ReadyPolicy::load_for_serving(sandbox, f, overrides) {
+            Ok(p) => loaded.push((f.clone(), fp, p, started)),
+            Err(PolicyError::Config(Problems(mut list))) => problems.append(&mut list),
+            Err(PolicyError::Plugin(e)) => {
+                return Err(e).with_context(|| format!("{}: plugin", f.display()));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Problems(problems).into());
+    }
+    // One active scaler per service: fail at once when another holds one.
+    let mut locked = Vec::new();
+    for (path, fingerprint, policy, started) in loaded {
+        let lock = state.lock(&policy.file.service, "run", now_ms())?;
+        locked.push(Loaded {
+            path,
+            fingerprint,
+            policy,
+            lock,
+            started,
+        });
+    }
+    Ok(locked)
+}
+
+/// Run the daemon until SIGTERM or SIGINT.
+pub fn run(
+    sandbox: &vedfolnir_sandbox::Sandbox,
+    state: StateDir,
+    base: Sources,
+    overrides: &Overrides,
+    options: RunOptions,
+) -> Result<ExitCode> {
+    // Refuse to start, and so to act, without a place to record actions.
+    let audit = AuditLog::in_dir(state.dir());
+    audit.check_writable()?;
+    state.check_writable()?;
+    let loaded = load_at_start(sandbox, &state, overrides, &options)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(
+        sandbox, state, audit, base, overrides, options, loaded,
+    ))
+}
+
+async fn serve(
+    sandbox: &vedfolnir_sandbox::Sandbox,
+    state: StateDir,
+    audit: AuditLog,
+    base: Sources,
+    overrides: &Overrides,
+    options: RunOptions,
+    loaded: Vec<Loaded>,
+) -> Result<ExitCode> {
+    let metrics = Arc::new(Metrics::new());
+    let alerts = Arc::new(AlertBook::default());
+    let (audit, notifier) = match &options.webhook_url {
+        Some(url) => {
+            let (n, worker) = Notifier::start(url.clone(), Delivery::default(), metrics.clone());
+            (audit.with_observer(Arc::new(n)), Some(worker))
+        }
+        None => (audit, None),
+    };
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        telemetry: Telemetry::counting(metrics.clone()),
+        metrics,
+        sources: base.with(alerts.clone()),
+        alerts,
+        audit,
+        state,
+        status: Mutex::new(Status::default()),
+        commands: Mutex::new(BTreeMap::new()),
+        options: options.clone(),
+        retiring: Mutex::new(Vec::new()),
+    });
+    let (stop_tx, mut server_stop) = watch::channel(false);
+    let app = api::router(shared.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.changed().await;
+            })
+            .await
+    });
+    let mut registry = Registry::new(sandbox.clone(), overrides.clone(), options.policies.clone());
+    let (watcher, events) = reload::watch(registry.watch_dirs())?;
+    for l in loaded {
+        registry.adopt(&l.path, l.fingerprint, l.policy, l.lock, l.started, &shared);
+    }
+    // What changed since, and the folders' modules.
+    registry.rescan(&shared).await;
+    print_banner(&options, registry.services(), addr);
+    watch_until_stopped(&mut registry, &shared, events).await?;
+    drop(watcher);
+    println!("vedfolnir-autoscaler: stopping after the passes in flight");
+    for s in registry.drain() {
+        s.stop().await;
+    }
+    let retiring = std::mem::take(&mut *shared.retiring.lock().expect("retiring lock"));
+    for r in retiring {
+        let _ = r.await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    // Drop every sender so the notifier's queue ends, then give it a
+    // moment to deliver what is queued.
+    drop(shared);
+    if let Some(worker) = notifier
+        && tokio::time::timeout(Duration::from_secs(5), worker)
+            .await
+            .is_err()
+    {
+        eprintln!("vedfolnir-autoscaler: notifications still pending at exit were dropped");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(options: &RunOptions, services: usize, addr: std::net::SocketAddr) {
+    println!(
+        "vedfolnir-autoscaler: {} service(s), every {}{}, http://{addr} (/api/v1/status, /api/v1/decisions, /metrics, /health); watching {}{}",
+        services,
+        vedfolnir_core::format_duration(options.interval.as_millis() as u64),
+        if options.dry_run {
+            ", DRY RUN (decisions are audited as \"would scale\", nothing is changed)"
+        } else {
+            ""
+        },
+        options
+            .policies
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        if options.api_token.is_some() {
+            ""
+        } else {
+            "; API writes off (no token)"
+        }
+    );
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Rescan on file events, SIGHUP and a timer until SIGTERM or SIGINT.
+async fn watch_until_stopped(
+    registry: &mut Registry,
+    shared: &Arc<Shared>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<()>,
+) -> Result<()> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut periodic = tokio::time::interval(reload::RESCAN_EVERY);
+    periodic.tick().await;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = hup.recv() => {
+                println!("vedfolnir-autoscaler: SIGHUP, rescanning the policies");
+                if registry.rescan(shared).await == 0 {
+                    println!("vedfolnir-autoscaler: no policy changed");
+                }
+            }
+            Some(()) = events.recv() => {
+                reload::settle(&mut events).await;
+                registry.rescan(shared).await;
+            }
+            _ = periodic.tick() => {
+                registry.rescan(shared).await;
+            }
+        }
+    }
+}

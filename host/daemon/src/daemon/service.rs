@@ -1,0 +1,485 @@
+//! One service's loop: a pass every interval, holding the service's lock
+//! for as long as it runs. API requests (scale, pause, resume) reach it on
+//! a channel and run between its passes, so a service is never scaled by
+//! two things at once. Before its first action the loop reconciles the
+//! scales a previous process left unfinished.
+//!
+//! ```text
+//!   connect engine ──fail──> count, hold, retry next tick
+//!        │
+//!   reconcile (once) ──fail──> hold, retry next tick
+//!        │
+//!   tick ──> controller::pass ──> print, publish status, audit divergence
+//!   request ──> controller::manual::scale | pause/resume ──> reply
+//!   stop ──> finish the pass in flight, release the lock
+//! ```
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::shared::Shared;
+use super::status::ShadowView;
+use crate::actuators::DockerActuator;
+use crate::audit::{Actor, AuditRecord, Event, PluginRecord};
+use crate::clock::{SystemClock, format_time};
+use crate::controller::manual::{self, ManualError, Request, Wanted};
+use crate::controller::{self, Context, Pass, PassError, reconcile};
+use crate::engine::{Engine, EngineError};
+use crate::policy::{ReadyPolicy, verdict};
+use crate::sources::Sources;
+use crate::sources::docker::DockerStats;
+use crate::telemetry;
+
+/// An API request for a service's loop.
+#[derive(Debug)]
+pub enum LoopCommand {
+    /// Scale to a replica count (bounded by min/max).
+    Scale {
+        /// The count wanted.
+        replicas: u32,
+        /// The caller's reason.
+        reason: Option<String>,
+        /// The answer.
+        reply: oneshot::Sender<Result<manual::Outcome, ManualError>>,
+    },
+    /// Pause (true) or resume (false) automatic scaling.
+    Pause {
+        /// Pause or resume.
+        paused: bool,
+        /// The caller's reason.
+        reason: Option<String>,
+        /// The answer: whether it changed anything.
+        reply: oneshot::Sender<Result<bool, PassError>>,
+    },
+}
+
+/// A running loop.
+#[derive(Debug)]
+pub struct Spawned {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+    lock: std::fs::File,
+}
+
+impl Spawned {
+    /// Ask the loop to stop after its pass in flight, wait for it, release
+    /// its lock.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+        drop(self.lock);
+    }
+}
+
+/// Start a service's loop; it holds `lock` until it stops.
+pub fn spawn(
+    shared: &Arc<Shared>,
+    policy: watch::Receiver<Arc<ReadyPolicy>>,
+    lock: std::fs::File,
+) -> Spawned {
+    let service = policy.borrow().file.service.clone();
+    let (cmd_tx, cmd_rx) = mpsc::channel(8);
+    shared
+        .commands
+        .lock()
+        .expect("commands lock")
+        .insert(service, cmd_tx);
+    let (stop, stop_rx) = watch::channel(false);
+    let handle = tokio::spawn(run(policy, shared.clone(), stop_rx, cmd_rx));
+    Spawned { stop, handle, lock }
+}
+
+/// Stop a service's loop after its pass in flight; its lock is released
+/// once it has stopped.
+pub fn retire(shared: &Arc<Shared>, service: &str, spawned: Spawned) {
+    shared
+        .commands
+        .lock()
+        .expect("commands lock")
+        .remove(service);
+    let forget = |shared: &Shared, service: &str| {
+        shared
+            .status
+            .lock()
+            .expect("status lock")
+            .services
+            .remove(service);
+    };
+    forget(shared, service);
+    let service = service.to_string();
+    let s = shared.clone();
+    let waiter = tokio::spawn(async move {
+        spawned.stop().await;
+        // The pass that was in flight may have published meanwhile.
+        forget(&s, &service);
+        println!("{service}: stopped; its lock is released");
+    });
+    shared.retiring.lock().expect("retiring lock").push(waiter);
+}
+
+/// The engine-side seams of one service, once its engine answers.
+struct Seams {
+    actuator: DockerActuator,
+    sources: Sources,
+    reconciled: bool,
+}
+
+impl Seams {
+    fn context<'a>(&'a self, shared: &'a Shared) -> Context<'a> {
+        Context {
+            actuator: &self.actuator,
+            sources: &self.sources,
+            audit: &shared.audit,
+            state: &shared.state,
+            clock: &SystemClock,
+            telemetry: &shared.telemetry,
+            dry_run: shared.options.dry_run,
+        }
+    }
+}
+
+/// Connect to the policy's engine and reconcile, or say why not.
+async fn ready<'a>(
+    seams: &'a mut Option<Seams>,
+    policy: &ReadyPolicy,
+    shared: &Shared,
+) -> Result<&'a Seams, PassError> {
+    if seams.is_none() {
+        let target = &policy.file.target;
+        let engine = Engine::connect(target.docker_host.as_deref()).await?;
+        *seams = Some(Seams {
+            sources: shared.sources.clone().with(Arc::new(DockerStats {
+                engine: engine.clone(),
+                target: target.clone(),
+            })),
+            actuator: DockerActuator {
+                engine,
+                target: target.clone(),
+                rollout: policy.file.rollout,
+            },
+            reconciled: false,
+        });
+    }
+    let s = seams.as_mut().expect("connected above");
+    if !s.reconciled {
+        let service = &policy.file.service;
+        for r in reconcile::reconcile(&s.context(shared), service).await? {
+            let rep = r
+                .report
+                .as_ref()
+                .expect("reconciled records carry a report");
+            println!(
+                "{service}: reconciled an interrupted scale {} -> {} ({}): {:?}, {} running",
+                r.from, r.to, r.action_id, rep.outcome, rep.reached
+            );
+        }
+        s.reconciled = true;
+    }
+    Ok(s)
+}
+
+/// Divergence memory of the shadow policy.
+#[derive(Debug, Default)]
+struct Divergence {
+    last: Option<(String, String)>,
+    count: u64,
+}
+
+async fn run(
+    policy_rx: watch::Receiver<Arc<ReadyPolicy>>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    mut commands: mpsc::Receiver<LoopCommand>,
+) {
+    let service = policy_rx.borrow().file.service.clone();
+    let mut seams: Option<Seams> = None;
+    let mut divergence = Divergence::default();
+    let mut ticker = tokio::time::interval(shared.options.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut command = None;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            Some(c) = commands.recv() => command = Some(c),
+            _ = stop.changed() => break,
+        }
+        // The policy as of this pass: a reload swaps it between passes.
+        let policy = policy_rx.borrow().clone();
+        if let Some(LoopCommand::Pause {
+            paused,
+            reason,
+            reply,
+        }) = command
+        {
+            let _ = reply.send(pause(&shared, &service, paused, reason));
+            continue;
+        }
+        let result = match ready(&mut seams, &policy, &shared).await {
+            Ok(s) => turn(s, &policy, &shared, command, &mut divergence).await,
+            Err(e) => Err(fail_command(command, e)),
+        };
+        if let Err(e) = result {
+            failed(&shared, &service, &e);
+            if matches!(e, PassError::Engine(_)) {
+                seams = None;
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    tracing::info!(service = %service, "loop stopped");
+}
+
+/// Answer a request that arrived while the engine was unreachable.
+fn fail_command(command: Option<LoopCommand>, e: PassError) -> PassError {
+    if let Some(LoopCommand::Scale { reply, .. }) = command {
+        // The same failure, said again to the caller.
+        let again = PassError::Engine(EngineError::api(telemetry::chain(&e)));
+        let _ = reply.send(Err(ManualError::Pass(again)));
+    }
+    e
+}
+
+/// One turn of the loop: a request, or a pass.
+async fn turn(
+    seams: &Seams,
+    policy: &Arc<ReadyPolicy>,
+    shared: &Shared,
+    command: Option<LoopCommand>,
+    divergence: &mut Divergence,
+) -> Result<(), PassError> {
+    let cx = seams.context(shared);
+    if let Some(LoopCommand::Scale {
+        replicas,
+        reason,
+        reply,
+    }) = command
+    {
+        let answer = api_scale(&cx, policy, replicas, reason).await;
+        let _ = reply.send(answer);
+        return Ok(());
+    }
+    // The pass runs to its end even if a stop arrives meanwhile.
+    let p = controller::pass(&cx, policy).await?;
+    println!("{}", decision_line(&policy.file.service, &p, cx.dry_run));
+    if record_divergence(shared, policy, &p, &mut divergence.last) {
+        divergence.count += 1;
+    }
+    publish(shared, policy, &p, divergence.count);
+    Ok(())
+}
+
+/// A pass or a request that failed: logged, counted, shown in the status.
+fn failed(shared: &Shared, service: &str, e: &PassError) {
+    let msg = telemetry::chain(e);
+    shared.telemetry.emit(telemetry::Event::PassFailed {
+        service,
+        stage: e.stage(),
+        error: &msg,
+    });
+    println!("{service}: pass failed, holding: {msg}");
+    let mut status = shared.status.lock().expect("status lock");
+    let s = status.services.entry(service.to_string()).or_default();
+    s.passes += 1;
+    s.last_pass = Some(format_time(crate::clock::now_ms()));
+    s.errors = vec![msg];
+}
+
+/// Pause or resume automatic scaling, audited when it changes.
+fn pause(
+    shared: &Shared,
+    service: &str,
+    paused: bool,
+    reason: Option<String>,
+) -> Result<bool, PassError> {
+    let now = crate::clock::now_ms();
+    let was = shared
+        .state
+        .update(service, now, |s| std::mem::replace(&mut s.paused, paused))?;
+    if was != paused {
+        let mut reasons = vec![format!(
+            "automatic scaling {} through the API",
+            if paused { "paused" } else { "resumed" }
+        )];
+        reasons.extend(reason);
+        let event = if paused {
+            Event::Paused
+        } else {
+            Event::Resumed
+        };
+        shared.audit.append(&AuditRecord {
+            reasons,
+            dry_run: shared.options.dry_run,
+            ..AuditRecord::new(service, event, Actor::Api, now)
+        })?;
+    }
+    shared
+        .status
+        .lock()
+        .expect("status lock")
+        .services
+        .entry(service.to_string())
+        .or_default()
+        .paused = paused;
+    println!(
+        "{service}: automatic scaling {} (api){}",
+        if paused { "paused" } else { "resumed" },
+        if was == paused {
+            ", as it already was"
+        } else {
+            ""
+        }
+    );
+    Ok(was != paused)
+}
+
+/// A scale through the API: the controller's manual scale, printed.
+async fn api_scale(
+    cx: &Context<'_>,
+    policy: &ReadyPolicy,
+    replicas: u32,
+    reason: Option<String>,
+) -> Result<manual::Outcome, ManualError> {
+    let service = &policy.file.service;
+    let request = Request {
+        actor: Actor::Api,
+        wanted: Wanted::To(replicas),
+        reason,
+    };
+    let outcome = manual::scale(cx, &policy.file, request).await?;
+    match &outcome {
+        manual::Outcome::NothingToDo { .. } => {}
+        manual::Outcome::WouldScale { decision: d, .. } => println!(
+            "{service}: WOULD SCALE {} {} -> {} (api, dry run)",
+            d.direction, d.current, d.target
+        ),
+        manual::Outcome::Scaled {
+            decision: d,
+            report,
+            ..
+        } => println!(
+            "{service}: SCALE {} {} -> {} (api); {:?}, {} running",
+            d.direction.to_string().to_uppercase(),
+            d.current,
+            d.target,
+            report.outcome,
+            report.reached
+        ),
+    }
+    Ok(outcome)
+}
+
+/// One line per decision, for the terminal and the journal.
+fn decision_line(service: &str, p: &Pass, dry_run: bool) -> String {
+    let d = &p.evaluation.decision;
+    let verdict = verdict(d, if dry_run { "WOULD SCALE" } else { "SCALE" });
+    let scores = match (&p.evaluation.recommendation, &p.evaluation.failure) {
+        (Some(r), _) => format!("scores up {} down {}", r.scale_up_score, r.scale_down_score),
+        (None, Some(f)) => format!("policy failed ({}): {}", f.kind, f.message),
+        (None, None) => String::new(),
+    };
+    let why = d
+        .reasons
+        .last()
+        .map(|r| format!("; {}: {}", r.rule.as_str(), r.message))
+        .unwrap_or_default();
+    let outcome = match &p.report {
+        Some(r) => format!("; {:?}, {} running", r.outcome, r.reached),
+        None if dry_run && d.is_scale() => "; dry run: audited, not acted on".into(),
+        None => String::new(),
+    };
+    format!("{service}: {verdict}  {scores}{why}{outcome}")
+}
+
+/// Publish one pass in the status.
+fn publish(shared: &Shared, policy: &ReadyPolicy, p: &Pass, divergences: u64) {
+    let mut status = shared.status.lock().expect("status lock");
+    let s = status
+        .services
+        .entry(policy.file.service.clone())
+        .or_default();
+    s.replicas = Some(p.input.current_replicas);
+    s.ready = Some(p.input.ready_replicas);
+    s.signals = controller::signals_of(&p.input);
+    s.scores = p.evaluation.scores();
+    s.passes += 1;
+    s.last_pass = Some(format_time(p.input.now));
+    s.last_decision = Some(p.last.clone());
+    s.paused = p
+        .evaluation
+        .decision
+        .reasons
+        .iter()
+        .any(|r| r.rule == vedfolnir_core::guard::Rule::Paused);
+    s.errors = p.collected.errors.clone();
+    if let Some(f) = &p.evaluation.failure {
+        s.errors
+            .push(format!("policy failed ({}): {}", f.kind, f.message));
+    }
+    s.shadow = match (&policy.shadow, &p.shadow) {
+        (Some(sh), Some(e)) => Some(ShadowView {
+            plugin: PluginRecord::from(&**sh.plugin.id()),
+            direction: e.decision.direction,
+            target: e.decision.target,
+            scores: e.scores(),
+            diverges: p.evaluation.diverges(e),
+            divergences,
+        }),
+        _ => None,
+    };
+}
+
+/// Audit a shadow divergence when it starts or changes.
+fn record_divergence(
+    shared: &Shared,
+    policy: &ReadyPolicy,
+    p: &Pass,
+    last: &mut Option<(String, String)>,
+) -> bool {
+    let Some(sh) = p.shadow.as_ref().filter(|sh| p.evaluation.diverges(sh)) else {
+        *last = None;
+        return false;
+    };
+    let live = format!(
+        "{} to {}",
+        p.evaluation.decision.direction, p.evaluation.decision.target
+    );
+    let shadow = format!("{} to {}", sh.decision.direction, sh.decision.target);
+    if last.as_ref() == Some(&(live.clone(), shadow.clone())) {
+        return true;
+    }
+    let shadow_plugin = policy.shadow.as_ref().map(|s| s.plugin.id().to_string());
+    let mut reasons = vec![format!(
+        "live {} decides {live}; shadow {} decides {shadow}",
+        policy.plugin.id(),
+        shadow_plugin.unwrap_or_default()
+    )];
+    reasons.extend(sh.reasons().into_iter().map(|r| format!("shadow {r}")));
+    let record = AuditRecord {
+        dry_run: shared.options.dry_run,
+        direction: sh.decision.direction,
+        from: p.input.current_replicas,
+        to: sh.decision.target,
+        reasons,
+        plugin: policy
+            .shadow
+            .as_ref()
+            .map(|s| PluginRecord::from(&**s.plugin.id())),
+        scores: sh.scores(),
+        inputs: controller::inputs_of(&p.input),
+        ..AuditRecord::new(
+            &policy.file.service,
+            Event::ShadowDiverged,
+            Actor::Auto,
+            p.input.now,
+        )
+    };
+    if let Err(e) = shared.audit.append(&record) {
+        tracing::error!(error = %format!("{e:#}"), "cannot audit a shadow divergence");
+    }
+    *last = Some((live, shadow));
+    true
+}

@@ -1,0 +1,62 @@
+//! What the daemon's loops, its policy registry and its API share.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::service::LoopCommand;
+use super::status::Status;
+use crate::audit::AuditLog;
+use crate::sources::Sources;
+use crate::sources::alertmanager::AlertBook;
+use crate::state::StateDir;
+use crate::telemetry::Telemetry;
+use crate::telemetry::metrics::Metrics;
+
+/// What `run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Policy files, or folders of them (`*.toml`) and their modules.
+    pub policies: Vec<PathBuf>,
+    /// Time between passes.
+    pub interval: Duration,
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+    /// Decide, audit and expose "would scale", never act.
+    pub dry_run: bool,
+    /// The bearer token the API's write endpoints require.
+    pub api_token: Option<String>,
+    /// Where each action is posted (WEBHOOK_URL).
+    pub webhook_url: Option<String>,
+}
+
+/// What the loops, the registry and the API share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The daemon's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Logs and counts (into `metrics`).
+    pub telemetry: Telemetry,
+    /// Firing Alertmanager alerts.
+    pub alerts: Arc<AlertBook>,
+    /// The audit log (notifying WEBHOOK_URL).
+    pub audit: AuditLog,
+    /// Cooldowns, histories, locks.
+    pub state: StateDir,
+    /// What the status API shows.
+    pub status: Mutex<Status>,
+    /// Each service's request channel.
+    pub commands: Mutex<BTreeMap<String, mpsc::Sender<LoopCommand>>>,
+    /// The options.
+    pub options: RunOptions,
+    /// The sources every service reads (Prometheus, the alerts); each
+    /// loop adds its engine's docker source.
+    pub sources: Sources,
+    /// Loops being stopped (their files were removed), awaited at exit.
+    pub retiring: Mutex<Vec<JoinHandle<()>>>,
+}

@@ -1,0 +1,309 @@
+//! The Docker engine, as the `docker` source and the actuators share it:
+//! connecting (with clear errors for the usual mistakes), and finding a
+//! target's replicas by label.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
+
+use crate::config::{Target, TargetKind};
+
+/// Compose's labels.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+/// The Compose service a container belongs to.
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+/// The replica's number within its Compose service.
+pub const NUMBER_LABEL: &str = "com.docker.compose.container-number";
+/// Set by Compose on `run` containers, which are not replicas.
+pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
+/// Swarm's label on a task's container.
+pub const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.name";
+/// Marks the replicas this daemon created.
+pub const CREATED_BY_LABEL: &str = "io.vedfolnir.autoscaler.created-by";
+
+/// A failure talking to the engine, phrased for an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The engine cannot be reached at all (socket missing, refused,
+    /// permission denied).
+    #[error("cannot reach the Docker engine at {host}: {message}")]
+    Unreachable {
+        /// The engine's address.
+        host: String,
+        /// Why, and what to do.
+        message: String,
+    },
+    /// The target has no replicas (or no Swarm service) on the engine.
+    #[error("{what}")]
+    NotFound {
+        /// What is missing, and how to fix it.
+        what: String,
+    },
+    /// The engine answered with an error, or the request failed.
+    #[error("{message}")]
+    Api {
+        /// What was being done, and the engine's answer.
+        message: String,
+    },
+}
+
+impl EngineError {
+    /// An engine answer phrased as an error.
+    pub fn api(message: impl Into<String>) -> EngineError {
+        EngineError::Api {
+            message: message.into(),
+        }
+    }
+
+    /// A target that is not on the engine.
+    pub fn not_found(what: impl Into<String>) -> EngineError {
+        EngineError::NotFound { what: what.into() }
+    }
+}
+
+/// Phrase a bollard error, naming what was being done.
+pub fn api_error(doing: &str, e: bollard::errors::Error) -> EngineError {
+    use bollard::errors::Error as B;
+    match e {
+        B::DockerResponseServerError {
+            status_code,
+            message,
+        } => EngineError::api(format!(
+            "{doing}: the engine answered {status_code}: {message}"
+        )),
+        other => EngineError::api(format!("{doing}: {other}")),
+    }
+}
+
+/// A connected engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// The client.
+    pub docker: Docker,
+    /// Where it is, for messages.
+    pub host: String,
+    /// The engine's own version (e.g. 20.10.24).
+    pub version: String,
+    /// The API version agreed on.
+    pub api_version: String,
+    /// The host's CPU count (the CPU limit of a container that has none).
+    pub host_cpus: f64,
+}
+
+/// Why connecting failed, in words that say what to do.
+fn unreachable_message(host: &str, e: &bollard::errors::Error) -> String {
+    let text = format!("{e}");
+    let chain = {
+        let mut s = text.clone();
+        let mut src = std::error::Error::source(e);
+        while let Some(c) = src {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            src = c.source();
+        }
+        s
+    };
+    let lower = chain.to_lowercase();
+    if lower.contains("permission denied") {
+        format!(
+            "permission denied on {host}: run as root or as a member of the docker group ({chain})"
+        )
+    } else if lower.contains("no such file") || lower.contains("socket not found") {
+        format!("{host} does not exist: is the Docker engine running? ({chain})")
+    } else if lower.contains("connection refused") {
+        format!("connection refused: is the Docker engine running? ({chain})")
+    } else {
+        chain
+    }
+}
+
+impl Engine {
+    /// Connect to `host` (or `$DOCKER_HOST`, or the local socket) and agree
+    /// on an API version the engine speaks.
+    pub async fn connect(host: Option<&str>) -> Result<Engine, EngineError> {
+        let host = host
+            .map(str::to_string)
+            .or_else(|| std::env::var("DOCKER_HOST").ok())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+        let unreachable = |e: bollard::errors::Error| EngineError::Unreachable {
+            host: host.clone(),
+            message: unreachable_message(&host, &e),
+        };
+        // Fail early, and clearly, on a socket that is missing or not ours.
+        if let Some(path) = host.strip_prefix("unix://") {
+            match std::fs::metadata(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(EngineError::Unreachable {
+                        host: host.clone(),
+                        message: format!(
+                            "{path} does not exist: is the Docker engine running? (set DOCKER_HOST or target.docker_host to use another)"
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let docker = Docker::connect_with_host(&host).map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let version = docker.version().await.map_err(unreachable)?;
+        let info = docker.info().await.map_err(unreachable)?;
+        let api = docker.client_version();
+        Ok(Engine {
+            docker,
+            host: host.clone(),
+            version: version.version.unwrap_or_default(),
+            api_version: format!("{}.{}", api.major_version, api.minor_version),
+            host_cpus: info.ncpu.unwrap_or(1).max(1) as f64,
+        })
+    }
+}
+
+/// Where a replica is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Readiness {
+    /// Running, and healthy (or running with no healthcheck).
+    Ready,
+    /// Running, healthcheck not yet passed.
+    Starting,
+    /// Running, healthcheck failing.
+    Unhealthy,
+    /// Not running (created, exited, dead, restarting, paused).
+    Down,
+}
+
+/// One container of the target.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replica {
+    /// Container id.
+    pub id: String,
+    /// Container name, without the leading '/'.
+    pub name: String,
+    /// `com.docker.compose.container-number`, when set.
+    pub number: Option<u32>,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+    /// Docker's state word (running, exited, ...).
+    pub state: String,
+    /// Ready, starting, unhealthy or down.
+    pub readiness: Readiness,
+    /// The kernel killed it for memory at some point of its last run.
+    pub oom_killed: bool,
+    /// When it last started (RFC 3339), for "was it restarted" checks.
+    pub started_at: String,
+}
+
+impl Replica {
+    /// Running (whatever its health).
+    pub fn is_running(&self) -> bool {
+        self.readiness != Readiness::Down
+    }
+}
+
+/// The readiness an inspect shows.
+pub fn readiness_of(c: &ContainerInspectResponse) -> Readiness {
+    let Some(state) = &c.state else {
+        return Readiness::Down;
+    };
+    if state.running != Some(true) || state.restarting == Some(true) || state.paused == Some(true) {
+        return Readiness::Down;
+    }
+    match state.health.as_ref().and_then(|h| h.status) {
+        Some(HealthStatusEnum::HEALTHY) | Some(HealthStatusEnum::NONE) | None => Readiness::Ready,
+        Some(HealthStatusEnum::EMPTY) => Readiness::Ready,
+        Some(HealthStatusEnum::STARTING) => Readiness::Starting,
+        Some(HealthStatusEnum::UNHEALTHY) => Readiness::Unhealthy,
+    }
+}
+
+/// The label filter that finds a target's containers.
+pub fn label_filter(target: &Target) -> Vec<String> {
+    let mut labels = match &target.kind {
+        TargetKind::Compose { project } => vec![
+            format!("{PROJECT_LABEL}={project}"),
+            format!("{SERVICE_LABEL}={}", target.name),
+        ],
+        TargetKind::Swarm => vec![format!("{SWARM_SERVICE_LABEL}={}", target.name)],
+    };
+    labels.extend(target.selector.iter().map(|(k, v)| format!("{k}={v}")));
+    labels
+}
+
+/// Every container of the target, oldest number first: running or not for
+/// Compose (a dead replica is still a template and a number), running only
+/// for Swarm (whose task history keeps stopped containers). Compose `run`
+/// containers are not replicas and are left out.
+pub async fn replicas(engine: &Engine, target: &Target) -> Result<Vec<Replica>, EngineError> {
+    let filters: HashMap<String, Vec<String>> =
+        HashMap::from([("label".to_string(), label_filter(target))]);
+    let list = engine
+        .docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(matches!(target.kind, TargetKind::Compose { .. }))
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(|e| api_error("listing containers", e))?;
+    let mut out = Vec::with_capacity(list.len());
+    for summary in list {
+        let labels = summary.labels.unwrap_or_default();
+        if labels.get(ONEOFF_LABEL).map(String::as_str) == Some("True") {
+            continue;
+        }
+        let Some(id) = summary.id else { continue };
+        let inspect = match engine
+            .docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(i) => i,
+            // Removed between the list and the inspect.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => continue,
+            Err(e) => return Err(api_error(&format!("inspecting container {id}"), e)),
+        };
+        out.push(replica_of(&inspect, &labels, summary.created.unwrap_or(0)));
+    }
+    out.sort_by_key(|r| (r.number.unwrap_or(u32::MAX), r.created));
+    Ok(out)
+}
+
+fn replica_of(
+    c: &ContainerInspectResponse,
+    labels: &HashMap<String, String>,
+    created: i64,
+) -> Replica {
+    let state = c.state.as_ref();
+    Replica {
+        id: c.id.clone().unwrap_or_default(),
+        name: c
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+        number: labels.get(NUMBER_LABEL).and_then(|n| n.parse().ok()),
+        created,
+        state: state
+            .and_then(|s| s.status)
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        readiness: readiness_of(c),
+        oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
+        started_at: state.and_then(|s| s.started_at.clone()).unwrap_or_default(),
+    }
+}
+
+/// Inspect one container.
+pub async fn inspect(engine: &Engine, id: &str) -> Result<ContainerInspectResponse, EngineError> {
+    engine
+        .docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| api_error(&format!("inspecting container {id}"), e))
+}

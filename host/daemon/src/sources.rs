@@ -1,0 +1,346 @@
+//! Where a metric enters: the sources a pass reads its signals from, each
+//! behind [`MetricSource`].
+//!
+//! - [`docker`]: CPU and memory against each replica's own limits, the
+//!   running count, OOM kills (the engine's stats, inspect and events);
+//! - [`prometheus`]: a PromQL expression per signal, read as a whole window;
+//! - [`alertmanager`]: firing `scaling_action` alerts from the daemon's
+//!   webhook.
+//!
+//! A source answers with [`Reading`]s: a value now (kept in the service's
+//! sample history and windowed from there, so a window spans passes and
+//! cron runs) or a whole window read at once. A signal a source cannot
+//! read is missing with the reason, never 0. [`collect`] routes each signal
+//! of a policy to its source and assembles the windows the policy sees.
+
+pub mod alertmanager;
+pub mod docker;
+pub mod prometheus;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use vedfolnir_core::model::{SignalId, SignalWindow, TimestampMs};
+
+use crate::actuators::Observed;
+use crate::config::{PolicyFile, SignalSource, Source, SourceKind};
+use crate::state::History;
+
+/// One signal as a source read it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    /// A value now, or why there is none: kept in the sample history.
+    Now(SignalId, Result<f64, String>),
+    /// A whole window, read at once (a range query).
+    Window(SignalWindow),
+}
+
+/// What a source is asked at one pass.
+#[derive(Debug)]
+pub struct Ask<'a> {
+    /// The service.
+    pub service: &'a str,
+    /// The signals routed to this source, as the policy file configures
+    /// them (the docker source also serves the signals no file routes).
+    pub signals: Vec<&'a SignalSource>,
+    /// The target's replicas, as the actuator saw them at this pass.
+    pub observed: &'a Observed,
+    /// The pass's time.
+    pub now: TimestampMs,
+    /// How much history the policy needs, ms.
+    pub span_ms: u64,
+}
+
+/// What a source answered.
+#[derive(Debug, Default)]
+pub struct SourceReport {
+    /// The signals it read (or why not).
+    pub readings: Vec<Reading>,
+    /// Problems worth an operator's eye (one replica's stats unreadable).
+    pub errors: Vec<String>,
+    /// The engine's view of the replicas (the docker source), shown by
+    /// `check` and `report`.
+    pub usage: Option<docker::ServiceUsage>,
+}
+
+/// A source of signals.
+pub trait MetricSource: Send + Sync {
+    /// Which kind it is (the `source` key of a policy file).
+    fn kind(&self) -> SourceKind;
+    /// Read the signals asked for.
+    fn read<'a>(&'a self, ask: &'a Ask<'a>) -> BoxFuture<'a, SourceReport>;
+}
+
+/// The sources a service's passes read from.
+#[derive(Clone, Default)]
+pub struct Sources {
+    list: Vec<Arc<dyn MetricSource>>,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.list.iter().map(|s| s.kind()))
+            .finish()
+    }
+}
+
+impl Sources {
+    /// No source at all.
+    pub fn new() -> Sources {
+        Sources::default()
+    }
+
+    /// These sources and `source` (replacing one of the same kind).
+    pub fn with(mut self, source: Arc<dyn MetricSource>) -> Sources {
+        self.list.retain(|s| s.kind() != source.kind());
+        self.list.push(source);
+        self
+    }
+
+    fn get(&self, kind: SourceKind) -> Option<&Arc<dyn MetricSource>> {
+        self.list.iter().find(|s| s.kind() == kind)
+    }
+}
+
+/// The signals the docker source serves unless a file routes them elsewhere.
+pub const DOCKER_SIGNALS: [SignalId; 3] =
+    [SignalId::Cpu, SignalId::Memory, SignalId::InstanceCount];
+
+/// The OOM-kill count the docker source adds.
+pub fn oom_kills_signal() -> SignalId {
+    SignalId::Custom("oom-kills".into())
+}
+
+/// The signals of one pass, and what the sources said beside them.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// One window per signal, in the order the sources were asked.
+    pub windows: Vec<SignalWindow>,
+    /// Problems the sources reported.
+    pub errors: Vec<String>,
+    /// The docker source's readings, when it ran.
+    pub usage: Option<docker::ServiceUsage>,
+    /// Sources that failed a signal this pass, with the signal.
+    pub failed: Vec<(SourceKind, SignalId)>,
+}
+
+/// Why a signal is missing when its source is not configured here.
+fn unconfigured(s: &SignalSource) -> String {
+    match &s.source {
+        Source::Docker => "the docker source is not configured".into(),
+        Source::Prometheus { query } => format!(
+            "prometheus source ({query}): no Prometheus configured (PROMETHEUS_URL or --prometheus-url)"
+        ),
+        Source::Alertmanager => {
+            "alertmanager source needs the daemon's webhook (run), not a one-shot pass".into()
+        }
+    }
+}
+
+/// Which source each signal of the file comes from: the docker source's
+/// signals unless routed elsewhere, then every routed signal.
+fn routes(file: &PolicyFile) -> Vec<SignalSource> {
+    let oom = oom_kills_signal();
+    let mut out: Vec<SignalSource> = DOCKER_SIGNALS
+        .iter()
+        .chain(std::iter::once(&oom))
+        .filter(|s| !file.signals.iter().any(|r| &r.signal == *s))
+        .map(|s| SignalSource {
+            signal: s.clone(),
+            source: Source::Docker,
+            required: None,
+        })
+        .collect();
+    out.extend(file.signals.iter().cloned());
+    out
+}
+
+/// Ask every source for the signals routed to it, keep the values read now
+/// in `history` (for `retention_ms`), and assemble the policy's windows.
+pub async fn collect(
+    sources: &Sources,
+    file: &PolicyFile,
+    observed: &Observed,
+    history: &mut History,
+    now: TimestampMs,
+    span_ms: u64,
+    retention_ms: u64,
+) -> Collected {
+    let routes = routes(file);
+    let mut out = Collected::default();
+    let mut asks = Vec::new();
+    for kind in SourceKind::ALL {
+        let signals: Vec<&SignalSource> =
+            routes.iter().filter(|r| r.source.kind() == kind).collect();
+        if signals.is_empty() {
+            continue;
+        }
+        match sources.get(kind) {
+            Some(source) => asks.push((
+                source,
+                Ask {
+                    service: &file.service,
+                    signals,
+                    observed,
+                    now,
+                    span_ms,
+                },
+            )),
+            None => {
+                for s in signals {
+                    out.failed.push((kind, s.signal.clone()));
+                    out.windows.push(SignalWindow {
+                        signal: s.signal.clone(),
+                        samples: vec![],
+                        missing_reason: Some(unconfigured(s)),
+                    });
+                }
+            }
+        }
+    }
+    let reports =
+        futures_util::future::join_all(asks.iter().map(|(source, ask)| source.read(ask))).await;
+    let mut fresh = Vec::new();
+    let mut pending = Vec::new();
+    for ((source, _), report) in asks.iter().zip(reports) {
+        out.errors.extend(report.errors);
+        if report.usage.is_some() {
+            out.usage = report.usage;
+        }
+        for reading in report.readings {
+            match reading {
+                Reading::Now(signal, Ok(v)) => {
+                    fresh.push((signal.clone(), v));
+                    pending.push((signal, None));
+                }
+                Reading::Now(signal, Err(why)) => {
+                    out.failed.push((source.kind(), signal.clone()));
+                    pending.push((signal, Some(why)));
+                }
+                Reading::Window(w) => {
+                    if let Some(reason) = &w.missing_reason {
+                        tracing::warn!(service = %file.service, signal = %w.signal, reason = %reason, "signal missing");
+                        out.failed.push((source.kind(), w.signal.clone()));
+                    }
+                    pending.push((w.signal.clone(), None));
+                    out.windows.push(w);
+                }
+            }
+        }
+    }
+    history.push(now, &fresh, retention_ms);
+    // Values read now are windowed from the history, in the order read.
+    let windowed: Vec<SignalWindow> = pending
+        .into_iter()
+        .filter(|(signal, _)| !out.windows.iter().any(|w| &w.signal == signal))
+        .map(|(signal, why)| SignalWindow {
+            missing_reason: why,
+            ..history.window(&signal)
+        })
+        .collect();
+    out.windows.splice(0..0, windowed);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A source that answers what it was built with.
+    struct Fixed(SourceKind, Vec<Reading>);
+
+    impl MetricSource for Fixed {
+        fn kind(&self) -> SourceKind {
+            self.0
+        }
+        fn read<'a>(&'a self, _: &'a Ask<'a>) -> BoxFuture<'a, SourceReport> {
+            Box::pin(async move {
+                SourceReport {
+                    readings: self.1.clone(),
+                    ..Default::default()
+                }
+            })
+        }
+    }
+
+    fn file(extra: &str) -> PolicyFile {
+        let text = format!("service = \"web\"\nplugin = \"builtin:threshold-score\"\n{extra}");
+        PolicyFile::parse(Path::new("web.toml"), &text, &Default::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn values_read_now_are_windowed_from_the_history_and_failures_named() {
+        let docker = Fixed(
+            SourceKind::Docker,
+            vec![
+                Reading::Now(SignalId::Cpu, Ok(0.5)),
+                Reading::Now(SignalId::Memory, Err("stats unreadable".into())),
+            ],
+        );
+        let sources = Sources::new().with(Arc::new(docker));
+        let mut history = History::default();
+        history.push(
+            1_000,
+            &[(SignalId::Cpu, 0.4), (SignalId::Memory, 0.2)],
+            60_000,
+        );
+        let got = collect(
+            &sources,
+            &file(""),
+            &Observed::default(),
+            &mut history,
+            2_000,
+            60_000,
+            60_000,
+        )
+        .await;
+        let cpu = got
+            .windows
+            .iter()
+            .find(|w| w.signal == SignalId::Cpu)
+            .unwrap();
+        assert_eq!(cpu.samples.len(), 2);
+        assert_eq!(cpu.missing_reason, None);
+        let mem = got
+            .windows
+            .iter()
+            .find(|w| w.signal == SignalId::Memory)
+            .unwrap();
+        assert_eq!(mem.missing_reason.as_deref(), Some("stats unreadable"));
+        assert_eq!(got.failed, [(SourceKind::Docker, SignalId::Memory)]);
+    }
+
+    #[tokio::test]
+    async fn a_signal_routed_to_a_source_not_configured_is_missing_never_zero() {
+        let f = file("[signals.queue-depth]\nsource = \"prometheus\"\nquery = \"q\"\n");
+        let got = collect(
+            &Sources::new(),
+            &f,
+            &Observed::default(),
+            &mut History::default(),
+            1,
+            60_000,
+            60_000,
+        )
+        .await;
+        let q = got
+            .windows
+            .iter()
+            .find(|w| w.signal == SignalId::QueueDepth)
+            .unwrap();
+        assert!(q.samples.is_empty());
+        assert!(
+            q.missing_reason
+                .as_deref()
+                .unwrap()
+                .contains("no Prometheus configured"),
+            "{q:?}"
+        );
+        assert!(
+            got.failed
+                .contains(&(SourceKind::Prometheus, SignalId::QueueDepth))
+        );
+    }
+}

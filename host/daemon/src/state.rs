@@ -1,0 +1,647 @@
+//! What the daemon keeps of each service in its state directory, besides
+//! the audit log:
+//!
+//! - `<service>.state.json`: the cooldown clocks, the pause flag and the
+//!   last decision, replaced atomically (write, fsync, rename) and once per
+//!   pass;
+//! - `<service>.samples.json`: the signal history of one-shot `check` runs,
+//!   so windows such as "cpu above 70% for 5 minutes" span cron runs;
+//! - `<service>.lock`: held (flock) by whoever is deciding or scaling the
+//!   service, so two overlapping cron runs, or a cron run and an operator,
+//!   never scale it at once. It names its holder (pid, command, since).
+//!
+//! A state file that is corrupt or empty is moved aside and rebuilt from
+//! the audit log ([`recover`]).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use vedfolnir_core::guard::GuardState;
+use vedfolnir_core::model::{Direction, Sample, SignalId, SignalWindow, TimestampMs};
+
+use crate::audit::{Actor, AuditError, AuditLog, AuditRecord, Event};
+
+/// The state directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A file could not be read.
+    #[error("cannot read {}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A file could not be written (or the directory created).
+    #[error("cannot write {}", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A corrupt state file could not be moved aside.
+    #[error("{} is {why}, and cannot be moved aside", .path.display())]
+    MoveAside {
+        /// The file.
+        path: PathBuf,
+        /// Empty, or not valid.
+        why: String,
+        /// Why it could not be moved.
+        #[source]
+        source: io::Error,
+    },
+    /// Rebuilding a state from the audit log failed.
+    #[error("cannot rebuild the state from the audit log")]
+    Audit(#[from] AuditError),
+    /// The daemon refuses to start without its state files.
+    #[error("cannot write state files in {}: refusing to act without them", .dir.display())]
+    NotWritable {
+        /// The state directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Another process holds the service's lock.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+}
+
+/// Another process holds the service's lock (exit code 9).
+#[derive(Debug, thiserror::Error)]
+#[error("another vedfolnir-autoscaler is deciding or scaling {service}: {holder} holds {}; try again when it is done{hint}", .path.display())]
+pub struct Busy {
+    /// The service.
+    pub service: String,
+    /// Who holds it, as the lock file says.
+    pub holder: String,
+    /// The lock file.
+    pub path: PathBuf,
+    /// Where else to go.
+    pub hint: &'static str,
+}
+
+/// The state directory: state files, sample histories, locks.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+    /// Read to rebuild a corrupt state file.
+    audit: AuditLog,
+}
+
+/// The last decision of a service, kept in its state file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastDecision {
+    /// When.
+    pub time_ms: TimestampMs,
+    /// Which way (hold included).
+    pub direction: Direction,
+    /// Replicas running then.
+    pub from: u32,
+    /// The target.
+    pub to: u32,
+    /// Who decided.
+    pub actor: Actor,
+    /// A dry run's decision ("would scale").
+    pub dry_run: bool,
+    /// The reason that settled it.
+    pub summary: String,
+}
+
+/// The persisted state of one service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// When a scale-up last moved the count.
+    pub last_scale_up: Option<TimestampMs>,
+    /// When a scale-down last moved the count.
+    pub last_scale_down: Option<TimestampMs>,
+    /// Automatic scaling paused by an operator.
+    #[serde(default)]
+    pub paused: bool,
+    /// A dry run's own cooldown clocks: advanced by "would scale" decisions,
+    /// kept apart so a dry run never delays production scaling.
+    #[serde(default)]
+    pub dry_run: DryRunClocks,
+    /// The last decision.
+    #[serde(default)]
+    pub last_decision: Option<LastDecision>,
+}
+
+/// A dry run's cooldown clocks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DryRunClocks {
+    /// When a dry run last "would have" scaled up.
+    pub last_scale_up: Option<TimestampMs>,
+    /// When a dry run last "would have" scaled down.
+    pub last_scale_down: Option<TimestampMs>,
+}
+
+impl ServiceState {
+    /// The guard rails' view: the live clocks, or a dry run's own.
+    pub fn guard(&self, dry_run: bool) -> GuardState {
+        let (up, down) = if dry_run {
+            (self.dry_run.last_scale_up, self.dry_run.last_scale_down)
+        } else {
+            (self.last_scale_up, self.last_scale_down)
+        };
+        GuardState {
+            last_scale_up: up,
+            last_scale_down: down,
+            paused: self.paused,
+        }
+    }
+
+    /// Start the cooldown of `direction` at `at` (live or dry-run clocks).
+    pub fn record_scale(&mut self, direction: Direction, at: TimestampMs, dry_run: bool) {
+        let (up, down) = if dry_run {
+            (
+                &mut self.dry_run.last_scale_up,
+                &mut self.dry_run.last_scale_down,
+            )
+        } else {
+            (&mut self.last_scale_up, &mut self.last_scale_down)
+        };
+        match direction {
+            Direction::Up => *up = Some(at),
+            Direction::Down => *down = Some(at),
+            Direction::Hold => {}
+        }
+    }
+}
+
+/// Samples kept for `check` runs, by signal name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct History {
+    /// `[time_ms, value]` pairs, oldest first.
+    pub signals: BTreeMap<String, Vec<(TimestampMs, f64)>>,
+}
+
+impl History {
+    /// Add one sample per signal and drop those older than `retention_ms`.
+    /// Samples older than an hour are kept as 15-minute means (see
+    /// `vedfolnir_core::window::compact`), so days of history for a
+    /// forecasting policy stay a few hundred points per signal.
+    pub fn push(&mut self, now: TimestampMs, values: &[(SignalId, f64)], retention_ms: u64) {
+        use vedfolnir_core::window::{BUCKET_MS, FINE_MS, compact};
+        for (signal, value) in values {
+            self.signals
+                .entry(signal.to_string())
+                .or_default()
+                .push((now, *value));
+        }
+        let oldest = now - retention_ms as i64;
+        for samples in self.signals.values_mut() {
+            samples.retain(|(t, _)| *t >= oldest && *t <= now);
+            compact(samples, now - FINE_MS as i64, BUCKET_MS);
+        }
+        self.signals.retain(|_, s| !s.is_empty());
+    }
+
+    /// The window of one signal.
+    pub fn window(&self, signal: &SignalId) -> SignalWindow {
+        SignalWindow {
+            signal: signal.clone(),
+            samples: self
+                .signals
+                .get(&signal.to_string())
+                .map(|s| {
+                    s.iter()
+                        .map(|(t, v)| Sample { at: *t, value: *v })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            missing_reason: None,
+        }
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same
+/// directory, fsynced, renamed over, and the directory fsynced.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    File::open(dir)?.sync_all()
+}
+
+/// A service's state rebuilt from its audit records: the cooldowns of the
+/// scales that moved the count, dry-run clocks, resets, pause and resume.
+/// With no record of the service at all, both cooldowns start `now`
+/// (never silently disabled).
+pub fn recover(records: &[AuditRecord], now: TimestampMs) -> ServiceState {
+    if records.is_empty() {
+        return ServiceState {
+            last_scale_up: Some(now),
+            last_scale_down: Some(now),
+            ..Default::default()
+        };
+    }
+    let mut state = ServiceState::default();
+    for r in records {
+        match r.event {
+            Event::ScaleFinished if r.report.as_ref().is_some_and(|p| p.moved()) => {
+                state.record_scale(r.direction, r.time_ms, false);
+            }
+            Event::WouldScale => state.record_scale(r.direction, r.time_ms, true),
+            Event::Reset => {
+                state.last_scale_up = None;
+                state.last_scale_down = None;
+            }
+            Event::Paused => state.paused = true,
+            Event::Resumed => state.paused = false,
+            _ => {}
+        }
+    }
+    state
+}
+
+impl StateDir {
+    /// Open (creating) the state directory `dir`.
+    pub fn open(dir: &Path) -> Result<StateDir, StateError> {
+        fs::create_dir_all(dir).map_err(|source| StateError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+            audit: AuditLog::in_dir(dir),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn state_path(&self, service: &str) -> PathBuf {
+        self.dir.join(format!("{service}.state.json"))
+    }
+
+    fn samples_path(&self, service: &str) -> PathBuf {
+        self.dir.join(format!("{service}.samples.json"))
+    }
+
+    /// Check state files can be written here.
+    pub fn check_writable(&self) -> Result<(), StateError> {
+        tempfile::NamedTempFile::new_in(&self.dir)
+            .map(|_| ())
+            .map_err(|source| StateError::NotWritable {
+                dir: self.dir.clone(),
+                source,
+            })
+    }
+
+    /// Take the service's lock for `holder` (the command running), or say
+    /// who should be waited for. Released when the returned file is dropped
+    /// (or the process dies).
+    pub fn lock(&self, service: &str, holder: &str, now: TimestampMs) -> Result<File, StateError> {
+        let path = self.dir.join(format!("{service}.lock"));
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StateError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        match f.try_lock() {
+            Ok(()) => {
+                // Say who holds it, for the next one who tries.
+                let line = format!(
+                    "pid {} ({holder}), since {}\n",
+                    std::process::id(),
+                    crate::clock::format_time(now)
+                );
+                let mut w = &f;
+                let _ = f.set_len(0).and_then(|_| w.write_all(line.as_bytes()));
+                Ok(f)
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                Err(Busy {
+                    service: service.to_string(),
+                    hint: if holder.contains("(run)") {
+                        " (a running daemon takes manual scales on its API: POST /api/v1/services/<service>/scale)"
+                    } else {
+                        ""
+                    },
+                    holder: if holder.is_empty() { "a process" } else { holder }.to_string(),
+                    path,
+                }
+                .into())
+            }
+            Err(fs::TryLockError::Error(source)) => Err(StateError::Write { path, source }),
+        }
+    }
+
+    /// The state of one service. None yet means no scale happened. A
+    /// corrupt or empty file is moved aside and the state rebuilt from the
+    /// audit log ([`recover`]).
+    pub fn state(&self, service: &str, now: TimestampMs) -> Result<ServiceState, StateError> {
+        let path = self.state_path(service);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ServiceState::default()),
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        let e = match serde_json::from_slice::<ServiceState>(&bytes) {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        let why = if bytes.iter().all(u8::is_ascii_whitespace) {
+            "empty".to_string()
+        } else {
+            format!("not valid: {e}")
+        };
+        let aside = path.with_extension(format!("json.corrupt-{now}"));
+        if let Err(source) = fs::rename(&path, &aside) {
+            return Err(StateError::MoveAside { path, why, source });
+        }
+        let records = self.audit.records(service)?;
+        let state = recover(&records, now);
+        let how = if records.is_empty() {
+            "with both cooldowns starting now (no audit record of the service)".to_string()
+        } else {
+            format!(
+                "from {} audit record(s) in {}",
+                records.len(),
+                self.audit.path().display()
+            )
+        };
+        tracing::warn!(
+            path = %path.display(), moved_to = %aside.display(), recovered = %how,
+            "state file {why}; rebuilt"
+        );
+        eprintln!(
+            "warning: {} was {why}; moved to {} and rebuilt {how}",
+            path.display(),
+            aside.display()
+        );
+        self.save(service, &state)?;
+        Ok(state)
+    }
+
+    /// Replace the state of one service atomically.
+    pub fn save(&self, service: &str, state: &ServiceState) -> Result<(), StateError> {
+        let path = self.state_path(service);
+        write_atomic(
+            &path,
+            &serde_json::to_vec_pretty(state).expect("state serializes"),
+        )
+        .map_err(|source| StateError::Write { path, source })
+    }
+
+    /// Change the state of one service: read, change, replace atomically.
+    pub fn update<T>(
+        &self,
+        service: &str,
+        now: TimestampMs,
+        change: impl FnOnce(&mut ServiceState) -> T,
+    ) -> Result<T, StateError> {
+        let mut state = self.state(service, now)?;
+        let out = change(&mut state);
+        self.save(service, &state)?;
+        Ok(out)
+    }
+
+    /// Clear the cooldown clocks, live and dry-run (keeping the pause flag,
+    /// the audit and the sample history); returns what they were.
+    pub fn reset_cooldowns(
+        &self,
+        service: &str,
+        now: TimestampMs,
+    ) -> Result<GuardState, StateError> {
+        self.update(service, now, |s| {
+            let before = s.guard(false);
+            s.last_scale_up = None;
+            s.last_scale_down = None;
+            s.dry_run = DryRunClocks::default();
+            before
+        })
+    }
+
+    /// The sample history of one service.
+    pub fn history(&self, service: &str) -> Result<History, StateError> {
+        let path = self.samples_path(service);
+        match fs::read(&path) {
+            // A corrupt history only loses windows: start over, loudly.
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "sample history unreadable; starting a new one");
+                History::default()
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(History::default()),
+            Err(source) => Err(StateError::Read { path, source }),
+        }
+    }
+
+    /// Replace the sample history of one service.
+    pub fn save_history(&self, service: &str, history: &History) -> Result<(), StateError> {
+        let path = self.samples_path(service);
+        write_atomic(
+            &path,
+            &serde_json::to_vec(history).expect("history serializes"),
+        )
+        .map_err(|source| StateError::Write { path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actuators::ScaleReport;
+
+    fn finished(service: &str, direction: Direction, at: TimestampMs, reached: u32) -> AuditRecord {
+        AuditRecord {
+            direction,
+            from: 2,
+            to: 3,
+            report: Some(ScaleReport {
+                from: 2,
+                to: 3,
+                reached,
+                outcome: crate::actuators::Outcome::Succeeded,
+                created: vec![],
+                removed: vec![],
+                failed: vec![],
+                error: None,
+                duration_ms: 1,
+            }),
+            ..AuditRecord::new(service, Event::ScaleFinished, Actor::Auto, at)
+        }
+    }
+
+    #[test]
+    fn state_is_replaced_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::open(dir.path()).unwrap();
+        assert_eq!(
+            store.state("web", 0).unwrap().guard(false),
+            GuardState::default()
+        );
+        store
+            .update("web", 0, |s| s.record_scale(Direction::Up, 10, false))
+            .unwrap();
+        store
+            .update("web", 0, |s| s.record_scale(Direction::Down, 20, false))
+            .unwrap();
+        let s = store.state("web", 0).unwrap().guard(false);
+        assert_eq!((s.last_scale_up, s.last_scale_down), (Some(10), Some(20)));
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_corrupt_or_empty_state_file_is_rebuilt_from_the_audit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::open(dir.path()).unwrap();
+        let log = AuditLog::in_dir(dir.path());
+        log.append(&finished("web", Direction::Up, 100, 3)).unwrap();
+        // A scale that did not move the count starts no cooldown.
+        log.append(&finished("web", Direction::Down, 150, 2))
+            .unwrap();
+        log.append(&AuditRecord::new("web", Event::Paused, Actor::Api, 160))
+            .unwrap();
+        log.append(&AuditRecord {
+            direction: Direction::Down,
+            dry_run: true,
+            ..AuditRecord::new("web", Event::WouldScale, Actor::Auto, 170)
+        })
+        .unwrap();
+        log.append(&finished("other", Direction::Up, 200, 3))
+            .unwrap();
+        for bad in ["", "{not json", "\n"] {
+            fs::write(dir.path().join("web.state.json"), bad).unwrap();
+            let s = store.state("web", 0).unwrap();
+            assert_eq!(s.last_scale_up, Some(100), "{bad:?}");
+            assert_eq!(s.last_scale_down, None, "{bad:?}");
+            assert!(s.paused, "{bad:?}");
+            assert_eq!(s.dry_run.last_scale_down, Some(170));
+            // Rewritten, readable, and the bad one kept for a post-mortem.
+            assert_eq!(store.state("web", 0).unwrap(), s);
+        }
+        let aside = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("web.state.json.corrupt-")
+            })
+            .count();
+        assert!(aside >= 1, "the corrupt file is kept");
+    }
+
+    #[test]
+    fn with_no_audit_either_a_rebuilt_state_starts_both_cooldowns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::open(dir.path()).unwrap();
+        fs::write(dir.path().join("web.state.json"), "").unwrap();
+        let s = store.state("web", 5_000).unwrap().guard(false);
+        assert_eq!(s.last_scale_up, Some(5_000));
+        assert_eq!(s.last_scale_down, Some(5_000));
+    }
+
+    #[test]
+    fn dry_run_clocks_are_apart_from_the_live_ones() {
+        let mut s = ServiceState::default();
+        s.record_scale(Direction::Up, 10, true);
+        assert_eq!(s.guard(false).last_scale_up, None);
+        assert_eq!(s.guard(true).last_scale_up, Some(10));
+        s.record_scale(Direction::Down, 20, false);
+        assert_eq!(s.guard(false).last_scale_down, Some(20));
+        assert_eq!(s.guard(true).last_scale_down, None);
+    }
+
+    #[test]
+    fn reset_clears_the_cooldowns_and_keeps_the_pause_and_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::open(dir.path()).unwrap();
+        store
+            .update("web", 0, |s| s.record_scale(Direction::Up, 10, false))
+            .unwrap();
+        let mut h = History::default();
+        h.push(5, &[(SignalId::Cpu, 0.5)], 60_000);
+        store.save_history("web", &h).unwrap();
+        let before = store.reset_cooldowns("web", 0).unwrap();
+        assert_eq!(before.last_scale_up, Some(10));
+        assert_eq!(
+            store.state("web", 0).unwrap().guard(false),
+            GuardState::default()
+        );
+        assert_eq!(
+            store
+                .history("web")
+                .unwrap()
+                .window(&SignalId::Cpu)
+                .samples
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::open(dir.path()).unwrap();
+        let held = store.lock("web", "test", 0).unwrap();
+        let e = store.lock("web", "test", 0).unwrap_err();
+        assert!(matches!(e, StateError::Busy(_)), "{e:#}");
+        assert!(format!("{e}").contains("web.lock"), "{e}");
+        // It says who holds it.
+        assert!(
+            format!("{e}").contains(&format!("pid {} (test)", std::process::id())),
+            "{e}"
+        );
+        // Another service is not blocked.
+        let _other = store.lock("api", "test", 0).unwrap();
+        drop(held);
+        store.lock("web", "test", 0).unwrap();
+    }
+
+    #[test]
+    fn history_keeps_the_retention_window_only() {
+        let mut h = History::default();
+        h.push(0, &[(SignalId::Cpu, 0.1)], 60_000);
+        h.push(
+            30_000,
+            &[(SignalId::Cpu, 0.2), (SignalId::Memory, 0.5)],
+            60_000,
+        );
+        h.push(90_000, &[(SignalId::Cpu, 0.3)], 60_000);
+        let cpu = h.window(&SignalId::Cpu);
+        assert_eq!(
+            cpu.samples.iter().map(|s| s.at).collect::<Vec<_>>(),
+            [30_000, 90_000]
+        );
+        assert_eq!(h.window(&SignalId::Memory).samples.len(), 1);
+        assert!(h.window(&SignalId::QueueDepth).samples.is_empty());
+    }
+
+    #[test]
+    fn days_of_history_stay_a_few_hundred_points() {
+        // Three days at 15 s, kept for three days.
+        let mut h = History::default();
+        let day = 24 * 3_600_000;
+        for i in 0..(3 * day / 15_000) {
+            h.push(i * 15_000, &[(SignalId::Cpu, 0.5)], 3 * day as u64);
+        }
+        let w = h.window(&SignalId::Cpu);
+        // About 71 hours of 15-minute means, then every sample of the last
+        // 60 to 75 minutes (a bucket is averaged once it is whole).
+        let n = w.samples.len();
+        assert!((71 * 4 + 240..=72 * 4 + 300).contains(&n), "{n}");
+        assert!(w.samples.iter().all(|s| s.value == 0.5));
+        assert!(w.samples.windows(2).all(|p| p[0].at < p[1].at));
+    }
+}
