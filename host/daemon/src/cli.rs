@@ -171,12 +171,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => crate::daemon::run(
             &sandbox,
             crate::state::StateDir::open(&cli.state_dir)?,
-            setup
-                .prometheus
-                .iter()
-                .fold(crate::sources::Sources::new(), |s, p| {
-                    s.with(std::sync::Arc::new(p.clone()))
-                }),
+            setup.sources(),
             &Overrides {
                 min_replicas,
                 max_replicas,

@@ -401,10 +401,9 @@ impl PolicyFile {
             file: path,
             problems: Vec::new(),
         };
-        let root: toml::Table = match text.parse() {
+        let root = match text.parse::<toml::Table>() {
             Ok(t) => t,
             Err(e) => {
-                let e: toml::de::Error = e;
                 let at = e
                     .span()
                     .map(|s| {
@@ -417,222 +416,17 @@ impl PolicyFile {
             }
         };
         r.unknown_keys(&root, "", TOP_KEYS);
-
-        let service = r.string(&root, "service", "service");
-        match &service {
-            None if !root.contains_key("service") => {
-                r.problem("service", "missing: name the service this policy scales")
-            }
-            Some(s)
-                if s.is_empty()
-                    || !s
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
-            {
-                r.problem(
-                    "service",
-                    format!("{s:?} is not a valid service name (letters, digits, '-', '_', '.')"),
-                )
-            }
-            _ => {}
-        }
-
-        let plugin = match r.string(&root, "plugin", "plugin") {
-            None => {
-                if !root.contains_key("plugin") {
-                    r.problem(
-                        "plugin",
-                        "missing: \"builtin:threshold-score\" or a path to a .wasm file",
-                    );
-                }
-                None
-            }
-            Some(p) => plugin_ref(&mut r, &p, "plugin", path),
-        };
-        let mut shadow = None;
-        if let Some(t) = r.table(&root, "shadow", "shadow") {
-            r.unknown_keys(t, "shadow.", SHADOW_KEYS);
-            let plugin = match r.string(t, "plugin", "shadow.plugin") {
-                Some(p) => plugin_ref(&mut r, &p, "shadow.plugin", path),
-                None => {
-                    if !t.contains_key("plugin") {
-                        r.problem("shadow.plugin", "missing: the shadow policy's plugin");
-                    }
-                    None
-                }
-            };
-            let mut params = BTreeMap::new();
-            if let Some(pt) = r.table(t, "params", "shadow.params") {
-                flatten(&mut r, pt, "", &mut params);
-            }
-            shadow = plugin.map(|plugin| ShadowFile { plugin, params });
-        }
-
-        let defaults = GuardConfig::default();
-        let min = overrides
-            .min_replicas
-            .or_else(|| r.count(&root, "min_replicas", "min_replicas"))
-            .unwrap_or(defaults.min_replicas);
-        let max = overrides
-            .max_replicas
-            .or_else(|| r.count(&root, "max_replicas", "max_replicas"))
-            .unwrap_or(defaults.max_replicas);
-        if min > max {
-            r.problem(
-                "min_replicas",
-                format!("min_replicas {min} is greater than max_replicas {max}"),
-            );
-        }
-        if max == 0 {
-            r.problem("max_replicas", "must be at least 1");
-        }
-        if max > REPLICA_LIMIT {
-            r.problem(
-                "max_replicas",
-                format!("{max} is above the limit of {REPLICA_LIMIT}"),
-            );
-        }
-
-        let mut guard = GuardConfig {
-            min_replicas: min,
-            max_replicas: max,
-            ..defaults
-        };
-        if let Some(t) = r.table(&root, "cooldown", "cooldown") {
-            r.unknown_keys(t, "cooldown.", COOLDOWN_KEYS);
-            guard.cooldown_up = r
-                .duration(t, "up", "cooldown.up")
-                .unwrap_or(guard.cooldown_up);
-            guard.cooldown_down = r
-                .duration(t, "down", "cooldown.down")
-                .unwrap_or(guard.cooldown_down);
-        }
-        if let Some(t) = r.table(&root, "step", "step") {
-            r.unknown_keys(t, "step.", STEP_KEYS);
-            for (key, slot) in [
-                ("max_up", &mut guard.max_step_up),
-                ("max_down", &mut guard.max_step_down),
-            ] {
-                if let Some(n) = r.count(t, key, &format!("step.{key}")) {
-                    if n == 0 {
-                        r.problem(
-                            format!("step.{key}"),
-                            "must be at least 1 (0 would never scale)",
-                        );
-                    } else {
-                        *slot = n;
-                    }
-                }
-            }
-        }
-        if let Some(t) = r.table(&root, "data", "data") {
-            r.unknown_keys(t, "data.", DATA_KEYS);
-            guard.staleness = r
-                .duration(t, "staleness", "data.staleness")
-                .unwrap_or(guard.staleness);
-            if guard.staleness == 0 {
-                r.problem("data.staleness", "must be longer than 0");
-            }
-        }
-
-        let mut signals = Vec::new();
-        if let Some(t) = r.table(&root, "signals", "signals") {
-            for (name, value) in t {
-                let key = format!("signals.{name}");
-                let signal: SignalId = match name.parse() {
-                    Ok(s) => s,
-                    Err(e) => {
-                        r.problem(&key, format!("{e}"));
-                        continue;
-                    }
-                };
-                let toml::Value::Table(spec) = value else {
-                    r.problem(
-                        &key,
-                        format!(
-                            "expected a table such as {{ source = \"docker\" }}, found {}",
-                            value.type_str()
-                        ),
-                    );
-                    continue;
-                };
-                r.unknown_keys(spec, &format!("{key}."), SIGNAL_KEYS);
-                let required = match spec.get("required") {
-                    None => None,
-                    Some(toml::Value::Boolean(b)) => Some(*b),
-                    Some(other) => {
-                        r.problem(
-                            format!("{key}.required"),
-                            format!("expected true or false, found {}", other.type_str()),
-                        );
-                        None
-                    }
-                };
-                let query = r.string(spec, "query", &format!("{key}.query"));
-                let source = match r
-                    .string(spec, "source", &format!("{key}.source"))
-                    .as_deref()
-                {
-                    None => {
-                        r.problem(
-                            format!("{key}.source"),
-                            format!("missing: one of {}", SOURCES.join(", ")),
-                        );
-                        continue;
-                    }
-                    Some("docker") => {
-                        if !matches!(
-                            signal,
-                            SignalId::Cpu | SignalId::Memory | SignalId::InstanceCount
-                        ) {
-                            r.problem(
-                                format!("{key}.source"),
-                                format!("docker cannot provide {signal} (it provides cpu, memory and instance-count); use prometheus"),
-                            );
-                        }
-                        if query.is_some() {
-                            r.problem(
-                                format!("{key}.query"),
-                                "only a prometheus source takes a query",
-                            );
-                        }
-                        Source::Docker
-                    }
-                    Some("prometheus") => match query {
-                        Some(q) if !q.trim().is_empty() => Source::Prometheus { query: q },
-                        _ => {
-                            r.problem(
-                                format!("{key}.query"),
-                                "missing: a prometheus source needs a PromQL query",
-                            );
-                            continue;
-                        }
-                    },
-                    Some("alertmanager") => Source::Alertmanager,
-                    Some(other) => {
-                        r.problem(
-                            format!("{key}.source"),
-                            format!("unknown source {other:?} (one of {})", SOURCES.join(", ")),
-                        );
-                        continue;
-                    }
-                };
-                signals.push(SignalSource {
-                    signal,
-                    source,
-                    required,
-                });
-            }
-        }
-
+        let service = read_service(&mut r, &root);
+        let plugin = read_plugin(&mut r, &root, path);
+        let shadow = read_shadow(&mut r, &root, path);
+        let guard = read_guard(&mut r, &root, overrides);
+        let signals = read_signals(&mut r, &root);
         let mut params = BTreeMap::new();
         if let Some(t) = r.table(&root, "params", "params") {
             flatten(&mut r, t, "", &mut params);
         }
-
         let target = read_target(&mut r, &root, service.as_deref());
         let rollout = read_rollout(&mut r, &root);
-
         if !r.problems.is_empty() {
             return Err(Problems(r.problems));
         }
@@ -647,6 +441,241 @@ impl PolicyFile {
             params,
             shadow,
         })
+    }
+}
+
+/// `service`: required, a name of letters, digits, '-', '_', '.'.
+fn read_service(r: &mut Reader, root: &toml::Table) -> Option<String> {
+    let service = r.string(root, "service", "service");
+    match &service {
+        None if !root.contains_key("service") => {
+            r.problem("service", "missing: name the service this policy scales")
+        }
+        Some(s)
+            if s.is_empty()
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            r.problem(
+                "service",
+                format!("{s:?} is not a valid service name (letters, digits, '-', '_', '.')"),
+            )
+        }
+        _ => {}
+    }
+    service
+}
+
+/// `plugin`: required.
+fn read_plugin(r: &mut Reader, root: &toml::Table, path: &Path) -> Option<PluginRef> {
+    match r.string(root, "plugin", "plugin") {
+        None => {
+            if !root.contains_key("plugin") {
+                r.problem(
+                    "plugin",
+                    "missing: \"builtin:threshold-score\" or a path to a .wasm file",
+                );
+            }
+            None
+        }
+        Some(p) => plugin_ref(r, &p, "plugin", path),
+    }
+}
+
+/// `[shadow]`: a second plugin and its parameters, never acted on.
+fn read_shadow(r: &mut Reader, root: &toml::Table, path: &Path) -> Option<ShadowFile> {
+    let t = r.table(root, "shadow", "shadow")?;
+    r.unknown_keys(t, "shadow.", SHADOW_KEYS);
+    let plugin = match r.string(t, "plugin", "shadow.plugin") {
+        Some(p) => plugin_ref(r, &p, "shadow.plugin", path),
+        None => {
+            if !t.contains_key("plugin") {
+                r.problem("shadow.plugin", "missing: the shadow policy's plugin");
+            }
+            None
+        }
+    };
+    let mut params = BTreeMap::new();
+    if let Some(pt) = r.table(t, "params", "shadow.params") {
+        flatten(r, pt, "", &mut params);
+    }
+    plugin.map(|plugin| ShadowFile { plugin, params })
+}
+
+/// The bounds (with the command line's overrides), `[cooldown]`, `[step]`
+/// and `[data]`.
+fn read_guard(r: &mut Reader, root: &toml::Table, overrides: &Overrides) -> GuardConfig {
+    let defaults = GuardConfig::default();
+    let min = overrides
+        .min_replicas
+        .or_else(|| r.count(root, "min_replicas", "min_replicas"))
+        .unwrap_or(defaults.min_replicas);
+    let max = overrides
+        .max_replicas
+        .or_else(|| r.count(root, "max_replicas", "max_replicas"))
+        .unwrap_or(defaults.max_replicas);
+    if min > max {
+        r.problem(
+            "min_replicas",
+            format!("min_replicas {min} is greater than max_replicas {max}"),
+        );
+    }
+    if max == 0 {
+        r.problem("max_replicas", "must be at least 1");
+    }
+    if max > REPLICA_LIMIT {
+        r.problem(
+            "max_replicas",
+            format!("{max} is above the limit of {REPLICA_LIMIT}"),
+        );
+    }
+    let mut guard = GuardConfig {
+        min_replicas: min,
+        max_replicas: max,
+        ..defaults
+    };
+    read_timing(r, root, &mut guard);
+    guard
+}
+
+/// `[cooldown]`, `[step]` and `[data]` into the guard rails' settings.
+fn read_timing(r: &mut Reader, root: &toml::Table, guard: &mut GuardConfig) {
+    if let Some(t) = r.table(root, "cooldown", "cooldown") {
+        r.unknown_keys(t, "cooldown.", COOLDOWN_KEYS);
+        guard.cooldown_up = r
+            .duration(t, "up", "cooldown.up")
+            .unwrap_or(guard.cooldown_up);
+        guard.cooldown_down = r
+            .duration(t, "down", "cooldown.down")
+            .unwrap_or(guard.cooldown_down);
+    }
+    if let Some(t) = r.table(root, "step", "step") {
+        r.unknown_keys(t, "step.", STEP_KEYS);
+        for (key, slot) in [
+            ("max_up", &mut guard.max_step_up),
+            ("max_down", &mut guard.max_step_down),
+        ] {
+            match r.count(t, key, &format!("step.{key}")) {
+                Some(0) => r.problem(
+                    format!("step.{key}"),
+                    "must be at least 1 (0 would never scale)",
+                ),
+                Some(n) => *slot = n,
+                None => {}
+            }
+        }
+    }
+    if let Some(t) = r.table(root, "data", "data") {
+        r.unknown_keys(t, "data.", DATA_KEYS);
+        guard.staleness = r
+            .duration(t, "staleness", "data.staleness")
+            .unwrap_or(guard.staleness);
+        if guard.staleness == 0 {
+            r.problem("data.staleness", "must be longer than 0");
+        }
+    }
+}
+
+/// `[signals.<name>]`: where each signal comes from.
+fn read_signals(r: &mut Reader, root: &toml::Table) -> Vec<SignalSource> {
+    let Some(t) = r.table(root, "signals", "signals") else {
+        return Vec::new();
+    };
+    t.iter()
+        .filter_map(|(name, value)| read_signal(r, name, value))
+        .collect()
+}
+
+fn read_signal(r: &mut Reader, name: &str, value: &toml::Value) -> Option<SignalSource> {
+    let key = format!("signals.{name}");
+    let signal: SignalId = match name.parse() {
+        Ok(s) => s,
+        Err(e) => {
+            r.problem(&key, format!("{e}"));
+            return None;
+        }
+    };
+    let toml::Value::Table(spec) = value else {
+        r.problem(
+            &key,
+            format!(
+                "expected a table such as {{ source = \"docker\" }}, found {}",
+                value.type_str()
+            ),
+        );
+        return None;
+    };
+    r.unknown_keys(spec, &format!("{key}."), SIGNAL_KEYS);
+    let required = match spec.get("required") {
+        None => None,
+        Some(toml::Value::Boolean(b)) => Some(*b),
+        Some(other) => {
+            r.problem(
+                format!("{key}.required"),
+                format!("expected true or false, found {}", other.type_str()),
+            );
+            None
+        }
+    };
+    let source = read_source(r, spec, &key, &signal)?;
+    Some(SignalSource {
+        signal,
+        source,
+        required,
+    })
+}
+
+/// A signal's `source` (and its `query`).
+fn read_source(r: &mut Reader, spec: &toml::Table, key: &str, signal: &SignalId) -> Option<Source> {
+    let query = r.string(spec, "query", &format!("{key}.query"));
+    match r
+        .string(spec, "source", &format!("{key}.source"))
+        .as_deref()
+    {
+        None => {
+            r.problem(
+                format!("{key}.source"),
+                format!("missing: one of {}", SOURCES.join(", ")),
+            );
+            None
+        }
+        Some("docker") => {
+            if !matches!(
+                signal,
+                SignalId::Cpu | SignalId::Memory | SignalId::InstanceCount
+            ) {
+                r.problem(
+                    format!("{key}.source"),
+                    format!("docker cannot provide {signal} (it provides cpu, memory and instance-count); use prometheus"),
+                );
+            }
+            if query.is_some() {
+                r.problem(
+                    format!("{key}.query"),
+                    "only a prometheus source takes a query",
+                );
+            }
+            Some(Source::Docker)
+        }
+        Some("prometheus") => match query {
+            Some(q) if !q.trim().is_empty() => Some(Source::Prometheus { query: q }),
+            _ => {
+                r.problem(
+                    format!("{key}.query"),
+                    "missing: a prometheus source needs a PromQL query",
+                );
+                None
+            }
+        },
+        Some("alertmanager") => Some(Source::Alertmanager),
+        Some(other) => {
+            r.problem(
+                format!("{key}.source"),
+                format!("unknown source {other:?} (one of {})", SOURCES.join(", ")),
+            );
+            None
+        }
     }
 }
 

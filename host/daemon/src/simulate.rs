@@ -249,6 +249,60 @@ fn load_trace(options: &Options) -> Result<(Trace, String)> {
     Ok((trace.scaled(options.scale), what))
 }
 
+/// Load every policy named, with labels that tell rows apart: a label
+/// given more than once gets the policy's position (judged on the labels
+/// as given, so the last of a pair is renamed too).
+fn load_policies(sandbox: &Sandbox, options: &Options) -> Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    for text in &options.policies {
+        entries.push(
+            load_policy(sandbox, text, &options.overrides)
+                .with_context(|| format!("cannot load the policy {text}"))?,
+        );
+    }
+    let labels: Vec<String> = entries.iter().map(|e| e.label.clone()).collect();
+    for (i, entry) in entries.iter_mut().enumerate() {
+        if labels.iter().filter(|l| **l == entry.label).count() > 1 {
+            entry.label = format!("{}#{}", entry.label, i + 1);
+        }
+    }
+    Ok(entries)
+}
+
+/// Write the action log and the chart, when asked for.
+fn write_outputs(
+    options: &Options,
+    report: &Report,
+    runs: Vec<(Row, chart::Columns, Vec<String>)>,
+) -> Result<()> {
+    if let Some(path) = &options.actions {
+        let mut text = String::new();
+        for (_, _, lines) in &runs {
+            for l in lines {
+                text.push_str(l);
+                text.push('\n');
+            }
+        }
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write the actions {}", path.display()))?;
+    }
+    if let Some(path) = &options.chart {
+        let title = format!(
+            "{} — evaluated every {}",
+            report.load,
+            vedfolnir_core::format_duration(options.interval_ms)
+        );
+        let columns: Vec<(String, chart::Columns)> =
+            runs.into_iter().map(|(r, c, _)| (r.policy, c)).collect();
+        std::fs::write(
+            path,
+            chart::svg(&title, &columns, report.duration_ms, options.slo.p95),
+        )
+        .with_context(|| format!("cannot write the chart {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Run the simulation and print the table (or JSON); write the chart.
 pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
     if options.interval_ms == 0 {
@@ -264,22 +318,7 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
         bail!(Invalid::new("--capacity and --workers must be above 0"));
     }
     let (trace, what) = load_trace(options)?;
-    let mut entries = Vec::new();
-    for text in &options.policies {
-        entries.push(
-            load_policy(sandbox, text, &options.overrides)
-                .with_context(|| format!("cannot load the policy {text}"))?,
-        );
-    }
-    // Labels must tell rows apart: a label given more than once gets the
-    // policy's position (judged on the labels as given, so the last of a
-    // pair is renamed too).
-    let labels: Vec<String> = entries.iter().map(|e| e.label.clone()).collect();
-    for (i, entry) in entries.iter_mut().enumerate() {
-        if labels.iter().filter(|l| **l == entry.label).count() > 1 {
-            entry.label = format!("{}#{}", entry.label, i + 1);
-        }
-    }
+    let entries = load_policies(sandbox, options)?;
     let duration_ms = trace.duration_ms();
     let steps = duration_ms / step_ms;
     let started = crate::clock::Stopwatch::start();
@@ -309,32 +348,170 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
         results: runs.iter().map(|(r, _, _)| r.clone()).collect(),
         elapsed_ms,
     };
-    if let Some(path) = &options.actions {
-        let mut text = String::new();
-        for (_, _, lines) in &runs {
-            for l in lines {
-                text.push_str(l);
-                text.push('\n');
-            }
-        }
-        std::fs::write(path, text)
-            .with_context(|| format!("cannot write the actions {}", path.display()))?;
-    }
-    if let Some(path) = &options.chart {
-        let title = format!(
-            "{} — evaluated every {}",
-            report.load,
-            vedfolnir_core::format_duration(options.interval_ms)
-        );
-        let columns: Vec<(String, chart::Columns)> =
-            runs.into_iter().map(|(r, c, _)| (r.policy, c)).collect();
-        std::fs::write(
-            path,
-            chart::svg(&title, &columns, duration_ms, options.slo.p95),
-        )
-        .with_context(|| format!("cannot write the chart {}", path.display()))?;
-    }
+    write_outputs(options, &report, runs)?;
     Ok(report)
+}
+
+/// One policy's replay in progress: the model service, the history the
+/// daemon would keep, the guard rails' clocks, and the tallies.
+struct Replay<'a> {
+    entry: &'a Entry,
+    options: &'a Options,
+    service: sim::Service,
+    history: History,
+    /// Which of the simulator's signals the plugin declares: only those
+    /// get long history (a day of every signal would be copied into the
+    /// sandbox for nothing).
+    declared: Vec<bool>,
+    state: GuardState,
+    tally: Tally,
+    columns: chart::Columns,
+    next_eval: TimestampMs,
+    busy_until: TimestampMs,
+    evaluations: u64,
+    failed: u64,
+    actions: Vec<String>,
+}
+
+impl<'a> Replay<'a> {
+    fn new(entry: &'a Entry, trace: &Trace, options: &'a Options, steps: u64) -> Replay<'a> {
+        let policy = &entry.policy;
+        let guard = &policy.file.guard;
+        let start = options
+            .start_replicas
+            .unwrap_or_else(|| start_replicas(trace, &options.model))
+            .clamp(guard.min_replicas, guard.max_replicas);
+        // The history the daemon would keep for this policy, cut the same way.
+        let span = crate::controller::history_span_ms(policy);
+        let described = &policy.plugin.description().signals;
+        Replay {
+            entry,
+            options,
+            service: sim::Service::new(options.model.clone(), start, EPOCH_MS),
+            history: History::new(span, window::FINE_MS, window::BUCKET_MS),
+            declared: sim::signals()
+                .iter()
+                .map(|s| described.iter().any(|d| &d.signal == s))
+                .collect(),
+            state: GuardState::default(),
+            tally: Tally::default(),
+            columns: chart::Columns::new(steps),
+            next_eval: EPOCH_MS + options.interval_ms as i64,
+            busy_until: EPOCH_MS,
+            evaluations: 0,
+            failed: 0,
+            actions: Vec::new(),
+        }
+    }
+
+    /// Advance the model by step `k`; evaluate when an interval is due and
+    /// no scale-up is still starting.
+    fn step(&mut self, trace: &Trace, k: u64, step_ms: u64) {
+        let t = EPOCH_MS + (k * step_ms) as i64;
+        let load = trace.mean(k * step_ms, (k + 1) * step_ms);
+        let obs = self.service.advance(t, step_ms, load);
+        self.tally.observe(&obs, step_ms, self.options.slo);
+        self.columns.add(k, obs.load, obs.replicas, obs.p95);
+        let now = t + step_ms as i64;
+        self.history.push(now, obs.values());
+        if now < self.next_eval || now < self.busy_until {
+            return;
+        }
+        self.next_eval = now + self.options.interval_ms as i64;
+        self.evaluate(now);
+    }
+
+    /// One evaluation, as the daemon builds its input, and its scale.
+    fn evaluate(&mut self, now: TimestampMs) {
+        let policy = &self.entry.policy;
+        let guard = &policy.file.guard;
+        let signals = sim::signals()
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| self.history.window(i, s, now, self.declared[i]))
+            .collect();
+        let input = PolicyInput {
+            service: policy.file.service.clone(),
+            now,
+            current_replicas: self.service.replicas(),
+            ready_replicas: self.service.ready(now),
+            min_replicas: guard.min_replicas,
+            max_replicas: guard.max_replicas,
+            since_last_scale_up: self.state.since_last_scale_up(now),
+            since_last_scale_down: self.state.since_last_scale_down(now),
+            params: policy.params.clone(),
+            signals,
+        };
+        let evaluation = policy.evaluate(&input, &self.state);
+        self.evaluations += 1;
+        if evaluation.failure.is_some() {
+            self.failed += 1;
+        }
+        if evaluation.decision.is_scale() {
+            self.scale(&evaluation, now);
+        }
+    }
+
+    /// Scale the model as the daemon would, and log the action.
+    fn scale(&mut self, evaluation: &crate::policy::Evaluation, now: TimestampMs) {
+        let decision = &evaluation.decision;
+        if self.options.actions.is_some() {
+            let reasons: Vec<String> = evaluation
+                .recommendation
+                .iter()
+                .flat_map(|r| r.reasons.iter().map(ToString::to_string))
+                .chain(decision.reasons.iter().map(|r| r.message.clone()))
+                .collect();
+            self.actions.push(
+                serde_json::json!({
+                    "policy": self.entry.label,
+                    "time": crate::clock::format_time(now),
+                    "elapsed_s": (now - EPOCH_MS) / 1000,
+                    "from": decision.current,
+                    "to": decision.target,
+                    "direction": decision.direction,
+                    "reasons": reasons,
+                })
+                .to_string(),
+            );
+        }
+        self.service.scale_to(decision.target, now);
+        self.tally.action(now, decision.direction);
+        match decision.direction {
+            Direction::Up => {
+                // As the daemon does, the scale finishes (and its cooldown
+                // starts) when the new replicas are ready.
+                let done = self.service.all_ready_at(now);
+                self.state.last_scale_up = Some(done);
+                self.busy_until = done;
+            }
+            Direction::Down => self.state.last_scale_down = Some(now),
+            Direction::Hold => {}
+        }
+    }
+
+    /// The table's row.
+    fn row(&self) -> Row {
+        let d = self.entry.policy.plugin.description();
+        let tally = &self.tally;
+        Row {
+            policy: self.entry.label.clone(),
+            plugin: format!("{} {}", d.name, d.version),
+            slo_violation_minutes: tally.violation_minutes(),
+            replica_hours: tally.replica_hours(),
+            actions: tally.actions,
+            reversals: tally.reversals,
+            peak_replicas: tally.peak_replicas,
+            mean_p95: tally.mean_p95(),
+            failed_fraction: if tally.requests > 0.0 {
+                tally.failed_requests / tally.requests
+            } else {
+                0.0
+            },
+            evaluations: self.evaluations,
+            failed_evaluations: self.failed,
+        }
+    }
 }
 
 /// One policy over the whole trace.
@@ -347,132 +524,16 @@ fn replay(
     progress: &Progress,
     index: usize,
 ) -> (Row, chart::Columns, Vec<String>) {
-    let policy = &entry.policy;
-    let mut actions = Vec::new();
-    let guard = &policy.file.guard;
-    let start = options
-        .start_replicas
-        .unwrap_or_else(|| start_replicas(trace, &options.model))
-        .clamp(guard.min_replicas, guard.max_replicas);
-    let mut service = sim::Service::new(options.model.clone(), start, EPOCH_MS);
-    // The history the daemon would keep for this policy, cut the same way.
-    let span = crate::controller::history_span_ms(policy);
-    let mut history = History::new(span, window::FINE_MS, window::BUCKET_MS);
-    // Long history goes only to the signals the plugin declares (a day of
-    // every signal would be copied into the sandbox for nothing).
-    let declared: Vec<bool> = sim::signals()
-        .iter()
-        .map(|s| {
-            policy
-                .plugin
-                .description()
-                .signals
-                .iter()
-                .any(|d| &d.signal == s)
-        })
-        .collect();
-    let mut state = GuardState::default();
-    let mut tally = Tally::default();
-    let mut columns = chart::Columns::new(steps);
-    let mut next_eval = EPOCH_MS + options.interval_ms as i64;
-    let mut busy_until = EPOCH_MS;
-    let mut evaluations = 0u64;
-    let mut failed = 0u64;
+    let mut r = Replay::new(entry, trace, options, steps);
     let tick = (steps / 200).max(1);
     for k in 0..steps {
-        let t = EPOCH_MS + (k * step_ms) as i64;
-        let load = trace.mean(k * step_ms, (k + 1) * step_ms);
-        let obs = service.advance(t, step_ms, load);
-        tally.observe(&obs, step_ms, options.slo);
-        columns.add(k, obs.load, obs.replicas, obs.p95);
-        let now = t + step_ms as i64;
-        history.push(now, obs.values());
+        r.step(trace, k, step_ms);
         if k % tick == 0 {
             progress.advance(index, tick);
         }
-        if now < next_eval || now < busy_until {
-            continue;
-        }
-        next_eval = now + options.interval_ms as i64;
-        let signals = sim::signals()
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| history.window(i, s, now, declared[i]))
-            .collect();
-        let input = PolicyInput {
-            service: policy.file.service.clone(),
-            now,
-            current_replicas: service.replicas(),
-            ready_replicas: service.ready(now),
-            min_replicas: guard.min_replicas,
-            max_replicas: guard.max_replicas,
-            since_last_scale_up: state.since_last_scale_up(now),
-            since_last_scale_down: state.since_last_scale_down(now),
-            params: policy.params.clone(),
-            signals,
-        };
-        let evaluation = policy.evaluate(&input, &state);
-        evaluations += 1;
-        if evaluation.failure.is_some() {
-            failed += 1;
-        }
-        let decision = evaluation.decision;
-        if decision.is_scale() {
-            if options.actions.is_some() {
-                let reasons: Vec<String> = evaluation
-                    .recommendation
-                    .iter()
-                    .flat_map(|r| r.reasons.iter().map(ToString::to_string))
-                    .chain(decision.reasons.iter().map(|r| r.message.clone()))
-                    .collect();
-                actions.push(
-                    serde_json::json!({
-                        "policy": entry.label,
-                        "time": crate::clock::format_time(now),
-                        "elapsed_s": (now - EPOCH_MS) / 1000,
-                        "from": decision.current,
-                        "to": decision.target,
-                        "direction": decision.direction,
-                        "reasons": reasons,
-                    })
-                    .to_string(),
-                );
-            }
-            service.scale_to(decision.target, now);
-            tally.action(now, decision.direction);
-            match decision.direction {
-                Direction::Up => {
-                    // As the daemon does, the scale finishes (and its
-                    // cooldown starts) when the new replicas are ready.
-                    let done = service.all_ready_at(now);
-                    state.last_scale_up = Some(done);
-                    busy_until = done;
-                }
-                Direction::Down => state.last_scale_down = Some(now),
-                Direction::Hold => {}
-            }
-        }
     }
     progress.done(index);
-    let d = policy.plugin.description();
-    let row = Row {
-        policy: entry.label.clone(),
-        plugin: format!("{} {}", d.name, d.version),
-        slo_violation_minutes: tally.violation_minutes(),
-        replica_hours: tally.replica_hours(),
-        actions: tally.actions,
-        reversals: tally.reversals,
-        peak_replicas: tally.peak_replicas,
-        mean_p95: tally.mean_p95(),
-        failed_fraction: if tally.requests > 0.0 {
-            tally.failed_requests / tally.requests
-        } else {
-            0.0
-        },
-        evaluations,
-        failed_evaluations: failed,
-    };
-    (row, columns, actions)
+    (r.row(), r.columns, r.actions)
 }
 
 /// Progress bars on stderr, one per policy, when it is a terminal and the

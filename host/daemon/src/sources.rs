@@ -156,6 +156,9 @@ fn routes(file: &PolicyFile) -> Vec<SignalSource> {
     out
 }
 
+/// A source, and what it is asked.
+type Asked<'a> = (&'a Arc<dyn MetricSource>, Ask<'a>);
+
 /// Ask every source for the signals routed to it, keep the values read now
 /// in `history` (for `retention_ms`), and assemble the policy's windows.
 pub async fn collect(
@@ -169,41 +172,63 @@ pub async fn collect(
 ) -> Collected {
     let routes = routes(file);
     let mut out = Collected::default();
-    let mut asks = Vec::new();
+    let mut asks: Vec<Asked<'_>> = Vec::new();
     for kind in SourceKind::ALL {
         let signals: Vec<&SignalSource> =
             routes.iter().filter(|r| r.source.kind() == kind).collect();
         if signals.is_empty() {
             continue;
         }
-        match sources.get(kind) {
-            Some(source) => asks.push((
-                source,
-                Ask {
-                    service: &file.service,
-                    signals,
-                    observed,
-                    now,
-                    span_ms,
-                },
-            )),
-            None => {
-                for s in signals {
-                    out.failed.push((kind, s.signal.clone()));
-                    out.windows.push(SignalWindow {
-                        signal: s.signal.clone(),
-                        samples: vec![],
-                        missing_reason: Some(unconfigured(s)),
-                    });
-                }
+        let Some(source) = sources.get(kind) else {
+            for s in signals {
+                out.failed.push((kind, s.signal.clone()));
+                out.windows.push(SignalWindow {
+                    signal: s.signal.clone(),
+                    samples: vec![],
+                    missing_reason: Some(unconfigured(s)),
+                });
             }
-        }
+            continue;
+        };
+        let ask = Ask {
+            service: &file.service,
+            signals,
+            observed,
+            now,
+            span_ms,
+        };
+        asks.push((source, ask));
     }
     let reports =
         futures_util::future::join_all(asks.iter().map(|(source, ask)| source.read(ask))).await;
+    let pending = absorb(&asks, reports, &mut out, history, now, retention_ms);
+    // Values read now are windowed from the history, in the order read.
+    let windowed: Vec<SignalWindow> = pending
+        .into_iter()
+        .filter(|(signal, _)| !out.windows.iter().any(|w| &w.signal == signal))
+        .map(|(signal, why)| SignalWindow {
+            missing_reason: why,
+            ..history.window(&signal)
+        })
+        .collect();
+    out.windows.splice(0..0, windowed);
+    out
+}
+
+/// Take the sources' reports into `out`: windows as they are, values read
+/// now into `history`. Returns the signals read now, with why one is
+/// missing.
+fn absorb(
+    asks: &[Asked<'_>],
+    reports: Vec<SourceReport>,
+    out: &mut Collected,
+    history: &mut History,
+    now: TimestampMs,
+    retention_ms: u64,
+) -> Vec<(SignalId, Option<String>)> {
     let mut fresh = Vec::new();
     let mut pending = Vec::new();
-    for ((source, _), report) in asks.iter().zip(reports) {
+    for ((source, ask), report) in asks.iter().zip(reports) {
         out.errors.extend(report.errors);
         if report.usage.is_some() {
             out.usage = report.usage;
@@ -220,27 +245,16 @@ pub async fn collect(
                 }
                 Reading::Window(w) => {
                     if let Some(reason) = &w.missing_reason {
-                        tracing::warn!(service = %file.service, signal = %w.signal, reason = %reason, "signal missing");
+                        tracing::warn!(service = %ask.service, signal = %w.signal, reason = %reason, "signal missing");
                         out.failed.push((source.kind(), w.signal.clone()));
                     }
-                    pending.push((w.signal.clone(), None));
                     out.windows.push(w);
                 }
             }
         }
     }
     history.push(now, &fresh, retention_ms);
-    // Values read now are windowed from the history, in the order read.
-    let windowed: Vec<SignalWindow> = pending
-        .into_iter()
-        .filter(|(signal, _)| !out.windows.iter().any(|w| &w.signal == signal))
-        .map(|(signal, why)| SignalWindow {
-            missing_reason: why,
-            ..history.window(&signal)
-        })
-        .collect();
-    out.windows.splice(0..0, windowed);
-    out
+    pending
 }
 
 #[cfg(test)]

@@ -262,62 +262,92 @@ pub async fn scale(
         return Err(not_found(target));
     }
     let running: Vec<&Replica> = all.iter().filter(|r| r.is_running()).collect();
-    let from = running.len() as u32;
-    let mut report = ScaleReport::new(from, to);
+    let mut report = ScaleReport::new(running.len() as u32, to);
     let stop_timeout_s = rollout
         .stop_timeout_ms
         .map(|ms| ms.div_ceil(1000).min(i32::MAX as u64) as i32);
-
+    let from = report.from;
     if to < from {
-        // The newest first: highest container number, then latest created.
-        let mut victims = running.clone();
-        victims.sort_by_key(|r| std::cmp::Reverse((r.number.unwrap_or(0), r.created)));
-        victims.truncate((from - to) as usize);
-        let results = futures_util::future::join_all(
-            victims
-                .iter()
-                .map(|r| remove(engine, &r.id, stop_timeout_s)),
+        scale_down(engine, &running, from - to, stop_timeout_s, &mut report).await;
+    } else if to > from {
+        // The template: a ready replica (the lowest-numbered), else any
+        // running one, else any container of the service (all may have died).
+        let template = running
+            .iter()
+            .find(|r| r.readiness == Readiness::Ready)
+            .or(running.first())
+            .copied()
+            .or(all.first())
+            .expect("not empty");
+        let template = inspect(engine, &template.id).await?;
+        let first = all.iter().filter_map(|r| r.number).max().unwrap_or(0) + 1;
+        let new = start_clones(
+            engine,
+            &template,
+            project,
+            target,
+            first,
+            to - from,
+            &mut report,
         )
         .await;
-        for (r, res) in victims.iter().zip(results) {
-            match res {
-                Ok(()) => {
-                    report.removed.push(r.name.clone());
-                    report.reached -= 1;
-                }
-                Err(e) => {
-                    report.error.get_or_insert_with(|| e.to_string());
-                }
+        judge_clones(engine, rollout, new, stop_timeout_s, &mut report).await;
+    }
+    Ok(report.finish(started))
+}
+
+/// Stop and remove the `n` newest running replicas (highest container
+/// number, then latest created), in parallel.
+async fn scale_down(
+    engine: &Engine,
+    running: &[&Replica],
+    n: u32,
+    stop_timeout_s: Option<i32>,
+    report: &mut ScaleReport,
+) {
+    let mut victims = running.to_vec();
+    victims.sort_by_key(|r| std::cmp::Reverse((r.number.unwrap_or(0), r.created)));
+    victims.truncate(n as usize);
+    let results = futures_util::future::join_all(
+        victims
+            .iter()
+            .map(|r| remove(engine, &r.id, stop_timeout_s)),
+    )
+    .await;
+    for (r, res) in victims.iter().zip(results) {
+        match res {
+            Ok(()) => {
+                report.removed.push(r.name.clone());
+                report.reached -= 1;
+            }
+            Err(e) => {
+                report.error.get_or_insert_with(|| e.to_string());
             }
         }
-        return Ok(report.finish(started));
     }
-    if to == from {
-        return Ok(report.finish(started));
-    }
+}
 
-    // The template: a ready replica (the lowest-numbered), else any running
-    // one, else any container of the service (all of them may have died).
-    let template = running
-        .iter()
-        .find(|r| r.readiness == Readiness::Ready)
-        .or(running.first())
-        .copied()
-        .or(all.first())
-        .expect("not empty");
-    let template = inspect(engine, &template.id).await?;
+/// Create and start `n` clones of `template`, numbered from `first`; stops
+/// at the first that cannot start. Returns (id, name) of those started.
+async fn start_clones(
+    engine: &Engine,
+    template: &ContainerInspectResponse,
+    project: &str,
+    target: &Target,
+    first: u32,
+    n: u32,
+    report: &mut ScaleReport,
+) -> Vec<(String, String)> {
     let template_name = template
         .name
         .clone()
         .unwrap_or_default()
         .trim_start_matches('/')
         .to_string();
-    let first = all.iter().filter_map(|r| r.number).max().unwrap_or(0) + 1;
-
-    let mut new: Vec<(String, String)> = Vec::new();
-    for next in first..first + (to - from) {
+    let mut new = Vec::new();
+    for next in first..first + n {
         let name = replica_name(&template_name, project, &target.name, next);
-        match start_clone(engine, &template, &name, next).await {
+        match start_clone(engine, template, &name, next).await {
             Ok(id) => new.push((id, name)),
             Err(e) => {
                 report.error = Some(e.to_string());
@@ -325,7 +355,18 @@ pub async fn scale(
             }
         }
     }
+    new
+}
 
+/// Wait for the new replicas to become ready; remove those that do not,
+/// and roll the whole scale back past the failure ratio.
+async fn judge_clones(
+    engine: &Engine,
+    rollout: &Rollout,
+    new: Vec<(String, String)>,
+    stop_timeout_s: Option<i32>,
+    report: &mut ScaleReport,
+) {
     let window = Duration::from_millis(rollout.monitor_ms);
     let verdicts =
         futures_util::future::join_all(new.iter().map(|(id, _)| monitor(engine, id, window))).await;
@@ -359,11 +400,10 @@ pub async fn scale(
                 rollout.max_failure_ratio
             )
         });
-        return Ok(report.finish(started));
+        return;
     }
-    report.reached = from + healthy.len() as u32;
+    report.reached = report.from + healthy.len() as u32;
     report.created = healthy.into_iter().map(|(_, name)| name).collect();
-    Ok(report.finish(started))
 }
 
 #[cfg(test)]

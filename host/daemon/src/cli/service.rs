@@ -48,6 +48,16 @@ pub struct Setup<'a> {
     pub prometheus: Option<Prometheus>,
 }
 
+impl Setup<'_> {
+    /// The sources every service reads besides its engine's (Prometheus).
+    pub fn sources(&self) -> Sources {
+        match &self.prometheus {
+            Some(p) => Sources::new().with(Arc::new(p.clone())),
+            None => Sources::new(),
+        }
+    }
+}
+
 /// One command's seams: engine, actuator, sources, audit (notifying
 /// `WEBHOOK_URL`), state.
 struct Shell {
@@ -137,14 +147,10 @@ impl Shell {
 /// The sources a command reads: the engine's docker source, and
 /// Prometheus when configured.
 fn sources(setup: &Setup<'_>, engine: &Engine, file: &PolicyFile) -> Sources {
-    let docker = Sources::new().with(Arc::new(DockerStats {
+    setup.sources().with(Arc::new(DockerStats {
         engine: engine.clone(),
         target: file.target.clone(),
-    }));
-    match &setup.prometheus {
-        Some(p) => docker.with(Arc::new(p.clone())),
-        None => docker,
-    }
+    }))
 }
 
 /// A pass error as the exit code wants it: the cause first.

@@ -29,8 +29,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use super::service::LoopCommand;
-use super::shared::Shared;
+use super::shared::{LoopCommand, Shared};
 use crate::controller::PassError;
 use crate::controller::manual::{self, ManualError};
 use crate::telemetry::chain;

@@ -272,7 +272,6 @@ impl Registry {
     /// were (re)loaded or removed.
     pub async fn rescan(&mut self, shared: &Arc<Shared>) -> usize {
         let listing = list(&self.roots);
-        let mut changed = 0;
         {
             let mut status = shared.status.lock().expect("status lock");
             status.missing_roots = listing
@@ -284,13 +283,18 @@ impl Registry {
         for (root, why) in &listing.missing {
             tracing::error!(path = %root.display(), error = %why, "policies folder missing; what was loaded from it keeps serving");
         }
-        let under_missing = |p: &Path| {
-            listing
-                .missing
-                .iter()
-                .any(|(root, _)| p == root || p.starts_with(root))
-        };
+        let mut changed = self.load_changed(&listing, shared).await;
+        changed += self.retire_gone(&listing, shared);
+        self.failed.retain(|p, _| listing.policies.contains(p));
+        clear_stale_errors(&listing, shared);
+        self.check_modules(&listing, shared).await;
+        changed
+    }
 
+    /// Load every policy file whose content changed since it was last
+    /// served or failed.
+    async fn load_changed(&mut self, listing: &Listing, shared: &Arc<Shared>) -> usize {
+        let mut changed = 0;
         for path in &listing.policies {
             let fp = file_fingerprint(path, &self.overrides);
             if self.serving.get(path).is_some_and(|e| e.fingerprint == fp)
@@ -306,15 +310,26 @@ impl Registry {
             };
             self.report(path, fp, result, started, shared);
         }
+        changed
+    }
+
+    /// Stop the loops of removed files (not of those under a missing root:
+    /// what was loaded from it keeps serving).
+    fn retire_gone(&mut self, listing: &Listing, shared: &Arc<Shared>) -> usize {
+        let under_missing = |p: &Path| {
+            listing
+                .missing
+                .iter()
+                .any(|(root, _)| p == root || p.starts_with(root))
+        };
         let gone: Vec<PathBuf> = self
             .serving
             .keys()
             .filter(|p| !listing.policies.contains(p) && !under_missing(p))
             .cloned()
             .collect();
-        for path in gone {
-            changed += 1;
-            if let Some(entry) = self.serving.remove(&path) {
+        for path in &gone {
+            if let Some(entry) = self.serving.remove(path) {
                 println!(
                     "vedfolnir-autoscaler: {} removed: {} is no longer scaled (after its pass in flight)",
                     path.display(),
@@ -323,24 +338,12 @@ impl Registry {
                 service::retire(shared, &entry.service, entry.spawned);
             }
         }
-        self.failed.retain(|p, _| listing.policies.contains(p));
-        {
-            let mut status = shared.status.lock().expect("status lock");
-            let stale: Vec<String> = status
-                .load_errors
-                .keys()
-                .filter(|k| {
-                    let p = Path::new(k.as_str());
-                    !listing.policies.iter().any(|x| x == p)
-                        && !listing.modules.iter().any(|x| x == p)
-                })
-                .cloned()
-                .collect();
-            for k in stale {
-                clear_error(&mut status.load_errors, shared, &k);
-            }
-        }
+        gone.len()
+    }
 
+    /// Check every `.wasm` in a watched folder that changed, so a module
+    /// dropped in is validated (and cached) before a policy names it.
+    async fn check_modules(&mut self, listing: &Listing, shared: &Arc<Shared>) {
         for path in &listing.modules {
             let fp = module_fingerprint(path);
             if self.modules.get(path) == Some(&fp) {
@@ -396,17 +399,15 @@ impl Registry {
                 Err(e) => tracing::error!(error = %e, "module check task failed"),
             }
         }
-        {
-            let mut status = shared.status.lock().expect("status lock");
-            status.modules.retain(|k, _| {
-                listing
-                    .modules
-                    .iter()
-                    .any(|m| m.display().to_string() == *k)
-            });
-        }
+        let mut status = shared.status.lock().expect("status lock");
+        status.modules.retain(|k, _| {
+            listing
+                .modules
+                .iter()
+                .any(|m| m.display().to_string() == *k)
+        });
+        drop(status);
         self.modules.retain(|p, _| listing.modules.contains(p));
-        changed
     }
 
     /// Serve a loaded policy: swap it in, or start its loop.
@@ -558,6 +559,23 @@ impl Registry {
             .into_values()
             .map(|e| e.spawned)
             .collect()
+    }
+}
+
+/// Errors of files that are gone go from the status and `/metrics`.
+fn clear_stale_errors(listing: &Listing, shared: &Shared) {
+    let mut status = shared.status.lock().expect("status lock");
+    let stale: Vec<String> = status
+        .load_errors
+        .keys()
+        .filter(|k| {
+            let p = Path::new(k.as_str());
+            !listing.policies.iter().any(|x| x == p) && !listing.modules.iter().any(|x| x == p)
+        })
+        .cloned()
+        .collect();
+    for k in stale {
+        clear_error(&mut status.load_errors, shared, &k);
     }
 }
 

@@ -16,10 +16,10 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::shared::Shared;
+use super::shared::{LoopCommand, Shared};
 use super::status::ShadowView;
 use crate::actuators::DockerActuator;
 use crate::audit::{Actor, AuditRecord, Event, PluginRecord};
@@ -31,29 +31,6 @@ use crate::policy::{ReadyPolicy, verdict};
 use crate::sources::Sources;
 use crate::sources::docker::DockerStats;
 use crate::telemetry;
-
-/// An API request for a service's loop.
-#[derive(Debug)]
-pub enum LoopCommand {
-    /// Scale to a replica count (bounded by min/max).
-    Scale {
-        /// The count wanted.
-        replicas: u32,
-        /// The caller's reason.
-        reason: Option<String>,
-        /// The answer.
-        reply: oneshot::Sender<Result<manual::Outcome, ManualError>>,
-    },
-    /// Pause (true) or resume (false) automatic scaling.
-    Pause {
-        /// Pause or resume.
-        paused: bool,
-        /// The caller's reason.
-        reason: Option<String>,
-        /// The answer: whether it changed anything.
-        reply: oneshot::Sender<Result<bool, PassError>>,
-    },
-}
 
 /// A running loop.
 #[derive(Debug)]

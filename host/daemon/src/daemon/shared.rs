@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::service::LoopCommand;
 use super::status::Status;
 use crate::audit::AuditLog;
+use crate::controller::PassError;
+use crate::controller::manual::{self, ManualError};
 use crate::sources::Sources;
 use crate::sources::alertmanager::AlertBook;
 use crate::state::StateDir;
@@ -33,6 +34,29 @@ pub struct RunOptions {
     pub api_token: Option<String>,
     /// Where each action is posted (WEBHOOK_URL).
     pub webhook_url: Option<String>,
+}
+
+/// An API request for a service's loop.
+#[derive(Debug)]
+pub enum LoopCommand {
+    /// Scale to a replica count (bounded by min/max).
+    Scale {
+        /// The count wanted.
+        replicas: u32,
+        /// The caller's reason.
+        reason: Option<String>,
+        /// The answer.
+        reply: oneshot::Sender<Result<manual::Outcome, ManualError>>,
+    },
+    /// Pause (true) or resume (false) automatic scaling.
+    Pause {
+        /// Pause or resume.
+        paused: bool,
+        /// The caller's reason.
+        reason: Option<String>,
+        /// The answer: whether it changed anything.
+        reply: oneshot::Sender<Result<bool, PassError>>,
+    },
 }
 
 /// What the loops, the registry and the API share.

@@ -45,12 +45,9 @@ const COLOURS: [&str; 8] = [
 
 /// The SVG for `runs` (label, columns), over `duration_ms`, with the SLO.
 pub fn svg(title: &str, runs: &[(String, Columns)], duration_ms: u64, slo_p95: f64) -> String {
-    let (left, right, top) = (70.0, 20.0, 40.0);
-    let panel_h = 160.0;
-    let gap = 40.0;
-    let plot_w = WIDTH as f64;
-    let width = left + plot_w + right;
-    let height = top + 3.0 * panel_h + 2.0 * gap + 70.0;
+    let l = Layout::default();
+    let width = l.left + l.plot_w + l.right;
+    let height = l.top + 3.0 * l.panel_h + 2.0 * l.gap + 70.0;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -59,15 +56,14 @@ pub fn svg(title: &str, runs: &[(String, Columns)], duration_ms: u64, slo_p95: f
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{left}" y="22" font-size="15">{}</text>"#,
+        r#"<text x="{}" y="22" font-size="15">{}</text>"#,
+        l.left,
         escape(title)
     );
     let Some((_, first)) = runs.first() else {
         s.push_str("</svg>\n");
         return s;
     };
-    let n = first.load.len();
-    let x = |i: usize| left + plot_w * (i as f64 + 0.5) / n as f64;
     let load: Vec<f64> = first
         .load
         .iter()
@@ -82,13 +78,67 @@ pub fn svg(title: &str, runs: &[(String, Columns)], duration_ms: u64, slo_p95: f
         .flat_map(|(_, c)| c.p95.iter().copied())
         .fold(slo_p95 * 2.0, f64::max)
         .min(slo_p95 * 6.0);
-    let panels: [(&str, f64); 3] = [
-        ("load (req/s)", load.iter().copied().fold(1.0, f64::max)),
-        ("replicas", replicas_max.ceil() + 1.0),
-        ("p95 (s)", p95_max),
-    ];
-    for (p, (label, max)) in panels.iter().enumerate() {
-        let y0 = top + p as f64 * (panel_h + gap);
+    let colour = |r: usize| COLOURS[r % COLOURS.len()];
+    let max_load = load.iter().copied().fold(1.0, f64::max);
+    let y0 = l.panel(&mut s, 0, "load (req/s)", max_load);
+    l.path(&mut s, y0, max_load, &load, "#444");
+    let y0 = l.panel(&mut s, 1, "replicas", replicas_max.ceil() + 1.0);
+    for (r, (_, c)) in runs.iter().enumerate() {
+        l.path(
+            &mut s,
+            y0,
+            replicas_max.ceil() + 1.0,
+            &c.replicas,
+            colour(r),
+        );
+    }
+    let y0 = l.panel(&mut s, 2, "p95 (s)", p95_max);
+    for (r, (_, c)) in runs.iter().enumerate() {
+        l.path(&mut s, y0, p95_max, &c.p95, colour(r));
+    }
+    let yy = l.y(y0, p95_max, slo_p95);
+    let _ = writeln!(
+        s,
+        r##"<line x1="{}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#000" stroke-dasharray="5,4"/><text x="{}" y="{}" text-anchor="end">SLO {slo_p95}s</text>"##,
+        l.left,
+        l.left + l.plot_w,
+        l.left + l.plot_w - 4.0,
+        yy - 4.0,
+    );
+    l.axis_and_legend(&mut s, runs, duration_ms);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Where the panels go.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    left: f64,
+    right: f64,
+    top: f64,
+    panel_h: f64,
+    gap: f64,
+    plot_w: f64,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            left: 70.0,
+            right: 20.0,
+            top: 40.0,
+            panel_h: 160.0,
+            gap: 40.0,
+            plot_w: WIDTH as f64,
+        }
+    }
+}
+
+impl Layout {
+    /// Draw panel `p`'s frame and labels; returns its top.
+    fn panel(&self, s: &mut String, p: usize, label: &str, max: f64) -> f64 {
+        let (left, plot_w, panel_h) = (self.left, self.plot_w, self.panel_h);
+        let y0 = self.top + p as f64 * (panel_h + self.gap);
         let _ = writeln!(
             s,
             r##"<rect x="{left}" y="{y0}" width="{plot_w}" height="{panel_h}" fill="none" stroke="#999"/>"##
@@ -98,7 +148,7 @@ pub fn svg(title: &str, runs: &[(String, Columns)], duration_ms: u64, slo_p95: f
             r#"<text x="{}" y="{}" text-anchor="end">{}</text><text x="{}" y="{}" text-anchor="end">0</text>"#,
             left - 6.0,
             y0 + 12.0,
-            number(*max),
+            number(max),
             left - 6.0,
             y0 + panel_h
         );
@@ -110,73 +160,61 @@ pub fn svg(title: &str, runs: &[(String, Columns)], duration_ms: u64, slo_p95: f
             18.0,
             y0 + panel_h / 2.0
         );
-        let y = |v: f64| y0 + panel_h - panel_h * (v / max).clamp(0.0, 1.0);
-        let path = |values: &[f64], colour: &str, s: &mut String| {
-            let mut d = String::new();
-            for (i, v) in values.iter().enumerate() {
-                let _ = write!(
-                    d,
-                    "{}{:.1},{:.1}",
-                    if i == 0 { "M" } else { " L" },
-                    x(i),
-                    y(*v)
-                );
-            }
+        y0
+    }
+
+    /// The height of `v` in the panel at `y0` whose top is `max`.
+    fn y(&self, y0: f64, max: f64, v: f64) -> f64 {
+        y0 + self.panel_h - self.panel_h * (v / max).clamp(0.0, 1.0)
+    }
+
+    /// One series as a line in the panel at `y0`.
+    fn path(&self, s: &mut String, y0: f64, max: f64, values: &[f64], colour: &str) {
+        let n = values.len();
+        let mut d = String::new();
+        for (i, v) in values.iter().enumerate() {
+            let x = self.left + self.plot_w * (i as f64 + 0.5) / n as f64;
+            let _ = write!(
+                d,
+                "{}{:.1},{:.1}",
+                if i == 0 { "M" } else { " L" },
+                x,
+                self.y(y0, max, *v)
+            );
+        }
+        let _ = writeln!(
+            s,
+            r#"<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.2"/>"#
+        );
+    }
+
+    /// The time axis under the last panel, and the legend.
+    fn axis_and_legend(&self, s: &mut String, runs: &[(String, Columns)], duration_ms: u64) {
+        let axis_y = self.top + 3.0 * self.panel_h + 2.0 * self.gap;
+        for tick in 0..=4 {
+            let f = f64::from(tick) / 4.0;
             let _ = writeln!(
                 s,
-                r#"<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.2"/>"#
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                self.left + self.plot_w * f,
+                axis_y + 16.0,
+                vedfolnir_core::format_duration((duration_ms as f64 * f) as u64)
             );
-        };
-        match p {
-            0 => path(&load, "#444", &mut s),
-            1 => {
-                for (r, (_, c)) in runs.iter().enumerate() {
-                    path(&c.replicas, COLOURS[r % COLOURS.len()], &mut s);
-                }
-            }
-            _ => {
-                for (r, (_, c)) in runs.iter().enumerate() {
-                    path(&c.p95, COLOURS[r % COLOURS.len()], &mut s);
-                }
-                let _ = writeln!(
-                    s,
-                    r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#000" stroke-dasharray="5,4"/><text x="{}" y="{}" text-anchor="end">SLO {slo_p95}s</text>"##,
-                    left + plot_w,
-                    left + plot_w - 4.0,
-                    y(slo_p95) - 4.0,
-                    yy = y(slo_p95),
-                );
-            }
+        }
+        let legend_y = axis_y + 40.0;
+        let mut lx = self.left;
+        for (r, (label, _)) in runs.iter().enumerate() {
+            let colour = COLOURS[r % COLOURS.len()];
+            let _ = writeln!(
+                s,
+                r#"<rect x="{lx}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{legend_y}">{}</text>"#,
+                legend_y - 5.0,
+                lx + 18.0,
+                escape(label)
+            );
+            lx += 30.0 + 7.5 * label.len() as f64;
         }
     }
-    // Time axis under the last panel.
-    let axis_y = top + 3.0 * panel_h + 2.0 * gap;
-    for tick in 0..=4 {
-        let f = f64::from(tick) / 4.0;
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            left + plot_w * f,
-            axis_y + 16.0,
-            vedfolnir_core::format_duration((duration_ms as f64 * f) as u64)
-        );
-    }
-    // Legend.
-    let legend_y = axis_y + 40.0;
-    let mut lx = left;
-    for (r, (label, _)) in runs.iter().enumerate() {
-        let colour = COLOURS[r % COLOURS.len()];
-        let _ = writeln!(
-            s,
-            r#"<rect x="{lx}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{legend_y}">{}</text>"#,
-            legend_y - 5.0,
-            lx + 18.0,
-            escape(label)
-        );
-        lx += 30.0 + 7.5 * label.len() as f64;
-    }
-    s.push_str("</svg>\n");
-    s
 }
 
 fn number(v: f64) -> String {

@@ -73,8 +73,11 @@ pub fn read(path: &Path, column: Option<&str>) -> Result<TraceFile, TraceError> 
     parse(&text, column).map_err(|(line, message)| fail(line, message))
 }
 
+/// An error with the line it is on, when it is on one.
+type LineError = (Option<usize>, String);
+
 /// Parse CSV text (see [`read`]); errors carry the line.
-pub fn parse(text: &str, column: Option<&str>) -> Result<TraceFile, (Option<usize>, String)> {
+pub fn parse(text: &str, column: Option<&str>) -> Result<TraceFile, LineError> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -96,109 +99,16 @@ pub fn parse(text: &str, column: Option<&str>) -> Result<TraceFile, (Option<usiz
             ),
         )
     })?;
-    let others = &names[1..];
-    let index = match column {
-        Some(c) => others.iter().position(|n| *n == c).ok_or_else(|| {
-            (
-                Some(header_line),
-                format!(
-                    "unknown column {c:?}; the columns are {}",
-                    others.join(", ")
-                ),
-            )
-        })?,
-        None => match others.iter().position(|n| *n == "load") {
-            Some(i) => i,
-            None if others.len() == 1 => 0,
-            None if others.is_empty() => {
-                return Err((
-                    Some(header_line),
-                    "no load column: expected a header such as `time,load`".into(),
-                ));
-            }
-            None => {
-                return Err((
-                    Some(header_line),
-                    format!(
-                        "several columns ({}) and none is named load: choose one with --column",
-                        others.join(", ")
-                    ),
-                ));
-            }
-        },
-    } + 1;
+    let index = load_column(&names, column).map_err(|m| (Some(header_line), m))?;
     let column = names[index].to_string();
-
     let mut times: Vec<f64> = Vec::new();
     let mut values = Vec::new();
     for (line, row) in lines {
-        let fields: Vec<&str> = row.split(',').map(str::trim).collect();
-        if fields.len() != names.len() {
-            return Err((
-                Some(line),
-                format!(
-                    "{} fields where the header has {} ({})",
-                    fields.len(),
-                    names.len(),
-                    names.join(",")
-                ),
-            ));
-        }
-        let number = |i: usize| -> Result<f64, (Option<usize>, String)> {
-            let field = fields[i];
-            if field.is_empty() {
-                return Err((
-                    Some(line),
-                    format!("{} is empty (a missing value is not 0)", names[i]),
-                ));
-            }
-            let v: f64 = field.parse().map_err(|_| {
-                (
-                    Some(line),
-                    format!("{} {field:?} is not a number", names[i]),
-                )
-            })?;
-            if !v.is_finite() {
-                return Err((
-                    Some(line),
-                    format!("{} {field:?} is not a finite number", names[i]),
-                ));
-            }
-            Ok(v)
-        };
-        let t = number(0)?;
-        let v = number(index)?;
+        let (t, v) = row_values(row, &names, index, line)?;
         if v < 0.0 {
             return Err((Some(line), format!("{column} {v} is negative")));
         }
-        if let Some(&prev) = times.last() {
-            let step = if times.len() >= 2 {
-                times[1] - times[0]
-            } else {
-                t - prev
-            };
-            if t <= prev {
-                return Err((
-                    Some(line),
-                    format!(
-                        "time {t} does not follow {prev}: rows must be in ascending time order"
-                    ),
-                ));
-            }
-            if ((t - prev) - step).abs() > 1e-6 * step.abs().max(1.0) {
-                let missing = ((t - prev) / step).round() as i64 - 1;
-                return Err((
-                    Some(line),
-                    if missing >= 1 {
-                        format!(
-                            "time {t} follows {prev}: {missing} row(s) missing (the step is {step} {unit}s; rows must be complete)"
-                        )
-                    } else {
-                        format!("time {t} follows {prev}, but the step is {step} {unit}s")
-                    },
-                ));
-            }
-        }
+        check_step(&times, t, unit).map_err(|m| (Some(line), m))?;
         times.push(t);
         values.push(v);
     }
@@ -217,6 +127,106 @@ pub fn parse(text: &str, column: Option<&str>) -> Result<TraceFile, (Option<usiz
         column,
         unit,
     })
+}
+
+/// Which column is the load: the one named, else `load`, else the only one.
+fn load_column(names: &[&str], column: Option<&str>) -> Result<usize, String> {
+    let others = &names[1..];
+    let index = match column {
+        Some(c) => others.iter().position(|n| *n == c).ok_or_else(|| {
+            format!(
+                "unknown column {c:?}; the columns are {}",
+                others.join(", ")
+            )
+        })?,
+        None => match others.iter().position(|n| *n == "load") {
+            Some(i) => i,
+            None if others.len() == 1 => 0,
+            None if others.is_empty() => {
+                return Err("no load column: expected a header such as `time,load`".into());
+            }
+            None => {
+                return Err(format!(
+                    "several columns ({}) and none is named load: choose one with --column",
+                    others.join(", ")
+                ));
+            }
+        },
+    };
+    Ok(index + 1)
+}
+
+/// A row's time and load; an empty, non-numeric or non-finite field is an
+/// error naming the line.
+fn row_values(
+    row: &str,
+    names: &[&str],
+    index: usize,
+    line: usize,
+) -> Result<(f64, f64), LineError> {
+    let fields: Vec<&str> = row.split(',').map(str::trim).collect();
+    if fields.len() != names.len() {
+        return Err((
+            Some(line),
+            format!(
+                "{} fields where the header has {} ({})",
+                fields.len(),
+                names.len(),
+                names.join(",")
+            ),
+        ));
+    }
+    let number = |i: usize| -> Result<f64, LineError> {
+        let field = fields[i];
+        if field.is_empty() {
+            return Err((
+                Some(line),
+                format!("{} is empty (a missing value is not 0)", names[i]),
+            ));
+        }
+        let v: f64 = field.parse().map_err(|_| {
+            (
+                Some(line),
+                format!("{} {field:?} is not a number", names[i]),
+            )
+        })?;
+        if !v.is_finite() {
+            return Err((
+                Some(line),
+                format!("{} {field:?} is not a finite number", names[i]),
+            ));
+        }
+        Ok(v)
+    };
+    Ok((number(0)?, number(index)?))
+}
+
+/// Rows must be in ascending time order with one step throughout.
+fn check_step(times: &[f64], t: f64, unit: &str) -> Result<(), String> {
+    let Some(&prev) = times.last() else {
+        return Ok(());
+    };
+    let step = if times.len() >= 2 {
+        times[1] - times[0]
+    } else {
+        t - prev
+    };
+    if t <= prev {
+        return Err(format!(
+            "time {t} does not follow {prev}: rows must be in ascending time order"
+        ));
+    }
+    if ((t - prev) - step).abs() > 1e-6 * step.abs().max(1.0) {
+        let missing = ((t - prev) / step).round() as i64 - 1;
+        return Err(if missing >= 1 {
+            format!(
+                "time {t} follows {prev}: {missing} row(s) missing (the step is {step} {unit}s; rows must be complete)"
+            )
+        } else {
+            format!("time {t} follows {prev}, but the step is {step} {unit}s")
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

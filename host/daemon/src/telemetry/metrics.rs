@@ -133,139 +133,109 @@ where
     metric
 }
 
-impl Metrics {
-    /// A registry with every metric registered.
-    pub fn new() -> Metrics {
-        let mut r = Registry::default();
-        let mut gauges = Vec::new();
-        for (signal, name) in SIGNAL_GAUGES {
+/// Policy evaluation wall time, per service.
+fn evaluation_family(r: &mut Registry) -> Family<ServiceLabel, Histogram> {
+    register(
+        r,
+        "vedfolnir_autoscaler_plugin_evaluation_duration_seconds",
+        "Wall time of one sandboxed policy evaluation",
+        Family::new_with_constructor(evaluation_histogram as fn() -> Histogram),
+    )
+}
+
+/// The signal gauges, with the seed's names.
+fn signal_gauges(r: &mut Registry) -> Vec<(SignalId, Family<ServiceLabel, GaugeF>)> {
+    SIGNAL_GAUGES
+        .iter()
+        .map(|(signal, name)| {
             let family = register(
-                &mut r,
+                r,
                 &format!("vedfolnir_autoscaler_{name}"),
                 &format!("The {signal} signal at the last pass (absent while missing)"),
                 Family::<ServiceLabel, GaugeF>::default(),
             );
-            gauges.push((signal.parse().expect("known signal"), family));
-        }
+            (signal.parse().expect("known signal"), family)
+        })
+        .collect()
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Metrics {
+        let mut r = Registry::default();
+        let gauges = signal_gauges(&mut r);
         let r = &mut r;
+        // A family of the default kind, registered under its name.
+        macro_rules! family {
+            ($name:literal, $help:literal) => {
+                register(
+                    r,
+                    concat!("vedfolnir_autoscaler_", $name),
+                    $help,
+                    Family::default(),
+                )
+            };
+        }
         Metrics {
             gauges,
-            instance_count: register(
-                r,
-                "vedfolnir_autoscaler_instance_count",
-                "Running replicas, read from the engine",
-                Family::default(),
+            instance_count: family!("instance_count", "Running replicas, read from the engine"),
+            ready_replicas: family!("ready_replicas", "Replicas running and healthy"),
+            scale_up_score: family!(
+                "scale_up_score",
+                "The policy's scale-up score at the last pass"
             ),
-            ready_replicas: register(
-                r,
-                "vedfolnir_autoscaler_ready_replicas",
-                "Replicas running and healthy",
-                Family::default(),
+            scale_down_score: family!(
+                "scale_down_score",
+                "The policy's scale-down score at the last pass"
             ),
-            scale_up_score: register(
-                r,
-                "vedfolnir_autoscaler_scale_up_score",
-                "The policy's scale-up score at the last pass",
-                Family::default(),
+            signal_missing: family!(
+                "signal_missing",
+                "1 when the signal was missing at the last pass"
             ),
-            scale_down_score: register(
-                r,
-                "vedfolnir_autoscaler_scale_down_score",
-                "The policy's scale-down score at the last pass",
-                Family::default(),
+            decisions: family!(
+                "decisions",
+                "Decisions, by direction (outcome = decided, or dry-run)"
             ),
-            signal_missing: register(
-                r,
-                "vedfolnir_autoscaler_signal_missing",
-                "1 when the signal was missing at the last pass",
-                Family::default(),
+            actions: family!("actions", "Scale actions, by direction and outcome"),
+            plugin_errors: family!("plugin_errors", "Policy evaluations that failed, by kind"),
+            source_errors: family!(
+                "source_errors",
+                "Signals a source could not provide, by signal (kind)"
             ),
-            decisions: register(
-                r,
-                "vedfolnir_autoscaler_decisions",
-                "Decisions, by direction (outcome = decided, or dry-run)",
-                Family::default(),
+            pass_errors: family!(
+                "pass_errors",
+                "Passes that failed, by what failed (stage: engine, audit, state, evaluation)"
             ),
-            actions: register(
-                r,
-                "vedfolnir_autoscaler_actions",
-                "Scale actions, by direction and outcome",
-                Family::default(),
+            webhook_alerts: family!(
+                "webhook_alerts",
+                "Alertmanager alerts received, by scaling_action (kind)"
             ),
-            evaluation_seconds: register(
-                r,
-                "vedfolnir_autoscaler_plugin_evaluation_duration_seconds",
-                "Wall time of one sandboxed policy evaluation",
-                Family::<ServiceLabel, Histogram>::new_with_constructor(
-                    evaluation_histogram as fn() -> Histogram,
-                ),
+            reloads: family!(
+                "reloads",
+                "Policy file (re)loads after a change or SIGHUP, by path and result (kind: ok, error)"
             ),
-            plugin_errors: register(
-                r,
-                "vedfolnir_autoscaler_plugin_errors",
-                "Policy evaluations that failed, by kind",
-                Family::default(),
+            evaluations: family!("evaluations", "Evaluation passes"),
+            policy_load_error: family!(
+                "policy_load_error",
+                "1 for a policy file or module that fails to load, by path and stage; the last good version keeps serving"
             ),
-            source_errors: register(
-                r,
-                "vedfolnir_autoscaler_source_errors",
-                "Signals a source could not provide, by signal (kind)",
-                Family::default(),
+            shadow_diverging: family!(
+                "shadow_diverging",
+                "1 while the shadow policy decides differently from the live one"
             ),
-            pass_errors: register(
-                r,
-                "vedfolnir_autoscaler_pass_errors",
-                "Passes that failed, by what failed (stage: engine, audit, state, evaluation)",
-                Family::default(),
+            shadow_divergences: family!(
+                "shadow_divergences",
+                "Passes where the shadow policy decided differently from the live one"
             ),
-            webhook_alerts: register(
-                r,
-                "vedfolnir_autoscaler_webhook_alerts",
-                "Alertmanager alerts received, by scaling_action (kind)",
-                Family::default(),
+            notifications: family!(
+                "notifications",
+                "Notifications to WEBHOOK_URL, by result (kind: sent, failed, dropped)"
             ),
-            reloads: register(
-                r,
-                "vedfolnir_autoscaler_reloads",
-                "Policy file (re)loads after a change or SIGHUP, by path and result (kind: ok, error)",
-                Family::default(),
+            api_requests: family!(
+                "api_requests",
+                "API requests that change something, by result (kind)"
             ),
-            evaluations: register(
-                r,
-                "vedfolnir_autoscaler_evaluations",
-                "Evaluation passes",
-                Family::default(),
-            ),
-            policy_load_error: register(
-                r,
-                "vedfolnir_autoscaler_policy_load_error",
-                "1 for a policy file or module that fails to load, by path and stage; the last good version keeps serving",
-                Family::default(),
-            ),
-            shadow_diverging: register(
-                r,
-                "vedfolnir_autoscaler_shadow_diverging",
-                "1 while the shadow policy decides differently from the live one",
-                Family::default(),
-            ),
-            shadow_divergences: register(
-                r,
-                "vedfolnir_autoscaler_shadow_divergences",
-                "Passes where the shadow policy decided differently from the live one",
-                Family::default(),
-            ),
-            notifications: register(
-                r,
-                "vedfolnir_autoscaler_notifications",
-                "Notifications to WEBHOOK_URL, by result (kind: sent, failed, dropped)",
-                Family::default(),
-            ),
-            api_requests: register(
-                r,
-                "vedfolnir_autoscaler_api_requests",
-                "API requests that change something, by result (kind)",
-                Family::default(),
-            ),
+            evaluation_seconds: evaluation_family(r),
             registry: std::mem::take(r),
         }
     }
