@@ -640,3 +640,44 @@ fn the_systemd_unit_verifies_without_a_warning() {
     // Unknown keys are only warnings: any output is a failure here.
     assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
 }
+
+/// Regression (the engine issue): the lock named `(--state-dir)` as its
+/// holder when the daemon was started with a global flag before `run`.
+#[test]
+fn the_lock_names_the_command_run_whatever_flags_come_before_it() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"))
+        .current_dir(crate::util::root())
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["run", "--listen", "127.0.0.1:0", "--policies", POLICY])
+        .env_remove("VEDFOLNIR_STATE_DIR")
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
+    lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("service(s)"))
+        .unwrap();
+    let out = run_env(
+        &["scale-up", "--policy", POLICY],
+        &[("VEDFOLNIR_STATE_DIR", state.to_str().unwrap())],
+    )
+    .expect_code(9);
+    assert!(
+        out.stderr.contains(&format!("pid {} (run)", first.id())),
+        "{}",
+        out.stderr
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(first.wait().unwrap().success());
+}

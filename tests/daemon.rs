@@ -198,7 +198,7 @@ pub(crate) fn request_full(
 
 /// A webhook receiver on 127.0.0.1: answers 500 to the first `failures`
 /// requests, 200 after; every body received goes to the channel.
-fn receiver(failures: usize) -> (String, std::sync::mpsc::Receiver<String>) {
+pub(crate) fn receiver(failures: usize) -> (String, std::sync::mpsc::Receiver<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();

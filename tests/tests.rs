@@ -9,5 +9,6 @@ mod cli;
 mod daemon;
 mod docker;
 mod prometheus;
+mod shells;
 mod simulate;
 mod util;

@@ -413,3 +413,50 @@ async fn an_evaluation_does_not_hold_the_async_worker() {
     ticker.abort();
     assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) > before);
 }
+
+#[tokio::test]
+async fn an_unwritable_audit_log_stops_a_scale_before_the_engine_is_touched() {
+    let w = World::new(1, Behaviour::Obey);
+    std::fs::create_dir(w.audit.path()).unwrap();
+    let e = pass(&w.cx(), &policy("")).await.unwrap_err();
+    assert_eq!(e.stage(), Stage::Audit, "{e}");
+    assert!(e.to_string().contains("cannot open the audit log"), "{e}");
+    assert!(w.actuator.scales.lock().unwrap().is_empty());
+    assert_eq!(w.actuator.running(), 1);
+    // Counted by what failed, as the daemon's loop does.
+    w.telemetry.emit(telemetry::Event::PassFailed {
+        service: "web",
+        stage: e.stage(),
+        error: &e.to_string(),
+    });
+    let m = w.metrics.encode();
+    assert!(
+        m.contains("pass_errors_total{service=\"web\",stage=\"audit\"} 1"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn an_engine_that_cannot_list_the_target_fails_the_pass_at_the_engine() {
+    /// An engine that is not there.
+    struct Gone;
+    impl Actuator for Gone {
+        fn describe(&self) -> String {
+            "gone".into()
+        }
+        fn status(&self) -> BoxFuture<'_, Result<Observed, EngineError>> {
+            Box::pin(async { Err(EngineError::not_found("no such service")) })
+        }
+        fn scale(&self, _: u32) -> BoxFuture<'_, Result<ScaleReport, EngineError>> {
+            Box::pin(async { Err(EngineError::not_found("no such service")) })
+        }
+    }
+    let w = World::new(1, Behaviour::Obey);
+    let cx = Context {
+        actuator: &Gone,
+        ..w.cx()
+    };
+    let e = pass(&cx, &policy("")).await.unwrap_err();
+    assert_eq!(e.stage(), Stage::Engine);
+    assert!(w.events().is_empty());
+}

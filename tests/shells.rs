@@ -1,0 +1,138 @@
+//! Every shell over the controller honours the seed's variables alike
+//! (`DRY_RUN`, `WEBHOOK_URL`, `MIN_REPLICAS`, `MAX_REPLICAS`), and the
+//! commands that need only the policy file work while its plugin does not
+//! load. On the real engine, like `docker.rs`.
+
+use std::time::Duration;
+
+use crate::daemon::receiver;
+use crate::docker::{Project, engine, image};
+use crate::util::run_env;
+
+/// The project's policy with `plugin` in place of the builtin.
+fn with_plugin(p: &Project, plugin: &str) -> std::path::PathBuf {
+    let path = p.policy("");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "plugin = \"builtin:threshold-score\"",
+        &format!("plugin = {plugin:?}"),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Run a command on the project's policy with `env`.
+fn cli(p: &Project, args: &[&str], env: &[(&str, &str)]) -> crate::util::Output {
+    let policy = p.policy_path();
+    let state = p.state_dir();
+    let mut all = args.to_vec();
+    all.extend(["--policy", policy.to_str().unwrap()]);
+    let mut env = env.to_vec();
+    env.push(("VEDFOLNIR_STATE_DIR", state.to_str().unwrap()));
+    run_env(&all, &env)
+}
+
+fn events(p: &Project) -> Vec<String> {
+    std::fs::read_to_string(p.state_dir().join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].to_string())
+        .collect()
+}
+
+#[test]
+fn dry_run_means_the_same_for_check_and_manual_scales_and_changes_nothing() {
+    if !engine() {
+        return;
+    }
+    // One replica, below the policy's minimum of 2: `check` would restore it.
+    let p = Project::up("dry1", 1, image());
+    p.policy("");
+    let out = cli(&p, &["check"], &[("DRY_RUN", "true")]).expect_code(0);
+    assert!(out.stdout.contains("dry run: not acting"), "{}", out.stdout);
+    let out = cli(&p, &["scale-up", "3"], &[("DRY_RUN", "1")]).expect_code(0);
+    assert!(
+        out.stdout.contains("dry run: would scale 1 -> 3"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(p.running("vedfolnir").len(), 1, "a dry run changes nothing");
+    assert_eq!(events(&p), ["\"would-scale\"", "\"would-scale\""]);
+    // DRY_RUN=false is not a dry run: the bound is restored.
+    cli(&p, &["check"], &[("DRY_RUN", "false")]).expect_code(0);
+    assert_eq!(p.running("vedfolnir").len(), 2);
+}
+
+#[test]
+fn webhook_url_and_the_bounds_mean_the_same_for_check_and_manual_scales() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("hook1", 1, image());
+    p.policy("");
+    let (hook, posts) = receiver(0);
+    let env = [("WEBHOOK_URL", hook.as_str()), ("MAX_REPLICAS", "3")];
+    // check restores the minimum, and says so to the webhook.
+    cli(&p, &["check"], &env).expect_code(0);
+    let n: serde_json::Value =
+        serde_json::from_str(&posts.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
+    assert_eq!(
+        (n["event"].as_str(), n["to"].as_u64()),
+        (Some("scale-finished"), Some(2))
+    );
+    // A manual scale is capped by MAX_REPLICAS and notified too.
+    let out = cli(&p, &["scale-up", "9"], &env).expect_code(0);
+    assert!(out.stderr.contains("clamped to 3"), "{}", out.stderr);
+    let n: serde_json::Value =
+        serde_json::from_str(&posts.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
+    assert_eq!(
+        (n["actor"].as_str(), n["to"].as_u64()),
+        (Some("manual"), Some(3))
+    );
+    assert_eq!(n["guard"][0]["rule"], "clamped-to-max", "{n}");
+    assert_eq!(p.running("vedfolnir").len(), 3);
+    cli(&p, &["scale-down"], &env).expect_code(0);
+    let n: serde_json::Value =
+        serde_json::from_str(&posts.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
+    assert_eq!(
+        (n["direction"].as_str(), n["to"].as_u64()),
+        (Some("down"), Some(2))
+    );
+    cli(&p, &["reset"], &env).expect_code(0);
+    let n: serde_json::Value =
+        serde_json::from_str(&posts.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
+    assert_eq!(n["event"], "reset");
+}
+
+#[test]
+fn manual_scales_reset_and_health_work_while_the_plugin_does_not_load() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("broken1", 2, image());
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("broken.wasm");
+    std::fs::write(&module, b"\0asm not really").unwrap();
+    with_plugin(&p, module.to_str().unwrap());
+    let out = cli(&p, &["scale-up"], &[]).expect_code(0);
+    assert!(
+        out.stderr.contains("plugin does not load")
+            && out.stderr.contains("scale-up does not need it"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.running("vedfolnir").len(), 3);
+    cli(&p, &["scale-down"], &[]).expect_code(0);
+    assert_eq!(p.running("vedfolnir").len(), 2);
+    let out = cli(&p, &["reset"], &[]).expect_code(0);
+    assert!(out.stdout.contains("cooldowns cleared"), "{}", out.stdout);
+    let out = cli(&p, &["health"], &[]).expect_code(0);
+    assert!(
+        out.stdout.contains("2 running") && out.stderr.contains("plugin does not load"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    // The commands that evaluate still refuse it, at its stage.
+    let out = cli(&p, &["check"], &[]).expect_code(3);
+    assert!(out.stderr.contains("decode"), "{}", out.stderr);
+}
