@@ -136,3 +136,95 @@ fn manual_scales_reset_and_health_work_while_the_plugin_does_not_load() {
     let out = cli(&p, &["check"], &[]).expect_code(3);
     assert!(out.stderr.contains("decode"), "{}", out.stderr);
 }
+
+/// The port a container publishes its 8080 on, on 127.0.0.1.
+fn published(container: &str) -> String {
+    let out = crate::docker::cmd("docker", &["port", container, "8080/tcp"], &[]);
+    out.stdout.trim().rsplit(':').next().unwrap().to_string()
+}
+
+#[test]
+fn the_scrape_source_reads_all_five_signals_from_the_replicas_own_metrics() {
+    use crate::daemon::Daemon;
+    use crate::docker::http_get;
+    if !engine() {
+        return;
+    }
+    let p = Project::up("scrape1", 2, image());
+    // The example policy's signals, on this project; nothing else runs.
+    let example = std::fs::read_to_string(crate::util::root().join("policies/vedfolnir.toml"))
+        .unwrap()
+        .replace(
+            "project = \"vedfolnir\"",
+            &format!("project = \"{}\"", p.name),
+        )
+        .replace("monitor = \"60s\"", "monitor = \"20s\"");
+    std::fs::write(p.policy_path(), example).unwrap();
+    let mut d = Daemon::start(&p, &["--interval", "1s"]);
+    d.expect_line("service(s)", Duration::from_secs(30));
+    // Work on both replicas (300 queued each), then requests, one in ten
+    // an error, until every signal is there.
+    let ports: Vec<String> = p
+        .running("vedfolnir")
+        .iter()
+        .map(|n| published(n))
+        .collect();
+    for port in &ports {
+        http_get(port, "/enqueue?n=300").unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let signals = loop {
+        for port in &ports {
+            for _ in 0..9 {
+                http_get(port, "/").unwrap();
+            }
+            http_get(port, "/error").unwrap();
+        }
+        let s = d.status();
+        let sig = s["services"]["vedfolnir"]["signals"].clone();
+        let present = [
+            "cpu",
+            "memory",
+            "queue-depth",
+            "response-time-p95",
+            "error-rate",
+        ]
+        .iter()
+        .all(|k| sig[k].is_number());
+        if present {
+            break sig;
+        }
+        assert!(std::time::Instant::now() < deadline, "signals: {sig}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // The queue is summed over the replicas (600, less what drained at 5
+    // a second each), and the error rate is errors over requests (one in
+    // ten, and the two enqueues).
+    let queue = signals["queue-depth"].as_f64().unwrap();
+    assert!((300.0..=600.0).contains(&queue), "{signals}");
+    let errors = signals["error-rate"].as_f64().unwrap();
+    assert!((0.08..=0.1).contains(&errors), "{signals}");
+    assert!(
+        signals["response-time-p95"].as_f64().unwrap() > 0.0,
+        "{signals}"
+    );
+    // A port no replica answers on (the file is reloaded): the scraped
+    // signals are missing, naming a replica, never 0.
+    let text = std::fs::read_to_string(p.policy_path()).unwrap();
+    std::fs::write(p.policy_path(), text.replace("port = 8080", "port = 8081")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = d.status();
+        let q = &s["services"]["vedfolnir"]["signals"]["queue-depth"];
+        let named = q["missing"].as_str().is_some_and(|m| {
+            p.running("vedfolnir")
+                .iter()
+                .any(|r| m.contains(r.as_str()))
+        });
+        if named {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "queue-depth: {q}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

@@ -1,8 +1,9 @@
 #!/bin/sh
 # The demo: the autoscaler daemon on this machine's Docker engine, with the
-# example policy (policies/vedfolnir.toml) and its embedded defaults (Docker
-# stats as the source; no Prometheus needed), scaling the bundled demo
-# workload. Everything is built here; no registry is used.
+# example policy (policies/vedfolnir.toml): CPU and memory from Docker's
+# stats, queue depth, p95 and error rate from each replica's own /metrics
+# (no Prometheus needed), scaling the bundled demo workload. Everything is
+# built here; no registry is used.
 #
 #   deploy/demo/run.sh            build, start the workload, run the daemon
 #   KEEP=1 deploy/demo/run.sh     leave the workload running on exit
@@ -20,6 +21,14 @@ command -v docker >/dev/null || { echo "demo: docker is not installed" >&2; exit
 docker info >/dev/null 2>&1 || { echo "demo: the Docker engine is not reachable (is it running? may this user use it?)" >&2; exit 1; }
 command -v docker-compose >/dev/null || { echo "demo: docker-compose is not installed (Debian: apt-get install docker-compose)" >&2; exit 1; }
 
+# The workload is a static (musl) binary: a toolchain installed before
+# without that target gains it here, as the build adds wasm32-wasip2.
+musl=x86_64-unknown-linux-musl
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$musl"; then
+    echo "demo: adding the Rust target $musl"
+    rustup target add "$musl"
+fi
+
 echo "demo: building the workload (a static binary) and its FROM scratch image"
 cargo build --release --locked --quiet -p vedfolnir-test-workload \
     --target x86_64-unknown-linux-musl --target-dir target/workload
@@ -34,9 +43,33 @@ cargo build --release --locked --quiet -p vedfolnir-autoscaler
 echo "demo: starting the workload with 1 replica (the policy's minimum is 2)"
 export WORKLOAD_IMAGE=vedfolnir-workload:demo CONTROL_DIR="$demo/control"
 $compose up -d --scale vedfolnir=1 >/dev/null 2>&1 || $compose up -d --scale vedfolnir=1
-if [ "${KEEP:-0}" != 1 ]; then
-    trap '$compose down --timeout 2 >/dev/null 2>&1 || true' EXIT
-    trap 'exit 130' INT TERM
+cleanup() {
+    [ -z "${traffic_pid:-}" ] || kill "$traffic_pid" 2>/dev/null || true
+    [ "${KEEP:-0}" = 1 ] || $compose down --timeout 2 >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A request a second, one in twenty an error, so latency and errors have
+# something to measure (an idle service has no p95; it is missing, not 0).
+traffic() {
+    n=0
+    while :; do
+        for id in $($compose ps -q vedfolnir 2>/dev/null); do
+            p=$(docker port "$id" 8080 2>/dev/null | head -n 1 | sed 's/.*://')
+            [ -n "$p" ] || continue
+            if [ $((n % 20)) = 0 ]; then path=/error; else path=/; fi
+            curl -s -o /dev/null -m 2 "http://127.0.0.1:$p$path" || true
+        done
+        n=$((n + 1))
+        sleep 1
+    done
+}
+if command -v curl >/dev/null; then
+    traffic &
+    traffic_pid=$!
+else
+    echo "demo: curl is not installed: no background requests, so p95 and error rate stay missing"
 fi
 
 token="$demo/api-token"

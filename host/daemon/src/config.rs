@@ -99,7 +99,7 @@ impl fmt::Display for Problems {
 impl std::error::Error for Problems {}
 
 /// Where a signal comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     /// Docker's stats API (cpu, memory, instance-count).
     Docker,
@@ -110,6 +110,49 @@ pub enum Source {
     },
     /// Firing Alertmanager alerts with a `scaling_action` label.
     Alertmanager,
+    /// Each ready replica's own `/metrics`, read directly.
+    Scrape(ScrapeSignal),
+}
+
+/// A signal read from the replicas' `/metrics` (`source = "scrape"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapeSignal {
+    /// The metric family. Its `# TYPE` says how it becomes a signal: a
+    /// gauge is aggregated over the replicas, a counter becomes a rate per
+    /// second (or, with `total`, the ratio of the two rates), a histogram
+    /// the `quantile` of the requests since the last scrape.
+    pub metric: String,
+    /// A counter the metric is divided by (errors over requests).
+    pub total: Option<String>,
+    /// The histogram quantile. Defaults to 0.95.
+    pub quantile: f64,
+    /// How a gauge's replicas combine. Defaults to `sum` for queue-depth,
+    /// `mean` for the rest.
+    pub aggregate: Aggregate,
+    /// Where the replicas serve it (`[scrape]`).
+    pub endpoint: Endpoint,
+}
+
+/// How a gauge's values over the replicas make one signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    /// The total (a queue: each replica's backlog adds up).
+    Sum,
+    /// The mean (a utilisation).
+    Mean,
+    /// The highest.
+    Max,
+}
+
+/// `[scrape]`: where each replica serves its metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The container port.
+    pub port: u16,
+    /// The path. Defaults to `/metrics`.
+    pub path: String,
+    /// How long one replica may take to answer, ms. Defaults to 2 s.
+    pub timeout_ms: u64,
 }
 
 /// The kinds of source, as [`Source`] names them without their settings.
@@ -121,14 +164,17 @@ pub enum SourceKind {
     Prometheus,
     /// `alertmanager`.
     Alertmanager,
+    /// `scrape`.
+    Scrape,
 }
 
 impl SourceKind {
     /// Every kind, in the order a pass asks them.
-    pub const ALL: [SourceKind; 3] = [
+    pub const ALL: [SourceKind; 4] = [
         SourceKind::Docker,
         SourceKind::Prometheus,
         SourceKind::Alertmanager,
+        SourceKind::Scrape,
     ];
 }
 
@@ -139,12 +185,13 @@ impl Source {
             Source::Docker => SourceKind::Docker,
             Source::Prometheus { .. } => SourceKind::Prometheus,
             Source::Alertmanager => SourceKind::Alertmanager,
+            Source::Scrape(_) => SourceKind::Scrape,
         }
     }
 }
 
 /// How the policy reads one signal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SignalSource {
     /// The signal.
     pub signal: SignalId,
@@ -278,15 +325,25 @@ const TOP_KEYS: &[&str] = &[
     "target",
     "rollout",
     "shadow",
+    "scrape",
 ];
+const SCRAPE_KEYS: &[&str] = &["port", "path", "timeout"];
 const SHADOW_KEYS: &[&str] = &["plugin", "params"];
 const TARGET_KEYS: &[&str] = &["kind", "project", "name", "selector", "docker_host"];
 const ROLLOUT_KEYS: &[&str] = &["monitor", "max_failure_ratio", "stop_timeout"];
 const COOLDOWN_KEYS: &[&str] = &["up", "down"];
 const STEP_KEYS: &[&str] = &["max_up", "max_down"];
 const DATA_KEYS: &[&str] = &["staleness"];
-const SIGNAL_KEYS: &[&str] = &["source", "query", "required"];
-const SOURCES: &[&str] = &["docker", "prometheus", "alertmanager"];
+const SIGNAL_KEYS: &[&str] = &[
+    "source",
+    "query",
+    "required",
+    "metric",
+    "total",
+    "quantile",
+    "aggregate",
+];
+const SOURCES: &[&str] = &["docker", "prometheus", "alertmanager", "scrape"];
 
 /// Upper bound on `max_replicas`: far beyond one Docker host, low enough
 /// that a typo (50000) is caught.
@@ -420,7 +477,8 @@ impl PolicyFile {
         let plugin = read_plugin(&mut r, &root, path);
         let shadow = read_shadow(&mut r, &root, path);
         let guard = read_guard(&mut r, &root, overrides);
-        let signals = read_signals(&mut r, &root);
+        let endpoint = read_endpoint(&mut r, &root);
+        let signals = read_signals(&mut r, &root, endpoint.as_ref());
         let mut params = BTreeMap::new();
         if let Some(t) = r.table(&root, "params", "params") {
             flatten(&mut r, t, "", &mut params);
@@ -577,17 +635,63 @@ fn read_timing(r: &mut Reader, root: &toml::Table, guard: &mut GuardConfig) {
     }
 }
 
+/// `[scrape]`: the replicas' metrics endpoint, when given.
+fn read_endpoint(r: &mut Reader, root: &toml::Table) -> Option<Endpoint> {
+    let t = r.table(root, "scrape", "scrape")?;
+    r.unknown_keys(t, "scrape.", SCRAPE_KEYS);
+    let port = match r.count(t, "port", "scrape.port") {
+        Some(p @ 1..=65535) => Some(p as u16),
+        Some(p) => {
+            r.problem("scrape.port", format!("{p} is not a port (1 to 65535)"));
+            None
+        }
+        None => {
+            if !t.contains_key("port") {
+                r.problem(
+                    "scrape.port",
+                    "missing: the container port each replica serves its metrics on",
+                );
+            }
+            None
+        }
+    };
+    let path = r
+        .string(t, "path", "scrape.path")
+        .unwrap_or_else(|| "/metrics".into());
+    if !path.starts_with('/') {
+        r.problem("scrape.path", format!("{path:?} must start with '/'"));
+    }
+    let timeout_ms = r.duration(t, "timeout", "scrape.timeout").unwrap_or(2_000);
+    if timeout_ms == 0 {
+        r.problem("scrape.timeout", "must be longer than 0");
+    }
+    Some(Endpoint {
+        port: port?,
+        path,
+        timeout_ms,
+    })
+}
+
 /// `[signals.<name>]`: where each signal comes from.
-fn read_signals(r: &mut Reader, root: &toml::Table) -> Vec<SignalSource> {
+fn read_signals(
+    r: &mut Reader,
+    root: &toml::Table,
+    endpoint: Option<&Endpoint>,
+) -> Vec<SignalSource> {
     let Some(t) = r.table(root, "signals", "signals") else {
         return Vec::new();
     };
     t.iter()
-        .filter_map(|(name, value)| read_signal(r, name, value))
+        .filter_map(|(name, value)| read_signal(r, name, value, endpoint))
         .collect()
 }
 
-fn read_signal(r: &mut Reader, name: &str, value: &toml::Value) -> Option<SignalSource> {
+fn read_signal(
+    r: &mut Reader,
+    name: &str,
+    value: &toml::Value,
+    endpoint: Option<&Endpoint>,
+) -> Option<SignalSource> {
     let key = format!("signals.{name}");
     let signal: SignalId = match name.parse() {
         Ok(s) => s,
@@ -618,7 +722,7 @@ fn read_signal(r: &mut Reader, name: &str, value: &toml::Value) -> Option<Signal
             None
         }
     };
-    let source = read_source(r, spec, &key, &signal)?;
+    let source = read_source(r, spec, &key, &signal, endpoint)?;
     Some(SignalSource {
         signal,
         source,
@@ -626,13 +730,29 @@ fn read_signal(r: &mut Reader, name: &str, value: &toml::Value) -> Option<Signal
     })
 }
 
-/// A signal's `source` (and its `query`).
-fn read_source(r: &mut Reader, spec: &toml::Table, key: &str, signal: &SignalId) -> Option<Source> {
+/// A signal's `source` (and its `query`, or its scrape settings).
+fn read_source(
+    r: &mut Reader,
+    spec: &toml::Table,
+    key: &str,
+    signal: &SignalId,
+    endpoint: Option<&Endpoint>,
+) -> Option<Source> {
     let query = r.string(spec, "query", &format!("{key}.query"));
-    match r
-        .string(spec, "source", &format!("{key}.source"))
-        .as_deref()
-    {
+    let source = r.string(spec, "source", &format!("{key}.source"));
+    if source.as_deref() != Some("scrape") {
+        for k in ["metric", "total", "quantile", "aggregate"] {
+            if spec.contains_key(k) {
+                r.problem(format!("{key}.{k}"), "only a scrape source takes this key");
+            }
+        }
+    } else if query.is_some() {
+        r.problem(
+            format!("{key}.query"),
+            "only a prometheus source takes a query",
+        );
+    }
+    match source.as_deref() {
         None => {
             r.problem(
                 format!("{key}.source"),
@@ -669,6 +789,7 @@ fn read_source(r: &mut Reader, spec: &toml::Table, key: &str, signal: &SignalId)
             }
         },
         Some("alertmanager") => Some(Source::Alertmanager),
+        Some("scrape") => read_scrape(r, spec, key, signal, endpoint).map(Source::Scrape),
         Some(other) => {
             r.problem(
                 format!("{key}.source"),
@@ -677,6 +798,68 @@ fn read_source(r: &mut Reader, spec: &toml::Table, key: &str, signal: &SignalId)
             None
         }
     }
+}
+
+/// A `scrape` signal's keys: the metric, and how it becomes the signal.
+fn read_scrape(
+    r: &mut Reader,
+    spec: &toml::Table,
+    key: &str,
+    signal: &SignalId,
+    endpoint: Option<&Endpoint>,
+) -> Option<ScrapeSignal> {
+    let metric = r.string(spec, "metric", &format!("{key}.metric"));
+    if metric.is_none() && !spec.contains_key("metric") {
+        r.problem(
+            format!("{key}.metric"),
+            "missing: a scrape source needs the metric to read (e.g. \"vedfolnir_queue_depth\")",
+        );
+    }
+    let total = r.string(spec, "total", &format!("{key}.total"));
+    let quantile = match spec.get("quantile") {
+        None => 0.95,
+        Some(v) => match v.as_float() {
+            Some(q) if q > 0.0 && q < 1.0 => q,
+            _ => {
+                r.problem(
+                    format!("{key}.quantile"),
+                    format!("{v} is not a fraction between 0 and 1 (e.g. 0.95)"),
+                );
+                0.95
+            }
+        },
+    };
+    let aggregate = match r
+        .string(spec, "aggregate", &format!("{key}.aggregate"))
+        .as_deref()
+    {
+        None if *signal == SignalId::QueueDepth => Aggregate::Sum,
+        None | Some("mean") => Aggregate::Mean,
+        Some("sum") => Aggregate::Sum,
+        Some("max") => Aggregate::Max,
+        Some(other) => {
+            r.problem(
+                format!("{key}.aggregate"),
+                format!("unknown aggregate {other:?} (one of sum, mean, max)"),
+            );
+            Aggregate::Mean
+        }
+    };
+    if endpoint.is_none() {
+        r.problem(
+            "scrape",
+            format!(
+                "{key} reads the replicas' metrics: add [scrape] with their port (port = 8080)"
+            ),
+        );
+    }
+    Some(ScrapeSignal {
+        metric: metric?,
+        total,
+        quantile,
+        aggregate,
+        endpoint: endpoint?.clone(),
+    })
 }
 
 /// `builtin:<name>`, or a `.wasm` path relative to the policy file.

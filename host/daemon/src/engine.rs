@@ -193,6 +193,11 @@ pub struct Replica {
     pub oom_killed: bool,
     /// When it last started (RFC 3339), for "was it restarted" checks.
     pub started_at: String,
+    /// Its address on its first network with one (none with
+    /// `network_mode: none` or `host`).
+    pub ip: Option<String>,
+    /// Container ports published on the host: (container port, host port).
+    pub published: Vec<(u16, u16)>,
 }
 
 impl Replica {
@@ -296,7 +301,40 @@ fn replica_of(
         readiness: readiness_of(c),
         oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
         started_at: state.and_then(|s| s.started_at.clone()).unwrap_or_default(),
+        ip: ip_of(c),
+        published: published_of(c),
     }
+}
+
+/// The container's address on its first network that has one.
+fn ip_of(c: &ContainerInspectResponse) -> Option<String> {
+    let networks = c.network_settings.as_ref()?.networks.as_ref()?;
+    let mut names: Vec<&String> = networks.keys().collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|n| networks[n].ip_address.clone())
+        .find(|ip| !ip.is_empty())
+}
+
+/// The container's TCP ports published on the host.
+fn published_of(c: &ContainerInspectResponse) -> Vec<(u16, u16)> {
+    let Some(ports) = c.network_settings.as_ref().and_then(|n| n.ports.as_ref()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u16, u16)> = ports
+        .iter()
+        .filter_map(|(key, bindings)| {
+            let port = key.strip_suffix("/tcp")?.parse().ok()?;
+            let host = bindings
+                .as_ref()?
+                .iter()
+                .find_map(|b| b.host_port.as_deref()?.parse().ok())?;
+            Some((port, host))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Inspect one container.

@@ -16,6 +16,7 @@
 pub mod alertmanager;
 pub mod docker;
 pub mod prometheus;
+pub mod scrape;
 
 use std::sync::Arc;
 
@@ -135,6 +136,7 @@ fn unconfigured(s: &SignalSource) -> String {
         Source::Alertmanager => {
             "alertmanager source needs the daemon's webhook (run), not a one-shot pass".into()
         }
+        Source::Scrape(s) => format!("scrape source ({}): not configured", s.metric),
     }
 }
 

@@ -32,6 +32,7 @@ use crate::policy::{ReadyPolicy, load_plugin};
 use crate::sources::Sources;
 use crate::sources::docker::DockerStats;
 use crate::sources::prometheus::Prometheus;
+use crate::sources::scrape::Scrape;
 use crate::state::StateDir;
 use crate::telemetry::Telemetry;
 use crate::telemetry::notifier::{Delivery, Notifier};
@@ -147,10 +148,13 @@ impl Shell {
 /// The sources a command reads: the engine's docker source, and
 /// Prometheus when configured.
 fn sources(setup: &Setup<'_>, engine: &Engine, file: &PolicyFile) -> Sources {
-    setup.sources().with(Arc::new(DockerStats {
-        engine: engine.clone(),
-        target: file.target.clone(),
-    }))
+    setup
+        .sources()
+        .with(Arc::new(DockerStats {
+            engine: engine.clone(),
+            target: file.target.clone(),
+        }))
+        .with(Arc::new(Scrape::default()))
 }
 
 /// A pass error as the exit code wants it: the cause first.

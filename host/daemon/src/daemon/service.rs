@@ -30,6 +30,7 @@ use crate::engine::{Engine, EngineError};
 use crate::policy::{ReadyPolicy, verdict};
 use crate::sources::Sources;
 use crate::sources::docker::DockerStats;
+use crate::sources::scrape::Scrape;
 use crate::telemetry;
 
 /// A running loop.
@@ -127,10 +128,14 @@ async fn ready<'a>(
         let target = &policy.file.target;
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
         *seams = Some(Seams {
-            sources: shared.sources.clone().with(Arc::new(DockerStats {
-                engine: engine.clone(),
-                target: target.clone(),
-            })),
+            sources: shared
+                .sources
+                .clone()
+                .with(Arc::new(DockerStats {
+                    engine: engine.clone(),
+                    target: target.clone(),
+                }))
+                .with(Arc::new(Scrape::default())),
             actuator: DockerActuator {
                 engine,
                 target: target.clone(),
