@@ -228,3 +228,129 @@ fn the_scrape_source_reads_all_five_signals_from_the_replicas_own_metrics() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// A Unix-socket proxy to the local engine that notes the request line of
+/// every request it forwards: a second endpoint to the same engine.
+struct Proxy {
+    path: std::path::PathBuf,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                    return;
+                };
+                let (mut c_in, mut e_out) =
+                    (client.try_clone().unwrap(), engine.try_clone().unwrap());
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 || e_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                            if ["GET ", "POST ", "DELETE ", "HEAD "]
+                                .iter()
+                                .any(|m| line.starts_with(m))
+                            {
+                                seen.lock().unwrap().push(line.to_string());
+                            }
+                        }
+                    }
+                    let _ = e_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut e_in, mut c_out) = (engine, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut e_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Proxy {
+            path,
+            requests,
+            _dir: dir,
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    /// The container creations that went through this endpoint.
+    fn creates(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("/containers/create"))
+            .cloned()
+            .collect()
+    }
+}
+
+#[test]
+fn one_daemon_serves_two_services_on_two_engine_endpoints() {
+    use crate::daemon::Daemon;
+    if !engine() {
+        return;
+    }
+    // Two projects, each below its minimum, each policy naming its own
+    // endpoint; one daemon over the folder holding both.
+    let (a, b) = (
+        Project::up("eng1a", 1, image()),
+        Project::up("eng1b", 1, image()),
+    );
+    let (pa, pb) = (Proxy::start(), Proxy::start());
+    let folder = tempfile::tempdir().unwrap();
+    for (name, p, proxy) in [("a", &a, &pa), ("b", &b, &pb)] {
+        let text = std::fs::read_to_string(p.policy(""))
+            .unwrap()
+            .replace(
+                "service = \"vedfolnir\"",
+                &format!("service = \"svc-{name}\""),
+            )
+            .replace(
+                "[target]\n",
+                &format!(
+                    "[target]\nname = \"vedfolnir\"\ndocker_host = \"{}\"\n",
+                    proxy.host()
+                ),
+            );
+        std::fs::write(folder.path().join(format!("{name}.toml")), text).unwrap();
+    }
+    let mut d = Daemon::spawn(
+        &a,
+        folder.path(),
+        crate::daemon::free_port(),
+        &["--interval", "1s"],
+        &[],
+    );
+    d.expect_line("2 service(s)", Duration::from_secs(30));
+    // Both restored, in whichever order their loops get there.
+    let mut scaled: Vec<String> = (0..2)
+        .map(|_| d.expect_line("SCALE UP 1 -> 2", Duration::from_secs(60)))
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    scaled.sort();
+    assert_eq!(scaled, ["svc-a", "svc-b"]);
+    assert_eq!(a.running("vedfolnir").len(), 2);
+    assert_eq!(b.running("vedfolnir").len(), 2);
+    // Each scale went through its own endpoint, and only there.
+    let (ca, cb) = (pa.creates(), pb.creates());
+    assert!(ca.len() == 1 && ca[0].contains(&a.name), "{ca:?}");
+    assert!(cb.len() == 1 && cb[0].contains(&b.name), "{cb:?}");
+}

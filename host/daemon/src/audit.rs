@@ -16,6 +16,7 @@ use vedfolnir_core::guard::GuardReason;
 use vedfolnir_core::model::{Direction, TimestampMs};
 
 use crate::actuators::ScaleReport;
+pub use crate::policy::Scores;
 
 /// The audit log could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -222,15 +223,6 @@ impl From<&vedfolnir_sandbox::PluginId> for PluginRecord {
             source: id.source.clone(),
         }
     }
-}
-
-/// A policy's two scores.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Scores {
-    /// Scale-up score.
-    pub up: f64,
-    /// Scale-down score.
-    pub down: f64,
 }
 
 impl AuditLog {

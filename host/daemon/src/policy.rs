@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use vedfolnir_core::guard::{self, Decision, GuardState, PolicyFailure};
 use vedfolnir_core::model::{Direction, Param, PolicyInput, Recommendation, SignalId};
 use vedfolnir_core::snapshot::resolve_params;
 use vedfolnir_sandbox::{LoadError, Plugin, Sandbox};
 
-use crate::audit::Scores;
 use crate::config::{PluginRef, PolicyFile, Problem, Problems};
 
 /// Why a policy could not be made ready.
@@ -22,6 +22,15 @@ pub enum PolicyError {
     /// The plugin failed to load, at a named stage.
     #[error(transparent)]
     Plugin(LoadError),
+}
+
+/// A policy's two scores.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Scale-up score.
+    pub up: f64,
+    /// Scale-down score.
+    pub down: f64,
 }
 
 /// A policy ready to evaluate.

@@ -252,8 +252,11 @@ pub fn recover(records: &[AuditRecord], now: TimestampMs) -> ServiceState {
             }
             Event::WouldScale => state.record_scale(r.direction, r.time_ms, true),
             Event::Reset => {
-                state.last_scale_up = None;
-                state.last_scale_down = None;
+                if !r.dry_run {
+                    state.last_scale_up = None;
+                    state.last_scale_down = None;
+                }
+                state.dry_run = DryRunClocks::default();
             }
             Event::Paused => state.paused = true,
             Event::Resumed => state.paused = false,
@@ -414,17 +417,21 @@ impl StateDir {
         Ok(out)
     }
 
-    /// Clear the cooldown clocks, live and dry-run (keeping the pause flag,
-    /// the audit and the sample history); returns what they were.
+    /// Clear the cooldown clocks, live and dry-run, or in a dry run the
+    /// dry-run ones only (keeping the pause flag, the audit and the sample
+    /// history); returns what the cleared clocks were.
     pub fn reset_cooldowns(
         &self,
         service: &str,
         now: TimestampMs,
+        dry_run: bool,
     ) -> Result<GuardState, StateError> {
         self.update(service, now, |s| {
-            let before = s.guard(false);
-            s.last_scale_up = None;
-            s.last_scale_down = None;
+            let before = s.guard(dry_run);
+            if !dry_run {
+                s.last_scale_up = None;
+                s.last_scale_down = None;
+            }
             s.dry_run = DryRunClocks::default();
             before
         })
@@ -573,7 +580,7 @@ mod tests {
         let mut h = History::default();
         h.push(5, &[(SignalId::Cpu, 0.5)], 60_000);
         store.save_history("web", &h).unwrap();
-        let before = store.reset_cooldowns("web", 0).unwrap();
+        let before = store.reset_cooldowns("web", 0, false).unwrap();
         assert_eq!(before.last_scale_up, Some(10));
         assert_eq!(
             store.state("web", 0).unwrap().guard(false),
@@ -643,5 +650,34 @@ mod tests {
         assert!((71 * 4 + 240..=72 * 4 + 300).contains(&n), "{n}");
         assert!(w.samples.iter().all(|s| s.value == 0.5));
         assert!(w.samples.windows(2).all(|p| p[0].at < p[1].at));
+    }
+
+    #[test]
+    fn a_dry_run_reset_clears_only_the_dry_run_clocks_and_is_rebuilt_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::open(dir.path()).unwrap();
+        store
+            .update("web", 0, |s| {
+                s.record_scale(Direction::Up, 10, false);
+                s.record_scale(Direction::Up, 20, true);
+            })
+            .unwrap();
+        let before = store.reset_cooldowns("web", 30, true).unwrap();
+        assert_eq!(before.last_scale_up, Some(20));
+        let s = store.state("web", 30).unwrap();
+        assert_eq!((s.last_scale_up, s.dry_run.last_scale_up), (Some(10), None));
+        // The audit tells a dry-run reset from a live one.
+        let reset = |dry_run| AuditRecord {
+            dry_run,
+            ..AuditRecord::new("web", Event::Reset, Actor::Manual, 40)
+        };
+        let up = AuditRecord {
+            direction: Direction::Up,
+            ..finished("web", Direction::Up, 10, 3)
+        };
+        let rebuilt = recover(&[up.clone(), reset(true)], 50);
+        assert_eq!(rebuilt.last_scale_up, Some(10));
+        let rebuilt = recover(&[up, reset(false)], 50);
+        assert_eq!(rebuilt.last_scale_up, None);
     }
 }

@@ -290,18 +290,24 @@ pub fn reset(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<Exit
     let _lock = lock(setup.state_dir, service, "reset")?;
     let state = StateDir::open(setup.state_dir)?;
     let now = SystemClock.now_ms();
-    let before = state.reset_cooldowns(service, now)?;
+    let before = state.reset_cooldowns(service, now, act.dry_run)?;
     let ago = |t: Option<TimestampMs>| {
         t.map(|t| format!("{} ago", format_duration((now - t).max(0) as u64)))
             .unwrap_or_else(|| "never".into())
     };
     let what = format!(
-        "cooldowns cleared (last scale-up {}, last scale-down {})",
+        "{}cooldowns cleared (last scale-up {}, last scale-down {})",
+        if act.dry_run {
+            "dry run: the dry-run "
+        } else {
+            ""
+        },
         ago(before.last_scale_up),
         ago(before.last_scale_down)
     );
     let record = AuditRecord {
         reasons: vec![what.clone()],
+        dry_run: act.dry_run,
         ..AuditRecord::new(service, Event::Reset, Actor::Manual, now)
     };
     runtime()?.block_on(async {

@@ -419,6 +419,12 @@ mod tests {
         m.actions.get_or_create(&outcome).inc();
         m.evaluation_seconds.get_or_create(&svc).observe(0.001);
         m.plugin_errors.get_or_create(&kind).inc();
+        m.pass_errors
+            .get_or_create(&StageLabel {
+                service: "web".into(),
+                stage: "engine".into(),
+            })
+            .inc();
         m.webhook_alerts.get_or_create(&kind).inc();
         m.reloads
             .get_or_create(&PathKindLabel {
