@@ -561,26 +561,52 @@ fn a_short_or_empty_api_token_is_refused_naming_its_source() {
     );
 }
 
-#[test]
-fn a_second_daemon_for_the_same_service_says_who_holds_it() {
+/// A daemon on the example policy with no engine to reach: it holds the
+/// service's lock and waits. The state directory is given with the
+/// global `--state-dir` flag before `run`, or in the environment.
+fn lock_holder(state: &std::path::Path, flag: bool) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"))
-        .current_dir(crate::util::root())
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"));
+    cmd.current_dir(crate::util::root());
+    if flag {
+        cmd.arg("--state-dir")
+            .arg(state)
+            .env_remove("VEDFOLNIR_STATE_DIR");
+    } else {
+        cmd.env("VEDFOLNIR_STATE_DIR", state);
+    }
+    let mut child = cmd
         .args(["run", "--listen", "127.0.0.1:0", "--policies", POLICY])
-        .env("VEDFOLNIR_STATE_DIR", &state)
         .env("DOCKER_HOST", "unix:///nonexistent.sock")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let started = lines
         .by_ref()
         .map_while(Result::ok)
         .find(|l| l.contains("service(s)"))
         .unwrap();
+    // Keep reading what it prints: a closed pipe would fail its next line.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, started)
+}
+
+/// SIGTERM, and a clean exit.
+fn stop(mut child: std::process::Child) {
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_second_daemon_for_the_same_service_says_who_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (first, started) = lock_holder(&state, false);
     assert!(started.contains("1 service(s)"), "{started}");
     let out = run_daemon(&state, &["--policies", POLICY], &[]).expect_code(9);
     assert!(
@@ -600,11 +626,7 @@ fn a_second_daemon_for_the_same_service_says_who_holds_it() {
         "{}",
         out.stderr
     );
-    std::process::Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(first.wait().unwrap().success());
+    stop(first);
 }
 
 #[test]
@@ -645,26 +667,9 @@ fn the_systemd_unit_verifies_without_a_warning() {
 /// holder when the daemon was started with a global flag before `run`.
 #[test]
 fn the_lock_names_the_command_run_whatever_flags_come_before_it() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"))
-        .current_dir(crate::util::root())
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["run", "--listen", "127.0.0.1:0", "--policies", POLICY])
-        .env_remove("VEDFOLNIR_STATE_DIR")
-        .env("DOCKER_HOST", "unix:///nonexistent.sock")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
-    lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("service(s)"))
-        .unwrap();
+    let (first, _) = lock_holder(&state, true);
     let out = run_env(
         &["scale-up", "--policy", POLICY],
         &[("VEDFOLNIR_STATE_DIR", state.to_str().unwrap())],
@@ -675,9 +680,5 @@ fn the_lock_names_the_command_run_whatever_flags_come_before_it() {
         "{}",
         out.stderr
     );
-    std::process::Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(first.wait().unwrap().success());
+    stop(first);
 }

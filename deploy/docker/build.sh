@@ -13,7 +13,12 @@ if ! command -v x86_64-linux-musl-gcc >/dev/null; then
     }
     export CC_x86_64_unknown_linux_musl=musl-gcc
 fi
-cargo build --release --locked --quiet -p vedfolnir-autoscaler --target x86_64-unknown-linux-musl
+# A toolchain installed before without the musl target gains it here.
+musl=x86_64-unknown-linux-musl
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$musl"; then
+    rustup target add "$musl" >&2
+fi
+cargo build --release --locked --quiet -p vedfolnir-autoscaler --target "$musl"
 rm -rf "$ctx"
 # The state and cache folders exist in the image, owned by the daemon's
 # user, so named volumes mounted there start writable.

@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use tokio::sync::watch;
@@ -35,7 +34,7 @@ use crate::sources::alertmanager::AlertBook;
 use crate::state::StateDir;
 use crate::telemetry::Telemetry;
 use crate::telemetry::metrics::Metrics;
-use crate::telemetry::notifier::{Delivery, Notifier};
+use crate::telemetry::notifier::{self, Delivery, Notifier};
 use reload::Registry;
 pub use shared::RunOptions;
 use shared::Shared;
@@ -190,9 +189,7 @@ async fn serve(
     // moment to deliver what is queued.
     drop(shared);
     if let Some(worker) = notifier
-        && tokio::time::timeout(Duration::from_secs(5), worker)
-            .await
-            .is_err()
+        && !notifier::flush(worker).await
     {
         eprintln!("vedfolnir-autoscaler: notifications still pending at exit were dropped");
     }

@@ -12,7 +12,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use vedfolnir_core::duration::format_duration;
@@ -35,7 +34,7 @@ use crate::sources::prometheus::Prometheus;
 use crate::sources::scrape::Scrape;
 use crate::state::StateDir;
 use crate::telemetry::Telemetry;
-use crate::telemetry::notifier::{Delivery, Notifier};
+use crate::telemetry::notifier::{self, Delivery, Notifier};
 
 /// What the commands here share: the state directory, the sources the
 /// command line configures, and the sandbox.
@@ -76,14 +75,7 @@ impl Shell {
         let target = &file.target;
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
         let state = StateDir::open(setup.state_dir)?;
-        let mut audit = AuditLog::in_dir(setup.state_dir);
-        let mut notifier = None;
-        if let Some(url) = act.and_then(ActArgs::webhook) {
-            let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
-            let (n, worker) = Notifier::start(url.to_string(), Delivery::default(), metrics);
-            audit = audit.with_observer(Arc::new(n));
-            notifier = Some(worker);
-        }
+        let (audit, notifier) = audit_log(setup, act);
         Ok(Shell {
             sources: sources(setup, &engine, file),
             actuator: DockerActuator {
@@ -134,14 +126,34 @@ impl Shell {
         let Shell {
             audit, notifier, ..
         } = self;
-        drop(audit);
-        if let Some(worker) = notifier
-            && tokio::time::timeout(Duration::from_secs(5), worker)
-                .await
-                .is_err()
-        {
-            eprintln!("warning: notifications still pending at exit were dropped");
+        close_audit(audit, notifier).await;
+    }
+}
+
+/// The audit log, telling `WEBHOOK_URL` (when set) of each action; the
+/// notifier's worker runs on the command's runtime.
+fn audit_log(
+    setup: &Setup<'_>,
+    act: Option<&ActArgs>,
+) -> (AuditLog, Option<tokio::task::JoinHandle<()>>) {
+    let audit = AuditLog::in_dir(setup.state_dir);
+    match act.and_then(ActArgs::webhook) {
+        Some(url) => {
+            let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
+            let (n, worker) = Notifier::start(url.to_string(), Delivery::default(), metrics);
+            (audit.with_observer(Arc::new(n)), Some(worker))
         }
+        None => (audit, None),
+    }
+}
+
+/// Close the audit log and let queued notifications go out.
+async fn close_audit(audit: AuditLog, notifier: Option<tokio::task::JoinHandle<()>>) {
+    drop(audit);
+    if let Some(worker) = notifier
+        && !notifier::flush(worker).await
+    {
+        eprintln!("warning: notifications still pending at exit were dropped");
     }
 }
 
@@ -311,20 +323,10 @@ pub fn reset(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<Exit
         ..AuditRecord::new(service, Event::Reset, Actor::Manual, now)
     };
     runtime()?.block_on(async {
-        let mut audit = AuditLog::in_dir(setup.state_dir);
-        let mut worker = None;
-        if let Some(url) = act.webhook() {
-            let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
-            let (n, w) = Notifier::start(url.to_string(), Delivery::default(), metrics);
-            audit = audit.with_observer(Arc::new(n));
-            worker = Some(w);
-        }
-        audit.append(&record)?;
-        drop(audit);
-        if let Some(w) = worker {
-            let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
-        }
-        anyhow::Ok(())
+        let (audit, notifier) = audit_log(setup, Some(act));
+        let written = audit.append(&record);
+        close_audit(audit, notifier).await;
+        written
     })?;
     println!("{service}: {what}; the audit log and sample history are kept");
     Ok(ExitCode::SUCCESS)

@@ -185,6 +185,16 @@ impl AuditObserver for Notifier {
     }
 }
 
+/// How long queued notifications get to go out when the process stops.
+pub const FLUSH_WITHIN: Duration = Duration::from_secs(5);
+
+/// Wait for the worker to send what is queued (every sender must be gone,
+/// so its queue ends), up to [`FLUSH_WITHIN`]; false when some were still
+/// pending and are dropped.
+pub async fn flush(worker: JoinHandle<()>) -> bool {
+    tokio::time::timeout(FLUSH_WITHIN, worker).await.is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
