@@ -66,6 +66,39 @@ pub trait AuditObserver: Send + Sync + std::fmt::Debug {
     fn recorded(&self, record: &AuditRecord);
 }
 
+/// Where the controller records actions: the audit log, or (in a replay)
+/// nowhere.
+pub trait Audit: Send + Sync + std::fmt::Debug {
+    /// Append one record; an action must not go ahead when this fails.
+    fn append(&self, record: &AuditRecord) -> Result<(), AuditError>;
+    /// The records of one service, oldest first.
+    fn records(&self, service: &str) -> Result<Vec<AuditRecord>, AuditError>;
+}
+
+/// Keeps nothing: a replay's actions are its report, not an audit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Discard;
+
+impl Audit for Discard {
+    fn append(&self, _: &AuditRecord) -> Result<(), AuditError> {
+        Ok(())
+    }
+
+    fn records(&self, _: &str) -> Result<Vec<AuditRecord>, AuditError> {
+        Ok(Vec::new())
+    }
+}
+
+impl Audit for AuditLog {
+    fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        AuditLog::append(self, record)
+    }
+
+    fn records(&self, service: &str) -> Result<Vec<AuditRecord>, AuditError> {
+        AuditLog::records(self, service)
+    }
+}
+
 /// The audit log of a state directory.
 #[derive(Debug, Clone)]
 pub struct AuditLog {

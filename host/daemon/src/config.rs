@@ -114,6 +114,9 @@ pub enum Source {
     Alertmanager,
     /// Each ready replica's own `/metrics`, read directly.
     Scrape(ScrapeSignal),
+    /// The simulator's model of the service: what a replay reads every
+    /// signal from, whatever the file says (never written in a file).
+    Model,
 }
 
 /// A signal read from the replicas' `/metrics` (`source = "scrape"`).
@@ -168,15 +171,18 @@ pub enum SourceKind {
     Alertmanager,
     /// `scrape`.
     Scrape,
+    /// A replay's model.
+    Model,
 }
 
 impl SourceKind {
     /// Every kind, in the order a pass asks them.
-    pub const ALL: [SourceKind; 4] = [
+    pub const ALL: [SourceKind; 5] = [
         SourceKind::Docker,
         SourceKind::Prometheus,
         SourceKind::Alertmanager,
         SourceKind::Scrape,
+        SourceKind::Model,
     ];
 }
 
@@ -188,6 +194,7 @@ impl Source {
             Source::Prometheus { .. } => SourceKind::Prometheus,
             Source::Alertmanager => SourceKind::Alertmanager,
             Source::Scrape(_) => SourceKind::Scrape,
+            Source::Model => SourceKind::Model,
         }
     }
 }

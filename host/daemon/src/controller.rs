@@ -31,12 +31,12 @@ use vedfolnir_core::guard::GuardState;
 use vedfolnir_core::model::{ParamValue, PolicyInput, SignalWindow, TimestampMs};
 
 use crate::actuators::{Actuator, Observed, ScaleReport};
-use crate::audit::{Actor, AuditError, AuditLog, Event, PluginRecord};
+use crate::audit::{Actor, Audit, AuditError, Event, PluginRecord};
 use crate::clock::{Clock, Stopwatch};
 use crate::engine::EngineError;
 use crate::policy::{Evaluation, ReadyPolicy};
 use crate::sources::{self, Collected, Sources};
-use crate::state::{History, LastDecision, ServiceState, StateDir, StateError};
+use crate::state::{History, LastDecision, ServiceState, StateError, Store};
 use crate::telemetry::{self, Stage, Telemetry};
 use action::{Acted, Intent};
 
@@ -63,15 +63,17 @@ pub struct Context<'a> {
     /// Where signals come from.
     pub sources: &'a Sources,
     /// Where actions are recorded.
-    pub audit: &'a AuditLog,
+    pub audit: &'a dyn Audit,
     /// Cooldowns, histories.
-    pub state: &'a StateDir,
+    pub state: &'a dyn Store,
     /// Where "now" comes from.
     pub clock: &'a dyn Clock,
     /// Logs and counts.
     pub telemetry: &'a Telemetry,
     /// Decide, audit and notify "would scale"; change nothing on the engine.
     pub dry_run: bool,
+    /// Where the policy is evaluated.
+    pub evaluate: Evaluate,
 }
 
 /// Why a pass stopped.
@@ -130,15 +132,26 @@ struct Judged {
 }
 
 /// What a decision leads to.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Plan {
     /// Scale (live).
-    Act(Intent),
+    Act,
     /// Audit without acting: a dry run's "would scale", or a hold worth a
     /// record (the policy or a source failed).
-    Announce(Event, Intent),
+    Announce(Event),
     /// Nothing to record beyond the state.
     Quiet,
+}
+
+/// Where a pass evaluates its policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evaluate {
+    /// On the blocking pool, so a policy spinning to its deadline never
+    /// holds an async worker that other services' I/O needs (the daemon,
+    /// the commands).
+    OffThread,
+    /// On the calling thread: a replay, which has nothing else to run.
+    Inline,
 }
 
 /// One pass: observe, collect, evaluate, plan, act, record.
@@ -147,10 +160,11 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
     let observed = cx.actuator.status().await?;
     let now = cx.clock.now_ms();
     let mut state = cx.state.state(service, now)?;
-    let collected = collect(cx, policy, &observed, now, Save::Yes).await?;
+    let mut collected = collect(cx, policy, &observed, now, Save::Yes).await?;
     let guard = state.guard(cx.dry_run);
-    let input = input_for(policy, &guard, &observed, collected.windows.clone(), now);
-    let judged = evaluate(policy.clone(), input, guard).await?;
+    let windows = std::mem::take(&mut collected.windows);
+    let input = input_for(policy, &guard, &observed, windows, now);
+    let judged = evaluate(cx.evaluate, policy, input, guard).await?;
     cx.telemetry.emit(telemetry::Event::Evaluated {
         service,
         input: &judged.input,
@@ -159,20 +173,22 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         elapsed: judged.elapsed,
         dry_run: cx.dry_run,
     });
-    let plan = plan(cx.dry_run, policy, &judged, &state, &collected);
-    let report = match plan {
-        Plan::Act(intent) => {
+    let direction = judged.evaluation.decision.direction;
+    let report = match plan(cx.dry_run, &judged, &state, &collected) {
+        Plan::Act => {
+            let intent = intent_of(policy, &judged);
             let Acted { report, at } = action::act(cx, service, &intent).await?;
             if report.moved() {
-                state.record_scale(intent.direction, at, false);
+                state.record_scale(direction, at, false);
             }
             Some(report)
         }
-        Plan::Announce(event, intent) => {
+        Plan::Announce(event) => {
+            let intent = intent_of(policy, &judged);
             cx.audit
                 .append(&intent.record(service, event, cx.dry_run, now))?;
             if event == Event::WouldScale {
-                state.record_scale(intent.direction, now, true);
+                state.record_scale(direction, now, true);
             }
             None
         }
@@ -219,7 +235,7 @@ pub async fn look(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Look, P
     let guard = cx.state.state(&policy.file.service, now)?.guard(false);
     let collected = collect(cx, policy, &observed, now, Save::No).await?;
     let input = input_for(policy, &guard, &observed, collected.windows.clone(), now);
-    let judged = evaluate(policy.clone(), input, guard).await?;
+    let judged = evaluate(cx.evaluate, policy, input, guard).await?;
     Ok(Look {
         observed,
         collected,
@@ -266,15 +282,12 @@ async fn collect(
 /// may spin to its deadline; an async worker must not wait for it), at
 /// most [`MAX_CONCURRENT_EVALUATIONS`] at once.
 async fn evaluate(
-    policy: Arc<ReadyPolicy>,
+    how: Evaluate,
+    policy: &Arc<ReadyPolicy>,
     input: PolicyInput,
     guard: GuardState,
 ) -> Result<Judged, PassError> {
-    let _permit = EVALUATIONS
-        .acquire()
-        .await
-        .map_err(|e| PassError::Evaluation(e.to_string()))?;
-    tokio::task::spawn_blocking(move || {
+    let judge = move |policy: &ReadyPolicy| {
         let watch = Stopwatch::start();
         let evaluation = policy.evaluate(&input, &guard);
         let elapsed = watch.elapsed();
@@ -285,24 +298,50 @@ async fn evaluate(
             shadow,
             elapsed,
         }
-    })
-    .await
-    .map_err(|e| PassError::Evaluation(e.to_string()))
+    };
+    if how == Evaluate::Inline {
+        return Ok(judge(policy));
+    }
+    let _permit = EVALUATIONS
+        .acquire()
+        .await
+        .map_err(|e| PassError::Evaluation(e.to_string()))?;
+    let policy = policy.clone();
+    tokio::task::spawn_blocking(move || judge(&policy))
+        .await
+        .map_err(|e| PassError::Evaluation(e.to_string()))
 }
 
 /// What a decision leads to. A dry run announces a "would scale" once: the
 /// same would-scale as the last decision (a bound restored repeats every
 /// pass, since nothing moves) is not announced again. A hold is recorded
 /// when the policy or a source failed.
-fn plan(
-    dry_run: bool,
-    policy: &ReadyPolicy,
-    judged: &Judged,
-    state: &ServiceState,
-    collected: &Collected,
-) -> Plan {
+fn plan(dry_run: bool, judged: &Judged, state: &ServiceState, collected: &Collected) -> Plan {
     let d = &judged.evaluation.decision;
-    let intent = Intent {
+    if d.is_scale() && !dry_run {
+        return Plan::Act;
+    }
+    if d.is_scale() {
+        let repeated = state.last_decision.as_ref().is_some_and(|l| {
+            l.dry_run && (l.direction, l.from, l.to) == (d.direction, d.current, d.target)
+        });
+        return if repeated {
+            Plan::Quiet
+        } else {
+            Plan::Announce(Event::WouldScale)
+        };
+    }
+    if judged.evaluation.failure.is_some() || !collected.errors.is_empty() {
+        return Plan::Announce(Event::Held);
+    }
+    Plan::Quiet
+}
+
+/// What an automatic decision records: the plugin, its scores and
+/// reasons, the guard rails' interventions, the inputs that mattered.
+fn intent_of(policy: &ReadyPolicy, judged: &Judged) -> Intent {
+    let d = &judged.evaluation.decision;
+    Intent {
         actor: Actor::Auto,
         direction: d.direction,
         from: d.current,
@@ -312,24 +351,7 @@ fn plan(
         plugin: Some(PluginRecord::from(&**policy.plugin.id())),
         scores: judged.evaluation.scores(),
         inputs: inputs_of(&judged.input),
-    };
-    if d.is_scale() && !dry_run {
-        return Plan::Act(intent);
     }
-    if d.is_scale() {
-        let repeated = state.last_decision.as_ref().is_some_and(|l| {
-            l.dry_run && (l.direction, l.from, l.to) == (d.direction, d.current, d.target)
-        });
-        return if repeated {
-            Plan::Quiet
-        } else {
-            Plan::Announce(Event::WouldScale, intent)
-        };
-    }
-    if judged.evaluation.failure.is_some() || !collected.errors.is_empty() {
-        return Plan::Announce(Event::Held, intent);
-    }
-    Plan::Quiet
 }
 
 fn input_for(

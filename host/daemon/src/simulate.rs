@@ -1,41 +1,52 @@
-//! `simulate`: replay a load trace through a model of the service, with
-//! the real sandbox, the real guard rails and a virtual clock, for one or
-//! several policies side by side.
+//! `simulate`: replay a load trace through a model of the service with the
+//! daemon's own pass (`controller::pass`: the real sandbox, the real guard
+//! rails, the same input assembly and cooldown bookkeeping) on a virtual
+//! clock, for one or several policies side by side.
 //!
-//! Each policy runs in its own thread over its own copy of the service:
+//! Each policy runs in its own thread over its own copy of the service; the
+//! model stands behind the controller's seams ([`model::Model`] is both the
+//! actuator and the source), the state is kept in memory, actions in the
+//! report rather than an audit log:
 //!
 //! ```text
 //!   every step (15 s, or the interval if shorter):
 //!     load = trace mean over the step x --scale
-//!     observation = service.advance(load)          (vedfolnir_core::sim)
-//!     tally, chart column, history <- observation
+//!     observation = model.advance(load)            (vedfolnir_core::sim)
+//!     tally, chart column <- observation
 //!   every interval, unless a scale-up is still starting:
-//!     input = windows from the history (as the daemon builds them)
-//!     evaluation = ReadyPolicy::evaluate(input)    (sandbox + guard rails)
-//!     scale: the service scales; a scale-up finishes when its replicas
-//!            are ready (the daemon waits for health), which starts the
-//!            cooldown; a scale-down finishes at once
+//!     controller::pass on the model: its windows (as the daemon keeps
+//!     them), the policy in its sandbox, the guard rails, and a scale:
+//!     a scale-up finishes when its replicas are ready (the daemon waits
+//!     for health), which starts the cooldown; a scale-down finishes at once
 //! ```
 //!
 //! Nothing here reads a clock except for the elapsed time it reports.
 
 pub mod chart;
+pub mod model;
 pub mod trace;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
-use vedfolnir_core::guard::GuardState;
-use vedfolnir_core::model::{Direction, PolicyInput, TimestampMs};
+use vedfolnir_core::model::TimestampMs;
 use vedfolnir_core::sim::{self, History, ServiceModel, Shape, Slo, Tally, Trace};
 use vedfolnir_core::window;
 use vedfolnir_sandbox::Sandbox;
 
+use crate::audit::{Audit, Discard};
+use crate::clock::Clock as _;
 use crate::config::{Overrides, PolicyFile};
+use crate::controller::{self, Context, Evaluate};
 use crate::policy::{ReadyPolicy, load_plugin};
+use crate::sources::Sources;
+use crate::state::{Memory, Store};
+use crate::telemetry::Telemetry;
+use model::Model;
 
 /// The virtual clock's start: 2023-01-01 00:00 UTC, a midnight, so a
 /// trace's first row is the start of a day (daily seasons line up).
@@ -160,28 +171,40 @@ pub struct Report {
 /// A policy ready to replay, with its label.
 struct Entry {
     label: String,
-    policy: ReadyPolicy,
+    policy: Arc<ReadyPolicy>,
 }
 
 /// Load a policy named on the command line.
 fn load_policy(sandbox: &Sandbox, text: &str, overrides: &Overrides) -> Result<Entry> {
-    if let Some(name) = text.strip_prefix("builtin:") {
-        let label = Path::new(text);
-        let toml = format!("service = \"simulated\"\nplugin = \"builtin:{name}\"\n");
-        let file = PolicyFile::parse(label, &toml, overrides)?;
-        let plugin = load_plugin(sandbox, &file.plugin)?;
-        let policy = ReadyPolicy::with_plugin(file, plugin)?;
-        return Ok(Entry {
-            label: name.to_string(),
-            policy,
-        });
-    }
-    let path = Path::new(text);
-    let policy = ReadyPolicy::load(sandbox, path, overrides)?;
-    let label = path
-        .file_stem()
-        .map_or_else(|| text.to_string(), |s| s.to_string_lossy().into_owned());
-    Ok(Entry { label, policy })
+    let (label, policy) = match text.strip_prefix("builtin:") {
+        Some(name) => {
+            let toml = format!("service = \"simulated\"\nplugin = \"builtin:{name}\"\n");
+            let file = PolicyFile::parse(Path::new(text), &toml, overrides)?;
+            let plugin = load_plugin(sandbox, &file.plugin)?;
+            (name.to_string(), ReadyPolicy::with_plugin(file, plugin)?)
+        }
+        None => {
+            let path = Path::new(text);
+            let label = path
+                .file_stem()
+                .map_or_else(|| text.to_string(), |s| s.to_string_lossy().into_owned());
+            (label, ReadyPolicy::load(sandbox, path, overrides)?)
+        }
+    };
+    Ok(Entry {
+        label,
+        policy: Arc::new(for_replay(policy)),
+    })
+}
+
+/// A policy as a replay runs it: every signal comes from the model,
+/// whatever source the file names (a signal's `required` was folded into
+/// the policy when it loaded), and a shadow policy has nothing to shadow
+/// beside the other rows.
+fn for_replay(mut policy: ReadyPolicy) -> ReadyPolicy {
+    policy.file.signals.clear();
+    policy.shadow = None;
+    policy
 }
 
 /// Replicas at the start, unless given: what the first load needs at 70%
@@ -336,8 +359,8 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
         handles
             .into_iter()
             .map(|h| h.join().expect("a replay thread panicked"))
-            .collect()
-    });
+            .collect::<Result<_>>()
+    })?;
     progress.finish();
     let elapsed_ms = started.elapsed_ms();
     let report = Report {
@@ -352,18 +375,19 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
     Ok(report)
 }
 
-/// One policy's replay in progress: the model service, the history the
-/// daemon would keep, the guard rails' clocks, and the tallies.
+/// One policy's replay in progress: the model service behind the
+/// controller's seams, the state the guard rails keep, and the tallies.
 struct Replay<'a> {
     entry: &'a Entry,
     options: &'a Options,
-    service: sim::Service,
-    history: History,
-    /// Which of the simulator's signals the plugin declares: only those
-    /// get long history (a day of every signal would be copied into the
-    /// sandbox for nothing).
-    declared: Vec<bool>,
-    state: GuardState,
+    model: Arc<Model>,
+    sources: Sources,
+    /// Where the guard rails' state is kept: memory.
+    store: Box<dyn Store>,
+    /// Where actions are recorded: nowhere (the report lists them).
+    audit: Box<dyn Audit>,
+    telemetry: Telemetry,
+    runtime: tokio::runtime::Runtime,
     tally: Tally,
     columns: chart::Columns,
     next_eval: TimestampMs,
@@ -374,7 +398,12 @@ struct Replay<'a> {
 }
 
 impl<'a> Replay<'a> {
-    fn new(entry: &'a Entry, trace: &Trace, options: &'a Options, steps: u64) -> Replay<'a> {
+    fn new(
+        entry: &'a Entry,
+        trace: &Trace,
+        options: &'a Options,
+        steps: u64,
+    ) -> Result<Replay<'a>> {
         let policy = &entry.policy;
         let guard = &policy.file.guard;
         let start = options
@@ -382,18 +411,29 @@ impl<'a> Replay<'a> {
             .unwrap_or_else(|| start_replicas(trace, &options.model))
             .clamp(guard.min_replicas, guard.max_replicas);
         // The history the daemon would keep for this policy, cut the same way.
-        let span = crate::controller::history_span_ms(policy);
+        let span = controller::history_span_ms(policy);
         let described = &policy.plugin.description().signals;
-        Replay {
+        let declared = sim::signals()
+            .iter()
+            .map(|s| described.iter().any(|d| &d.signal == s))
+            .collect();
+        let model = Arc::new(Model::new(
+            sim::Service::new(options.model.clone(), start, EPOCH_MS),
+            History::new(span, window::FINE_MS, window::BUCKET_MS),
+            declared,
+            EPOCH_MS,
+        ));
+        Ok(Replay {
             entry,
             options,
-            service: sim::Service::new(options.model.clone(), start, EPOCH_MS),
-            history: History::new(span, window::FINE_MS, window::BUCKET_MS),
-            declared: sim::signals()
-                .iter()
-                .map(|s| described.iter().any(|d| &d.signal == s))
-                .collect(),
-            state: GuardState::default(),
+            sources: Sources::new().with(model.clone()),
+            model,
+            store: Box::new(Memory::default()),
+            audit: Box::new(Discard),
+            telemetry: Telemetry::quiet(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .build()
+                .context("cannot start the replay's runtime")?,
             tally: Tally::default(),
             columns: chart::Columns::new(steps),
             next_eval: EPOCH_MS + options.interval_ms as i64,
@@ -401,93 +441,80 @@ impl<'a> Replay<'a> {
             evaluations: 0,
             failed: 0,
             actions: Vec::new(),
-        }
+        })
     }
 
     /// Advance the model by step `k`; evaluate when an interval is due and
     /// no scale-up is still starting.
-    fn step(&mut self, trace: &Trace, k: u64, step_ms: u64) {
+    fn step(&mut self, trace: &Trace, k: u64, step_ms: u64) -> Result<()> {
         let t = EPOCH_MS + (k * step_ms) as i64;
         let load = trace.mean(k * step_ms, (k + 1) * step_ms);
-        let obs = self.service.advance(t, step_ms, load);
+        let obs = self.model.advance(t, step_ms, load);
         self.tally.observe(&obs, step_ms, self.options.slo);
         self.columns.add(k, obs.load, obs.replicas, obs.p95);
         let now = t + step_ms as i64;
-        self.history.push(now, obs.values());
         if now < self.next_eval || now < self.busy_until {
-            return;
+            return Ok(());
         }
         self.next_eval = now + self.options.interval_ms as i64;
-        self.evaluate(now);
+        self.evaluate(now)
     }
 
-    /// One evaluation, as the daemon builds its input, and its scale.
-    fn evaluate(&mut self, now: TimestampMs) {
-        let policy = &self.entry.policy;
-        let guard = &policy.file.guard;
-        let signals = sim::signals()
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| self.history.window(i, s, now, self.declared[i]))
-            .collect();
-        let input = PolicyInput {
-            service: policy.file.service.clone(),
-            now,
-            current_replicas: self.service.replicas(),
-            ready_replicas: self.service.ready(now),
-            min_replicas: guard.min_replicas,
-            max_replicas: guard.max_replicas,
-            since_last_scale_up: self.state.since_last_scale_up(now),
-            since_last_scale_down: self.state.since_last_scale_down(now),
-            params: policy.params.clone(),
-            signals,
+    /// One pass of the controller, as the daemon runs it, on the model.
+    fn evaluate(&mut self, now: TimestampMs) -> Result<()> {
+        self.model.clock.set(now);
+        let cx = Context {
+            actuator: &*self.model,
+            sources: &self.sources,
+            audit: &*self.audit,
+            state: &*self.store,
+            clock: &self.model.clock,
+            telemetry: &self.telemetry,
+            dry_run: false,
+            evaluate: Evaluate::Inline,
         };
-        let evaluation = policy.evaluate(&input, &self.state);
+        let pass = self
+            .runtime
+            .block_on(controller::pass(&cx, &self.entry.policy))
+            .context("a replayed pass failed")?;
         self.evaluations += 1;
-        if evaluation.failure.is_some() {
+        if pass.evaluation.failure.is_some() {
             self.failed += 1;
         }
-        if evaluation.decision.is_scale() {
-            self.scale(&evaluation, now);
+        if pass.report.is_some() {
+            self.log_action(&pass.evaluation, now);
+            self.tally.action(now, pass.evaluation.decision.direction);
+            // A scale-up returns when its replicas are ready: no
+            // evaluation before then, as in the daemon.
+            self.busy_until = self.model.clock.now_ms();
         }
+        Ok(())
     }
 
-    /// Scale the model as the daemon would, and log the action.
-    fn scale(&mut self, evaluation: &crate::policy::Evaluation, now: TimestampMs) {
+    /// The action, for `--actions`.
+    fn log_action(&mut self, evaluation: &crate::policy::Evaluation, now: TimestampMs) {
+        if self.options.actions.is_none() {
+            return;
+        }
         let decision = &evaluation.decision;
-        if self.options.actions.is_some() {
-            let reasons: Vec<String> = evaluation
-                .recommendation
-                .iter()
-                .flat_map(|r| r.reasons.iter().map(ToString::to_string))
-                .chain(decision.reasons.iter().map(|r| r.message.clone()))
-                .collect();
-            self.actions.push(
-                serde_json::json!({
-                    "policy": self.entry.label,
-                    "time": crate::clock::format_time(now),
-                    "elapsed_s": (now - EPOCH_MS) / 1000,
-                    "from": decision.current,
-                    "to": decision.target,
-                    "direction": decision.direction,
-                    "reasons": reasons,
-                })
-                .to_string(),
-            );
-        }
-        self.service.scale_to(decision.target, now);
-        self.tally.action(now, decision.direction);
-        match decision.direction {
-            Direction::Up => {
-                // As the daemon does, the scale finishes (and its cooldown
-                // starts) when the new replicas are ready.
-                let done = self.service.all_ready_at(now);
-                self.state.last_scale_up = Some(done);
-                self.busy_until = done;
-            }
-            Direction::Down => self.state.last_scale_down = Some(now),
-            Direction::Hold => {}
-        }
+        let reasons: Vec<String> = evaluation
+            .recommendation
+            .iter()
+            .flat_map(|r| r.reasons.iter().map(ToString::to_string))
+            .chain(decision.reasons.iter().map(|r| r.message.clone()))
+            .collect();
+        self.actions.push(
+            serde_json::json!({
+                "policy": self.entry.label,
+                "time": crate::clock::format_time(now),
+                "elapsed_s": (now - EPOCH_MS) / 1000,
+                "from": decision.current,
+                "to": decision.target,
+                "direction": decision.direction,
+                "reasons": reasons,
+            })
+            .to_string(),
+        );
     }
 
     /// The table's row.
@@ -523,17 +550,17 @@ fn replay(
     steps: u64,
     progress: &Progress,
     index: usize,
-) -> (Row, chart::Columns, Vec<String>) {
-    let mut r = Replay::new(entry, trace, options, steps);
+) -> Result<(Row, chart::Columns, Vec<String>)> {
+    let mut r = Replay::new(entry, trace, options, steps)?;
     let tick = (steps / 200).max(1);
     for k in 0..steps {
-        r.step(trace, k, step_ms);
+        r.step(trace, k, step_ms)?;
         if k % tick == 0 {
             progress.advance(index, tick);
         }
     }
     progress.done(index);
-    (r.row(), r.columns, r.actions)
+    Ok((r.row(), r.columns, r.actions))
 }
 
 /// Progress bars on stderr, one per policy, when it is a terminal and the
@@ -665,4 +692,84 @@ pub fn table(report: &Report, options: &Options) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(actions: &Path) -> Options {
+        Options {
+            load: Load::Shape {
+                shape: "step".into(),
+                duration_ms: 2 * 3_600_000,
+                base: 100.0,
+                peak: 1000.0,
+                seed: 1,
+            },
+            scale: 1.0,
+            policies: vec!["builtin:target-tracking".into()],
+            overrides: Overrides {
+                min_replicas: None,
+                max_replicas: Some(20),
+            },
+            interval_ms: 15_000,
+            step_ms: None,
+            model: ServiceModel::default(),
+            start_replicas: None,
+            slo: Slo {
+                p95: 0.5,
+                error_rate: 0.01,
+            },
+            chart: None,
+            actions: Some(actions.to_path_buf()),
+            json: true,
+            progress: false,
+        }
+    }
+
+    /// A replay keeps its state in memory and no audit; the same replay on
+    /// the daemon's own state directory and audit log takes the same
+    /// actions, each recorded before and after.
+    #[test]
+    fn a_replay_acts_as_the_controller_does_on_the_daemons_own_state_and_audit() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options(&dir.path().join("actions.jsonl"));
+        let sandbox = Sandbox::new(Default::default()).unwrap();
+        run(&sandbox, &options).unwrap();
+        let replayed: Vec<(i64, u64, u64)> =
+            std::fs::read_to_string(dir.path().join("actions.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    (
+                        v["elapsed_s"].as_i64().unwrap() * 1000,
+                        v["from"].as_u64().unwrap(),
+                        v["to"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+        assert!(replayed.len() >= 3, "{replayed:?}");
+
+        let (trace, _) = load_trace(&options).unwrap();
+        let entry = load_policy(&sandbox, "builtin:target-tracking", &options.overrides).unwrap();
+        let steps = trace.duration_ms() / 15_000;
+        let mut r = Replay::new(&entry, &trace, &options, steps).unwrap();
+        let state_dir = dir.path().join("state");
+        r.store = Box::new(crate::state::StateDir::open(&state_dir).unwrap());
+        let log = crate::audit::AuditLog::in_dir(&state_dir);
+        r.audit = Box::new(log.clone());
+        for k in 0..steps {
+            r.step(&trace, k, 15_000).unwrap();
+        }
+        let records = log.records("simulated").unwrap();
+        let started: Vec<(i64, u64, u64)> = records
+            .iter()
+            .filter(|r| r.event == crate::audit::Event::ScaleStarted)
+            .map(|r| (r.time_ms - EPOCH_MS, u64::from(r.from), u64::from(r.to)))
+            .collect();
+        assert_eq!(started, replayed);
+        assert!(crate::audit::interrupted(&records).is_empty());
+    }
 }

@@ -68,6 +68,10 @@ pub struct SourceReport {
 pub trait MetricSource: Send + Sync {
     /// Which kind it is (the `source` key of a policy file).
     fn kind(&self) -> SourceKind;
+    /// The signals it provides unless a policy file routes them elsewhere.
+    fn serves(&self) -> Vec<SignalId> {
+        Vec::new()
+    }
     /// Read the signals asked for.
     fn read<'a>(&'a self, ask: &'a Ask<'a>) -> BoxFuture<'a, SourceReport>;
 }
@@ -137,23 +141,31 @@ fn unconfigured(s: &SignalSource) -> String {
             "alertmanager source needs the daemon's webhook (run), not a one-shot pass".into()
         }
         Source::Scrape(s) => format!("scrape source ({}): not configured", s.metric),
+        Source::Model => "no model of the service (a replay's source)".into(),
     }
 }
 
-/// Which source each signal of the file comes from: the docker source's
-/// signals unless routed elsewhere, then every routed signal.
-fn routes(file: &PolicyFile) -> Vec<SignalSource> {
-    let oom = oom_kills_signal();
-    let mut out: Vec<SignalSource> = DOCKER_SIGNALS
-        .iter()
-        .chain(std::iter::once(&oom))
-        .filter(|s| !file.signals.iter().any(|r| &r.signal == *s))
-        .map(|s| SignalSource {
-            signal: s.clone(),
-            source: Source::Docker,
-            required: None,
-        })
-        .collect();
+/// Which source each signal comes from: what each source serves unless
+/// the file routes it elsewhere, then every signal the file routes.
+fn routes(file: &PolicyFile, sources: &Sources) -> Vec<SignalSource> {
+    let mut out: Vec<SignalSource> = Vec::new();
+    for source in &sources.list {
+        let config = match source.kind() {
+            SourceKind::Model => Source::Model,
+            _ => Source::Docker,
+        };
+        for signal in source.serves() {
+            let taken = file.signals.iter().any(|r| r.signal == signal)
+                || out.iter().any(|r| r.signal == signal);
+            if !taken {
+                out.push(SignalSource {
+                    signal,
+                    source: config.clone(),
+                    required: None,
+                });
+            }
+        }
+    }
     out.extend(file.signals.iter().cloned());
     out
 }
@@ -172,7 +184,7 @@ pub async fn collect(
     span_ms: u64,
     retention_ms: u64,
 ) -> Collected {
-    let routes = routes(file);
+    let routes = routes(file, sources);
     let mut out = Collected::default();
     let mut asks: Vec<Asked<'_>> = Vec::new();
     for kind in SourceKind::ALL {
@@ -270,6 +282,9 @@ mod tests {
     impl MetricSource for Fixed {
         fn kind(&self) -> SourceKind {
             self.0
+        }
+        fn serves(&self) -> Vec<SignalId> {
+            DOCKER_SIGNALS.to_vec()
         }
         fn read<'a>(&'a self, _: &'a Ask<'a>) -> BoxFuture<'a, SourceReport> {
             Box::pin(async move {

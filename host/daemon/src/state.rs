@@ -87,6 +87,81 @@ pub struct Busy {
     pub hint: &'static str,
 }
 
+/// Where the controller keeps each service's state and sample history:
+/// the state directory, or (in a replay) memory.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// The state of one service (the default when there is none yet).
+    fn state(&self, service: &str, now: TimestampMs) -> Result<ServiceState, StateError>;
+    /// Replace the state of one service.
+    fn save(&self, service: &str, state: &ServiceState) -> Result<(), StateError>;
+    /// The sample history of one service.
+    fn history(&self, service: &str) -> Result<History, StateError>;
+    /// Replace the sample history of one service.
+    fn save_history(&self, service: &str, history: &History) -> Result<(), StateError>;
+}
+
+/// Change the state of one service: read, change, replace.
+pub fn update<T>(
+    store: &dyn Store,
+    service: &str,
+    now: TimestampMs,
+    change: impl FnOnce(&mut ServiceState) -> T,
+) -> Result<T, StateError> {
+    let mut state = store.state(service, now)?;
+    let out = change(&mut state);
+    store.save(service, &state)?;
+    Ok(out)
+}
+
+/// States and histories in memory, for replays and tests.
+#[derive(Debug, Default)]
+pub struct Memory {
+    states: std::sync::Mutex<BTreeMap<String, ServiceState>>,
+    histories: std::sync::Mutex<BTreeMap<String, History>>,
+}
+
+impl Store for Memory {
+    fn state(&self, service: &str, _: TimestampMs) -> Result<ServiceState, StateError> {
+        let states = self.states.lock().expect("not poisoned");
+        Ok(states.get(service).cloned().unwrap_or_default())
+    }
+
+    fn save(&self, service: &str, state: &ServiceState) -> Result<(), StateError> {
+        let mut states = self.states.lock().expect("not poisoned");
+        states.insert(service.to_string(), state.clone());
+        Ok(())
+    }
+
+    fn history(&self, service: &str) -> Result<History, StateError> {
+        let histories = self.histories.lock().expect("not poisoned");
+        Ok(histories.get(service).cloned().unwrap_or_default())
+    }
+
+    fn save_history(&self, service: &str, history: &History) -> Result<(), StateError> {
+        let mut histories = self.histories.lock().expect("not poisoned");
+        histories.insert(service.to_string(), history.clone());
+        Ok(())
+    }
+}
+
+impl Store for StateDir {
+    fn state(&self, service: &str, now: TimestampMs) -> Result<ServiceState, StateError> {
+        StateDir::state(self, service, now)
+    }
+
+    fn save(&self, service: &str, state: &ServiceState) -> Result<(), StateError> {
+        StateDir::save(self, service, state)
+    }
+
+    fn history(&self, service: &str) -> Result<History, StateError> {
+        StateDir::history(self, service)
+    }
+
+    fn save_history(&self, service: &str, history: &History) -> Result<(), StateError> {
+        StateDir::save_history(self, service, history)
+    }
+}
+
 /// The state directory: state files, sample histories, locks.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -411,10 +486,7 @@ impl StateDir {
         now: TimestampMs,
         change: impl FnOnce(&mut ServiceState) -> T,
     ) -> Result<T, StateError> {
-        let mut state = self.state(service, now)?;
-        let out = change(&mut state);
-        self.save(service, &state)?;
-        Ok(out)
+        update(self, service, now, change)
     }
 
     /// Clear the cooldown clocks, live and dry-run, or in a dry run the

@@ -98,6 +98,7 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Telemetry {
     metrics: Option<Arc<Metrics>>,
+    quiet: bool,
 }
 
 impl Telemetry {
@@ -110,11 +111,23 @@ impl Telemetry {
     pub fn counting(metrics: Arc<Metrics>) -> Telemetry {
         Telemetry {
             metrics: Some(metrics),
+            quiet: false,
+        }
+    }
+
+    /// Neither log nor count: a replay reports its passes in its table.
+    pub fn quiet() -> Telemetry {
+        Telemetry {
+            metrics: None,
+            quiet: true,
         }
     }
 
     /// Log and count one event.
     pub fn emit(&self, event: Event<'_>) {
+        if self.quiet {
+            return;
+        }
         match &event {
             Event::Evaluated {
                 service,

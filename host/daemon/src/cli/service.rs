@@ -25,7 +25,7 @@ use crate::audit::{self, Actor, AuditLog, AuditRecord, Event};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Overrides, PolicyFile};
 use crate::controller::manual::{self, Request, Wanted};
-use crate::controller::{self, Context, PassError, reconcile};
+use crate::controller::{self, Context, Evaluate, PassError, reconcile};
 use crate::engine::{Engine, Readiness};
 use crate::policy::{ReadyPolicy, load_plugin};
 use crate::sources::Sources;
@@ -100,6 +100,7 @@ impl Shell {
             clock: &SystemClock,
             telemetry: &self.telemetry,
             dry_run: self.dry_run,
+            evaluate: Evaluate::OffThread,
         }
     }
 

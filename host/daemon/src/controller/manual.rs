@@ -144,20 +144,18 @@ pub async fn scale(
     if cx.dry_run {
         let record = intent.record(service, Event::WouldScale, true, now);
         cx.audit.append(&record).map_err(PassError::from)?;
-        cx.state
-            .update(service, now, |s| {
-                s.record_scale(decision.direction, now, true)
-            })
-            .map_err(PassError::from)?;
+        crate::state::update(cx.state, service, now, |s| {
+            s.record_scale(decision.direction, now, true)
+        })
+        .map_err(PassError::from)?;
         return Ok(Outcome::WouldScale { decision, notes });
     }
     let acted = action::act(cx, service, &intent).await?;
     if acted.report.moved() {
-        cx.state
-            .update(service, acted.at, |s| {
-                s.record_scale(decision.direction, acted.at, false)
-            })
-            .map_err(PassError::from)?;
+        crate::state::update(cx.state, service, acted.at, |s| {
+            s.record_scale(decision.direction, acted.at, false)
+        })
+        .map_err(PassError::from)?;
     }
     Ok(Outcome::Scaled {
         decision,

@@ -36,7 +36,7 @@ pub async fn reconcile(cx: &Context<'_>, service: &str) -> Result<Vec<AuditRecor
         cx.audit.append(&finished)?;
         if report.moved() {
             // Conservative: the cooldown starts at the reconciliation.
-            cx.state.update(service, now, |s| {
+            crate::state::update(cx.state, service, now, |s| {
                 s.record_scale(started.direction, now, false)
             })?;
         }

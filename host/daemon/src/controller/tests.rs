@@ -14,9 +14,11 @@ use vedfolnir_core::model::{Direction, SignalId};
 use super::manual::{self, Request, Wanted};
 use super::*;
 use crate::actuators::Outcome;
+use crate::audit::AuditLog;
 use crate::clock::ManualClock;
 use crate::config::{PolicyFile, SourceKind};
 use crate::sources::{Ask, MetricSource, Reading, SourceReport};
+use crate::state::StateDir;
 use crate::telemetry::metrics::Metrics;
 
 /// What the fake engine does when asked to scale.
@@ -102,6 +104,10 @@ impl MetricSource for FakeSource {
         SourceKind::Docker
     }
 
+    fn serves(&self) -> Vec<SignalId> {
+        vec![SignalId::Cpu, SignalId::Memory]
+    }
+
     fn read<'a>(&'a self, ask: &'a Ask<'a>) -> BoxFuture<'a, SourceReport> {
         Box::pin(async move {
             let readings = ask
@@ -172,6 +178,7 @@ impl World {
             clock: &self.clock,
             telemetry: &self.telemetry,
             dry_run: self.dry_run,
+            evaluate: Evaluate::OffThread,
         }
     }
 
@@ -261,7 +268,7 @@ async fn a_dry_run_announces_a_restore_once_and_moves_only_its_own_clocks() {
         let p = pass(&w.cx(), &policy).await.unwrap();
         assert_eq!(p.evaluation.decision.direction, Direction::Up);
         assert!(p.report.is_none());
-        w.clock.advance(15_000);
+        w.clock.set(w.clock.now_ms() + 15_000);
     }
     assert_eq!(w.events(), [Event::WouldScale]);
     assert!(
@@ -407,7 +414,7 @@ async fn an_evaluation_does_not_hold_the_async_worker() {
         w.clock.now_ms(),
     );
     let before = ticks.load(std::sync::atomic::Ordering::SeqCst);
-    evaluate(policy, input, GuardState::default())
+    evaluate(Evaluate::OffThread, &policy, input, GuardState::default())
         .await
         .unwrap();
     ticker.abort();

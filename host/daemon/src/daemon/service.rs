@@ -114,6 +114,7 @@ impl Seams {
             clock: &SystemClock,
             telemetry: &shared.telemetry,
             dry_run: shared.options.dry_run,
+            evaluate: controller::Evaluate::OffThread,
         }
     }
 }

@@ -223,6 +223,12 @@ impl MetricSource for DockerStats {
         SourceKind::Docker
     }
 
+    fn serves(&self) -> Vec<SignalId> {
+        let mut out = super::DOCKER_SIGNALS.to_vec();
+        out.push(super::oom_kills_signal());
+        out
+    }
+
     /// CPU and memory of the running replicas, the running count, and OOM
     /// kills, for the signals routed here.
     fn read<'a>(&'a self, ask: &'a Ask<'a>) -> BoxFuture<'a, SourceReport> {

@@ -1,0 +1,127 @@
+//! A replay's seams: the simulator's model of the service behind the same
+//! traits as the engine, so a replay runs the controller's own pass.
+//!
+//! - As an [`Actuator`], the model's replicas: a scale-up finishes when
+//!   its new replicas are ready (the Docker actuator waits for health), so
+//!   it moves the replay's clock to that moment, and the cooldown starts
+//!   there; a scale-down finishes at once.
+//! - As a [`MetricSource`], every signal of the model, windowed as the
+//!   daemon keeps its history (long history only for the signals the
+//!   plugin declares: a day of every signal would be copied into the
+//!   sandbox for nothing).
+
+use std::sync::Mutex;
+
+use futures_util::future::BoxFuture;
+use vedfolnir_core::model::{SignalId, TimestampMs};
+use vedfolnir_core::sim::{self, History, Observation, Service};
+
+use crate::actuators::{Actuator, Observed, ScaleReport};
+use crate::clock::{Clock, ManualClock};
+use crate::config::{Source, SourceKind};
+use crate::engine::EngineError;
+use crate::sources::{Ask, MetricSource, Reading, SourceReport};
+
+/// The model of one service, its signal history and the replay's clock.
+#[derive(Debug)]
+pub struct Model {
+    service: Mutex<Service>,
+    history: Mutex<History>,
+    /// Which of the model's signals get long history.
+    declared: Vec<bool>,
+    /// The replay's virtual clock.
+    pub clock: ManualClock,
+}
+
+impl Model {
+    /// A model service and its history; `declared` flags the signals of
+    /// [`sim::signals`] the plugin declares.
+    pub fn new(service: Service, history: History, declared: Vec<bool>, now: TimestampMs) -> Model {
+        Model {
+            service: Mutex::new(service),
+            history: Mutex::new(history),
+            declared,
+            clock: ManualClock::at(now),
+        }
+    }
+
+    /// Advance the model by one step of `step_ms` ending at `t + step_ms`,
+    /// and keep what it shows.
+    pub fn advance(&self, t: TimestampMs, step_ms: u64, load: f64) -> Observation {
+        let obs = self
+            .service
+            .lock()
+            .expect("not poisoned")
+            .advance(t, step_ms, load);
+        self.history
+            .lock()
+            .expect("not poisoned")
+            .push(t + step_ms as i64, obs.values());
+        obs
+    }
+}
+
+impl Actuator for Model {
+    fn describe(&self) -> String {
+        "the simulated service".into()
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<Observed, EngineError>> {
+        let now = self.clock.now_ms();
+        let service = self.service.lock().expect("not poisoned");
+        let observed = Observed {
+            replicas: vec![],
+            running: service.replicas(),
+            ready: service.ready(now),
+        };
+        Box::pin(async move { Ok(observed) })
+    }
+
+    fn scale(&self, to: u32) -> BoxFuture<'_, Result<ScaleReport, EngineError>> {
+        let now = self.clock.now_ms();
+        let mut service = self.service.lock().expect("not poisoned");
+        let from = service.replicas();
+        service.scale_to(to, now);
+        if to > from {
+            // The scale returns when the new replicas are ready.
+            self.clock.set(service.all_ready_at(now));
+        }
+        let report = ScaleReport {
+            reached: to,
+            outcome: crate::actuators::Outcome::Succeeded,
+            duration_ms: (self.clock.now_ms() - now).max(0) as u64,
+            ..ScaleReport::new(from, to)
+        };
+        Box::pin(async move { Ok(report) })
+    }
+}
+
+impl MetricSource for Model {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Model
+    }
+
+    fn serves(&self) -> Vec<SignalId> {
+        sim::signals().to_vec()
+    }
+
+    fn read<'a>(&'a self, ask: &'a Ask<'a>) -> BoxFuture<'a, SourceReport> {
+        let history = self.history.lock().expect("not poisoned");
+        let readings = sim::signals()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                ask.signals
+                    .iter()
+                    .any(|r| &r.signal == s && r.source == Source::Model)
+            })
+            .map(|(i, s)| Reading::Window(history.window(i, s, ask.now, self.declared[i])))
+            .collect();
+        Box::pin(async move {
+            SourceReport {
+                readings,
+                ..Default::default()
+            }
+        })
+    }
+}
