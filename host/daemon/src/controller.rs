@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vedfolnir_core::guard::GuardState;
-use vedfolnir_core::model::{ParamValue, PolicyInput, SignalWindow, TimestampMs};
+use vedfolnir_core::model::{PolicyInput, SignalWindow, TimestampMs};
 
 use crate::actuators::{Actuator, Observed, ScaleReport};
 use crate::audit::{Actor, Audit, AuditError, Event, PluginRecord};
@@ -44,9 +44,6 @@ use action::{Acted, Intent};
 /// policy asks for more; it exceeds the longest documented window (15 min)
 /// with room to spare.
 pub const HISTORY_RETENTION_MS: u64 = 60 * 60 * 1000;
-
-/// The longest history a policy may ask for (a forecast's days): 8 days.
-pub const MAX_HISTORY_MS: u64 = 8 * 24 * 60 * 60 * 1000;
 
 /// Evaluations running at once, over every service: each holds a blocking
 /// thread for up to its deadline.
@@ -261,7 +258,7 @@ async fn collect(
 ) -> Result<Collected, PassError> {
     let service = policy.file.service.as_str();
     let mut history: History = cx.state.history(service)?;
-    let span = history_span_ms(policy);
+    let span = policy.history_span_ms;
     let collected = sources::collect(
         cx.sources,
         &policy.file,
@@ -373,24 +370,6 @@ fn input_for(
         params: policy.params.clone(),
         signals,
     }
-}
-
-/// The span of history a policy needs: its longest duration parameter (its
-/// windows, gaps and TTLs, a forecast's history) plus a minute, at least
-/// five minutes, at most [`MAX_HISTORY_MS`].
-pub fn history_span_ms(policy: &ReadyPolicy) -> u64 {
-    let longest = vedfolnir_core::snapshot::effective_params(
-        &policy.plugin.description().params,
-        &policy.params,
-    )
-    .iter()
-    .filter_map(|p| match p.value {
-        ParamValue::Duration(ms) => Some(ms),
-        _ => None,
-    })
-    .max()
-    .unwrap_or(0);
-    (longest + 60_000).clamp(5 * 60_000, MAX_HISTORY_MS)
 }
 
 /// The inputs that mattered: each signal's newest value (or why it is

@@ -48,6 +48,8 @@ pub struct ReadyPolicy {
     pub required: Vec<SignalId>,
     /// The shadow policy, evaluated on the same input and never acted on.
     pub shadow: Option<Shadow>,
+    /// How much signal history it needs, ms (see `history_span_ms`).
+    pub history_span_ms: u64,
 }
 
 /// A shadow policy, loaded and checked like the live one.
@@ -129,6 +131,24 @@ pub fn verdict(d: &Decision, verb: &str) -> String {
     }
 }
 
+/// The longest history a policy may ask for (a forecast's days): 8 days.
+pub const MAX_HISTORY_MS: u64 = 8 * 24 * 60 * 60 * 1000;
+
+/// The span of history a policy needs: its longest duration parameter (its
+/// windows, gaps and TTLs, a forecast's history) plus a minute, at least
+/// five minutes, at most [`MAX_HISTORY_MS`].
+fn history_span_ms(plugin: &Plugin, params: &[Param]) -> u64 {
+    let longest = vedfolnir_core::snapshot::effective_params(&plugin.description().params, params)
+        .iter()
+        .filter_map(|p| match p.value {
+            vedfolnir_core::model::ParamValue::Duration(ms) => Some(ms),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    (longest + 60_000).clamp(5 * 60_000, MAX_HISTORY_MS)
+}
+
 /// Load the plugin a policy file names.
 pub fn load_plugin(sandbox: &Sandbox, plugin: &PluginRef) -> Result<Plugin, LoadError> {
     match plugin {
@@ -186,6 +206,7 @@ impl ReadyPolicy {
     pub fn with_plugin(file: PolicyFile, plugin: Plugin) -> Result<ReadyPolicy, PolicyError> {
         let (params, required) = check_params(&file, "params", &plugin, &file.params)?;
         Ok(ReadyPolicy {
+            history_span_ms: history_span_ms(&plugin, &params),
             file,
             plugin,
             params,

@@ -411,7 +411,7 @@ impl<'a> Replay<'a> {
             .unwrap_or_else(|| start_replicas(trace, &options.model))
             .clamp(guard.min_replicas, guard.max_replicas);
         // The history the daemon would keep for this policy, cut the same way.
-        let span = controller::history_span_ms(policy);
+        let span = policy.history_span_ms;
         let described = &policy.plugin.description().signals;
         let declared = sim::signals()
             .iter()
