@@ -257,18 +257,13 @@ async fn collect(
     save: Save,
 ) -> Result<Collected, PassError> {
     let service = policy.file.service.as_str();
-    let mut history: History = cx.state.history(service)?;
     let span = policy.history_span_ms;
-    let collected = sources::collect(
-        cx.sources,
-        &policy.file,
-        observed,
-        &mut history,
-        now,
-        span,
-        span.max(HISTORY_RETENTION_MS),
-    )
-    .await;
+    let read = sources::read(cx.sources, &policy.file, observed, now, span).await;
+    if !read.needs_history() {
+        return Ok(read.without_history());
+    }
+    let mut history: History = cx.state.history(service)?;
+    let collected = read.window(&mut history, now, span.max(HISTORY_RETENTION_MS));
     if save == Save::Yes {
         cx.state.save_history(service, &history)?;
     }

@@ -10,8 +10,9 @@
 //! A source answers with [`Reading`]s: a value now (kept in the service's
 //! sample history and windowed from there, so a window spans passes and
 //! cron runs) or a whole window read at once. A signal a source cannot
-//! read is missing with the reason, never 0. [`collect`] routes each signal
-//! of a policy to its source and assembles the windows the policy sees.
+//! read is missing with the reason, never 0. [`read`] routes each signal
+//! of a policy to its source; [`Read::window`] assembles the windows the
+//! policy sees.
 
 pub mod alertmanager;
 pub mod docker;
@@ -170,20 +171,62 @@ fn routes(file: &PolicyFile, sources: &Sources) -> Vec<SignalSource> {
     out
 }
 
+/// What the sources answered, before the values read now are windowed.
+#[derive(Debug)]
+pub struct Read {
+    collected: Collected,
+    /// The values read now.
+    fresh: Vec<(SignalId, f64)>,
+    /// The signals read now (or not), in the order read, with why not.
+    pending: Vec<(SignalId, Option<String>)>,
+}
+
+impl Read {
+    /// Whether any signal was read as a value now: its window comes from
+    /// the sample history.
+    pub fn needs_history(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The windows as read, when no value was read now.
+    pub fn without_history(self) -> Collected {
+        debug_assert!(self.pending.is_empty());
+        self.collected
+    }
+
+    /// Keep the values read now in `history` (for `retention_ms`), and
+    /// window them from it, first, in the order read.
+    pub fn window(self, history: &mut History, now: TimestampMs, retention_ms: u64) -> Collected {
+        let Read {
+            mut collected,
+            fresh,
+            pending,
+        } = self;
+        history.push(now, &fresh, retention_ms);
+        let windowed: Vec<SignalWindow> = pending
+            .into_iter()
+            .filter(|(signal, _)| !collected.windows.iter().any(|w| &w.signal == signal))
+            .map(|(signal, why)| SignalWindow {
+                missing_reason: why,
+                ..history.window(&signal)
+            })
+            .collect();
+        collected.windows.splice(0..0, windowed);
+        collected
+    }
+}
+
 /// A source, and what it is asked.
 type Asked<'a> = (&'a Arc<dyn MetricSource>, Ask<'a>);
 
-/// Ask every source for the signals routed to it, keep the values read now
-/// in `history` (for `retention_ms`), and assemble the policy's windows.
-pub async fn collect(
+/// Ask every source for the signals routed to it.
+pub async fn read(
     sources: &Sources,
     file: &PolicyFile,
     observed: &Observed,
-    history: &mut History,
     now: TimestampMs,
     span_ms: u64,
-    retention_ms: u64,
-) -> Collected {
+) -> Read {
     let routes = routes(file, sources);
     let mut out = Collected::default();
     let mut asks: Vec<Asked<'_>> = Vec::new();
@@ -215,31 +258,12 @@ pub async fn collect(
     }
     let reports =
         futures_util::future::join_all(asks.iter().map(|(source, ask)| source.read(ask))).await;
-    let pending = absorb(&asks, reports, &mut out, history, now, retention_ms);
-    // Values read now are windowed from the history, in the order read.
-    let windowed: Vec<SignalWindow> = pending
-        .into_iter()
-        .filter(|(signal, _)| !out.windows.iter().any(|w| &w.signal == signal))
-        .map(|(signal, why)| SignalWindow {
-            missing_reason: why,
-            ..history.window(&signal)
-        })
-        .collect();
-    out.windows.splice(0..0, windowed);
-    out
+    absorb(&asks, reports, out)
 }
 
-/// Take the sources' reports into `out`: windows as they are, values read
-/// now into `history`. Returns the signals read now, with why one is
-/// missing.
-fn absorb(
-    asks: &[Asked<'_>],
-    reports: Vec<SourceReport>,
-    out: &mut Collected,
-    history: &mut History,
-    now: TimestampMs,
-    retention_ms: u64,
-) -> Vec<(SignalId, Option<String>)> {
+/// Take the sources' reports: windows as they are, the values read now
+/// apart.
+fn absorb(asks: &[Asked<'_>], reports: Vec<SourceReport>, mut out: Collected) -> Read {
     let mut fresh = Vec::new();
     let mut pending = Vec::new();
     for ((source, ask), report) in asks.iter().zip(reports) {
@@ -267,8 +291,11 @@ fn absorb(
             }
         }
     }
-    history.push(now, &fresh, retention_ms);
-    pending
+    Read {
+        collected: out,
+        fresh,
+        pending,
+    }
 }
 
 #[cfg(test)]
@@ -317,16 +344,9 @@ mod tests {
             &[(SignalId::Cpu, 0.4), (SignalId::Memory, 0.2)],
             60_000,
         );
-        let got = collect(
-            &sources,
-            &file(""),
-            &Observed::default(),
-            &mut history,
-            2_000,
-            60_000,
-            60_000,
-        )
-        .await;
+        let got = read(&sources, &file(""), &Observed::default(), 2_000, 60_000)
+            .await
+            .window(&mut history, 2_000, 60_000);
         let cpu = got
             .windows
             .iter()
@@ -346,16 +366,9 @@ mod tests {
     #[tokio::test]
     async fn a_signal_routed_to_a_source_not_configured_is_missing_never_zero() {
         let f = file("[signals.queue-depth]\nsource = \"prometheus\"\nquery = \"q\"\n");
-        let got = collect(
-            &Sources::new(),
-            &f,
-            &Observed::default(),
-            &mut History::default(),
-            1,
-            60_000,
-            60_000,
-        )
-        .await;
+        let got = read(&Sources::new(), &f, &Observed::default(), 1, 60_000)
+            .await
+            .without_history();
         let q = got
             .windows
             .iter()

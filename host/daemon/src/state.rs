@@ -128,7 +128,12 @@ impl Store for Memory {
 
     fn save(&self, service: &str, state: &ServiceState) -> Result<(), StateError> {
         let mut states = self.states.lock().expect("not poisoned");
-        states.insert(service.to_string(), state.clone());
+        match states.get_mut(service) {
+            Some(kept) => kept.clone_from(state),
+            None => {
+                states.insert(service.to_string(), state.clone());
+            }
+        }
         Ok(())
     }
 
