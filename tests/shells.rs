@@ -354,3 +354,30 @@ fn one_daemon_serves_two_services_on_two_engine_endpoints() {
     assert!(ca.len() == 1 && ca[0].contains(&a.name), "{ca:?}");
     assert!(cb.len() == 1 && cb[0].contains(&b.name), "{cb:?}");
 }
+
+#[test]
+fn prometheus_url_means_the_same_for_every_command_that_reads_signals() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("promurl1", 2, image());
+    p.policy(
+        "[signals.queue-depth]\nsource = \"prometheus\"\nquery = 'vedfolnir:queue_depth'\nrequired = true\n",
+    );
+    // A port nothing listens on, from the environment.
+    let port = crate::daemon::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let env = [("PROMETHEUS_URL", url.as_str())];
+    for command in ["check", "report"] {
+        let out = cli(&p, &[command, "--json"], &env).expect_code(0);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let reasons = v["recommendation"]["reasons"].to_string();
+        assert!(
+            reasons.contains(&format!("cannot reach Prometheus at {url}")),
+            "{command}: {reasons}"
+        );
+    }
+    let out = cli(&p, &["health"], &env).expect_code(8);
+    assert!(out.stdout.contains("prometheus:"), "{}", out.stdout);
+    assert!(out.stderr.contains(&url), "{}", out.stderr);
+}

@@ -467,3 +467,89 @@ async fn an_engine_that_cannot_list_the_target_fails_the_pass_at_the_engine() {
     assert_eq!(e.stage(), Stage::Engine);
     assert!(w.events().is_empty());
 }
+
+/// A judged input whose decision goes `from` -> `to`, the policy failed
+/// or not.
+fn judged(from: u32, to: u32, failed: bool) -> Judged {
+    use vedfolnir_core::guard::{Decision, FailureKind, PolicyFailure};
+    let input = input_for(
+        &policy(""),
+        &GuardState::default(),
+        &Observed {
+            replicas: vec![],
+            running: from,
+            ready: from,
+        },
+        vec![],
+        0,
+    );
+    Judged {
+        input,
+        evaluation: Evaluation {
+            recommendation: None,
+            failure: failed.then(|| PolicyFailure {
+                kind: FailureKind::Trap,
+                message: "unreachable".into(),
+            }),
+            decision: Decision {
+                current: from,
+                recommended: None,
+                target: to,
+                direction: Direction::between(from, to),
+                reasons: vec![],
+            },
+        },
+        shadow: None,
+        elapsed: Duration::ZERO,
+    }
+}
+
+#[test]
+fn the_plan_acts_announces_or_stays_quiet() {
+    let state = ServiceState::default();
+    let quiet = Collected::default();
+    let troubled = Collected {
+        errors: vec!["web-1: stats unreadable".into()],
+        ..Default::default()
+    };
+    // Live: a scale acts; a hold is quiet unless something failed.
+    assert_eq!(plan(false, &judged(2, 3, false), &state, &quiet), Plan::Act);
+    assert_eq!(
+        plan(false, &judged(2, 2, false), &state, &quiet),
+        Plan::Quiet
+    );
+    assert_eq!(
+        plan(false, &judged(2, 2, true), &state, &quiet),
+        Plan::Announce(Event::Held)
+    );
+    assert_eq!(
+        plan(false, &judged(2, 2, false), &state, &troubled),
+        Plan::Announce(Event::Held)
+    );
+    // A dry run announces a would-scale, once while it repeats.
+    assert_eq!(
+        plan(true, &judged(2, 3, false), &state, &quiet),
+        Plan::Announce(Event::WouldScale)
+    );
+    let announced = ServiceState {
+        last_decision: Some(LastDecision {
+            time_ms: 0,
+            direction: Direction::Up,
+            from: 2,
+            to: 3,
+            actor: Actor::Auto,
+            dry_run: true,
+            summary: String::new(),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        plan(true, &judged(2, 3, false), &announced, &quiet),
+        Plan::Quiet
+    );
+    assert_eq!(
+        plan(true, &judged(2, 4, false), &announced, &quiet),
+        Plan::Announce(Event::WouldScale),
+        "another would-scale is announced"
+    );
+}
