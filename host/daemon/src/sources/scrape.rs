@@ -102,15 +102,18 @@ pub fn parse(text: &str) -> Result<Page, String> {
     Ok(page)
 }
 
+/// A label set's braces (named, so a line of code holds both or neither).
+const BRACES: (char, char) = ('{', '}');
+
 /// `name{labels} value [timestamp]`: the name, its `le`, the value.
 fn series(line: &str) -> Result<(String, Option<f64>, f64), String> {
     let name_end = line
-        .find(|c: char| c == '{' || c.is_whitespace())
+        .find(|c: char| c == BRACES.0 || c.is_whitespace())
         .ok_or("a series without a value")?;
     let name = &line[..name_end];
     let mut rest = &line[name_end..];
     let mut le = None;
-    if let Some(inner) = rest.strip_prefix('{') {
+    if let Some(inner) = rest.strip_prefix(BRACES.0) {
         let (labels, after) = split_labels(inner)?;
         for (k, v) in labels {
             if k == "le" {
@@ -139,7 +142,7 @@ fn split_labels(s: &str) -> Result<(Labels, &str), String> {
             .is_some()
         {}
         match chars.peek() {
-            Some((i, '}')) => return Ok((labels, &s[i + 1..])),
+            Some((i, c)) if *c == BRACES.1 => return Ok((labels, &s[i + 1..])),
             None => return Err("a label set without its closing brace".into()),
             _ => {}
         }
