@@ -71,6 +71,21 @@ pub enum Event<'a> {
         /// How it ended.
         outcome: Outcome,
     },
+    /// A request to the API's write endpoints, by its result (ok, failed,
+    /// unauthorized, rate-limited, busy, not-found, disabled).
+    ApiRequest {
+        /// The service named in the path.
+        service: &'a str,
+        /// Its result.
+        result: &'a str,
+    },
+    /// A policy file was (re)loaded, or failed to.
+    Reloaded {
+        /// The file.
+        path: &'a str,
+        /// Whether it serves now.
+        ok: bool,
+    },
     /// A pass stopped: nothing was decided, or the decision not recorded.
     PassFailed {
         /// The service.
@@ -154,6 +169,12 @@ impl Telemetry {
             } => {
                 tracing::error!(service = %service, stage = stage.as_str(), error = %error, "pass failed; holding");
             }
+            Event::ApiRequest { service, result } => {
+                tracing::debug!(service = %service, result = %result, "API request");
+            }
+            Event::Reloaded { path, ok } => {
+                tracing::debug!(path = %path, ok, "policy file loaded");
+            }
         }
         if let Some(m) = &self.metrics {
             count(m, &event);
@@ -181,6 +202,22 @@ fn count(m: &Metrics, event: &Event<'_>) {
                     service: service.to_string(),
                     direction: direction.to_string(),
                     outcome: outcome.as_str().into(),
+                })
+                .inc();
+        }
+        Event::ApiRequest { service, result } => {
+            m.api_requests
+                .get_or_create(&KindLabel {
+                    service: service.to_string(),
+                    kind: result.to_string(),
+                })
+                .inc();
+        }
+        Event::Reloaded { path, ok } => {
+            m.reloads
+                .get_or_create(&metrics::PathKindLabel {
+                    path: path.to_string(),
+                    kind: if *ok { "ok" } else { "error" }.into(),
                 })
                 .inc();
         }

@@ -105,15 +105,10 @@ fn json(code: u16, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-fn count(shared: &Api, service: &str, kind: &str) {
+fn count(shared: &Api, service: &str, result: &str) {
     shared
-        .metrics
-        .api_requests
-        .get_or_create(&KindLabel {
-            service: service.to_string(),
-            kind: kind.to_string(),
-        })
-        .inc();
+        .telemetry
+        .emit(crate::telemetry::Event::ApiRequest { service, result });
 }
 
 /// Rate limit, then the token. `Err` is the refusal to send.

@@ -36,7 +36,7 @@ use crate::audit::PluginRecord;
 use crate::clock::{Stopwatch, format_time, now_ms};
 use crate::config::{Overrides, PluginRef, PolicyFile};
 use crate::policy::{PolicyError, ReadyPolicy};
-use crate::telemetry::metrics::{PathKindLabel, PathStageLabel};
+use crate::telemetry::metrics::PathStageLabel;
 
 /// Quiet time that ends a burst of file events.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -514,11 +514,10 @@ impl Registry {
         shared: &Arc<Shared>,
     ) {
         let key = path.display().to_string();
-        let label = PathKindLabel {
-            path: key.clone(),
-            kind: if result.is_ok() { "ok" } else { "error" }.into(),
-        };
-        shared.metrics.reloads.get_or_create(&label).inc();
+        shared.telemetry.emit(crate::telemetry::Event::Reloaded {
+            path: &key,
+            ok: result.is_ok(),
+        });
         let mut status = shared.status.lock().expect("status lock");
         match result {
             Ok(what) => {
