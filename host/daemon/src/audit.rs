@@ -99,6 +99,19 @@ impl Audit for AuditLog {
     }
 }
 
+/// Whether the file is empty or its last byte ends a line.
+fn ends_a_line(f: &mut File) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 /// The audit log of a state directory.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
@@ -278,7 +291,9 @@ impl AuditLog {
         &self.path
     }
 
-    /// Append one record, fsynced before returning.
+    /// Append one record, fsynced before returning. A last line left torn
+    /// (a crash mid-write, a full disk) is ended first, so it cannot eat
+    /// this record.
     pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
         let mut line = serde_json::to_vec(record).expect("records serialize");
         line.push(b'\n');
@@ -289,11 +304,15 @@ impl AuditLog {
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(&self.path)
             .map_err(|source| AuditError::Open {
                 path: self.path.clone(),
                 source,
             })?;
+        if !ends_a_line(&mut f).map_err(write)? {
+            line.insert(0, b'\n');
+        }
         // One write of the whole line: appends do not interleave.
         f.write_all(&line)
             .and_then(|_| f.sync_data())
@@ -394,6 +413,13 @@ mod tests {
         assert_eq!(
             records.iter().map(|r| r.event).collect::<Vec<_>>(),
             [Event::ScaleStarted, Event::ScaleFinished]
+        );
+        // The next record is not glued onto the torn line.
+        log.append(&record(Event::Reset, "web")).unwrap();
+        let records = log.records("web").unwrap();
+        assert_eq!(
+            records.iter().map(|r| r.event).collect::<Vec<_>>(),
+            [Event::ScaleStarted, Event::ScaleFinished, Event::Reset]
         );
     }
 
