@@ -423,7 +423,13 @@ impl Plugin {
                         self.sandbox.inner.config.deadline
                     ),
                 ),
-                other => (FailureKind::Trap, format!("trap: {other}")),
+                // The kind already says "trap"; wasmtime's own words
+                // begin "wasm trap: " too.
+                other => {
+                    let text = other.to_string();
+                    let what = text.strip_prefix("wasm trap: ").unwrap_or(&text);
+                    (FailureKind::Trap, what.to_string())
+                }
             }
         } else {
             (FailureKind::Trap, format!("{error:#}"))

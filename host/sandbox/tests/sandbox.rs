@@ -122,6 +122,8 @@ fn panics_comes_back_as_a_trap_with_the_panic_message() {
     assert_eq!(err.kind, FailureKind::Trap, "{err}");
     assert!(err.message.contains("fixture panics on purpose"), "{err}");
     assert!(err.to_string().contains("fixture-panics@0.1.0"), "{err}");
+    // Said once: the kind is "trap", the message does not repeat it.
+    assert!(!err.message.contains("trap:"), "{err}");
 }
 
 #[test]
