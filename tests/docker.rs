@@ -217,6 +217,11 @@ impl Project {
 
     /// Run the autoscaler on this project's policy.
     pub(crate) fn cli(&self, args: &[&str]) -> Output {
+        self.cli_env(args, &[])
+    }
+
+    /// Run the autoscaler on this project's policy, with more environment.
+    pub(crate) fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let policy = self.dir.path().join("policy.toml");
         if !policy.exists() {
             self.policy("");
@@ -224,10 +229,13 @@ impl Project {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--policy", policy.to_str().unwrap()]);
         let state = self.state_dir();
-        run_env(&all, &[("VEDFOLNIR_STATE_DIR", state.to_str().unwrap())])
+        let mut env = env.to_vec();
+        env.push(("VEDFOLNIR_STATE_DIR", state.to_str().unwrap()));
+        run_env(&all, &env)
     }
 
-    fn audit(&self) -> Vec<serde_json::Value> {
+    /// The audit log's records, oldest first.
+    pub(crate) fn audit(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.state_dir().join("audit.jsonl"))
             .unwrap_or_default()
             .lines()

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::daemon::receiver;
 use crate::docker::{Project, engine, image};
-use crate::util::run_env;
 
 /// The project's policy with `plugin` in place of the builtin.
 fn with_plugin(p: &Project, plugin: &str) -> std::path::PathBuf {
@@ -20,25 +19,6 @@ fn with_plugin(p: &Project, plugin: &str) -> std::path::PathBuf {
     path
 }
 
-/// Run a command on the project's policy with `env`.
-fn cli(p: &Project, args: &[&str], env: &[(&str, &str)]) -> crate::util::Output {
-    let policy = p.policy_path();
-    let state = p.state_dir();
-    let mut all = args.to_vec();
-    all.extend(["--policy", policy.to_str().unwrap()]);
-    let mut env = env.to_vec();
-    env.push(("VEDFOLNIR_STATE_DIR", state.to_str().unwrap()));
-    run_env(&all, &env)
-}
-
-fn events(p: &Project) -> Vec<String> {
-    std::fs::read_to_string(p.state_dir().join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].to_string())
-        .collect()
-}
-
 #[test]
 fn dry_run_means_the_same_for_check_and_manual_scales_and_changes_nothing() {
     if !engine() {
@@ -47,18 +27,22 @@ fn dry_run_means_the_same_for_check_and_manual_scales_and_changes_nothing() {
     // One replica, below the policy's minimum of 2: `check` would restore it.
     let p = Project::up("dry1", 1, image());
     p.policy("");
-    let out = cli(&p, &["check"], &[("DRY_RUN", "true")]).expect_code(0);
+    let out = p.cli_env(&["check"], &[("DRY_RUN", "true")]).expect_code(0);
     assert!(out.stdout.contains("dry run: not acting"), "{}", out.stdout);
-    let out = cli(&p, &["scale-up", "3"], &[("DRY_RUN", "1")]).expect_code(0);
+    let out = p
+        .cli_env(&["scale-up", "3"], &[("DRY_RUN", "1")])
+        .expect_code(0);
     assert!(
         out.stdout.contains("dry run: would scale 1 -> 3"),
         "{}",
         out.stdout
     );
     assert_eq!(p.running("vedfolnir").len(), 1, "a dry run changes nothing");
-    assert_eq!(events(&p), ["\"would-scale\"", "\"would-scale\""]);
+    let events: Vec<serde_json::Value> = p.audit().iter().map(|r| r["event"].clone()).collect();
+    assert_eq!(events, ["would-scale", "would-scale"]);
     // DRY_RUN=false is not a dry run: the bound is restored.
-    cli(&p, &["check"], &[("DRY_RUN", "false")]).expect_code(0);
+    p.cli_env(&["check"], &[("DRY_RUN", "false")])
+        .expect_code(0);
     assert_eq!(p.running("vedfolnir").len(), 2);
 }
 
@@ -72,7 +56,7 @@ fn webhook_url_and_the_bounds_mean_the_same_for_check_and_manual_scales() {
     let (hook, posts) = receiver(0);
     let env = [("WEBHOOK_URL", hook.as_str()), ("MAX_REPLICAS", "3")];
     // check restores the minimum, and says so to the webhook.
-    cli(&p, &["check"], &env).expect_code(0);
+    p.cli_env(&["check"], &env).expect_code(0);
     let n: serde_json::Value =
         serde_json::from_str(&posts.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
     assert_eq!(
@@ -80,7 +64,7 @@ fn webhook_url_and_the_bounds_mean_the_same_for_check_and_manual_scales() {
         (Some("scale-finished"), Some(2))
     );
     // A manual scale is capped by MAX_REPLICAS and notified too.
-    let out = cli(&p, &["scale-up", "9"], &env).expect_code(0);
+    let out = p.cli_env(&["scale-up", "9"], &env).expect_code(0);
     assert!(out.stderr.contains("clamped to 3"), "{}", out.stderr);
     let n: serde_json::Value =
         serde_json::from_str(&posts.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
@@ -90,14 +74,14 @@ fn webhook_url_and_the_bounds_mean_the_same_for_check_and_manual_scales() {
     );
     assert_eq!(n["guard"][0]["rule"], "clamped-to-max", "{n}");
     assert_eq!(p.running("vedfolnir").len(), 3);
-    cli(&p, &["scale-down"], &env).expect_code(0);
+    p.cli_env(&["scale-down"], &env).expect_code(0);
     let n: serde_json::Value =
         serde_json::from_str(&posts.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
     assert_eq!(
         (n["direction"].as_str(), n["to"].as_u64()),
         (Some("down"), Some(2))
     );
-    cli(&p, &["reset"], &env).expect_code(0);
+    p.cli_env(&["reset"], &env).expect_code(0);
     let n: serde_json::Value =
         serde_json::from_str(&posts.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
     assert_eq!(n["event"], "reset");
@@ -113,7 +97,7 @@ fn manual_scales_reset_and_health_work_while_the_plugin_does_not_load() {
     let module = dir.path().join("broken.wasm");
     std::fs::write(&module, b"\0asm not really").unwrap();
     with_plugin(&p, module.to_str().unwrap());
-    let out = cli(&p, &["scale-up"], &[]).expect_code(0);
+    let out = p.cli_env(&["scale-up"], &[]).expect_code(0);
     assert!(
         out.stderr.contains("plugin does not load")
             && out.stderr.contains("scale-up does not need it"),
@@ -121,11 +105,11 @@ fn manual_scales_reset_and_health_work_while_the_plugin_does_not_load() {
         out.stderr
     );
     assert_eq!(p.running("vedfolnir").len(), 3);
-    cli(&p, &["scale-down"], &[]).expect_code(0);
+    p.cli_env(&["scale-down"], &[]).expect_code(0);
     assert_eq!(p.running("vedfolnir").len(), 2);
-    let out = cli(&p, &["reset"], &[]).expect_code(0);
+    let out = p.cli_env(&["reset"], &[]).expect_code(0);
     assert!(out.stdout.contains("cooldowns cleared"), "{}", out.stdout);
-    let out = cli(&p, &["health"], &[]).expect_code(0);
+    let out = p.cli_env(&["health"], &[]).expect_code(0);
     assert!(
         out.stdout.contains("2 running") && out.stderr.contains("plugin does not load"),
         "{}\n{}",
@@ -133,7 +117,7 @@ fn manual_scales_reset_and_health_work_while_the_plugin_does_not_load() {
         out.stderr
     );
     // The commands that evaluate still refuse it, at its stage.
-    let out = cli(&p, &["check"], &[]).expect_code(3);
+    let out = p.cli_env(&["check"], &[]).expect_code(3);
     assert!(out.stderr.contains("decode"), "{}", out.stderr);
 }
 
@@ -369,7 +353,7 @@ fn prometheus_url_means_the_same_for_every_command_that_reads_signals() {
     let url = format!("http://127.0.0.1:{port}");
     let env = [("PROMETHEUS_URL", url.as_str())];
     for command in ["check", "report"] {
-        let out = cli(&p, &[command, "--json"], &env).expect_code(0);
+        let out = p.cli_env(&[command, "--json"], &env).expect_code(0);
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         let reasons = v["recommendation"]["reasons"].to_string();
         assert!(
@@ -377,7 +361,7 @@ fn prometheus_url_means_the_same_for_every_command_that_reads_signals() {
             "{command}: {reasons}"
         );
     }
-    let out = cli(&p, &["health"], &env).expect_code(8);
+    let out = p.cli_env(&["health"], &env).expect_code(8);
     assert!(out.stdout.contains("prometheus:"), "{}", out.stdout);
     assert!(out.stderr.contains(&url), "{}", out.stderr);
 }

@@ -73,8 +73,10 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         Some(ManualError::Pass(p)) => return code_of(p),
         None => {}
     }
-    if let Some(PassError::Engine(e)) = cause.downcast_ref::<PassError>() {
-        return code_of(e);
+    match cause.downcast_ref::<PassError>() {
+        Some(PassError::Engine(e)) => return code_of(e),
+        Some(PassError::State(e)) => return code_of(e),
+        _ => {}
     }
     match cause.downcast_ref::<PolicyError>() {
         Some(PolicyError::Config(_)) => Some(2),

@@ -25,7 +25,7 @@ use crate::audit::{self, Actor, AuditLog, AuditRecord, Event};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Overrides, PolicyFile};
 use crate::controller::manual::{self, Request, Wanted};
-use crate::controller::{self, Context, Evaluate, PassError, reconcile};
+use crate::controller::{self, Context, Evaluate, reconcile};
 use crate::engine::{Engine, Readiness};
 use crate::policy::{ReadyPolicy, load_plugin};
 use crate::sources::Sources;
@@ -106,10 +106,7 @@ impl Shell {
 
     /// Finish interrupted scales before acting, saying so.
     async fn reconcile(&self, service: &str) -> Result<()> {
-        for r in reconcile::reconcile(&self.context(), service)
-            .await
-            .map_err(anyhow_of)?
-        {
+        for r in reconcile::reconcile(&self.context(), service).await? {
             let rep = r
                 .report
                 .as_ref()
@@ -170,16 +167,6 @@ fn sources(setup: &Setup<'_>, engine: &Engine, file: &PolicyFile) -> Sources {
         .with(Arc::new(Scrape::default()))
 }
 
-/// A pass error as the exit code wants it: the cause first.
-fn anyhow_of(e: PassError) -> anyhow::Error {
-    match e {
-        PassError::Engine(e) => e.into(),
-        PassError::Audit(e) => e.into(),
-        PassError::State(e) => e.into(),
-        e @ PassError::Evaluation(_) => e.into(),
-    }
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -235,12 +222,8 @@ pub fn scale(
         };
         let outcome = manual::scale(&shell.context(), &file, request).await;
         shell.close().await;
-        print_manual(&shell_describe(&file), outcome?, args.json)
+        print_manual(&actuators::describe(&file.target), outcome?, args.json)
     })
-}
-
-fn shell_describe(file: &PolicyFile) -> String {
-    actuators::describe(&file.target)
 }
 
 fn print_manual(what: &str, outcome: manual::Outcome, json: bool) -> Result<ExitCode> {
@@ -348,7 +331,7 @@ pub fn check(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<Exit
         let dry_run = shell.dry_run;
         let what = shell.actuator.describe();
         shell.close().await;
-        let p = pass.map_err(anyhow_of)?;
+        let p = pass?;
         print_check(&policy, &p, &what, dry_run, args.json)?;
         match &p.report {
             Some(r) => finish(r),
@@ -510,9 +493,7 @@ pub fn report(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let shell = Shell::open(setup, &policy.file, None).await?;
         let service = &policy.file.service;
-        let seen = controller::look(&shell.context(), &policy)
-            .await
-            .map_err(anyhow_of)?;
+        let seen = controller::look(&shell.context(), &policy).await?;
         let records = shell.audit.records(service)?;
         let now = SystemClock.now_ms();
         if args.json {
