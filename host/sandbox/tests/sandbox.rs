@@ -13,7 +13,19 @@ use vedfolnir_plugin_artifacts::{fixture, policy_path, static_fixture};
 use vedfolnir_sandbox::{Plugin, Provenance, Sandbox, SandboxConfig, Stage};
 use vedfolnir_sdk::Policy as _;
 
+/// A sandbox whose deadline is far beyond what any of these tests needs, so a
+/// busy machine cannot turn what a test looks for (a memory cap, a trap, a
+/// guest error) into a timeout. The deadline's own tests use
+/// [`default_sandbox`].
 fn sandbox() -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        deadline: Duration::from_secs(20),
+        ..SandboxConfig::default()
+    })
+    .unwrap()
+}
+
+fn default_sandbox() -> Sandbox {
     Sandbox::new(SandboxConfig::default()).unwrap()
 }
 
@@ -81,7 +93,9 @@ fn toml_from(path: &str) -> ScenarioFile {
 
 #[test]
 fn loop_forever_times_out_within_its_deadline() {
-    let plugin = load_fixture("loop-forever").unwrap();
+    let plugin = default_sandbox()
+        .load_file(Path::new(fixture("loop-forever")))
+        .unwrap();
     let started = Instant::now();
     let err = plugin.evaluate(&sample_input(&plugin)).unwrap_err();
     assert_eq!(err.kind, FailureKind::Timeout, "{err}");
@@ -99,7 +113,7 @@ fn loop_forever_times_out_within_its_deadline() {
         plugin.evaluate(&sample_input(&plugin)).unwrap_err().kind,
         FailureKind::Timeout
     );
-    let load = sandbox()
+    let load = default_sandbox()
         .load_file(Path::new(fixture("loop-forever")))
         .unwrap();
     let smoke = load.smoke_test(&[]).unwrap_err();
@@ -252,6 +266,7 @@ fn precompiled_cache_is_used_and_survives_corruption() {
     let dir = tempfile::tempdir().unwrap();
     let config = SandboxConfig {
         cache_dir: Some(dir.path().join("cache")),
+        deadline: Duration::from_secs(20),
         ..Default::default()
     };
     let path = Path::new(policy_path("threshold-score").unwrap());
