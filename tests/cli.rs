@@ -337,6 +337,36 @@ fn plugin_check_accepts_a_guest_error_as_an_answer_and_says_so() {
 }
 
 #[test]
+fn a_policy_that_says_too_much_is_cut_to_the_limits_and_check_says_so() {
+    // One reason of 12 MiB: `evaluate` prints about 1 KiB of it and the mark.
+    let out = evaluate_busy_with(&fixture("oversized-output"), &[]).expect_code(0);
+    assert!(out.stdout.len() < 16 << 10, "{} bytes", out.stdout.len());
+    assert!(out.stdout.contains("output-cut"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("longest 12582912 bytes"),
+        "{}",
+        out.stdout
+    );
+    // The limit is the operator's to set.
+    let out = evaluate_busy_with(
+        &fixture("oversized-output"),
+        &[("VEDFOLNIR_PLUGIN_MAX_REASON_BYTES", "100")],
+    )
+    .expect_code(0);
+    assert!(out.stdout.contains(&"m".repeat(90)), "{}", out.stdout);
+    assert!(!out.stdout.contains(&"m".repeat(101)), "{}", out.stdout);
+    assert!(out.stdout.contains("100 bytes a message"), "{}", out.stdout);
+
+    let out = run(&["plugin", "check", &fixture("oversized-output")]).expect_code(0);
+    assert!(
+        out.stderr
+            .contains("note: busy service: the policy's output was cut"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn plugin_test_runs_the_golden_scenarios_against_the_component() {
     let out = run(&[
         "plugin",

@@ -33,6 +33,7 @@ const FIXTURES: &[&str] = &[
     "other-world",
     "wrong-version",
     "probe-environment",
+    "oversized-output",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

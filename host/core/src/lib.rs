@@ -7,6 +7,7 @@
 //! the host and the guests share one data model and one set of window helpers.
 #![forbid(unsafe_code)]
 
+pub mod bounds;
 pub mod duration;
 pub mod guard;
 pub mod model;

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use vedfolnir_sandbox::{LoadError, Sandbox, SandboxConfig};
+use vedfolnir_sandbox::{LoadError, OutputLimits, Sandbox, SandboxConfig};
 
 use crate::config::{Overrides, Problems};
 use crate::controller::PassError;
@@ -122,6 +122,11 @@ fn sandbox(cli: &Cli) -> Result<Sandbox> {
     Sandbox::new(SandboxConfig {
         deadline: cli.plugin_deadline,
         memory_cap: cli.plugin_memory_mib << 20,
+        output_limits: OutputLimits {
+            reasons: cli.plugin_max_reasons,
+            message_bytes: cli.plugin_max_reason_bytes,
+            trigger_bytes: cli.plugin_max_trigger_bytes,
+        },
         // The daemon caches compiled modules by default (in its state
         // directory), so a module swapped back in loads in milliseconds.
         cache_dir: cli.cache_dir.clone().or_else(|| {

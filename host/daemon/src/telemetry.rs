@@ -257,6 +257,9 @@ fn count_evaluation(
     m.evaluations.get_or_create(&label).inc();
     match (&evaluation.recommendation, &evaluation.failure) {
         (Some(r), _) => {
+            if r.reasons.iter().any(vedfolnir_sandbox::Cut::marks) {
+                m.plugin_output_cuts.get_or_create(&label).inc();
+            }
             m.scale_up_score.get_or_create(&label).set(r.scale_up_score);
             m.scale_down_score
                 .get_or_create(&label)

@@ -14,7 +14,9 @@
 //! everything: no environment, no arguments, no preopened directories, no
 //! sockets; stdout/stderr are captured into the log tagged with the plugin;
 //! the clocks read the evaluation's `now`; randomness comes from a fixed
-//! seed. An evaluation is therefore a pure function of its input.
+//! seed. An evaluation is therefore a pure function of its input. What it
+//! returns is cut to [`OutputLimits`] (64 reasons, 1 KiB a message, 64 bytes
+//! a trigger by default), and a cut is marked by an `output-cut` reason.
 #![deny(unsafe_code)]
 
 mod convert;
@@ -29,6 +31,7 @@ use std::time::Duration;
 
 use rand::SeedableRng as _;
 use thiserror::Error;
+pub use vedfolnir_core::bounds::{Cut, OutputLimits};
 use vedfolnir_core::guard::{FailureKind, PolicyFailure};
 use vedfolnir_core::model::{ConfigError, Description, Param, PolicyInput, Recommendation};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -75,6 +78,8 @@ pub struct SandboxConfig {
     /// KiB for the shipped policies), the data segment and the early heap.
     /// Defaults to 256 KiB.
     pub resident_memory: usize,
+    /// Most a recommendation may say; the rest is cut and the cut marked.
+    pub output_limits: OutputLimits,
 }
 
 impl Default for SandboxConfig {
@@ -88,6 +93,7 @@ impl Default for SandboxConfig {
             output_cap: 16 << 10,
             max_log_lines: 32,
             resident_memory: 256 << 10,
+            output_limits: OutputLimits::default(),
         }
     }
 }
@@ -360,7 +366,9 @@ impl Plugin {
         .map(|r| r.map_err(convert::config_errors))
     }
 
-    /// Evaluate one service in a fresh instance.
+    /// Evaluate one service in a fresh instance. The recommendation is cut
+    /// to the sandbox's [`OutputLimits`]; a cut recommendation ends with an
+    /// `output-cut` reason ([`Cut::marks`]).
     pub fn evaluate(&self, input: &PolicyInput) -> Result<Recommendation, EvalError> {
         let wit_input = convert::input(input);
         let result = self.call("evaluate", input.now, |policy, store| {
@@ -368,13 +376,21 @@ impl Plugin {
                 .vedfolnir_autoscaler_scaling_policy()
                 .call_evaluate(store, &wit_input)
         })?;
+        let limits = &self.sandbox.inner.config.output_limits;
         result
-            .map(convert::recommendation)
-            .map_err(|message| EvalError {
-                kind: FailureKind::Guest,
-                plugin: self.id.clone(),
-                call: "evaluate",
-                message,
+            .map(|rec| {
+                let mut rec = convert::recommendation(rec);
+                limits.apply(&mut rec);
+                rec
+            })
+            .map_err(|mut message| {
+                vedfolnir_core::bounds::shorten(&mut message, limits.message_bytes);
+                EvalError {
+                    kind: FailureKind::Guest,
+                    plugin: self.id.clone(),
+                    call: "evaluate",
+                    message,
+                }
             })
     }
 

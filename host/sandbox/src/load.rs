@@ -439,7 +439,8 @@ impl Plugin {
     /// recommendation (non-finite score, direction disagreeing with the
     /// count). A guest error is the policy's own documented answer (for
     /// example "no queue-depth sample": the host then holds), so it does not
-    /// fail the test; it is returned as a note for the author to read.
+    /// fail the test; it is returned as a note for the author to read, as is
+    /// output the host had to cut to its limits.
     pub fn smoke_test(&self, params: &[Param]) -> Result<Vec<String>, LoadError> {
         let fail = |message: String| LoadError {
             source_label: self.id.source.clone(),
@@ -461,6 +462,9 @@ impl Plugin {
             };
             if let Some(problem) = guard::malformed(&rec, input.current_replicas) {
                 return Err(fail(format!("{name}: {problem}")));
+            }
+            if let Some(mark) = rec.reasons.iter().find(|r| crate::Cut::marks(r)) {
+                notes.push(format!("{name}: {}", mark.message));
             }
         }
         Ok(notes)

@@ -354,3 +354,61 @@ fn every_fixture_has_a_test() {
         );
     }
 }
+
+#[test]
+fn oversized_output_is_cut_to_the_limits_and_marked() {
+    use vedfolnir_core::model::{Param, ParamValue};
+    use vedfolnir_sandbox::{Cut, OutputLimits};
+    let plugin = sandbox()
+        .load_file(Path::new(fixture("oversized-output")))
+        .unwrap();
+    let limits = OutputLimits::default();
+    let with = |reasons: f64, message: f64, trigger: f64| {
+        let mut input = sample_input(&plugin);
+        input.params = [
+            ("reasons", reasons),
+            ("message-bytes", message),
+            ("trigger-bytes", trigger),
+        ]
+        .into_iter()
+        .map(|(key, n)| Param {
+            key: key.into(),
+            value: ParamValue::Number(n),
+        })
+        .collect();
+        plugin.evaluate(&input).unwrap()
+    };
+    let mark = |rec: &vedfolnir_core::model::Recommendation| {
+        let last = rec.reasons.last().unwrap().clone();
+        assert!(Cut::marks(&last), "{rec:?}");
+        last.message
+    };
+
+    // One 12 MiB reason: the message is cut to 1 KiB.
+    let rec = with(1.0, f64::from(12u32 << 20), 8.0);
+    assert_eq!(rec.reasons.len(), 2);
+    assert!(rec.reasons[0].message.len() <= limits.message_bytes);
+    assert!(mark(&rec).contains("longest 12582912 bytes"), "{rec:?}");
+
+    // Ten thousand short reasons: 64 are kept, and the mark.
+    let rec = with(10_000.0, 10.0, 8.0);
+    assert_eq!(rec.reasons.len(), limits.reasons + 1);
+    assert!(mark(&rec).contains("9936 reasons dropped"));
+
+    // A 10 KiB trigger.
+    let rec = with(1.0, 10.0, 10_240.0);
+    assert!(rec.reasons[0].trigger.len() <= limits.trigger_bytes);
+    assert!(mark(&rec).contains("1 triggers shortened"));
+
+    // Within the limits: nothing marked.
+    let rec = with(64.0, 1024.0, 64.0);
+    assert_eq!(rec.reasons.len(), 64);
+    assert!(!rec.reasons.iter().any(Cut::marks));
+
+    // `plugin check`'s smoke test says the output needed cutting.
+    let notes = plugin
+        .smoke_test(&plugin.description().default_params())
+        .unwrap();
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    assert!(notes[0].contains("output was cut"), "{notes:?}");
+}

@@ -34,6 +34,34 @@ pub struct Cli {
     )]
     pub plugin_memory_mib: usize,
 
+    /// Most reasons kept from one recommendation; the rest are cut and the
+    /// cut marked by an `output-cut` reason.
+    #[arg(
+        long,
+        global = true,
+        env = "VEDFOLNIR_PLUGIN_MAX_REASONS",
+        default_value_t = 64
+    )]
+    pub plugin_max_reasons: usize,
+
+    /// Most bytes of one reason's message (and of a policy's error).
+    #[arg(
+        long,
+        global = true,
+        env = "VEDFOLNIR_PLUGIN_MAX_REASON_BYTES",
+        default_value_t = 1024
+    )]
+    pub plugin_max_reason_bytes: usize,
+
+    /// Most bytes of one reason's trigger.
+    #[arg(
+        long,
+        global = true,
+        env = "VEDFOLNIR_PLUGIN_MAX_TRIGGER_BYTES",
+        default_value_t = 64
+    )]
+    pub plugin_max_trigger_bytes: usize,
+
     /// Where the audit log, cooldown state and sample history are kept.
     #[arg(
         long,

@@ -63,6 +63,8 @@ pub struct Metrics {
     pub evaluation_seconds: Family<ServiceLabel, Histogram>,
     /// Plugin failures by kind (trap, timeout, out-of-memory, guest-error).
     pub plugin_errors: Family<KindLabel, Counter>,
+    /// Live evaluations whose output the sandbox cut to its limits.
+    pub plugin_output_cuts: Family<ServiceLabel, Counter>,
     /// Signals a source could not provide, by signal.
     pub source_errors: Family<KindLabel, Counter>,
     /// Passes that failed, by what failed.
@@ -133,6 +135,24 @@ where
     metric
 }
 
+/// Registers families of the default kind under
+/// `vedfolnir_autoscaler_<name>`.
+struct Families<'a>(&'a mut Registry);
+
+impl Families<'_> {
+    fn add<M>(&mut self, name: &str, help: &str) -> M
+    where
+        M: prometheus_client::registry::Metric + Clone + Default,
+    {
+        register(
+            self.0,
+            &format!("vedfolnir_autoscaler_{name}"),
+            help,
+            M::default(),
+        )
+    }
+}
+
 /// Policy evaluation wall time, per service.
 fn evaluation_family(r: &mut Registry) -> Family<ServiceLabel, Histogram> {
     register(
@@ -164,79 +184,30 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut r = Registry::default();
         let gauges = signal_gauges(&mut r);
-        let r = &mut r;
-        // A family of the default kind, registered under its name.
-        macro_rules! family {
-            ($name:literal, $help:literal) => {
-                register(
-                    r,
-                    concat!("vedfolnir_autoscaler_", $name),
-                    $help,
-                    Family::default(),
-                )
-            };
-        }
+        let r = &mut Families(&mut r);
         Metrics {
             gauges,
-            instance_count: family!("instance_count", "Running replicas, read from the engine"),
-            ready_replicas: family!("ready_replicas", "Replicas running and healthy"),
-            scale_up_score: family!(
-                "scale_up_score",
-                "The policy's scale-up score at the last pass"
-            ),
-            scale_down_score: family!(
-                "scale_down_score",
-                "The policy's scale-down score at the last pass"
-            ),
-            signal_missing: family!(
-                "signal_missing",
-                "1 when the signal was missing at the last pass"
-            ),
-            decisions: family!(
-                "decisions",
-                "Decisions, by direction (outcome = decided, or dry-run)"
-            ),
-            actions: family!("actions", "Scale actions, by direction and outcome"),
-            plugin_errors: family!("plugin_errors", "Policy evaluations that failed, by kind"),
-            source_errors: family!(
-                "source_errors",
-                "Signals a source could not provide, by signal (kind)"
-            ),
-            pass_errors: family!(
-                "pass_errors",
-                "Passes that failed, by what failed (stage: engine, audit, state, evaluation)"
-            ),
-            webhook_alerts: family!(
-                "webhook_alerts",
-                "Alertmanager alerts received, by scaling_action (kind)"
-            ),
-            reloads: family!(
-                "reloads",
-                "Policy file (re)loads after a change or SIGHUP, by path and result (kind: ok, error)"
-            ),
-            evaluations: family!("evaluations", "Evaluation passes"),
-            policy_load_error: family!(
-                "policy_load_error",
-                "1 for a policy file or module that fails to load, by path and stage; the last good version keeps serving"
-            ),
-            shadow_diverging: family!(
-                "shadow_diverging",
-                "1 while the shadow policy decides differently from the live one"
-            ),
-            shadow_divergences: family!(
-                "shadow_divergences",
-                "Passes where the shadow policy decided differently from the live one"
-            ),
-            notifications: family!(
-                "notifications",
-                "Notifications to WEBHOOK_URL, by result (kind: sent, failed, dropped)"
-            ),
-            api_requests: family!(
-                "api_requests",
-                "API requests that change something, by result (kind)"
-            ),
-            evaluation_seconds: evaluation_family(r),
-            registry: std::mem::take(r),
+            instance_count: r.add("instance_count", "Running replicas, read from the engine"),
+            ready_replicas: r.add("ready_replicas", "Replicas running and healthy"),
+            scale_up_score: r.add("scale_up_score", "The policy's scale-up score at the last pass"),
+            scale_down_score: r.add("scale_down_score", "The policy's scale-down score at the last pass"),
+            signal_missing: r.add("signal_missing", "1 when the signal was missing at the last pass"),
+            decisions: r.add("decisions", "Decisions, by direction (outcome = decided, or dry-run)"),
+            actions: r.add("actions", "Scale actions, by direction and outcome"),
+            plugin_errors: r.add("plugin_errors", "Policy evaluations that failed, by kind"),
+            plugin_output_cuts: r.add("plugin_output_cuts", "Evaluations whose output (reasons, messages, triggers) was cut to the sandbox's limits"),
+            source_errors: r.add("source_errors", "Signals a source could not provide, by signal (kind)"),
+            pass_errors: r.add("pass_errors", "Passes that failed, by what failed (stage: engine, audit, state, evaluation)"),
+            webhook_alerts: r.add("webhook_alerts", "Alertmanager alerts received, by scaling_action (kind)"),
+            reloads: r.add("reloads", "Policy file (re)loads after a change or SIGHUP, by path and result (kind: ok, error)"),
+            evaluations: r.add("evaluations", "Evaluation passes"),
+            policy_load_error: r.add("policy_load_error", "1 for a policy file or module that fails to load, by path and stage; the last good version keeps serving"),
+            shadow_diverging: r.add("shadow_diverging", "1 while the shadow policy decides differently from the live one"),
+            shadow_divergences: r.add("shadow_divergences", "Passes where the shadow policy decided differently from the live one"),
+            notifications: r.add("notifications", "Notifications to WEBHOOK_URL, by result (kind: sent, failed, dropped)"),
+            api_requests: r.add("api_requests", "API requests that change something, by result (kind)"),
+            evaluation_seconds: evaluation_family(r.0),
+            registry: std::mem::take(r.0),
         }
     }
 
