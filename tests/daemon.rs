@@ -58,6 +58,7 @@ impl Daemon {
             .env_remove("DRY_RUN")
             .env_remove("WEBHOOK_URL")
             .env_remove("VEDFOLNIR_API_TOKEN")
+            .env_remove("VEDFOLNIR_ALERTMANAGER_TOKEN")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -489,6 +490,11 @@ fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("wrong token"), "{body}");
     assert_eq!(p.running("vedfolnir").len(), 2);
+    // The API's token does not open the Alertmanager webhook, which is off
+    // while it has no token of its own.
+    let (code, body) = request(&addr, "POST", "/webhook/alertmanager", &auth, "{}");
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("VEDFOLNIR_ALERTMANAGER_TOKEN"), "{body}");
     // Unknown service, bad body.
     let (code, _) = request(
         &addr,

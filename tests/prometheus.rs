@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, free_port, request};
 use crate::docker::{Project, engine, http_get, image};
 use crate::util::{Output, root};
 
@@ -26,7 +26,7 @@ fn have(program: &str) -> bool {
     if !ok {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true, and {program} is missing (Debian's prometheus package)"
+            "CI=true, and {program} is missing (Debian's prometheus and prometheus-alertmanager packages)"
         );
         eprintln!("{program} is not installed; Prometheus tests not run");
     }
@@ -66,6 +66,28 @@ fn promtool_accepts_the_config_and_rules_and_the_rule_unit_tests_pass() {
     );
     let tests = promtool(&["test", "rules", "tests/vedfolnir.test.yml"]).expect_code(0);
     assert!(tests.stdout.contains("SUCCESS"), "{}", tests.stdout);
+}
+
+#[test]
+fn amtool_accepts_the_alertmanager_config_which_sends_the_webhook_token() {
+    if !have("amtool") {
+        return;
+    }
+    let out = Command::new("amtool")
+        .args(["check-config", "deploy/alertmanager/alertmanager.yml"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("SUCCESS"), "{stdout}");
+    let config =
+        std::fs::read_to_string(root().join("deploy/alertmanager/alertmanager.yml")).unwrap();
+    assert!(config.contains("credentials_file:"), "{config}");
 }
 
 /// A Prometheus server of our own, killed on drop.
@@ -283,21 +305,39 @@ up = "1h"
 source = "alertmanager"
 "#,
     );
-    let mut daemon = Daemon::start(&p, &["--interval", "1s"]);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("alertmanager-token");
+    std::fs::write(&token_file, "alertmanager-credential-0123\n").unwrap();
+    let mut daemon = Daemon::spawn(
+        &p,
+        &p.policy_path(),
+        free_port(),
+        &["--interval", "1s"],
+        &[(
+            "VEDFOLNIR_ALERTMANAGER_TOKEN_FILE",
+            token_file.to_str().unwrap(),
+        )],
+    );
     daemon.expect_line("HOLD at 2", Duration::from_secs(30));
-    let port = daemon.listen.rsplit(':').next().unwrap().to_string();
+    let addr = daemon.listen.clone();
+    let firing = r#"{"version":"4","status":"firing","alerts":[{"status":"firing","fingerprint":"f1","labels":{"alertname":"VedfolnirHighCPUUsage","service":"vedfolnir","scaling_action":"scale_up"}}]}"#;
+    // Without the webhook's token, or with the API's, nothing gets in.
+    for headers in [
+        &[][..],
+        &[("Authorization", "Bearer alertmanager-credential-0124")][..],
+    ] {
+        let (code, body) = request(&addr, "POST", "/webhook/alertmanager", headers, firing);
+        assert_eq!(code, 401, "{body}");
+    }
     let post = |body: &str| {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
-        write!(
-            s,
-            "POST /webhook/alertmanager HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
+        let (code, answer) = request(
+            &addr,
+            "POST",
+            "/webhook/alertmanager",
+            &[("Authorization", "Bearer alertmanager-credential-0123")],
+            body,
+        );
+        format!("{code} {answer}")
     };
     let answer = post(
         r#"{"version":"4","status":"firing","alerts":[{"status":"firing","fingerprint":"f1","labels":{"alertname":"VedfolnirHighCPUUsage","service":"vedfolnir","scaling_action":"scale_up"}}]}"#,
@@ -313,12 +353,111 @@ source = "alertmanager"
     daemon.expect_line("cooldown", Duration::from_secs(30));
     assert_eq!(p.running("vedfolnir").len(), 3);
     let bad = post("<html>");
-    assert!(bad.contains(" 400 "), "{bad}");
+    assert!(bad.starts_with("400 "), "{bad}");
     let m = daemon.metrics();
+    assert!(
+        m.contains(
+            "vedfolnir_autoscaler_webhook_alerts_total{service=\"\",kind=\"unauthorized\"} 2"
+        ),
+        "{m}"
+    );
     assert!(
         m.contains("vedfolnir_autoscaler_webhook_alerts_total{service=\"\",kind=\"firing\"} 1"),
         "{m}"
     );
+}
+
+/// Debian's Alertmanager with the shipped `deploy/alertmanager/alertmanager.yml`,
+/// pointed at `daemon` and `token_file`, grouping after 1 s; killed on drop.
+fn alertmanager(daemon: &str, token_file: &std::path::Path) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped =
+        std::fs::read_to_string(root().join("deploy/alertmanager/alertmanager.yml")).unwrap();
+    let config = shipped
+        .replace("http://127.0.0.1:9464", &format!("http://{daemon}"))
+        .replace(
+            "/etc/alertmanager/vedfolnir-webhook-token",
+            token_file.to_str().unwrap(),
+        )
+        .replace("group_wait: 10s", "group_wait: 1s");
+    assert_ne!(config, shipped);
+    let config_path = dir.path().join("alertmanager.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let port = free_port();
+    let child = Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        port,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http_get(&port.to_string(), "/-/ready")
+        .map(|r| r.contains(" 200 "))
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "Alertmanager never got ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server
+}
+
+#[test]
+fn a_real_alertmanager_delivers_a_scaling_alert_with_its_token_and_the_daemon_scales() {
+    if !engine() || !have("prometheus-alertmanager") {
+        return;
+    }
+    let p = Project::up("amreal", 2, image());
+    p.policy(
+        r#"
+[cooldown]
+up = "1h"
+[signals.scaling-alerts]
+source = "alertmanager"
+"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "alertmanager-credential-4567\n").unwrap();
+    let mut daemon = Daemon::spawn(
+        &p,
+        &p.policy_path(),
+        free_port(),
+        &["--interval", "1s"],
+        &[(
+            "VEDFOLNIR_ALERTMANAGER_TOKEN_FILE",
+            token_file.to_str().unwrap(),
+        )],
+    );
+    daemon.expect_line("HOLD at 2", Duration::from_secs(30));
+    let am = alertmanager(&daemon.listen, &token_file);
+    // What Prometheus would send when VedfolnirHighCPUUsage fires.
+    let (code, body) = request(
+        &format!("127.0.0.1:{}", am.port),
+        "POST",
+        "/api/v2/alerts",
+        &[],
+        r#"[{"labels":{"alertname":"VedfolnirHighCPUUsage","service":"vedfolnir","scaling_action":"scale_up","severity":"warning"}}]"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    daemon.expect_line("SCALE UP 2 -> 3", Duration::from_secs(60));
+    assert_eq!(p.running("vedfolnir").len(), 3);
+    let m = daemon.metrics();
+    assert!(
+        m.contains("vedfolnir_autoscaler_webhook_alerts_total{service=\"\",kind=\"firing\"}"),
+        "{m}"
+    );
+    assert!(!m.contains("kind=\"unauthorized\""), "{m}");
 }
 
 #[test]

@@ -90,27 +90,28 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     e.chain().find_map(code_of).unwrap_or(1)
 }
 
-/// The API token: from the file named, or `VEDFOLNIR_API_TOKEN`.
-fn api_token(file: Option<&Path>) -> Result<Option<String>> {
+/// A bearer token (`what`: "API", "Alertmanager webhook"): from the file
+/// named, or the environment variable `var`. At least 16 characters.
+fn token(file: Option<&Path>, var: &str, what: &str) -> Result<Option<String>> {
     let (token, from) = match file {
         Some(f) => (
             std::fs::read_to_string(f).map_err(|e| {
                 InvalidInput(format!(
-                    "cannot read the API token file {}: {e}",
+                    "cannot read the {what} token file {}: {e}",
                     f.display()
                 ))
             })?,
             f.display().to_string(),
         ),
-        None => match std::env::var("VEDFOLNIR_API_TOKEN") {
-            Ok(t) => (t, "VEDFOLNIR_API_TOKEN".to_string()),
+        None => match std::env::var(var) {
+            Ok(t) => (t, var.to_string()),
             Err(_) => return Ok(None),
         },
     };
     let token = token.trim().to_string();
     if token.len() < 16 {
         return Err(InvalidInput(format!(
-            "the API token in {from} is {}: use at least 16 characters (for example: head -c 24 /dev/urandom | base64)",
+            "the {what} token in {from} is {}: use at least 16 characters (for example: head -c 24 /dev/urandom | base64)",
             if token.is_empty() { "empty".to_string() } else { format!("only {} characters", token.len()) }
         ))
         .into());
@@ -173,6 +174,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             act,
             api_token_file,
+            alertmanager_token_file,
             min_replicas,
             max_replicas,
         } => crate::daemon::run(
@@ -188,7 +190,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 interval,
                 listen,
                 dry_run: act.dry_run,
-                api_token: api_token(api_token_file.as_deref())?,
+                api_token: token(api_token_file.as_deref(), "VEDFOLNIR_API_TOKEN", "API")?,
+                alertmanager_token: token(
+                    alertmanager_token_file.as_deref(),
+                    "VEDFOLNIR_ALERTMANAGER_TOKEN",
+                    "Alertmanager webhook",
+                )?,
                 webhook_url: act.webhook().map(str::to_string),
             },
         ),

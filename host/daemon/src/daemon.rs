@@ -212,10 +212,11 @@ fn print_banner(options: &RunOptions, services: usize, addr: std::net::SocketAdd
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        if options.api_token.is_some() {
-            ""
-        } else {
-            "; API writes off (no token)"
+        match (&options.api_token, &options.alertmanager_token) {
+            (Some(_), Some(_)) => "",
+            (None, Some(_)) => "; API writes off (no token)",
+            (Some(_), None) => "; Alertmanager webhook off (no token)",
+            (None, None) => "; API writes and Alertmanager webhook off (no tokens)",
         }
     );
 }

@@ -192,7 +192,8 @@ pub enum Command {
     /// The daemon: a pass per policy every interval; the policies folder
     /// hot-reloaded; the status API, /metrics and the Alertmanager webhook on
     /// 127.0.0.1. SIGHUP rescans the policies; SIGTERM stops it after the
-    /// passes in flight. The API token may also come from VEDFOLNIR_API_TOKEN.
+    /// passes in flight. The API token may also come from VEDFOLNIR_API_TOKEN,
+    /// the webhook's from VEDFOLNIR_ALERTMANAGER_TOKEN.
     Run {
         /// Policy files, or folders of `*.toml` policy files and `.wasm` modules (watched).
         #[arg(long = "policies", env = "VEDFOLNIR_POLICIES", required = true, num_args = 1.., value_delimiter = ',')]
@@ -208,6 +209,11 @@ pub enum Command {
         /// A file holding the bearer token the API's POST endpoints require.
         #[arg(long, env = "VEDFOLNIR_API_TOKEN_FILE")]
         api_token_file: Option<PathBuf>,
+        /// A file holding the bearer token `POST /webhook/alertmanager`
+        /// requires (Alertmanager's `http_config.authorization.credentials_file`).
+        /// Without one the webhook is off (403).
+        #[arg(long, env = "VEDFOLNIR_ALERTMANAGER_TOKEN_FILE")]
+        alertmanager_token_file: Option<PathBuf>,
         /// Replaces every policy's min_replicas.
         #[arg(long, env = "MIN_REPLICAS")]
         min_replicas: Option<u32>,

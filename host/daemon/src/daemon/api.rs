@@ -11,9 +11,13 @@
 //! | POST | `/api/v1/services/{service}/resume` | resume it |
 //! | POST | `/webhook/alertmanager` | Alertmanager notifications |
 //!
-//! The POST endpoints under `/api/v1` need `Authorization: Bearer <token>`
-//! (the token from `--api-token-file` or `VEDFOLNIR_API_TOKEN`; without
-//! one they are off) and are rate-limited together: a burst of
+//! Every POST needs `Authorization: Bearer <token>`, and is off (403) while
+//! its token is not configured. The endpoints under `/api/v1` take the API
+//! token (`--api-token-file` or `VEDFOLNIR_API_TOKEN`); the webhook takes its
+//! own (`--alertmanager-token-file` or `VEDFOLNIR_ALERTMANAGER_TOKEN`), so
+//! Alertmanager's credential cannot scale a service. The GET endpoints are
+//! open to whoever reaches the listener. The API's POSTs are rate-limited
+//! together: a burst of
 //! `BURST`, then one per `REFILL`; beyond that, 429 with `Retry-After`.
 //! A request runs in the service's loop between passes, so it never
 //! overlaps an automatic scale.
@@ -111,7 +115,7 @@ fn count(shared: &Api, service: &str, result: &str) {
         .emit(crate::telemetry::Event::ApiRequest { service, result });
 }
 
-/// Rate limit, then the token. `Err` is the refusal to send.
+/// Rate limit, then the API token. `Err` is the refusal to send.
 fn admit(shared: &Api, headers: &HeaderMap, service: &str) -> Result<(), Box<Response>> {
     if let Err(wait) = shared
         .limiter
@@ -133,12 +137,50 @@ fn admit(shared: &Api, headers: &HeaderMap, service: &str) -> Result<(), Box<Res
         );
         return Err(Box::new(r));
     }
-    let Some(token) = &shared.options.api_token else {
-        count(shared, service, "disabled");
-        return Err(Box::new(json(
-            403,
-            serde_json::json!({ "error": "the API's write endpoints are off: no token is configured (--api-token-file or VEDFOLNIR_API_TOKEN)" }),
-        )));
+    authorize(&API_WRITES, shared.options.api_token.as_deref(), headers).map_err(|refusal| {
+        count(shared, service, refusal.result);
+        tracing::warn!(service = %service, "API request refused: {}", refusal.result);
+        refusal.response
+    })
+}
+
+/// An endpoint behind a bearer token, for the words of its refusals.
+struct Guarded {
+    /// What it is, as a refusal names it.
+    what: &'static str,
+    /// Where its token is configured.
+    configured_by: &'static str,
+}
+
+const API_WRITES: Guarded = Guarded {
+    what: "the API's write endpoints",
+    configured_by: "--api-token-file or VEDFOLNIR_API_TOKEN",
+};
+
+const ALERTMANAGER_WEBHOOK: Guarded = Guarded {
+    what: "the Alertmanager webhook",
+    configured_by: "--alertmanager-token-file or VEDFOLNIR_ALERTMANAGER_TOKEN",
+};
+
+/// Why a request was refused (`result`: disabled, unauthorized), and the
+/// response that says so.
+struct Refusal {
+    result: &'static str,
+    response: Box<Response>,
+}
+
+/// Check the bearer token: 403 while no token is configured (the endpoint
+/// is off), 401 without the right one. The comparison takes the same time
+/// wherever the tokens differ.
+fn authorize(endpoint: &Guarded, token: Option<&str>, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(token) = token else {
+        return Err(Refusal {
+            result: "disabled",
+            response: Box::new(json(
+                403,
+                serde_json::json!({ "error": format!("{} are off: no token is configured ({})", endpoint.what, endpoint.configured_by) }),
+            )),
+        });
     };
     let given = headers
         .get("authorization")
@@ -148,11 +190,9 @@ fn admit(shared: &Api, headers: &HeaderMap, service: &str) -> Result<(), Box<Res
     match given {
         Some(g) if same(g.as_bytes(), token.as_bytes()) => Ok(()),
         other => {
-            count(shared, service, "unauthorized");
-            tracing::warn!(service = %service, "API request refused: {}", if other.is_some() { "wrong token" } else { "no bearer token" });
             let mut r = json(
                 401,
-                serde_json::json!({ "error": if other.is_some() { "wrong token" } else { "a bearer token is required (Authorization: Bearer <token>)" } }),
+                serde_json::json!({ "error": if other.is_some() { "wrong token".to_string() } else { format!("{} need a bearer token (Authorization: Bearer <token>)", endpoint.what) } }),
             );
             r.headers_mut().insert(
                 "www-authenticate",
@@ -160,7 +200,10 @@ fn admit(shared: &Api, headers: &HeaderMap, service: &str) -> Result<(), Box<Res
                     .parse()
                     .expect("header value"),
             );
-            Err(Box::new(r))
+            Err(Refusal {
+                result: "unauthorized",
+                response: Box::new(r),
+            })
         }
     }
 }
@@ -417,12 +460,23 @@ async fn metrics_handler(
 
 async fn webhook_handler(
     State(app): State<Arc<Api>>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
-) -> (StatusCode, String) {
+) -> Response {
+    if let Err(refusal) = authorize(
+        &ALERTMANAGER_WEBHOOK,
+        app.options.alertmanager_token.as_deref(),
+        &headers,
+    ) {
+        count_alerts(&app, refusal.result, 1);
+        tracing::warn!("Alertmanager notification refused: {}", refusal.result);
+        return *refusal.response;
+    }
     let payload: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return (StatusCode::BAD_REQUEST, format!("not JSON: {e}\n"));
+            count_alerts(&app, "invalid", 1);
+            return (StatusCode::BAD_REQUEST, format!("not JSON: {e}\n")).into_response();
         }
     };
     match app.alerts.ingest(&payload) {
@@ -432,13 +486,7 @@ async fn webhook_handler(
                 ("resolved", n.resolved),
                 ("ignored", n.ignored),
             ] {
-                app.metrics
-                    .webhook_alerts
-                    .get_or_create(&KindLabel {
-                        service: String::new(),
-                        kind: kind.into(),
-                    })
-                    .inc_by(u64::from(count));
+                count_alerts(&app, kind, count);
             }
             tracing::info!(
                 firing = n.firing,
@@ -450,9 +498,25 @@ async fn webhook_handler(
                 StatusCode::OK,
                 serde_json::to_string(&n).expect("serializes") + "\n",
             )
+                .into_response()
         }
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")),
+        Err(e) => {
+            count_alerts(&app, "invalid", 1);
+            (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response()
+        }
     }
+}
+
+/// `webhook_alerts{kind}`: alerts by what became of them, and refused or
+/// invalid notifications.
+fn count_alerts(app: &Api, kind: &str, n: u32) {
+    app.metrics
+        .webhook_alerts
+        .get_or_create(&KindLabel {
+            service: String::new(),
+            kind: kind.into(),
+        })
+        .inc_by(u64::from(n));
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// The bearer token the API's write endpoints require.
     pub api_token: Option<String>,
+    /// The bearer token `POST /webhook/alertmanager` requires.
+    pub alertmanager_token: Option<String>,
     /// Where each action is posted (WEBHOOK_URL).
     pub webhook_url: Option<String>,
 }
