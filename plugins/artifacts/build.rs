@@ -34,6 +34,7 @@ const FIXTURES: &[&str] = &[
     "wrong-version",
     "probe-environment",
     "oversized-output",
+    "large-memory",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -144,6 +144,8 @@ impl Sandbox {
         let engine = &self.inner.engine;
 
         check_header(bytes).map_err(|m| fail(Stage::Decode, m))?;
+        check_memory_minimum(bytes, self.inner.config.memory_cap)
+            .map_err(|m| fail(Stage::Decode, m))?;
         let digest = hex(&Sha256::digest(bytes));
         let (component, provenance) = self
             .compile_cached(bytes, &digest)
@@ -375,6 +377,49 @@ fn check_world(exports: &[String]) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Refuse a component one of whose core modules defines a linear memory
+/// that starts above the memory cap: it could never be instantiated, and
+/// wasmtime's own words for that are about its pooling allocator. Anything
+/// that does not parse is left for the compiler to describe.
+fn check_memory_minimum(bytes: &[u8], cap: usize) -> Result<(), String> {
+    use wasmparser::{Encoding, Parser, Payload};
+    let mut module = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(Payload::Version {
+                encoding: Encoding::Module,
+                ..
+            }) => module += 1,
+            Ok(Payload::MemorySection(reader)) => {
+                for (index, memory) in reader.into_iter().enumerate() {
+                    let Ok(memory) = memory else { return Ok(()) };
+                    let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                    let start = memory.initial.saturating_mul(page);
+                    if start > cap as u64 {
+                        return Err(format!(
+                            "linear memory {index} of core module {module} starts at {} ({} pages), over the sandbox's memory cap of {}: it could never run. Link the policy with a smaller initial memory, or raise the cap (--plugin-memory-mib)",
+                            mib(start),
+                            memory.initial,
+                            mib(cap as u64)
+                        ));
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// The sample inputs of the smoke test: a quiet service, a busy one, and

@@ -412,3 +412,24 @@ fn oversized_output_is_cut_to_the_limits_and_marked() {
     assert_eq!(notes.len(), 3, "{notes:?}");
     assert!(notes[0].contains("output was cut"), "{notes:?}");
 }
+
+#[test]
+fn a_memory_minimum_over_the_cap_is_refused_with_both_sizes() {
+    let err = sandbox()
+        .load_file(Path::new(fixture("large-memory")))
+        .unwrap_err();
+    assert_eq!(err.stage, Stage::Decode, "{err}");
+    assert!(err.message.contains("starts at 64 MiB"), "{err}");
+    assert!(err.message.contains("memory cap of 32 MiB"), "{err}");
+    assert!(!err.message.contains("pooling"), "{err}");
+    // Under a cap that holds it, it loads and runs.
+    let roomy = Sandbox::new(SandboxConfig {
+        memory_cap: 128 << 20,
+        deadline: Duration::from_secs(20),
+        ..SandboxConfig::default()
+    })
+    .unwrap()
+    .load_file(Path::new(fixture("large-memory")))
+    .unwrap();
+    assert!(roomy.evaluate(&sample_input(&roomy)).is_ok());
+}
