@@ -415,7 +415,7 @@ fn check_memory_minimum(bytes: &[u8], cap: usize) -> Result<(), String> {
 }
 
 fn mib(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes} bytes")
