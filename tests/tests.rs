@@ -5,6 +5,7 @@
 // time whole runs: the daemon's injected clock does not apply here.
 #![allow(clippy::disallowed_methods)]
 
+mod chaos;
 mod cli;
 mod daemon;
 mod docker;

@@ -62,6 +62,8 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         "WEBHOOK_URL",
         "VEDFOLNIR_API_TOKEN",
         "VEDFOLNIR_API_TOKEN_FILE",
+        "VEDFOLNIR_ALERTMANAGER_TOKEN",
+        "VEDFOLNIR_ALERTMANAGER_TOKEN_FILE",
         "VEDFOLNIR_POLICIES",
         "VEDFOLNIR_INTERVAL",
         "VEDFOLNIR_LISTEN",

@@ -30,6 +30,55 @@ pub struct Observed {
     pub ready: u32,
 }
 
+/// What a scale will do, decided before it runs and written into its
+/// intent, so an interrupted scale is judged by what it set out to do and
+/// its half-made work can be found: the containers it creates carry its
+/// action id ([`crate::engine::ACTION_LABEL`]), and those it stops are
+/// named here.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScalePlan {
+    /// Running replicas when planned.
+    pub from: u32,
+    /// The target count.
+    pub to: u32,
+    /// The container to clone (Compose scale-up), by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Containers to create (Compose scale-up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub create: Vec<PlannedReplica>,
+    /// Containers to stop and remove (Compose scale-down).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<PlannedReplica>,
+}
+
+/// One container a plan creates or stops.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedReplica {
+    /// Its name.
+    pub name: String,
+    /// Its id (a container to stop; empty for one to create).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// Its Compose container number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u32>,
+}
+
+impl ScalePlan {
+    /// A plan that only names the counts (an actuator with nothing to
+    /// create or stop by name).
+    pub fn counts(from: u32, to: u32) -> ScalePlan {
+        ScalePlan {
+            from,
+            to,
+            template: None,
+            create: Vec::new(),
+            stop: Vec::new(),
+        }
+    }
+}
+
 /// What scales a target.
 pub trait Actuator: Send + Sync {
     /// The target in words, for messages ("compose service web (project p)").
@@ -37,9 +86,41 @@ pub trait Actuator: Send + Sync {
     /// The target's replicas now. A target with nothing on the engine is
     /// [`EngineError::NotFound`].
     fn status(&self) -> BoxFuture<'_, Result<Observed, EngineError>>;
-    /// Scale to `to` running replicas; the report says what happened,
-    /// replica by replica.
-    fn scale(&self, to: u32) -> BoxFuture<'_, Result<ScaleReport, EngineError>>;
+    /// What scaling to `to` would do. By default, only the counts.
+    fn plan(&self, to: u32) -> BoxFuture<'_, Result<ScalePlan, EngineError>> {
+        Box::pin(async move { Ok(ScalePlan::counts(self.status().await?.running, to)) })
+    }
+    /// Carry out `plan` as action `action` (its audit `action_id`); the
+    /// report says what happened, replica by replica.
+    fn scale<'a>(
+        &'a self,
+        plan: &'a ScalePlan,
+        action: &'a str,
+    ) -> BoxFuture<'a, Result<ScaleReport, EngineError>>;
+    /// Finish a scale that was interrupted (its process died): judge it by
+    /// what it did, and with `tidy` remove what it left half-made (a dry
+    /// run only judges). By default, by the count the engine shows now.
+    fn settle<'a>(
+        &'a self,
+        plan: &'a ScalePlan,
+        action: &'a str,
+        tidy: bool,
+    ) -> BoxFuture<'a, Result<ScaleReport, EngineError>> {
+        let _ = (action, tidy);
+        Box::pin(async move {
+            let running = self.status().await?.running;
+            Ok(ScaleReport::judged_by_count(plan, running))
+        })
+    }
+    /// Remove replicas the autoscaler created that will not run again
+    /// ([`Replica::is_abandoned`]); each removed name, or why not.
+    fn remove_abandoned<'a>(
+        &'a self,
+        abandoned: &'a [Replica],
+    ) -> BoxFuture<'a, Vec<(String, Result<(), EngineError>)>> {
+        let _ = abandoned;
+        Box::pin(async { Vec::new() })
+    }
 }
 
 impl std::fmt::Debug for dyn Actuator + '_ {
@@ -90,16 +171,66 @@ impl Actuator for DockerActuator {
         })
     }
 
-    fn scale(&self, to: u32) -> BoxFuture<'_, Result<ScaleReport, EngineError>> {
+    fn plan(&self, to: u32) -> BoxFuture<'_, Result<ScalePlan, EngineError>> {
         Box::pin(async move {
             match &self.target.kind {
                 TargetKind::Compose { project } => {
-                    compose::scale(&self.engine, &self.target, project, &self.rollout, to).await
+                    compose::plan(&self.engine, &self.target, project, to).await
+                }
+                TargetKind::Swarm => Ok(ScalePlan::counts(
+                    swarm::state(&self.engine, &self.target).await?.running,
+                    to,
+                )),
+            }
+        })
+    }
+
+    fn scale<'a>(
+        &'a self,
+        plan: &'a ScalePlan,
+        action: &'a str,
+    ) -> BoxFuture<'a, Result<ScaleReport, EngineError>> {
+        Box::pin(async move {
+            match &self.target.kind {
+                TargetKind::Compose { .. } => {
+                    compose::scale(&self.engine, &self.rollout, plan, action).await
                 }
                 TargetKind::Swarm => {
-                    swarm::scale(&self.engine, &self.target, &self.rollout, to).await
+                    swarm::scale(&self.engine, &self.target, &self.rollout, plan.to).await
                 }
             }
+        })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        plan: &'a ScalePlan,
+        action: &'a str,
+        tidy: bool,
+    ) -> BoxFuture<'a, Result<ScaleReport, EngineError>> {
+        Box::pin(async move {
+            match &self.target.kind {
+                TargetKind::Compose { .. } => {
+                    compose::settle(&self.engine, &self.target, plan, action, tidy).await
+                }
+                TargetKind::Swarm => swarm::settle(&self.engine, &self.target, plan).await,
+            }
+        })
+    }
+
+    fn remove_abandoned<'a>(
+        &'a self,
+        abandoned: &'a [Replica],
+    ) -> BoxFuture<'a, Vec<(String, Result<(), EngineError>)>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for r in abandoned {
+                out.push((
+                    r.name.clone(),
+                    compose::remove(&self.engine, &r.id, Some(0)).await,
+                ));
+            }
+            out
         })
     }
 }
@@ -185,6 +316,18 @@ pub struct ScaleReport {
 }
 
 impl Outcome {
+    /// How a scale from `from` to `to` that got to `reached` (never past
+    /// `to`) ended: all the way, part of the way, or not at all.
+    pub fn judge(from: u32, to: u32, reached: u32) -> Outcome {
+        if reached == to {
+            Outcome::Succeeded
+        } else if reached == from {
+            Outcome::Failed
+        } else {
+            Outcome::Partial
+        }
+    }
+
     /// The kebab-case name the audit log and `/metrics` use.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -229,6 +372,21 @@ impl ScaleReport {
         };
         self.duration_ms = started.elapsed().as_millis() as u64;
         self
+    }
+
+    /// An interrupted scale judged by the count the engine shows now, for
+    /// an actuator with nothing per action to look at. A count past the
+    /// target is reported as reaching it, with the count in `error`: this
+    /// scale cannot have done more than it was asked.
+    pub fn judged_by_count(plan: &ScalePlan, running: u32) -> ScaleReport {
+        let (low, high) = (plan.from.min(plan.to), plan.from.max(plan.to));
+        let mut report = ScaleReport::new(plan.from, plan.to);
+        report.reached = running.clamp(low, high);
+        report.outcome = Outcome::judge(plan.from, plan.to, report.reached);
+        report.error = Some(format!(
+            "interrupted: the process stopped mid-scale; judged by the {running} running now"
+        ));
+        report
     }
 
     /// True when the replica count moved toward the target (a cooldown

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use vedfolnir_core::guard::GuardReason;
 use vedfolnir_core::model::{Direction, TimestampMs};
 
-use crate::actuators::ScaleReport;
+use crate::actuators::{ScalePlan, ScaleReport};
 pub use crate::policy::Scores;
 
 /// The audit log could not be read or written.
@@ -163,6 +163,9 @@ pub enum Event {
     Resumed,
     /// The shadow policy's decision differs from the live one's.
     ShadowDiverged,
+    /// Replicas the autoscaler created that will not run again (left by an
+    /// interrupted scale) were removed; `reasons` names each.
+    AbandonedRemoved,
 }
 
 /// One line of `audit.jsonl`.
@@ -205,6 +208,11 @@ pub struct AuditRecord {
     /// as `reasons` also says in words.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guard: Vec<GuardReason>,
+    /// What the scale set out to do (started records): the containers it
+    /// creates or stops, by name, so an interrupted one can be judged by
+    /// what it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<ScalePlan>,
     /// What the actuator did (finished records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<ScaleReport>,
@@ -228,6 +236,7 @@ impl AuditRecord {
             scores: None,
             inputs: BTreeMap::new(),
             guard: Vec::new(),
+            plan: None,
             report: None,
         }
     }

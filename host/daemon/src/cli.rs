@@ -119,6 +119,23 @@ fn token(file: Option<&Path>, var: &str, what: &str) -> Result<Option<String>> {
     Ok(Some(token))
 }
 
+impl args::TokenArgs {
+    /// The API's token: from its file, or `VEDFOLNIR_API_TOKEN`.
+    fn api(&self) -> Result<Option<String>> {
+        token(self.api_token_file.as_deref(), "VEDFOLNIR_API_TOKEN", "API")
+    }
+
+    /// The Alertmanager webhook's: from its file, or
+    /// `VEDFOLNIR_ALERTMANAGER_TOKEN`.
+    fn alertmanager(&self) -> Result<Option<String>> {
+        token(
+            self.alertmanager_token_file.as_deref(),
+            "VEDFOLNIR_ALERTMANAGER_TOKEN",
+            "Alertmanager webhook",
+        )
+    }
+}
+
 fn sandbox(cli: &Cli) -> Result<Sandbox> {
     Sandbox::new(SandboxConfig {
         deadline: cli.plugin_deadline,
@@ -173,8 +190,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             interval,
             listen,
             act,
-            api_token_file,
-            alertmanager_token_file,
+            tokens,
             min_replicas,
             max_replicas,
         } => crate::daemon::run(
@@ -190,12 +206,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 interval,
                 listen,
                 dry_run: act.dry_run,
-                api_token: token(api_token_file.as_deref(), "VEDFOLNIR_API_TOKEN", "API")?,
-                alertmanager_token: token(
-                    alertmanager_token_file.as_deref(),
-                    "VEDFOLNIR_ALERTMANAGER_TOKEN",
-                    "Alertmanager webhook",
-                )?,
+                api_token: tokens.api()?,
+                alertmanager_token: tokens.alertmanager()?,
                 webhook_url: act.webhook().map(str::to_string),
             },
         ),

@@ -155,6 +155,7 @@ pub enum Evaluate {
 pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, PassError> {
     let service = policy.file.service.as_str();
     let observed = cx.actuator.status().await?;
+    reconcile::sweep(cx, service, &observed.replicas).await?;
     let now = cx.clock.now_ms();
     let mut state = cx.state.state(service, now)?;
     let mut collected = collect(cx, policy, &observed, now, Save::Yes).await?;

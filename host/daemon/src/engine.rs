@@ -22,6 +22,9 @@ pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
 pub const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.name";
 /// Marks the replicas this daemon created.
 pub const CREATED_BY_LABEL: &str = "io.vedfolnir.autoscaler.created-by";
+/// The action (its audit `action_id`) that created a replica, so an
+/// interrupted scale can be judged by what it made.
+pub const ACTION_LABEL: &str = "io.vedfolnir.autoscaler.action";
 
 /// A failure talking to the engine, phrased for an operator.
 #[derive(Debug, thiserror::Error)]
@@ -198,12 +201,24 @@ pub struct Replica {
     pub ip: Option<String>,
     /// Container ports published on the host: (container port, host port).
     pub published: Vec<(u16, u16)>,
+    /// Created by the autoscaler ([`CREATED_BY_LABEL`]).
+    pub ours: bool,
+    /// The action that created it ([`ACTION_LABEL`]).
+    pub action: Option<String>,
 }
 
 impl Replica {
     /// Running (whatever its health).
     pub fn is_running(&self) -> bool {
         self.readiness != Readiness::Down
+    }
+
+    /// One of the autoscaler's own replicas that is not running and will
+    /// not run again by itself: created and never started, or exited or
+    /// dead (a restarting or paused one is left alone). What an interrupted
+    /// scale leaves behind.
+    pub fn is_abandoned(&self) -> bool {
+        self.ours && matches!(self.state.as_str(), "created" | "exited" | "dead")
     }
 }
 
@@ -303,6 +318,8 @@ fn replica_of(
         started_at: state.and_then(|s| s.started_at.clone()).unwrap_or_default(),
         ip: ip_of(c),
         published: published_of(c),
+        ours: labels.contains_key(CREATED_BY_LABEL),
+        action: labels.get(ACTION_LABEL).cloned(),
     }
 }
 

@@ -17,11 +17,11 @@ use bollard::query_parameters::{
 };
 use tokio::time::Instant;
 
-use super::{ReplicaFailure, ScaleReport, not_found};
+use super::{Outcome, PlannedReplica, ReplicaFailure, ScalePlan, ScaleReport, not_found};
 use crate::config::{Rollout, Target};
 use crate::engine::{
-    CREATED_BY_LABEL, Engine, EngineError, NUMBER_LABEL, Readiness, Replica, api_error, inspect,
-    readiness_of, replicas,
+    ACTION_LABEL, CREATED_BY_LABEL, Engine, EngineError, NUMBER_LABEL, Readiness, Replica,
+    api_error, inspect, readiness_of, replicas,
 };
 
 /// The container name for replica `number`, in the template's style:
@@ -37,14 +37,16 @@ pub fn replica_name(template: &str, project: &str, service: &str, number: u32) -
     }
 }
 
-/// The create request that clones `template` as replica `number`: image,
-/// command, environment, labels (with the new container number), healthcheck,
+/// The create request that clones `template` as replica `number` for
+/// `action`: image, command, environment, labels (with the new container
+/// number, and the autoscaler's and the action's marks), healthcheck,
 /// stop signal and timeout, the whole host config (mounts, ports, restart
 /// policy, limits), and the first network with its aliases. The template's
 /// hostname, MAC address and container-id alias are not copied.
 pub fn clone_request(
     template: &ContainerInspectResponse,
     number: u32,
+    action: &str,
 ) -> (ContainerCreateBody, Vec<(String, EndpointSettings)>) {
     let config = template.config.clone().unwrap_or_default();
     // Config and create body share their fields; go through JSON so a field
@@ -62,6 +64,7 @@ pub fn clone_request(
         CREATED_BY_LABEL.to_string(),
         "vedfolnir-autoscaler".to_string(),
     );
+    labels.insert(ACTION_LABEL.to_string(), action.to_string());
     body.labels = Some(labels);
     body.host_config = template.host_config.clone();
 
@@ -120,8 +123,9 @@ async fn start_clone(
     template: &ContainerInspectResponse,
     name: &str,
     number: u32,
+    action: &str,
 ) -> Result<String, EngineError> {
-    let (body, more_networks) = clone_request(template, number);
+    let (body, more_networks) = clone_request(template, number, action);
     let image = body.image.clone().unwrap_or_default();
     let created = engine
         .docker
@@ -225,7 +229,12 @@ async fn monitor(engine: &Engine, id: &str, window: Duration) -> Result<(), Stri
 }
 
 /// Stop gracefully (SIGTERM, then SIGKILL after the timeout) and remove.
-async fn remove(engine: &Engine, id: &str, stop_timeout_s: Option<i32>) -> Result<(), EngineError> {
+/// A container that is already gone counts as removed.
+pub(crate) async fn remove(
+    engine: &Engine,
+    id: &str,
+    stop_timeout_s: Option<i32>,
+) -> Result<(), EngineError> {
     let mut stop = StopContainerOptionsBuilder::default();
     if let Some(t) = stop_timeout_s {
         stop = stop.t(t);
@@ -236,6 +245,9 @@ async fn remove(engine: &Engine, id: &str, stop_timeout_s: Option<i32>) -> Resul
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 304, ..
         }) => {}
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => return Ok(()),
         Err(e) => return Err(api_error(&format!("stopping {id}"), e)),
     }
     engine
@@ -248,30 +260,38 @@ async fn remove(engine: &Engine, id: &str, stop_timeout_s: Option<i32>) -> Resul
         .map_err(|e| api_error(&format!("removing {id}"), e))
 }
 
-/// Scale a Compose service of `project` to `to` running replicas.
-pub async fn scale(
+/// What scaling a Compose service of `project` to `to` running replicas
+/// would do: stop the newest running replicas (highest container number,
+/// then latest created), or clone a ready one (the lowest-numbered; else any
+/// running one, else any container, as all may have died) under the next
+/// numbers.
+pub async fn plan(
     engine: &Engine,
     target: &Target,
     project: &str,
-    rollout: &Rollout,
     to: u32,
-) -> Result<ScaleReport, EngineError> {
-    let started = Instant::now();
+) -> Result<ScalePlan, EngineError> {
     let all = replicas(engine, target).await?;
     if all.is_empty() {
         return Err(not_found(target));
     }
     let running: Vec<&Replica> = all.iter().filter(|r| r.is_running()).collect();
-    let mut report = ScaleReport::new(running.len() as u32, to);
-    let stop_timeout_s = rollout
-        .stop_timeout_ms
-        .map(|ms| ms.div_ceil(1000).min(i32::MAX as u64) as i32);
-    let from = report.from;
+    let from = running.len() as u32;
+    let mut plan = ScalePlan::counts(from, to);
+    let planned = |r: &Replica| PlannedReplica {
+        name: r.name.clone(),
+        id: r.id.clone(),
+        number: r.number,
+    };
     if to < from {
-        scale_down(engine, &running, from - to, stop_timeout_s, &mut report).await;
+        let mut victims = running.clone();
+        victims.sort_by_key(|r| std::cmp::Reverse((r.number.unwrap_or(0), r.created)));
+        plan.stop = victims
+            .into_iter()
+            .take((from - to) as usize)
+            .map(planned)
+            .collect();
     } else if to > from {
-        // The template: a ready replica (the lowest-numbered), else any
-        // running one, else any container of the service (all may have died).
         let template = running
             .iter()
             .find(|r| r.readiness == Readiness::Ready)
@@ -279,35 +299,116 @@ pub async fn scale(
             .copied()
             .or(all.first())
             .expect("not empty");
-        let template = inspect(engine, &template.id).await?;
         let first = all.iter().filter_map(|r| r.number).max().unwrap_or(0) + 1;
-        let new = start_clones(
-            engine,
-            &template,
-            project,
-            target,
-            first,
-            to - from,
-            &mut report,
-        )
-        .await;
+        plan.template = Some(template.id.clone());
+        plan.create = (first..first + (to - from))
+            .map(|number| PlannedReplica {
+                name: replica_name(&template.name, project, &target.name, number),
+                id: String::new(),
+                number: Some(number),
+            })
+            .collect();
+    }
+    Ok(plan)
+}
+
+/// Carry out `plan` as `action`: stop and remove the planned replicas, or
+/// create, start and judge the planned clones.
+pub async fn scale(
+    engine: &Engine,
+    rollout: &Rollout,
+    plan: &ScalePlan,
+    action: &str,
+) -> Result<ScaleReport, EngineError> {
+    let started = Instant::now();
+    let mut report = ScaleReport::new(plan.from, plan.to);
+    let stop_timeout_s = rollout
+        .stop_timeout_ms
+        .map(|ms| ms.div_ceil(1000).min(i32::MAX as u64) as i32);
+    if !plan.stop.is_empty() {
+        scale_down(engine, &plan.stop, stop_timeout_s, &mut report).await;
+    } else if let (Some(template), false) = (&plan.template, plan.create.is_empty()) {
+        let template = inspect(engine, template).await?;
+        let new = start_clones(engine, &template, &plan.create, action, &mut report).await;
         judge_clones(engine, rollout, new, stop_timeout_s, &mut report).await;
     }
     Ok(report.finish(started))
 }
 
-/// Stop and remove the `n` newest running replicas (highest container
-/// number, then latest created), in parallel.
+/// Finish an interrupted `action` by what it did: a scale-up's replicas
+/// (found by their action label) count when running and, with `tidy`, are
+/// removed when not (created and never started, or stopped); a scale-down's
+/// planned victims count when gone or stopped (and, with `tidy`, a stopped
+/// one is removed), and are left running when it never reached them.
+pub async fn settle(
+    engine: &Engine,
+    target: &Target,
+    plan: &ScalePlan,
+    action: &str,
+    tidy: bool,
+) -> Result<ScaleReport, EngineError> {
+    let all = match replicas(engine, target).await {
+        Ok(all) => all,
+        Err(EngineError::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let mut report = ScaleReport::new(plan.from, plan.to);
+    let mut notes = Vec::new();
+    if plan.to > plan.from {
+        for r in all.iter().filter(|r| r.action.as_deref() == Some(action)) {
+            if r.is_running() {
+                report.created.push(r.name.clone());
+                report.reached += 1;
+                continue;
+            }
+            report.failed.push(ReplicaFailure {
+                name: r.name.clone(),
+                reason: format!("left {} by the interrupted scale", r.state),
+            });
+            if !tidy {
+                continue;
+            }
+            match remove(engine, &r.id, Some(0)).await {
+                Ok(()) => report.removed.push(r.name.clone()),
+                Err(e) => notes.push(e.to_string()),
+            }
+        }
+    } else {
+        for victim in &plan.stop {
+            match all.iter().find(|r| r.id == victim.id) {
+                Some(r) if r.is_running() => continue,
+                Some(r) if tidy => {
+                    if let Err(e) = remove(engine, &r.id, Some(0)).await {
+                        notes.push(e.to_string());
+                        continue;
+                    }
+                }
+                Some(_) | None => {}
+            }
+            report.removed.push(victim.name.clone());
+            report.reached -= 1;
+        }
+    }
+    report.outcome = Outcome::judge(plan.from, plan.to, report.reached);
+    notes.insert(
+        0,
+        format!(
+            "interrupted: the process stopped mid-scale; judged by what it did ({} created, {} removed)",
+            report.created.len(),
+            report.removed.len()
+        ),
+    );
+    report.error = Some(notes.join("; "));
+    Ok(report)
+}
+
+/// Stop and remove the planned replicas, in parallel.
 async fn scale_down(
     engine: &Engine,
-    running: &[&Replica],
-    n: u32,
+    victims: &[PlannedReplica],
     stop_timeout_s: Option<i32>,
     report: &mut ScaleReport,
 ) {
-    let mut victims = running.to_vec();
-    victims.sort_by_key(|r| std::cmp::Reverse((r.number.unwrap_or(0), r.created)));
-    victims.truncate(n as usize);
     let results = futures_util::future::join_all(
         victims
             .iter()
@@ -327,28 +428,19 @@ async fn scale_down(
     }
 }
 
-/// Create and start `n` clones of `template`, numbered from `first`; stops
-/// at the first that cannot start. Returns (id, name) of those started.
+/// Create and start the planned clones of `template`; stops at the first
+/// that cannot start. Returns (id, name) of those started.
 async fn start_clones(
     engine: &Engine,
     template: &ContainerInspectResponse,
-    project: &str,
-    target: &Target,
-    first: u32,
-    n: u32,
+    planned: &[PlannedReplica],
+    action: &str,
     report: &mut ScaleReport,
 ) -> Vec<(String, String)> {
-    let template_name = template
-        .name
-        .clone()
-        .unwrap_or_default()
-        .trim_start_matches('/')
-        .to_string();
     let mut new = Vec::new();
-    for next in first..first + n {
-        let name = replica_name(&template_name, project, &target.name, next);
-        match start_clone(engine, template, &name, next).await {
-            Ok(id) => new.push((id, name)),
+    for p in planned {
+        match start_clone(engine, template, &p.name, p.number.unwrap_or(0), action).await {
+            Ok(id) => new.push((id, p.name.clone())),
             Err(e) => {
                 report.error = Some(e.to_string());
                 break;
@@ -461,12 +553,14 @@ mod tests {
             }),
             ..Default::default()
         };
-        let (body, rest) = clone_request(&template, 7);
+        let (body, rest) = clone_request(&template, 7, "web-1-2");
         assert_eq!(body.hostname, None);
         assert_eq!(body.image.as_deref(), Some("app:1"));
         assert_eq!(body.env, Some(vec!["A=1".to_string()]));
         let labels = body.labels.unwrap();
         assert_eq!(labels[NUMBER_LABEL], "7");
+        assert_eq!(labels[ACTION_LABEL], "web-1-2");
+        assert_eq!(labels[CREATED_BY_LABEL], "vedfolnir-autoscaler");
         assert_eq!(labels["keep"], "me");
         let host = body.host_config.unwrap();
         assert_eq!(

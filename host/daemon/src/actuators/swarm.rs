@@ -8,7 +8,7 @@ use std::time::Duration;
 use bollard::query_parameters::{ListTasksOptionsBuilder, UpdateServiceOptionsBuilder};
 use tokio::time::Instant;
 
-use super::{ScaleReport, not_found};
+use super::{Outcome, ScalePlan, ScaleReport, not_found};
 use crate::config::{Rollout, Target};
 use crate::engine::{Engine, EngineError, api_error};
 
@@ -17,6 +17,8 @@ use crate::engine::{Engine, EngineError, api_error};
 pub struct SwarmState {
     /// Tasks running now.
     pub running: u32,
+    /// The replica count the service asks for.
+    pub desired: u32,
 }
 
 /// The Swarm service's running tasks.
@@ -36,7 +38,7 @@ pub async fn state(engine: &Engine, target: &Target) -> Result<SwarmState, Engin
         }
         Err(e) => return Err(api_error(&format!("inspecting service {}", target.name), e)),
     };
-    service
+    let desired = service
         .spec
         .as_ref()
         .and_then(|s| s.mode.as_ref())
@@ -69,7 +71,36 @@ pub async fn state(engine: &Engine, target: &Target) -> Result<SwarmState, Engin
                 .unwrap_or(false)
         })
         .count() as u32;
-    Ok(SwarmState { running })
+    Ok(SwarmState {
+        running,
+        desired: desired.clamp(0, i64::from(u32::MAX)) as u32,
+    })
+}
+
+/// Finish an interrupted scale: setting the replica count is one update,
+/// so it happened when the service asks for the planned count, and Swarm
+/// converges the tasks itself.
+pub async fn settle(
+    engine: &Engine,
+    target: &Target,
+    plan: &ScalePlan,
+) -> Result<ScaleReport, EngineError> {
+    let now = state(engine, target).await?;
+    let mut report = ScaleReport::new(plan.from, plan.to);
+    let done = now.desired == plan.to;
+    if done {
+        report.reached = plan.to;
+    }
+    report.outcome = if done {
+        Outcome::Succeeded
+    } else {
+        Outcome::Failed
+    };
+    report.error = Some(format!(
+        "interrupted: the process stopped mid-scale; the service asks for {} replicas ({} running)",
+        now.desired, now.running
+    ));
+    Ok(report)
 }
 
 /// Scale a Swarm service by its replica count and wait (the monitor

@@ -206,14 +206,8 @@ pub enum Command {
         listen: std::net::SocketAddr,
         #[command(flatten)]
         act: ActArgs,
-        /// A file holding the bearer token the API's POST endpoints require.
-        #[arg(long, env = "VEDFOLNIR_API_TOKEN_FILE")]
-        api_token_file: Option<PathBuf>,
-        /// A file holding the bearer token `POST /webhook/alertmanager`
-        /// requires (Alertmanager's `http_config.authorization.credentials_file`).
-        /// Without one the webhook is off (403).
-        #[arg(long, env = "VEDFOLNIR_ALERTMANAGER_TOKEN_FILE")]
-        alertmanager_token_file: Option<PathBuf>,
+        #[command(flatten)]
+        tokens: TokenArgs,
         /// Replaces every policy's min_replicas.
         #[arg(long, env = "MIN_REPLICAS")]
         min_replicas: Option<u32>,
@@ -232,6 +226,19 @@ pub enum Command {
         #[arg(required = true)]
         policies: Vec<PathBuf>,
     },
+}
+
+/// Where the daemon's POST endpoints find their bearer tokens.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// A file holding the bearer token the API's POST endpoints require.
+    #[arg(long, env = "VEDFOLNIR_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// A file holding the bearer token `POST /webhook/alertmanager`
+    /// requires (Alertmanager's `http_config.authorization.credentials_file`).
+    /// Without one the webhook is off (403).
+    #[arg(long, env = "VEDFOLNIR_ALERTMANAGER_TOKEN_FILE")]
+    pub alertmanager_token_file: Option<PathBuf>,
 }
 
 /// `simulate`'s arguments.

@@ -1,6 +1,8 @@
-//! One scale, recorded before and after: the intent goes to the audit log
-//! before the engine is touched, the outcome after, so a crash mid-scale
-//! leaves an intent without an outcome ([`super::reconcile`] finds it).
+//! One scale, recorded before and after: the intent, with the actuator's
+//! plan (the containers it will create or stop), goes to the audit log
+//! before the engine is changed, the outcome after, so a crash mid-scale
+//! leaves an intent without an outcome that says what it set out to do
+//! ([`super::reconcile`] finds it and judges it by that).
 
 use std::collections::BTreeMap;
 
@@ -69,15 +71,19 @@ pub struct Acted {
     pub at: TimestampMs,
 }
 
-/// Audit the intent, scale, audit the outcome. The caller starts the
-/// cooldown (in the one state write of its pass) when the count moved.
+/// Plan the scale, audit the intent with its plan, scale, audit the
+/// outcome. The caller starts the cooldown (in the one state write of its
+/// pass) when the count moved.
 pub async fn act(cx: &Context<'_>, service: &str, intent: &Intent) -> Result<Acted, PassError> {
+    let plan = cx.actuator.plan(intent.to).await?;
     let started_at = cx.clock.now_ms();
     let mut record = intent.record(service, Event::ScaleStarted, false, started_at);
-    // Recorded before the engine is touched: a crash mid-scale leaves a
-    // started record without its finish.
+    record.plan = Some(plan);
+    // Recorded before the engine is changed: a crash mid-scale leaves a
+    // started record, with what it set out to do, without its finish.
     cx.audit.append(&record)?;
-    let report = match cx.actuator.scale(intent.to).await {
+    let plan = record.plan.as_ref().expect("set above");
+    let report = match cx.actuator.scale(plan, &record.action_id).await {
         Ok(r) => r,
         Err(e) => {
             let mut r = ScaleReport::new(intent.from, intent.to);
@@ -93,6 +99,7 @@ pub async fn act(cx: &Context<'_>, service: &str, intent: &Intent) -> Result<Act
     };
     record.time_ms = cx.clock.now_ms();
     record.event = Event::ScaleFinished;
+    record.plan = None;
     record.report = Some(report.clone());
     cx.audit.append(&record)?;
     cx.telemetry.emit(telemetry::Event::Acted {

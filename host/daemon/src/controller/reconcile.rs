@@ -1,36 +1,47 @@
-//! Interrupted scales: an intent in the audit log without its outcome (the
-//! process died mid-scale) is finished against what the engine shows now,
-//! recorded once, and its cooldown started when the count moved.
+//! Interrupted scales and what they leave behind.
+//!
+//! An intent in the audit log without its outcome (the process died
+//! mid-scale) is finished by [`reconcile`]: judged by what that scale did,
+//! from the plan its intent recorded (the containers it created carry its
+//! action id; those it was to stop are named), its half-made containers
+//! removed, the outcome recorded once, and its cooldown started when the
+//! count moved. [`sweep`] removes the autoscaler's own replicas that will
+//! not run again (created and never started, or stopped and not removed),
+//! at reconciliation and at every pass.
 
 use super::{Context, PassError};
-use crate::actuators::{Outcome, ScaleReport};
-use crate::audit::{self, AuditRecord, Event};
-use crate::clock::format_time;
+use crate::actuators::{ScalePlan, ScaleReport};
+use crate::audit::{self, Actor, AuditRecord, Event};
+use crate::engine::Replica;
 
-/// Finish every interrupted scale of `service`; returns the records written.
+/// Finish every interrupted scale of `service`, then sweep; returns the
+/// finished records written.
 pub async fn reconcile(cx: &Context<'_>, service: &str) -> Result<Vec<AuditRecord>, PassError> {
     let records = cx.audit.records(service)?;
     let pending = audit::interrupted(&records);
     let mut out = Vec::new();
-    if pending.is_empty() {
-        return Ok(out);
-    }
-    let reached = cx.actuator.status().await?.running;
     for started in pending {
+        let report = match &started.plan {
+            Some(plan) => {
+                cx.actuator
+                    .settle(plan, &started.action_id, !cx.dry_run)
+                    .await?
+            }
+            // Written before intents carried a plan: only the count is left.
+            None => {
+                let running = cx.actuator.status().await?.running;
+                ScaleReport::judged_by_count(&ScalePlan::counts(started.from, started.to), running)
+            }
+        };
         let now = cx.clock.now_ms();
         let report = ScaleReport {
-            reached,
-            outcome: outcome(started.from, started.to, reached),
-            error: Some(format!(
-                "interrupted: the process stopped mid-scale; reconciled at start ({}), the engine shows {reached} running",
-                format_time(now)
-            )),
             duration_ms: (now - started.time_ms).max(0) as u64,
-            ..ScaleReport::new(started.from, started.to)
+            ..report
         };
         let mut finished = started.clone();
         finished.time_ms = now;
         finished.event = Event::ScaleFinished;
+        finished.plan = None;
         finished.reasons.push("reconciled at start".into());
         finished.report = Some(report.clone());
         cx.audit.append(&finished)?;
@@ -42,17 +53,62 @@ pub async fn reconcile(cx: &Context<'_>, service: &str) -> Result<Vec<AuditRecor
         }
         out.push(finished);
     }
+    let observed = cx.actuator.status().await?;
+    sweep(cx, service, &observed.replicas).await?;
     Ok(out)
 }
 
-/// How an interrupted scale from `from` to `to` ended, judged by the count
-/// the engine shows now.
-fn outcome(from: u32, to: u32, reached: u32) -> Outcome {
-    if reached == to {
-        Outcome::Succeeded
-    } else if reached != from && (reached > from) == (to > from) {
-        Outcome::Partial
-    } else {
-        Outcome::Failed
+/// Remove the autoscaler's abandoned replicas among `replicas`
+/// ([`Replica::is_abandoned`]) and audit what was removed. Called by
+/// whoever holds the service's lock, after reconciling, so no scale of
+/// its own is in flight. A dry run changes nothing.
+pub async fn sweep(
+    cx: &Context<'_>,
+    service: &str,
+    replicas: &[Replica],
+) -> Result<Vec<String>, PassError> {
+    let abandoned: Vec<Replica> = replicas
+        .iter()
+        .filter(|r| r.is_abandoned())
+        .cloned()
+        .collect();
+    if abandoned.is_empty() || cx.dry_run {
+        return Ok(Vec::new());
     }
+    let mut removed = Vec::new();
+    let mut reasons = Vec::new();
+    for (name, result) in cx.actuator.remove_abandoned(&abandoned).await {
+        let state = abandoned
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.state.as_str())
+            .unwrap_or_default();
+        match result {
+            Ok(()) => {
+                reasons.push(format!(
+                    "removed {name}: created by the autoscaler, {state}, not running"
+                ));
+                removed.push(name);
+            }
+            Err(e) => {
+                tracing::warn!(service = %service, replica = %name, "cannot remove an abandoned replica: {e}")
+            }
+        }
+    }
+    if !removed.is_empty() {
+        let running = replicas.iter().filter(|r| r.is_running()).count() as u32;
+        let record = AuditRecord {
+            from: running,
+            to: running,
+            reasons,
+            ..AuditRecord::new(
+                service,
+                Event::AbandonedRemoved,
+                Actor::Auto,
+                cx.clock.now_ms(),
+            )
+        };
+        cx.audit.append(&record)?;
+    }
+    Ok(removed)
 }

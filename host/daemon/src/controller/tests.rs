@@ -13,10 +13,11 @@ use vedfolnir_core::model::{Direction, SignalId};
 
 use super::manual::{self, Request, Wanted};
 use super::*;
-use crate::actuators::Outcome;
+use crate::actuators::{Outcome, ScalePlan};
 use crate::audit::AuditLog;
 use crate::clock::ManualClock;
 use crate::config::{PolicyFile, SourceKind};
+use crate::engine::Replica;
 use crate::sources::{Ask, MetricSource, Reading, SourceReport};
 use crate::state::StateDir;
 use crate::telemetry::metrics::Metrics;
@@ -32,12 +33,13 @@ enum Behaviour {
     StopAt(u32),
 }
 
-/// Replicas in a variable.
+/// Replicas in a variable, and abandoned containers in a list.
 #[derive(Debug)]
 struct FakeActuator {
     running: Mutex<u32>,
     behaviour: Behaviour,
     scales: Mutex<Vec<u32>>,
+    abandoned: Mutex<Vec<Replica>>,
 }
 
 impl FakeActuator {
@@ -46,6 +48,7 @@ impl FakeActuator {
             running: Mutex::new(running),
             behaviour,
             scales: Mutex::new(Vec::new()),
+            abandoned: Mutex::new(Vec::new()),
         }
     }
 
@@ -61,16 +64,22 @@ impl Actuator for FakeActuator {
 
     fn status(&self) -> BoxFuture<'_, Result<Observed, EngineError>> {
         let running = self.running();
+        let replicas = self.abandoned.lock().unwrap().clone();
         Box::pin(async move {
             Ok(Observed {
-                replicas: vec![],
+                replicas,
                 running,
                 ready: running,
             })
         })
     }
 
-    fn scale(&self, to: u32) -> BoxFuture<'_, Result<ScaleReport, EngineError>> {
+    fn scale<'a>(
+        &'a self,
+        plan: &'a ScalePlan,
+        _action: &'a str,
+    ) -> BoxFuture<'a, Result<ScaleReport, EngineError>> {
+        let to = plan.to;
         Box::pin(async move {
             self.scales.lock().unwrap().push(to);
             let from = self.running();
@@ -91,6 +100,34 @@ impl Actuator for FakeActuator {
                 ..ScaleReport::new(from, to)
             })
         })
+    }
+
+    fn remove_abandoned<'a>(
+        &'a self,
+        abandoned: &'a [Replica],
+    ) -> BoxFuture<'a, Vec<(String, Result<(), EngineError>)>> {
+        let mut left = self.abandoned.lock().unwrap();
+        left.retain(|r| !abandoned.iter().any(|a| a.id == r.id));
+        let removed = abandoned.iter().map(|r| (r.name.clone(), Ok(()))).collect();
+        Box::pin(async move { removed })
+    }
+}
+
+/// A container of the service in `state`, created by the autoscaler or not.
+fn container(name: &str, state: &str, ours: bool) -> Replica {
+    Replica {
+        id: format!("id-{name}"),
+        name: name.into(),
+        number: None,
+        created: 0,
+        state: state.into(),
+        readiness: crate::engine::Readiness::Down,
+        oom_killed: false,
+        started_at: String::new(),
+        ip: None,
+        published: vec![],
+        ours,
+        action: None,
     }
 }
 
@@ -257,6 +294,102 @@ async fn an_intent_without_an_outcome_is_reconciled_once() {
     );
     assert_eq!(w.events(), [Event::ScaleStarted, Event::ScaleFinished]);
     assert!(w.state().last_scale_up.is_some(), "it moved the count");
+}
+
+#[tokio::test]
+async fn an_interrupted_intent_without_a_plan_never_reads_as_more_than_it_asked() {
+    // Written before intents carried a plan; the engine shows 5 now
+    // (another scale added more): this one reached its 4, no more, and it
+    // is not "partial".
+    let w = World::new(5, Behaviour::Obey);
+    let started = crate::audit::AuditRecord {
+        direction: Direction::Up,
+        from: 3,
+        to: 4,
+        ..crate::audit::AuditRecord::new("web", Event::ScaleStarted, Actor::Manual, 5)
+    };
+    w.audit.append(&started).unwrap();
+    let done = reconcile::reconcile(&w.cx(), "web").await.unwrap();
+    let report = done[0].report.as_ref().unwrap();
+    assert_eq!((report.reached, report.outcome), (4, Outcome::Succeeded));
+    assert!(
+        report.error.as_deref().unwrap().contains("5 running"),
+        "{report:?}"
+    );
+    // One that moved nothing failed; one part of the way is partial.
+    for (running, reached, outcome) in [(2, 3, Outcome::Failed), (4, 4, Outcome::Partial)] {
+        let r = ScaleReport::judged_by_count(&ScalePlan::counts(3, 5), running);
+        assert_eq!((r.reached, r.outcome), (reached, outcome), "{running}");
+    }
+}
+
+#[tokio::test]
+async fn an_intent_records_its_plan_before_the_engine_is_changed() {
+    let w = World::new(1, Behaviour::Obey);
+    pass(&w.cx(), &policy("")).await.unwrap();
+    let records = w.audit.records("web").unwrap();
+    let started = records
+        .iter()
+        .find(|r| r.event == Event::ScaleStarted)
+        .unwrap();
+    assert_eq!(started.plan, Some(ScalePlan::counts(1, 2)));
+    let finished = records
+        .iter()
+        .find(|r| r.event == Event::ScaleFinished)
+        .unwrap();
+    assert_eq!(finished.plan, None, "said once, in the intent");
+}
+
+#[tokio::test]
+async fn abandoned_replicas_are_swept_at_each_pass_and_audited_but_not_in_a_dry_run() {
+    let leftovers = || {
+        vec![
+            container("web-4", "created", true),
+            container("web-5", "exited", true),
+            // Not ours, or ours and restarting: left alone.
+            container("web-1", "exited", false),
+            container("web-6", "restarting", true),
+        ]
+    };
+    let mut w = World::new(2, Behaviour::Obey);
+    w.dry_run = true;
+    *w.actuator.abandoned.lock().unwrap() = leftovers();
+    pass(&w.cx(), &policy("")).await.unwrap();
+    assert_eq!(
+        w.actuator.abandoned.lock().unwrap().len(),
+        4,
+        "a dry run changes nothing"
+    );
+    assert!(!w.events().contains(&Event::AbandonedRemoved));
+
+    w.dry_run = false;
+    pass(&w.cx(), &policy("")).await.unwrap();
+    let left: Vec<String> = w
+        .actuator
+        .abandoned
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(left, ["web-1", "web-6"]);
+    let records = w.audit.records("web").unwrap();
+    let swept = records
+        .iter()
+        .find(|r| r.event == Event::AbandonedRemoved)
+        .unwrap();
+    assert_eq!(swept.reasons.len(), 2);
+    assert!(swept.reasons[0].contains("web-4") && swept.reasons[0].contains("created"));
+    // Once: the next pass finds nothing to sweep.
+    pass(&w.cx(), &policy("")).await.unwrap();
+    let sweeps = w
+        .audit
+        .records("web")
+        .unwrap()
+        .iter()
+        .filter(|r| r.event == Event::AbandonedRemoved)
+        .count();
+    assert_eq!(sweeps, 1);
 }
 
 #[tokio::test]
@@ -459,7 +592,11 @@ async fn an_engine_that_cannot_list_the_target_fails_the_pass_at_the_engine() {
         fn status(&self) -> BoxFuture<'_, Result<Observed, EngineError>> {
             Box::pin(async { Err(EngineError::not_found("no such service")) })
         }
-        fn scale(&self, _: u32) -> BoxFuture<'_, Result<ScaleReport, EngineError>> {
+        fn scale<'a>(
+            &'a self,
+            _: &'a ScalePlan,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<ScaleReport, EngineError>> {
             Box::pin(async { Err(EngineError::not_found("no such service")) })
         }
     }

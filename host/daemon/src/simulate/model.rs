@@ -16,7 +16,7 @@ use futures_util::future::BoxFuture;
 use vedfolnir_core::model::{SignalId, TimestampMs};
 use vedfolnir_core::sim::{self, History, Observation, Service};
 
-use crate::actuators::{Actuator, Observed, ScaleReport};
+use crate::actuators::{Actuator, Observed, ScalePlan, ScaleReport};
 use crate::clock::{Clock, ManualClock};
 use crate::config::{Source, SourceKind};
 use crate::engine::EngineError;
@@ -77,7 +77,17 @@ impl Actuator for Model {
         Box::pin(async move { Ok(observed) })
     }
 
-    fn scale(&self, to: u32) -> BoxFuture<'_, Result<ScaleReport, EngineError>> {
+    fn plan(&self, to: u32) -> BoxFuture<'_, Result<ScalePlan, EngineError>> {
+        let from = self.service.lock().expect("not poisoned").replicas();
+        Box::pin(async move { Ok(ScalePlan::counts(from, to)) })
+    }
+
+    fn scale<'a>(
+        &'a self,
+        plan: &'a ScalePlan,
+        _action: &'a str,
+    ) -> BoxFuture<'a, Result<ScaleReport, EngineError>> {
+        let to = plan.to;
         let now = self.clock.now_ms();
         let mut service = self.service.lock().expect("not poisoned");
         let from = service.replicas();

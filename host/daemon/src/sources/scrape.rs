@@ -671,6 +671,8 @@ mod tests {
             started_at: String::new(),
             ip: Some(ip.into()),
             published: vec![],
+            ours: false,
+            action: None,
         }
     }
 

@@ -56,6 +56,7 @@ pub fn is_action(event: Event) -> bool {
             | Event::Resumed
             | Event::Reset
             | Event::ShadowDiverged
+            | Event::AbandonedRemoved
     )
 }
 
@@ -90,6 +91,7 @@ pub fn text_of(r: &AuditRecord) -> String {
         Event::Resumed => "automatic scaling resumed".into(),
         Event::Reset => "cooldowns cleared".into(),
         Event::ShadowDiverged => "the shadow policy diverges".into(),
+        Event::AbandonedRemoved => "abandoned replicas removed".into(),
         Event::ScaleStarted | Event::Held => format!("{:?}", r.event),
     };
     let mut why = r.reasons.join("; ");
