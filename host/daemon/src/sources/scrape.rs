@@ -73,6 +73,13 @@ pub struct Page {
     series: Vec<(String, Option<f64>, f64)>,
 }
 
+impl Page {
+    /// How many series the page holds.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+}
+
 /// Parse the Prometheus text format, bounded to [`MAX_SERIES`] series.
 pub fn parse(text: &str) -> Result<Page, String> {
     let mut page = Page::default();
