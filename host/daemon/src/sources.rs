@@ -219,6 +219,31 @@ impl Read {
 /// A source, and what it is asked.
 type Asked<'a> = (&'a Arc<dyn MetricSource>, Ask<'a>);
 
+/// A response body of at most `max` bytes, read chunk by chunk so a larger
+/// one is refused before it is held: what a metric endpoint sends is
+/// untrusted.
+pub async fn body_within(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
+        if body.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Why [`body_within`] gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The connection failed or timed out mid-body.
+    #[error("{0}")]
+    Read(#[source] reqwest::Error),
+    /// The body is larger than allowed.
+    #[error("more than {0} bytes")]
+    TooLarge(usize),
+}
+
 /// Ask every source for the signals routed to it.
 pub async fn read(
     sources: &Sources,

@@ -24,6 +24,11 @@ use vedfolnir_core::model::{Sample, SignalId, SignalWindow, TimestampMs};
 use super::{Ask, MetricSource, Reading, SourceReport};
 use crate::config::{Source, SourceKind};
 
+/// Most bytes of one query's answer. One series over the longest window
+/// at a 15 s step is a few hundred KiB; more is a query that selects far
+/// too much.
+pub const MAX_RESPONSE: usize = 8 << 20;
+
 /// A Prometheus server.
 #[derive(Debug, Clone)]
 pub struct Prometheus {
@@ -82,13 +87,18 @@ impl Prometheus {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("no content type")
             .to_string();
-        let body = resp.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                format!("Prometheus at {} stopped answering mid-response", self.url)
-            } else {
-                format!("reading Prometheus' answer: {e}")
-            }
-        })?;
+        let body = super::body_within(resp, MAX_RESPONSE)
+            .await
+            .map_err(|e| match e {
+                super::BodyError::Read(e) if e.is_timeout() => {
+                    format!("Prometheus at {} stopped answering mid-response", self.url)
+                }
+                super::BodyError::Read(e) => format!("reading Prometheus' answer: {e}"),
+                too_large => format!(
+                    "Prometheus at {} answered with {too_large}: narrow the query",
+                    self.url
+                ),
+            })?;
         let json: Value = serde_json::from_slice(&body).map_err(|_| {
             let start: String = String::from_utf8_lossy(&body).chars().take(60).collect();
             format!(
@@ -448,6 +458,25 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(NOW - 45_000, 10.0), (NOW - 30_000, 12.0)]
         );
+    }
+
+    #[test]
+    fn an_answer_larger_than_the_bound_is_refused_not_held() {
+        let url = serve(Duration::ZERO, |_| {
+            // Valid JSON, padded past the bound.
+            let pad = " ".repeat(MAX_RESPONSE);
+            (
+                200,
+                "application/json",
+                format!("{{\"status\":\"success\"{pad}}}"),
+            )
+        });
+        let r = reason(&window_from(&url));
+        assert!(
+            r.contains(&format!("more than {MAX_RESPONSE} bytes")),
+            "{r}"
+        );
+        assert!(r.contains("narrow the query"), "{r}");
     }
 
     #[test]

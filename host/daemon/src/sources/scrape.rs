@@ -409,7 +409,7 @@ impl Scrape {
         let timeout = Duration::from_millis(e.timeout_ms);
         let fail = |why: String| format!("scrape of {} ({url}): {why}", r.name);
         let get = async {
-            let mut resp = self
+            let resp = self
                 .client
                 .get(&url)
                 .send()
@@ -418,13 +418,9 @@ impl Scrape {
             if !resp.status().is_success() {
                 return Err(format!("HTTP {}", resp.status()));
             }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-                if body.len() + chunk.len() > MAX_BODY {
-                    return Err(format!("more than {MAX_BODY} bytes"));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = super::body_within(resp, MAX_BODY)
+                .await
+                .map_err(|e| e.to_string())?;
             parse(&String::from_utf8_lossy(&body))
         };
         match tokio::time::timeout(timeout, get).await {
