@@ -255,6 +255,17 @@ fn check_audit(p: &Project) -> usize {
         started.len(),
         "an outcome without an intent"
     );
+    // Every API request is answered, or found unanswered at the restart.
+    for r in audit.iter().filter(|r| r["event"] == "requested") {
+        let closing = audit
+            .iter()
+            .filter(|a| {
+                (a["event"] == "answered" || a["event"] == "unanswered")
+                    && a["action_id"] == r["action_id"]
+            })
+            .count();
+        assert_eq!(closing, 1, "request {r} closed {closing} times");
+    }
     let mut reconciled = 0;
     for r in finished.values().flatten() {
         let rep = &r["report"];

@@ -666,11 +666,26 @@ fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
     let status = d.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert_eq!(p.running("vedfolnir").len(), 3);
-    let audit = std::fs::read_to_string(p.state_dir().join("audit.jsonl")).unwrap();
-    let last: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
-    assert_eq!(last["event"], "scale-finished", "{last}");
+    let audit = p.audit();
+    let last = audit
+        .iter()
+        .rev()
+        .find(|r| r["event"] == "scale-finished")
+        .unwrap();
     assert_eq!(last["to"], 3, "{last}");
     assert_eq!(last["report"]["outcome"], "succeeded", "{last}");
+    // The request is on record, and so is its answer.
+    let answered = audit.last().unwrap();
+    assert_eq!(answered["event"], "answered", "{answered}");
+    assert_eq!(answered["reasons"][0], "HTTP 200", "{answered}");
+    let requested: Vec<_> = audit.iter().filter(|r| r["event"] == "requested").collect();
+    for r in &requested {
+        let closing = audit
+            .iter()
+            .filter(|a| a["event"] == "answered" && a["action_id"] == r["action_id"])
+            .count();
+        assert_eq!(closing, 1, "{r}");
+    }
 }
 
 #[test]

@@ -166,6 +166,14 @@ pub enum Event {
     /// Replicas the autoscaler created that will not run again (left by an
     /// interrupted scale) were removed; `reasons` names each.
     AbandonedRemoved,
+    /// A request to the API that changes something, received (`reasons`
+    /// says what), before it is run.
+    Requested,
+    /// Its answer (`reasons`: the HTTP status), with the same `action_id`.
+    Answered,
+    /// A request the daemon stopped under before answering, found at the
+    /// next start, with what became of it.
+    Unanswered,
 }
 
 /// One line of `audit.jsonl`.
@@ -216,6 +224,10 @@ pub struct AuditRecord {
     /// What the actuator did (finished records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<ScaleReport>,
+    /// The API request (its `requested` record's `action_id`) this record
+    /// carries out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 impl AuditRecord {
@@ -223,7 +235,7 @@ impl AuditRecord {
     pub fn new(service: &str, event: Event, actor: Actor, at: TimestampMs) -> AuditRecord {
         AuditRecord {
             time_ms: at,
-            action_id: format!("{service}-{at}-{}", std::process::id()),
+            action_id: action_id(service, at),
             service: service.to_string(),
             event,
             actor,
@@ -238,8 +250,18 @@ impl AuditRecord {
             guard: Vec::new(),
             plan: None,
             report: None,
+            request: None,
         }
     }
+}
+
+/// A new record's id: the service, the time, the process, and a count
+/// within the process, so two records made in one millisecond (a burst of
+/// API requests) never share one.
+fn action_id(service: &str, at: TimestampMs) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{service}-{at}-{}-{n}", std::process::id())
 }
 
 /// Scales with an intent (`scale-started`) and no outcome: the process
@@ -252,6 +274,21 @@ pub fn interrupted(records: &[AuditRecord]) -> Vec<&AuditRecord> {
                 && !records
                     .iter()
                     .any(|f| f.event == Event::ScaleFinished && f.action_id == r.action_id)
+        })
+        .collect()
+}
+
+/// API requests received and never answered: the daemon stopped under
+/// them.
+pub fn unanswered(records: &[AuditRecord]) -> Vec<&AuditRecord> {
+    records
+        .iter()
+        .filter(|r| {
+            r.event == Event::Requested
+                && !records.iter().any(|a| {
+                    matches!(a.event, Event::Answered | Event::Unanswered)
+                        && a.action_id == r.action_id
+                })
         })
         .collect()
 }
@@ -356,7 +393,9 @@ impl AuditLog {
         Ok(out)
     }
 
-    /// The newest records (of one service, or all), newest first.
+    /// The newest records (of one service, or all), newest first; the
+    /// API's bookkeeping of its own requests (`requested`, `answered`) is
+    /// left out.
     pub fn recent(
         &self,
         service: Option<&str>,
@@ -377,6 +416,7 @@ impl AuditLog {
             .rev()
             .filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok())
             .filter(|r| service.is_none_or(|s| r.service == s))
+            .filter(|r| !matches!(r.event, Event::Requested | Event::Answered))
             .take(limit)
             .collect())
     }

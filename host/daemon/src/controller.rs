@@ -344,6 +344,7 @@ fn intent_of(policy: &ReadyPolicy, judged: &Judged) -> Intent {
         plugin: Some(PluginRecord::from(&**policy.plugin.id())),
         scores: judged.evaluation.scores(),
         inputs: inputs_of(&judged.input),
+        request: None,
     }
 }
 

@@ -107,14 +107,7 @@ impl Shell {
     /// Finish interrupted scales before acting, saying so.
     async fn reconcile(&self, service: &str) -> Result<()> {
         for r in reconcile::reconcile(&self.context(), service).await? {
-            let rep = r
-                .report
-                .as_ref()
-                .expect("reconciled records carry a report");
-            eprintln!(
-                "note: reconciled an interrupted scale {} -> {} ({}): {:?}, {} running",
-                r.from, r.to, r.action_id, rep.outcome, rep.reached
-            );
+            eprintln!("note: {}", reconcile::describe(&r));
         }
         Ok(())
     }
@@ -219,6 +212,7 @@ pub fn scale(
             actor: Actor::Manual,
             wanted,
             reason: None,
+            request: None,
         };
         let outcome = manual::scale(&shell.context(), &file, request).await;
         shell.close().await;

@@ -35,6 +35,8 @@ pub struct Intent {
     pub scores: Option<Scores>,
     /// The inputs that mattered.
     pub inputs: BTreeMap<String, serde_json::Value>,
+    /// The API request it carries out (its audit id), if any.
+    pub request: Option<String>,
 }
 
 impl Intent {
@@ -56,6 +58,7 @@ impl Intent {
             plugin: self.plugin.clone(),
             scores: self.scores,
             inputs: self.inputs.clone(),
+            request: self.request.clone(),
             ..AuditRecord::new(service, event, self.actor, now)
         }
     }

@@ -34,6 +34,8 @@ pub struct Request {
     pub wanted: Wanted,
     /// The operator's own reason, recorded with the action.
     pub reason: Option<String>,
+    /// The API request it carries out (its audit id), if any.
+    pub request: Option<String>,
 }
 
 /// What became of a request.
@@ -139,6 +141,7 @@ pub async fn scale(
         plugin: None,
         scores: None,
         inputs: Default::default(),
+        request: request.request.clone(),
     };
     let now = cx.clock.now_ms();
     if cx.dry_run {

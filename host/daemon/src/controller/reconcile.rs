@@ -5,7 +5,8 @@
 //! from the plan its intent recorded (the containers it created carry its
 //! action id; those it was to stop are named), its half-made containers
 //! removed, the outcome recorded once, and its cooldown started when the
-//! count moved. [`sweep`] removes the autoscaler's own replicas that will
+//! count moved. An API request the daemon stopped under before answering
+//! is closed with what became of it. [`sweep`] removes the autoscaler's own replicas that will
 //! not run again (created and never started, or stopped and not removed),
 //! at reconciliation and at every pass.
 
@@ -53,9 +54,61 @@ pub async fn reconcile(cx: &Context<'_>, service: &str) -> Result<Vec<AuditRecor
         }
         out.push(finished);
     }
+    for request in audit::unanswered(&records) {
+        let record = unanswered(request, &records, cx.clock.now_ms());
+        cx.audit.append(&record)?;
+        out.push(record);
+    }
     let observed = cx.actuator.status().await?;
     sweep(cx, service, &observed.replicas).await?;
     Ok(out)
+}
+
+/// One line for a record [`reconcile`] wrote.
+pub fn describe(r: &AuditRecord) -> String {
+    match &r.report {
+        Some(rep) => format!(
+            "reconciled an interrupted scale {} -> {} ({}): {:?}, {} running",
+            r.from, r.to, r.action_id, rep.outcome, rep.reached
+        ),
+        None => format!(
+            "an unanswered API request ({}): {}",
+            r.action_id,
+            r.reasons.join("; ")
+        ),
+    }
+}
+
+/// The record that closes an API request the daemon stopped under: what
+/// became of it, judged by the API's records that followed it.
+fn unanswered(request: &AuditRecord, records: &[AuditRecord], now: i64) -> AuditRecord {
+    let acted = records
+        .iter()
+        .find(|r| r.request.as_deref() == Some(request.action_id.as_str()));
+    let what = request
+        .reasons
+        .first()
+        .map(String::as_str)
+        .unwrap_or("a request");
+    let fate = match acted {
+        Some(r) if r.event == Event::ScaleStarted => format!(
+            "{what}: the daemon stopped before answering; it started scale {} (its outcome is recorded under that id)",
+            r.action_id
+        ),
+        Some(r) => format!(
+            "{what}: the daemon stopped before answering; it was carried out ({:?})",
+            r.event
+        ),
+        None => format!(
+            "{what}: the daemon stopped before answering and it was not carried out; send it again"
+        ),
+    };
+    AuditRecord {
+        event: Event::Unanswered,
+        time_ms: now,
+        reasons: vec![fate],
+        ..request.clone()
+    }
 }
 
 /// Remove the autoscaler's abandoned replicas among `replicas`

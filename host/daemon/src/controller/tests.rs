@@ -324,6 +324,58 @@ async fn an_interrupted_intent_without_a_plan_never_reads_as_more_than_it_asked(
 }
 
 #[tokio::test]
+async fn an_api_request_the_daemon_died_under_is_closed_with_what_became_of_it() {
+    let w = World::new(2, Behaviour::Obey);
+    let request = |at, what: &str| crate::audit::AuditRecord {
+        reasons: vec![what.into()],
+        ..crate::audit::AuditRecord::new("web", Event::Requested, Actor::Api, at)
+    };
+    // One never reached the loop; one started a scale before the kill.
+    let lost = request(10, "scale to 4");
+    w.audit.append(&lost).unwrap();
+    let ran = request(20, "scale to 3");
+    w.audit.append(&ran).unwrap();
+    let started = crate::audit::AuditRecord {
+        direction: Direction::Up,
+        from: 2,
+        to: 3,
+        plan: Some(ScalePlan::counts(2, 3)),
+        request: Some(ran.action_id.clone()),
+        ..crate::audit::AuditRecord::new("web", Event::ScaleStarted, Actor::Api, 21)
+    };
+    w.audit.append(&started).unwrap();
+    // Answered: left alone.
+    let fine = request(30, "pause");
+    w.audit.append(&fine).unwrap();
+    w.audit
+        .append(&crate::audit::AuditRecord {
+            event: Event::Answered,
+            ..fine.clone()
+        })
+        .unwrap();
+    let done = reconcile::reconcile(&w.cx(), "web").await.unwrap();
+    let closed: Vec<_> = done
+        .iter()
+        .filter(|r| r.event == Event::Unanswered)
+        .collect();
+    assert_eq!(closed.len(), 2, "{done:?}");
+    assert_eq!(closed[0].action_id, lost.action_id);
+    assert!(
+        closed[0].reasons[0].contains("not carried out"),
+        "{:?}",
+        closed[0]
+    );
+    assert!(
+        closed[1].reasons[0].contains(&started.action_id),
+        "{:?}",
+        closed[1]
+    );
+    // Once.
+    let again = reconcile::reconcile(&w.cx(), "web").await.unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}
+
+#[tokio::test]
 async fn an_intent_records_its_plan_before_the_engine_is_changed() {
     let w = World::new(1, Behaviour::Obey);
     pass(&w.cx(), &policy("")).await.unwrap();
@@ -470,6 +522,7 @@ async fn a_manual_request_is_clamped_by_the_guard_rule_and_audited_with_it() {
         actor: Actor::Api,
         wanted: Wanted::To(9),
         reason: Some("load test".into()),
+        request: None,
     };
     let outcome = manual::scale(&w.cx(), &policy.file, request).await.unwrap();
     let manual::Outcome::Scaled { report, notes, .. } = outcome else {
@@ -496,6 +549,7 @@ async fn a_manual_request_in_a_dry_run_changes_nothing_but_its_clocks() {
         actor: Actor::Manual,
         wanted: Wanted::Down(None),
         reason: None,
+        request: None,
     };
     let outcome = manual::scale(&w.cx(), &policy("").file, request)
         .await
@@ -518,6 +572,7 @@ async fn a_manual_request_the_wrong_way_is_refused() {
         actor: Actor::Manual,
         wanted: Wanted::Up(Some(2)),
         reason: None,
+        request: None,
     };
     let e = manual::scale(&w.cx(), &policy("").file, request)
         .await

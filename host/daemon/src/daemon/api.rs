@@ -34,6 +34,7 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::shared::{LoopCommand, Shared};
+use crate::audit::{Actor, AuditRecord, Event};
 use crate::controller::PassError;
 use crate::controller::manual::{self, ManualError};
 use crate::telemetry::chain;
@@ -209,11 +210,15 @@ fn authorize(endpoint: &Guarded, token: Option<&str>, headers: &HeaderMap) -> Re
 }
 
 /// Send a request to a service's loop, wait for its answer, and turn it
-/// into a response.
+/// into a response. The request (`what`, in words) is audited as
+/// `requested` before it is sent and `answered` with the status after, so
+/// one the daemon dies under is on record: the next start finds it
+/// unanswered and says so ([`crate::controller::reconcile`]).
 async fn ask<T>(
     shared: &Api,
     service: &str,
-    make: impl FnOnce(oneshot::Sender<T>) -> LoopCommand,
+    what: String,
+    make: impl FnOnce(oneshot::Sender<T>, String) -> LoopCommand,
     respond: impl FnOnce(T) -> (u16, serde_json::Value),
 ) -> Response {
     let tx = shared
@@ -229,24 +234,64 @@ async fn ask<T>(
             serde_json::json!({ "error": format!("no policy scales a service named {service:?}") }),
         );
     };
-    let (reply, answer) = oneshot::channel();
-    if tx.try_send(make(reply)).is_err() {
-        count(shared, service, "busy");
+    let requested = AuditRecord {
+        reasons: vec![what],
+        ..AuditRecord::new(
+            service,
+            Event::Requested,
+            Actor::Api,
+            crate::clock::now_ms(),
+        )
+    };
+    if let Err(e) = record(shared, requested.clone()).await {
+        count(shared, service, "failed");
         return json(
-            503,
-            serde_json::json!({ "error": format!("{service} has too many requests waiting; retry later") }),
+            500,
+            serde_json::json!({ "error": format!("cannot record the request: {e}") }),
         );
     }
-    match answer.await {
-        Ok(answer) => {
-            let (code, body) = respond(answer);
-            count(shared, service, if code < 300 { "ok" } else { "failed" });
-            json(code, body)
-        }
-        Err(_) => json(
+    let (reply, answer) = oneshot::channel();
+    let (code, body) = if tx
+        .try_send(make(reply, requested.action_id.clone()))
+        .is_err()
+    {
+        count(shared, service, "busy");
+        (
             503,
-            serde_json::json!({ "error": format!("{service}'s loop stopped before answering") }),
-        ),
+            serde_json::json!({ "error": format!("{service} has too many requests waiting; retry later") }),
+        )
+    } else {
+        match answer.await {
+            Ok(answer) => {
+                let (code, body) = respond(answer);
+                count(shared, service, if code < 300 { "ok" } else { "failed" });
+                (code, body)
+            }
+            Err(_) => (
+                503,
+                serde_json::json!({ "error": format!("{service}'s loop stopped before answering") }),
+            ),
+        }
+    };
+    let answered = AuditRecord {
+        event: Event::Answered,
+        time_ms: crate::clock::now_ms(),
+        reasons: vec![format!("HTTP {code}")],
+        ..requested
+    };
+    if let Err(e) = record(shared, answered).await {
+        tracing::warn!(service = %service, "cannot record the answer to an API request: {e}");
+    }
+    json(code, body)
+}
+
+/// Append one audit record off the async threads (it is fsynced).
+async fn record(shared: &Api, r: AuditRecord) -> Result<(), String> {
+    let audit = shared.audit.clone();
+    match tokio::task::spawn_blocking(move || audit.append(&r)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(chain(&e)),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -328,12 +373,22 @@ async fn scale(
             ));
         }
     };
+    let what = format!(
+        "scale to {}{}",
+        b.replicas,
+        b.reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
     ask(
         &shared,
         &service,
-        |reply| LoopCommand::Scale {
+        what,
+        |reply, request| LoopCommand::Scale {
             replicas: b.replicas,
             reason: b.reason,
+            request,
             reply,
         },
         |answer| scale_reply(&service, answer),
@@ -359,12 +414,22 @@ async fn pause_or_resume(
             Err(e) => return bad_body(e),
         }
     };
+    let what = format!(
+        "{}{}",
+        if paused { "pause" } else { "resume" },
+        b.reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
     ask(
         &shared,
         &service,
-        |reply| LoopCommand::Pause {
+        what,
+        |reply, request| LoopCommand::Pause {
             paused,
             reason: b.reason,
+            request,
             reply,
         },
         |answer: Result<bool, PassError>| match answer {

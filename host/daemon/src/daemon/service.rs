@@ -149,14 +149,7 @@ async fn ready<'a>(
     if !s.reconciled {
         let service = &policy.file.service;
         for r in reconcile::reconcile(&s.context(shared), service).await? {
-            let rep = r
-                .report
-                .as_ref()
-                .expect("reconciled records carry a report");
-            println!(
-                "{service}: reconciled an interrupted scale {} -> {} ({}): {:?}, {} running",
-                r.from, r.to, r.action_id, rep.outcome, rep.reached
-            );
+            println!("{service}: {}", reconcile::describe(&r));
         }
         s.reconciled = true;
     }
@@ -193,10 +186,11 @@ async fn run(
         if let Some(LoopCommand::Pause {
             paused,
             reason,
+            request,
             reply,
         }) = command
         {
-            let _ = reply.send(pause(&shared, &service, paused, reason));
+            let _ = reply.send(pause(&shared, &service, paused, reason, request));
             continue;
         }
         let result = match ready(&mut seams, &policy, &shared).await {
@@ -238,10 +232,11 @@ async fn turn(
     if let Some(LoopCommand::Scale {
         replicas,
         reason,
+        request,
         reply,
     }) = command
     {
-        let answer = api_scale(&cx, policy, replicas, reason).await;
+        let answer = api_scale(&cx, policy, replicas, reason, request).await;
         let _ = reply.send(answer);
         return Ok(());
     }
@@ -277,6 +272,7 @@ fn pause(
     service: &str,
     paused: bool,
     reason: Option<String>,
+    request: String,
 ) -> Result<bool, PassError> {
     let now = crate::clock::now_ms();
     let was = shared
@@ -296,6 +292,7 @@ fn pause(
         shared.audit.append(&AuditRecord {
             reasons,
             dry_run: shared.options.dry_run,
+            request: Some(request),
             ..AuditRecord::new(service, event, Actor::Api, now)
         })?;
     }
@@ -325,12 +322,14 @@ async fn api_scale(
     policy: &ReadyPolicy,
     replicas: u32,
     reason: Option<String>,
+    request: String,
 ) -> Result<manual::Outcome, ManualError> {
     let service = &policy.file.service;
     let request = Request {
         actor: Actor::Api,
         wanted: Wanted::To(replicas),
         reason,
+        request: Some(request),
     };
     let outcome = manual::scale(cx, &policy.file, request).await?;
     match &outcome {

@@ -47,6 +47,8 @@ pub enum LoopCommand {
         replicas: u32,
         /// The caller's reason.
         reason: Option<String>,
+        /// The request's audit id.
+        request: String,
         /// The answer.
         reply: oneshot::Sender<Result<manual::Outcome, ManualError>>,
     },
@@ -56,6 +58,8 @@ pub enum LoopCommand {
         paused: bool,
         /// The caller's reason.
         reason: Option<String>,
+        /// The request's audit id.
+        request: String,
         /// The answer: whether it changed anything.
         reply: oneshot::Sender<Result<bool, PassError>>,
     },

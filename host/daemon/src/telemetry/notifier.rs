@@ -57,6 +57,7 @@ pub fn is_action(event: Event) -> bool {
             | Event::Reset
             | Event::ShadowDiverged
             | Event::AbandonedRemoved
+            | Event::Unanswered
     )
 }
 
@@ -92,6 +93,8 @@ pub fn text_of(r: &AuditRecord) -> String {
         Event::Reset => "cooldowns cleared".into(),
         Event::ShadowDiverged => "the shadow policy diverges".into(),
         Event::AbandonedRemoved => "abandoned replicas removed".into(),
+        Event::Unanswered => "an API request was never answered".into(),
+        Event::Requested | Event::Answered => format!("API request {:?}", r.event),
         Event::ScaleStarted | Event::Held => format!("{:?}", r.event),
     };
     let mut why = r.reasons.join("; ");
