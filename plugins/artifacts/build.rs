@@ -63,10 +63,25 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
-    ensure_target_installed();
-
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    // VEDFOLNIR_GUEST_TOOLCHAIN builds the guests with another rustup
+    // toolchain than the outer build's: the fuzz targets build on nightly,
+    // whose wasm32-wasip2 standard library may not be published, while the
+    // guests need nothing but the pinned stable one.
+    println!("cargo:rerun-if-env-changed=VEDFOLNIR_GUEST_TOOLCHAIN");
+    let mut cmd = match env::var("VEDFOLNIR_GUEST_TOOLCHAIN") {
+        Ok(toolchain) => {
+            let mut cmd = Command::new("rustup");
+            cmd.args(["run", &toolchain, "cargo"]);
+            for var in ["RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN", "CARGO"] {
+                cmd.env_remove(var);
+            }
+            cmd
+        }
+        Err(_) => {
+            ensure_target_installed();
+            Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        }
+    };
     cmd.current_dir(&root)
         .args([
             "build",

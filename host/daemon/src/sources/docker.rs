@@ -233,6 +233,24 @@ impl MetricSource for DockerStats {
     /// kills, for the signals routed here.
     fn read<'a>(&'a self, ask: &'a Ask<'a>) -> BoxFuture<'a, SourceReport> {
         Box::pin(async move {
+            // The running count is already observed; stats (a second per
+            // replica) and events are read only for what needs them.
+            if ask
+                .signals
+                .iter()
+                .all(|s| s.signal == SignalId::InstanceCount)
+            {
+                let running = f64::from(ask.observed.running);
+                return SourceReport {
+                    readings: ask
+                        .signals
+                        .iter()
+                        .map(|s| Reading::Now(s.signal.clone(), Ok(running)))
+                        .collect(),
+                    errors: Vec::new(),
+                    usage: None,
+                };
+            }
             let usage =
                 service_usage(&self.engine, &self.target, &ask.observed.replicas, ask.now).await;
             let unreadable = || {
