@@ -165,16 +165,27 @@ pub async fn oom_kills(
     Ok(n)
 }
 
+/// What [`service_usage`] reads: each running replica's stats (CPU and
+/// memory; a second per replica), and the engine's OOM events.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    /// Read stats.
+    pub stats: bool,
+    /// Read OOM events.
+    pub events: bool,
+}
+
 /// Collect the `docker` source for a target's replicas.
 pub async fn service_usage(
     engine: &Engine,
     target: &Target,
     replicas: &[Replica],
     now: vedfolnir_core::model::TimestampMs,
+    wanted: Wanted,
 ) -> ServiceUsage {
     let running: Vec<&Replica> = replicas.iter().filter(|r| r.is_running()).collect();
-    let samples =
-        futures_util::future::join_all(running.iter().map(|r| replica_usage(engine, &r.id))).await;
+    let read = running.iter().filter(|_| wanted.stats);
+    let samples = futures_util::future::join_all(read.map(|r| replica_usage(engine, &r.id))).await;
     let mut cpu = Vec::new();
     let mut memory = Vec::new();
     let mut errors = Vec::new();
@@ -187,12 +198,16 @@ pub async fn service_usage(
             Err(e) => errors.push(format!("{}: {e}", r.name)),
         }
     }
-    let oom_kills = match oom_kills(engine, target, now.div_euclid(1000), OOM_WINDOW_S).await {
-        Ok(n) => Some(n),
-        Err(e) => {
-            errors.push(format!("OOM events: {e}"));
-            None
+    let oom_kills = if wanted.events {
+        match oom_kills(engine, target, now.div_euclid(1000), OOM_WINDOW_S).await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                errors.push(format!("OOM events: {e}"));
+                None
+            }
         }
+    } else {
+        None
     };
     let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     ServiceUsage {
@@ -233,26 +248,22 @@ impl MetricSource for DockerStats {
     /// kills, for the signals routed here.
     fn read<'a>(&'a self, ask: &'a Ask<'a>) -> BoxFuture<'a, SourceReport> {
         Box::pin(async move {
-            // The running count is already observed; stats (a second per
-            // replica) and events are read only for what needs them.
-            if ask
-                .signals
-                .iter()
-                .all(|s| s.signal == SignalId::InstanceCount)
-            {
-                let running = f64::from(ask.observed.running);
-                return SourceReport {
-                    readings: ask
-                        .signals
-                        .iter()
-                        .map(|s| Reading::Now(s.signal.clone(), Ok(running)))
-                        .collect(),
-                    errors: Vec::new(),
-                    usage: None,
-                };
-            }
-            let usage =
-                service_usage(&self.engine, &self.target, &ask.observed.replicas, ask.now).await;
+            // Stats take a second per replica: read them, and the OOM
+            // events, only for the signals that need them.
+            let asked =
+                |want: &dyn Fn(&SignalId) -> bool| ask.signals.iter().any(|s| want(&s.signal));
+            let wanted = Wanted {
+                stats: asked(&|s| matches!(s, SignalId::Cpu | SignalId::Memory)),
+                events: asked(&|s| *s == super::oom_kills_signal()),
+            };
+            let usage = service_usage(
+                &self.engine,
+                &self.target,
+                &ask.observed.replicas,
+                ask.now,
+                wanted,
+            )
+            .await;
             let unreadable = || {
                 if usage.running == 0 {
                     "no running replica to read stats from".to_string()
