@@ -255,10 +255,13 @@ impl ServiceState {
     }
 }
 
+/// The closest two samples of one signal may be in the history.
+pub const MIN_GAP_MS: i64 = 1000;
+
 /// Samples kept for `check` runs, by signal name.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct History {
-    /// `[time_ms, value]` pairs, oldest first.
+    /// `[time_ms, value]` pairs, oldest first, at least [`MIN_GAP_MS`] apart.
     pub signals: BTreeMap<String, Vec<(TimestampMs, f64)>>,
 }
 
@@ -270,10 +273,16 @@ impl History {
     pub fn push(&mut self, now: TimestampMs, values: &[(SignalId, f64)], retention_ms: u64) {
         use vedfolnir_core::window::{BUCKET_MS, FINE_MS, compact};
         for (signal, value) in values {
-            self.signals
-                .entry(signal.to_string())
-                .or_default()
-                .push((now, *value));
+            let samples = self.signals.entry(signal.to_string()).or_default();
+            // At most one sample per MIN_GAP_MS: a sub-second interval
+            // would otherwise keep (and write each pass) tens of thousands
+            // of points an hour. The newer replaces the older.
+            match samples.last_mut() {
+                Some(last) if last.0 > now - MIN_GAP_MS && last.0 <= now => {
+                    *last = (now, *value);
+                }
+                _ => samples.push((now, *value)),
+            }
         }
         let oldest = now - retention_ms as i64;
         for samples in self.signals.values_mut() {
@@ -645,6 +654,26 @@ mod tests {
         s.record_scale(Direction::Down, 20, false);
         assert_eq!(s.guard(false).last_scale_down, Some(20));
         assert_eq!(s.guard(true).last_scale_down, None);
+    }
+
+    #[test]
+    fn a_sub_second_interval_keeps_one_sample_a_second() {
+        let mut h = History::default();
+        // Ten seconds of passes every 50 ms.
+        for i in 0..200 {
+            h.push(i * 50, &[(SignalId::Cpu, i as f64)], 3_600_000);
+        }
+        let cpu = &h.signals["cpu"];
+        assert!(cpu.len() <= 11, "{} samples", cpu.len());
+        assert!(cpu.windows(2).all(|p| p[1].0 - p[0].0 >= MIN_GAP_MS));
+        // The newest value is kept.
+        assert_eq!(*cpu.last().unwrap(), (9_950, 199.0));
+        // A normal interval keeps every pass.
+        let mut h = History::default();
+        for i in 0..10 {
+            h.push(i * 15_000, &[(SignalId::Cpu, 1.0)], 3_600_000);
+        }
+        assert_eq!(h.signals["cpu"].len(), 10);
     }
 
     #[test]
