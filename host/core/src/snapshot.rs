@@ -245,6 +245,10 @@ impl Snapshot {
     }
 }
 
+/// Most samples one signal of a snapshot may expand to: a week at a
+/// 15 s step is 40,320.
+pub const MAX_SAMPLES: u64 = 100_000;
+
 fn expand(
     spec: &SeriesSpec,
     now: TimestampMs,
@@ -279,11 +283,12 @@ fn expand(
         .and_then(|s| dur(format!("{key}.step"), s))
         .unwrap_or(default_step)
         .max(1);
-    let end = now
-        - d.ends_ago
-            .as_deref()
-            .and_then(|s| dur(format!("{key}.ends_ago"), s))
-            .unwrap_or(0) as i64;
+    let ends_ago = d
+        .ends_ago
+        .as_deref()
+        .and_then(|s| dur(format!("{key}.ends_ago"), s))
+        .unwrap_or(0);
+    let end = now.saturating_sub(ends_ago.min(i64::MAX as u64) as i64);
     let lengths: Vec<Option<u64>> = d
         .segments
         .iter()
@@ -303,7 +308,20 @@ fn expand(
     if !d.segments.is_empty() {
         // Newest segment covers offsets [0, len_n]; the one before it
         // (len_n, len_n + len_{n-1}], and so on.
-        let total: u64 = lengths.iter().map(|l| l.unwrap_or(0)).sum();
+        let total = lengths
+            .iter()
+            .fold(0u64, |sum, l| sum.saturating_add(l.unwrap_or(0)));
+        let count = total / step + 1;
+        if count > MAX_SAMPLES {
+            return Err(vec![SnapshotError {
+                key: key.to_string(),
+                message: format!(
+                    "{} at a step of {} is {count} samples, more than the {MAX_SAMPLES} a signal may have; shorten the segments or lengthen `step`",
+                    crate::duration::format_duration(total),
+                    crate::duration::format_duration(step),
+                ),
+            }]);
+        }
         let mut offset = 0u64;
         while offset <= total {
             let mut boundary = 0u64;
@@ -316,7 +334,7 @@ fn expand(
                 }
             }
             samples.push(Sample {
-                at: end - offset as i64,
+                at: end.saturating_sub(offset as i64),
                 value: value.get(),
             });
             offset += step;
@@ -324,7 +342,7 @@ fn expand(
     }
     for (sample, ago) in d.samples.iter().zip(&explicit) {
         samples.push(Sample {
-            at: end - ago.unwrap_or(0) as i64,
+            at: end.saturating_sub(ago.unwrap_or(0).min(i64::MAX as u64) as i64),
             value: sample.value.get(),
         });
     }
@@ -588,6 +606,32 @@ mod tests {
             errors[1].message.contains("expected a duration"),
             "{}",
             errors[1].message
+        );
+    }
+
+    /// Found by the `snapshot` fuzz target: one segment 883888182 minutes
+    /// long expanded to 3.5 billion samples and ran out of memory.
+    #[test]
+    fn a_segment_too_long_to_expand_is_refused_naming_the_signal() {
+        let snap: Snapshot = serde_json::from_str(
+            r#"{"current_replicas": 4, "signals": {"cpu": [{"value": 0.85, "for": "12m"}],
+                "error-rate": [{"value": 0.01, "for": "883888182m"}]}}"#,
+        )
+        .unwrap();
+        let errors = snap
+            .to_input(&Frame {
+                service: "web".into(),
+                min_replicas: 2,
+                max_replicas: 5,
+                params: vec![],
+            })
+            .unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].key, "signals.error-rate");
+        assert!(
+            errors[0].message.contains("more than the 100000"),
+            "{}",
+            errors[0].message
         );
     }
 }
