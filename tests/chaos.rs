@@ -595,3 +595,99 @@ fn what_an_interrupted_scale_down_left_stopped_is_removed_and_an_abandoned_repli
         "the other service was touched"
     );
 }
+
+/// A tmpfs of `size` mounted at `dir` (the tests run as root, as CI does
+/// here), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = cmd(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                dir.to_str().unwrap(),
+            ],
+            &[],
+        );
+        if out.code != 0 {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true, and a tmpfs cannot be mounted (the full-disk test needs root): {}",
+                out.stderr
+            );
+            eprintln!(
+                "cannot mount a tmpfs ({}); full-disk test not run",
+                out.stderr.trim()
+            );
+            return None;
+        }
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = cmd("umount", &["-l", self.0.to_str().unwrap()], &[]);
+    }
+}
+
+#[test]
+fn a_full_state_directory_holds_with_a_clear_error_no_corrupt_file_and_recovers() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("fulldisk", 2, image());
+    p.policy("");
+    let Some(_tmpfs) = Tmpfs::mount(&p.state_dir(), "1m") else {
+        return;
+    };
+    let mut d = Daemon::spawn(
+        &p,
+        &p.policy_path(),
+        free_port(),
+        &["--interval", "1s"],
+        &[],
+    );
+    d.expect_line("vedfolnir: HOLD at 2", Duration::from_secs(60));
+    // Fill the disk.
+    let filler = p.state_dir().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let line = d.expect_line("pass failed, holding", Duration::from_secs(30));
+    assert!(line.contains("No space left on device"), "{line}");
+    // Still alive, still holding; every file it keeps still parses.
+    d.expect_line("pass failed, holding", Duration::from_secs(30));
+    assert!(matches!(d.child.try_wait(), Ok(None)), "the daemon died");
+    for entry in std::fs::read_dir(p.state_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".json") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("{name} is corrupt: {e}: {text:?}"));
+        }
+        if name == "audit.jsonl" {
+            for l in std::fs::read_to_string(&path).unwrap().lines() {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap_or_else(|e| panic!("audit line corrupt: {e}: {l:?}"));
+            }
+        }
+    }
+    let m = d.metrics();
+    assert!(
+        m.contains("vedfolnir_autoscaler_pass_errors_total{service=\"vedfolnir\",stage=\"state\"}"),
+        "{m}"
+    );
+    assert_eq!(p.running("vedfolnir").len(), 2);
+    // Space returns: the next pass goes through.
+    std::fs::remove_file(&filler).unwrap();
+    d.expect_line("vedfolnir: HOLD at 2", Duration::from_secs(30));
+}
