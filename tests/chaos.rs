@@ -691,3 +691,46 @@ fn a_full_state_directory_holds_with_a_clear_error_no_corrupt_file_and_recovers(
     std::fs::remove_file(&filler).unwrap();
     d.expect_line("vedfolnir: HOLD at 2", Duration::from_secs(30));
 }
+
+#[test]
+fn the_engine_cut_mid_run_holds_with_the_reason_and_passes_again_when_it_returns() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("enginecut", 2, image());
+    let proxy = crate::shells::Proxy::start();
+    let text = std::fs::read_to_string(p.policy("")).unwrap().replace(
+        "[target]\n",
+        &format!("[target]\ndocker_host = \"{}\"\n", proxy.host()),
+    );
+    std::fs::write(p.policy_path(), text).unwrap();
+    let mut d = Daemon::spawn(
+        &p,
+        &p.policy_path(),
+        free_port(),
+        &["--interval", "1s"],
+        &[],
+    );
+    d.expect_line("vedfolnir: HOLD at 2", Duration::from_secs(60));
+    proxy.cut();
+    let line = d.expect_line("pass failed, holding", Duration::from_secs(30));
+    assert!(
+        line.contains(&format!(
+            "cannot reach the Docker engine at {}",
+            proxy.host()
+        )),
+        "{line}"
+    );
+    d.expect_line("pass failed, holding", Duration::from_secs(30));
+    assert!(matches!(d.child.try_wait(), Ok(None)), "the daemon died");
+    let m = d.metrics();
+    assert!(
+        m.contains(
+            "vedfolnir_autoscaler_pass_errors_total{service=\"vedfolnir\",stage=\"engine\"}"
+        ),
+        "{m}"
+    );
+    assert_eq!(p.running("vedfolnir").len(), 2, "nothing changed while cut");
+    proxy.restore();
+    d.expect_line("vedfolnir: HOLD at 2", Duration::from_secs(60));
+}

@@ -214,27 +214,38 @@ fn the_scrape_source_reads_all_five_signals_from_the_replicas_own_metrics() {
 }
 
 /// A Unix-socket proxy to the local engine that notes the request line of
-/// every request it forwards: a second endpoint to the same engine.
-struct Proxy {
+/// every request it forwards: a second endpoint to the same engine. It can
+/// be cut (every connection closed, new ones refused) and restored.
+pub(crate) struct Proxy {
     path: std::path::PathBuf,
     requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
     _dir: tempfile::TempDir,
 }
 
 impl Proxy {
-    fn start() -> Proxy {
+    pub(crate) fn start() -> Proxy {
         use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::Ordering;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("engine.sock");
         let listener = UnixListener::bind(&path).unwrap();
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = requests.clone();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (seen, is_cut, streams) = (requests.clone(), cut.clone(), open.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
+                if is_cut.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
                 let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
                     return;
                 };
+                streams.lock().unwrap().push(client.try_clone().unwrap());
                 let (mut c_in, mut e_out) =
                     (client.try_clone().unwrap(), engine.try_clone().unwrap());
                 let seen = seen.clone();
@@ -266,12 +277,27 @@ impl Proxy {
         Proxy {
             path,
             requests,
+            cut,
+            open,
             _dir: dir,
         }
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("unix://{}", self.path.display())
+    }
+
+    /// Close every connection and refuse new ones: the engine is gone.
+    pub(crate) fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Forward again.
+    pub(crate) fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The container creations that went through this endpoint.

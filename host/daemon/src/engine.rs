@@ -66,8 +66,10 @@ impl EngineError {
     }
 }
 
-/// Phrase a bollard error, naming what was being done.
-pub fn api_error(doing: &str, e: bollard::errors::Error) -> EngineError {
+/// Phrase a bollard error, naming what was being done: an answer from the
+/// engine is an API error; no answer at all (the connection refused, cut or
+/// timed out) is the engine unreachable, with its address and the cause.
+pub fn api_error(engine: &Engine, doing: &str, e: bollard::errors::Error) -> EngineError {
     use bollard::errors::Error as B;
     match e {
         B::DockerResponseServerError {
@@ -76,8 +78,27 @@ pub fn api_error(doing: &str, e: bollard::errors::Error) -> EngineError {
         } => EngineError::api(format!(
             "{doing}: the engine answered {status_code}: {message}"
         )),
+        transport @ (B::HyperLegacyError { .. }
+        | B::IOError { .. }
+        | B::RequestTimeoutError
+        | B::HyperResponseError { .. }) => EngineError::Unreachable {
+            host: engine.host.clone(),
+            message: format!("{doing}: it stopped answering ({})", chain(&transport)),
+        },
         other => EngineError::api(format!("{doing}: {other}")),
     }
+}
+
+/// An error and its sources on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
 }
 
 /// A connected engine.
@@ -97,17 +118,7 @@ pub struct Engine {
 
 /// Why connecting failed, in words that say what to do.
 fn unreachable_message(host: &str, e: &bollard::errors::Error) -> String {
-    let text = format!("{e}");
-    let chain = {
-        let mut s = text.clone();
-        let mut src = std::error::Error::source(e);
-        while let Some(c) = src {
-            s.push_str(": ");
-            s.push_str(&c.to_string());
-            src = c.source();
-        }
-        s
-    };
+    let chain = chain(e);
     let lower = chain.to_lowercase();
     if lower.contains("permission denied") {
         format!(
@@ -267,7 +278,7 @@ pub async fn replicas(engine: &Engine, target: &Target) -> Result<Vec<Replica>, 
                 .build(),
         ))
         .await
-        .map_err(|e| api_error("listing containers", e))?;
+        .map_err(|e| api_error(engine, "listing containers", e))?;
     let mut out = Vec::with_capacity(list.len());
     for summary in list {
         let labels = summary.labels.unwrap_or_default();
@@ -285,7 +296,7 @@ pub async fn replicas(engine: &Engine, target: &Target) -> Result<Vec<Replica>, 
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => continue,
-            Err(e) => return Err(api_error(&format!("inspecting container {id}"), e)),
+            Err(e) => return Err(api_error(engine, &format!("inspecting container {id}"), e)),
         };
         out.push(replica_of(&inspect, &labels, summary.created.unwrap_or(0)));
     }
@@ -360,5 +371,5 @@ pub async fn inspect(engine: &Engine, id: &str) -> Result<ContainerInspectRespon
         .docker
         .inspect_container(id, None::<InspectContainerOptions>)
         .await
-        .map_err(|e| api_error(&format!("inspecting container {id}"), e))
+        .map_err(|e| api_error(engine, &format!("inspecting container {id}"), e))
 }

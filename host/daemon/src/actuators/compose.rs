@@ -147,7 +147,7 @@ async fn start_clone(
             } => EngineError::api(format!(
                 "creating {name}: the name is taken by a container that is not a replica of this service: {message}"
             )),
-            other => api_error(&format!("creating {name}"), other),
+            other => api_error(engine, &format!("creating {name}"), other),
         })?;
     let id = created.id;
     let result = async {
@@ -162,13 +162,19 @@ async fn start_clone(
                     },
                 )
                 .await
-                .map_err(|e| api_error(&format!("connecting {name} to network {network}"), e))?;
+                .map_err(|e| {
+                    api_error(
+                        engine,
+                        &format!("connecting {name} to network {network}"),
+                        e,
+                    )
+                })?;
         }
         engine
             .docker
             .start_container(&id, None::<StartContainerOptions>)
             .await
-            .map_err(|e| api_error(&format!("starting {name}"), e))
+            .map_err(|e| api_error(engine, &format!("starting {name}"), e))
     }
     .await;
     if let Err(e) = result {
@@ -248,7 +254,7 @@ pub(crate) async fn remove(
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => return Ok(()),
-        Err(e) => return Err(api_error(&format!("stopping {id}"), e)),
+        Err(e) => return Err(api_error(engine, &format!("stopping {id}"), e)),
     }
     engine
         .docker
@@ -257,7 +263,7 @@ pub(crate) async fn remove(
             Some(RemoveContainerOptionsBuilder::default().force(true).build()),
         )
         .await
-        .map_err(|e| api_error(&format!("removing {id}"), e))
+        .map_err(|e| api_error(engine, &format!("removing {id}"), e))
 }
 
 /// What scaling a Compose service of `project` to `to` running replicas

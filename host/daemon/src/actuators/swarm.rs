@@ -36,7 +36,13 @@ pub async fn state(engine: &Engine, target: &Target) -> Result<SwarmState, Engin
                 "this engine is not part of a Swarm ({message}); target.kind = \"swarm\" needs one (docker swarm init)"
             )));
         }
-        Err(e) => return Err(api_error(&format!("inspecting service {}", target.name), e)),
+        Err(e) => {
+            return Err(api_error(
+                engine,
+                &format!("inspecting service {}", target.name),
+                e,
+            ));
+        }
     };
     let desired = service
         .spec
@@ -60,7 +66,7 @@ pub async fn state(engine: &Engine, target: &Target) -> Result<SwarmState, Engin
             ListTasksOptionsBuilder::default().filters(&filters).build(),
         ))
         .await
-        .map_err(|e| api_error(&format!("listing tasks of {}", target.name), e))?;
+        .map_err(|e| api_error(engine, &format!("listing tasks of {}", target.name), e))?;
     let running = tasks
         .iter()
         .filter(|t| {
@@ -123,7 +129,7 @@ pub async fn scale(
             .docker
             .inspect_service(&target.name, None)
             .await
-            .map_err(|e| api_error(&format!("inspecting service {}", target.name), e))?;
+            .map_err(|e| api_error(engine, &format!("inspecting service {}", target.name), e))?;
         let version = service.version.and_then(|v| v.index).unwrap_or(0);
         let mut spec = service.spec.unwrap_or_default();
         if let Some(r) = spec.mode.as_mut().and_then(|m| m.replicated.as_mut()) {
@@ -144,8 +150,9 @@ pub async fn scale(
                 tracing::info!(service = %target.name, version, "service changed under us; retrying the update");
             }
             Err(e) => {
-                report.error =
-                    Some(api_error(&format!("updating service {}", target.name), e).to_string());
+                report.error = Some(
+                    api_error(engine, &format!("updating service {}", target.name), e).to_string(),
+                );
                 return Ok(report.finish(started));
             }
         }

@@ -103,7 +103,7 @@ pub async fn replica_usage(engine: &Engine, id: &str) -> Result<Usage, EngineErr
         .next()
         .await
         .ok_or_else(|| EngineError::api(format!("no stats for container {id}")))?
-        .map_err(|e| api_error(&format!("reading stats of container {id}"), e))?;
+        .map_err(|e| api_error(engine, &format!("reading stats of container {id}"), e))?;
     usage_of(&sample, cpu_limit.or(Some(engine.host_cpus)), memory_limit)
         .ok_or_else(|| EngineError::api(format!("incomplete stats for container {id}")))
 }
@@ -159,7 +159,7 @@ pub async fn oom_kills(
     ));
     let mut n = 0;
     while let Some(event) = stream.next().await {
-        event.map_err(|e| api_error("reading engine events", e))?;
+        event.map_err(|e| api_error(engine, "reading engine events", e))?;
         n += 1;
     }
     Ok(n)
