@@ -107,6 +107,11 @@ impl Drop for Server {
 impl Server {
     /// Our rules, scraping `project`'s app every second.
     fn start(project: &str, daemon: &str) -> Server {
+        Server::start_on(project, daemon, free_port())
+    }
+
+    /// The same, on `port` (a restart keeps its address).
+    fn start_on(project: &str, daemon: &str, port: u16) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let rules = root().join("deploy/prometheus/rules");
         let config = format!(
@@ -142,11 +147,6 @@ scrape_configs:
         );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
@@ -503,6 +503,76 @@ required = true
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn prometheus_killed_and_restarted_mid_run_holds_then_reads_again() {
+    if !engine() || !have("prometheus") {
+        return;
+    }
+    let p = Project::up("promkill", 2, image());
+    p.policy(
+        r#"
+[signals.queue-depth]
+source = "prometheus"
+query = 'sum(vedfolnir_queue_depth)'
+required = true
+"#,
+    );
+    let prom_port = free_port();
+    let daemon_port = free_port();
+    let server = Server::start_on(&p.name, &format!("127.0.0.1:{daemon_port}"), prom_port);
+    let url = format!("http://127.0.0.1:{prom_port}");
+    let mut d = Daemon::start_on(
+        &p,
+        daemon_port,
+        &["--interval", "1s", "--prometheus-url", &url],
+    );
+    d.expect_line("vedfolnir: ", Duration::from_secs(60));
+    // Wait until the signal is read (the first scrapes take a moment).
+    let read = |d: &Daemon| {
+        d.status()["services"]["vedfolnir"]["signals"]["queue-depth"]
+            .as_f64()
+            .is_some()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !read(&d) {
+        assert!(
+            Instant::now() < deadline,
+            "queue-depth never read: {}",
+            d.status()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Killed: the signal is missing with the reason, the service holds,
+    // and the passes go on.
+    drop(server);
+    let missing = |d: &Daemon| {
+        d.status()["services"]["vedfolnir"]["signals"]["queue-depth"]["missing"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !missing(&d).contains("cannot reach Prometheus at") {
+        assert!(Instant::now() < deadline, "never missing: {}", d.status());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    d.expect_line("vedfolnir: HOLD at 2", Duration::from_secs(30));
+    assert!(matches!(d.child.try_wait(), Ok(None)), "the daemon died");
+    // Restarted on the same address: read again, the daemon untouched.
+    let _server = Server::start_on(&p.name, &format!("127.0.0.1:{daemon_port}"), prom_port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !read(&d) {
+        assert!(
+            Instant::now() < deadline,
+            "never read again: {}",
+            d.status()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    d.expect_line("vedfolnir: HOLD at 2", Duration::from_secs(30));
+    assert_eq!(p.running("vedfolnir").len(), 2);
 }
 
 #[test]
