@@ -217,6 +217,31 @@ struct Tally {
 }
 
 impl Tally {
+    /// One round: `who` asked `running -> to`, killed at `at` (`killed`
+    /// when the process was still running).
+    #[allow(clippy::too_many_arguments)]
+    fn round(
+        &mut self,
+        p: &Project,
+        round: u32,
+        who: &str,
+        running: u32,
+        to: u32,
+        at: KillAt,
+        killed: bool,
+    ) {
+        if killed {
+            self.killed += 1;
+            *self.by_point.entry(point(who, at)).or_default() += 1;
+            self.caught(p);
+        }
+        eprintln!(
+            "round {round}: {who} {running} -> {to}, {at:?}, killed {killed}: {:?}",
+            containers(p)
+        );
+        self.rounds += 1;
+    }
+
     /// Count what a kill left half-made.
     fn caught(&mut self, p: &Project) {
         for (state, _) in containers(p).values() {
@@ -399,16 +424,7 @@ fn killed_mid_scale_on_the_command_line_nothing_is_lost_doubled_or_left_behind()
         while events.lines.try_recv().is_ok() {}
         let mut child = spawn_cli(&p, verb, to);
         let killed = kill_at(&mut child, at, &events);
-        if killed {
-            tally.killed += 1;
-            *tally.by_point.entry(point(verb, at)).or_default() += 1;
-            tally.caught(&p);
-        }
-        eprintln!(
-            "round {round}: {verb} {running} -> {to}, {at:?}, killed {killed}: {:?}",
-            containers(&p)
-        );
-        tally.rounds += 1;
+        tally.round(&p, round, verb, running, to, at, killed);
     }
     // One more command (cron's `check`) reconciles the last round, then
     // the checks.
@@ -473,16 +489,7 @@ fn killed_mid_scale_in_the_daemon_nothing_is_lost_doubled_or_left_behind() {
             });
         });
         let killed = kill_at(&mut d.child, at, &events);
-        if killed {
-            tally.killed += 1;
-            *tally.by_point.entry(point("api", at)).or_default() += 1;
-            tally.caught(&p);
-        }
-        eprintln!(
-            "round {round}: api {running} -> {to}, {at:?}, killed {killed}: {:?}",
-            containers(&p)
-        );
-        tally.rounds += 1;
+        tally.round(&p, round, "api", running, to, at, killed);
     }
     // Restarted on the same state directory, the daemon reconciles.
     let mut d = Daemon::spawn(

@@ -158,6 +158,11 @@ scrape_configs:
             .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
             .spawn()
             .unwrap();
+        Server::ready(child, port, dir, "Prometheus")
+    }
+
+    /// Wait until the server `child` answers `/-/ready` on `port`.
+    fn ready(child: Child, port: u16, dir: tempfile::TempDir, what: &str) -> Server {
         let server = Server {
             child,
             port,
@@ -168,7 +173,7 @@ scrape_configs:
             .map(|r| r.contains(" 200 "))
             .unwrap_or(false)
         {
-            assert!(Instant::now() < deadline, "Prometheus never got ready");
+            assert!(Instant::now() < deadline, "{what} never got ready");
             std::thread::sleep(Duration::from_millis(200));
         }
         server
@@ -396,20 +401,7 @@ fn alertmanager(daemon: &str, token_file: &std::path::Path) -> Server {
         .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
         .spawn()
         .unwrap();
-    let server = Server {
-        child,
-        port,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http_get(&port.to_string(), "/-/ready")
-        .map(|r| r.contains(" 200 "))
-        .unwrap_or(false)
-    {
-        assert!(Instant::now() < deadline, "Alertmanager never got ready");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    server
+    Server::ready(child, port, dir, "Alertmanager")
 }
 
 #[test]
