@@ -83,22 +83,13 @@ pub fn api_error(engine: &Engine, doing: &str, e: bollard::errors::Error) -> Eng
         | B::RequestTimeoutError
         | B::HyperResponseError { .. }) => EngineError::Unreachable {
             host: engine.host.clone(),
-            message: format!("{doing}: it stopped answering ({})", chain(&transport)),
+            message: format!(
+                "{doing}: it stopped answering ({})",
+                crate::errors::chain(&transport)
+            ),
         },
         other => EngineError::api(format!("{doing}: {other}")),
     }
-}
-
-/// An error and its sources on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 /// A connected engine.
@@ -118,7 +109,7 @@ pub struct Engine {
 
 /// Why connecting failed, in words that say what to do.
 fn unreachable_message(host: &str, e: &bollard::errors::Error) -> String {
-    let chain = chain(e);
+    let chain = crate::errors::chain(e);
     let lower = chain.to_lowercase();
     if lower.contains("permission denied") {
         format!(

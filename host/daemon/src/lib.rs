@@ -15,6 +15,7 @@ mod config;
 mod controller;
 mod daemon;
 mod engine;
+mod errors;
 mod policy;
 mod simulate;
 mod sources;

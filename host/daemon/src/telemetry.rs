@@ -97,18 +97,6 @@ pub enum Event<'a> {
     },
 }
 
-/// An error and its causes on one line, as `{:#}` prints an `anyhow` chain.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
-}
-
 /// Where events go.
 #[derive(Debug, Clone, Default)]
 pub struct Telemetry {

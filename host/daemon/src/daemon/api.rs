@@ -37,7 +37,7 @@ use super::shared::{LoopCommand, Shared};
 use crate::audit::{Actor, AuditRecord, Event};
 use crate::controller::PassError;
 use crate::controller::manual::{self, ManualError};
-use crate::telemetry::chain;
+use crate::errors::chain;
 use crate::telemetry::metrics::KindLabel;
 
 /// What the handlers share: the daemon's state and the write endpoints'

@@ -454,7 +454,7 @@ impl Registry {
             .lock(&service, "run", now_ms())
             .map_err(|e| Failure {
                 stage: Stage::Lock,
-                message: crate::telemetry::chain(&e),
+                message: crate::errors::chain(&e),
             })?;
         self.serve(path, fp, policy, lock, shared);
         Ok(format!("loaded {} ({id})", path.display()))

@@ -214,7 +214,7 @@ async fn run(
 fn fail_command(command: Option<LoopCommand>, e: PassError) -> PassError {
     if let Some(LoopCommand::Scale { reply, .. }) = command {
         // The same failure, said again to the caller.
-        let again = PassError::Engine(EngineError::api(telemetry::chain(&e)));
+        let again = PassError::Engine(EngineError::api(crate::errors::chain(&e)));
         let _ = reply.send(Err(ManualError::Pass(again)));
     }
     e
@@ -252,7 +252,7 @@ async fn turn(
 
 /// A pass or a request that failed: logged, counted, shown in the status.
 fn failed(shared: &Shared, service: &str, e: &PassError) {
-    let msg = telemetry::chain(e);
+    let msg = crate::errors::chain(e);
     shared.telemetry.emit(telemetry::Event::PassFailed {
         service,
         stage: e.stage(),

@@ -184,8 +184,11 @@ pub async fn service_usage(
     wanted: Wanted,
 ) -> ServiceUsage {
     let running: Vec<&Replica> = replicas.iter().filter(|r| r.is_running()).collect();
-    let read = running.iter().filter(|_| wanted.stats);
-    let samples = futures_util::future::join_all(read.map(|r| replica_usage(engine, &r.id))).await;
+    let samples = if wanted.stats {
+        futures_util::future::join_all(running.iter().map(|r| replica_usage(engine, &r.id))).await
+    } else {
+        Vec::new()
+    };
     let mut cpu = Vec::new();
     let mut memory = Vec::new();
     let mut errors = Vec::new();
@@ -250,11 +253,10 @@ impl MetricSource for DockerStats {
         Box::pin(async move {
             // Stats take a second per replica: read them, and the OOM
             // events, only for the signals that need them.
-            let asked =
-                |want: &dyn Fn(&SignalId) -> bool| ask.signals.iter().any(|s| want(&s.signal));
+            let signals = || ask.signals.iter().map(|s| &s.signal);
             let wanted = Wanted {
-                stats: asked(&|s| matches!(s, SignalId::Cpu | SignalId::Memory)),
-                events: asked(&|s| *s == super::oom_kills_signal()),
+                stats: signals().any(|s| matches!(s, SignalId::Cpu | SignalId::Memory)),
+                events: signals().any(|s| *s == super::oom_kills_signal()),
             };
             let usage = service_usage(
                 &self.engine,

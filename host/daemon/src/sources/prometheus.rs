@@ -71,13 +71,11 @@ impl Prometheus {
                         vedfolnir_core::format_duration(self.timeout.as_millis() as u64)
                     )
                 } else {
-                    let mut msg = format!("cannot reach Prometheus at {}: {e}", self.url);
-                    let mut src = std::error::Error::source(&e);
-                    while let Some(s) = src {
-                        msg.push_str(&format!(": {s}"));
-                        src = s.source();
-                    }
-                    msg
+                    format!(
+                        "cannot reach Prometheus at {}: {}",
+                        self.url,
+                        crate::errors::chain(&e)
+                    )
                 }
             })?;
         let status = resp.status();
