@@ -267,29 +267,33 @@ fn action_id(service: &str, at: TimestampMs) -> String {
 /// Scales with an intent (`scale-started`) and no outcome: the process
 /// stopped mid-scale.
 pub fn interrupted(records: &[AuditRecord]) -> Vec<&AuditRecord> {
-    records
-        .iter()
-        .filter(|r| {
-            r.event == Event::ScaleStarted
-                && !records
-                    .iter()
-                    .any(|f| f.event == Event::ScaleFinished && f.action_id == r.action_id)
-        })
-        .collect()
+    unclosed(records, Event::ScaleStarted, &[Event::ScaleFinished])
 }
 
 /// API requests received and never answered: the daemon stopped under
 /// them.
 pub fn unanswered(records: &[AuditRecord]) -> Vec<&AuditRecord> {
+    unclosed(
+        records,
+        Event::Requested,
+        &[Event::Answered, Event::Unanswered],
+    )
+}
+
+/// The `opens` records with no `closes` record of the same `action_id`.
+fn unclosed<'a>(
+    records: &'a [AuditRecord],
+    opens: Event,
+    closes: &[Event],
+) -> Vec<&'a AuditRecord> {
+    let closed: std::collections::HashSet<&str> = records
+        .iter()
+        .filter(|r| closes.contains(&r.event))
+        .map(|r| r.action_id.as_str())
+        .collect();
     records
         .iter()
-        .filter(|r| {
-            r.event == Event::Requested
-                && !records.iter().any(|a| {
-                    matches!(a.event, Event::Answered | Event::Unanswered)
-                        && a.action_id == r.action_id
-                })
-        })
+        .filter(|r| r.event == opens && !closed.contains(r.action_id.as_str()))
         .collect()
 }
 
