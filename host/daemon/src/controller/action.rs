@@ -81,12 +81,11 @@ pub async fn act(cx: &Context<'_>, service: &str, intent: &Intent) -> Result<Act
     let plan = cx.actuator.plan(intent.to).await?;
     let started_at = cx.clock.now_ms();
     let mut record = intent.record(service, Event::ScaleStarted, false, started_at);
-    record.plan = Some(plan);
+    record.plan = Some(plan.clone());
     // Recorded before the engine is changed: a crash mid-scale leaves a
     // started record, with what it set out to do, without its finish.
     cx.audit.append(&record)?;
-    let plan = record.plan.as_ref().expect("set above");
-    let report = match cx.actuator.scale(plan, &record.action_id).await {
+    let report = match cx.actuator.scale(&plan, &record.action_id).await {
         Ok(r) => r,
         Err(e) => {
             let mut r = ScaleReport::new(intent.from, intent.to);
