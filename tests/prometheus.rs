@@ -296,13 +296,13 @@ for = "10s"
     }
 }
 
-#[test]
-fn a_firing_alertmanager_alert_is_a_policy_input_and_the_guard_rails_still_decide() {
-    if !engine() {
-        return;
-    }
-    let p = Project::up("alerts", 2, image());
-    p.policy(
+/// A project of two replicas whose policy takes Alertmanager's scaling
+/// alerts (scale-ups cooled down for an hour), and a daemon on it holding
+/// at 2 whose webhook takes `token`; the token's file is kept beside the
+/// project.
+fn alerts_daemon(name: &str, token: &str) -> (Project, PathBuf, Daemon) {
+    let p = Project::up(name, 2, image());
+    let policy = p.policy(
         r#"
 [cooldown]
 up = "1h"
@@ -310,9 +310,8 @@ up = "1h"
 source = "alertmanager"
 "#,
     );
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("alertmanager-token");
-    std::fs::write(&token_file, "alertmanager-credential-0123\n").unwrap();
+    let token_file = policy.with_file_name("alertmanager-token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
     let mut daemon = Daemon::spawn(
         &p,
         &p.policy_path(),
@@ -324,6 +323,15 @@ source = "alertmanager"
         )],
     );
     daemon.expect_line("HOLD at 2", Duration::from_secs(30));
+    (p, token_file, daemon)
+}
+
+#[test]
+fn a_firing_alertmanager_alert_is_a_policy_input_and_the_guard_rails_still_decide() {
+    if !engine() {
+        return;
+    }
+    let (p, _, mut daemon) = alerts_daemon("alerts", "alertmanager-credential-0123");
     let addr = daemon.listen.clone();
     let firing = r#"{"version":"4","status":"firing","alerts":[{"status":"firing","fingerprint":"f1","labels":{"alertname":"VedfolnirHighCPUUsage","service":"vedfolnir","scaling_action":"scale_up"}}]}"#;
     // Without the webhook's token, or with the API's, nothing gets in.
@@ -409,29 +417,7 @@ fn a_real_alertmanager_delivers_a_scaling_alert_with_its_token_and_the_daemon_sc
     if !engine() || !have("prometheus-alertmanager") {
         return;
     }
-    let p = Project::up("amreal", 2, image());
-    p.policy(
-        r#"
-[cooldown]
-up = "1h"
-[signals.scaling-alerts]
-source = "alertmanager"
-"#,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "alertmanager-credential-4567\n").unwrap();
-    let mut daemon = Daemon::spawn(
-        &p,
-        &p.policy_path(),
-        free_port(),
-        &["--interval", "1s"],
-        &[(
-            "VEDFOLNIR_ALERTMANAGER_TOKEN_FILE",
-            token_file.to_str().unwrap(),
-        )],
-    );
-    daemon.expect_line("HOLD at 2", Duration::from_secs(30));
+    let (p, token_file, mut daemon) = alerts_daemon("amreal", "alertmanager-credential-4567");
     let am = alertmanager(&daemon.listen, &token_file);
     // What Prometheus would send when VedfolnirHighCPUUsage fires.
     let (code, body) = request(
