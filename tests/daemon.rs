@@ -659,7 +659,18 @@ fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
             )
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // In flight: its intent is on record (the request itself is recorded,
+    // fsynced, before it reaches the loop, so a fixed wait could send the
+    // signal before it got there).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !p
+        .audit()
+        .iter()
+        .any(|r| r["event"] == "scale-started" && r["actor"] == "api" && r["to"] == 3)
+    {
+        assert!(Instant::now() < deadline, "the scale never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     d.signal("TERM");
     let (code, body) = inflight.join().unwrap();
     assert_eq!(code, 200, "{body}");
