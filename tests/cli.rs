@@ -168,6 +168,25 @@ fn a_plugin_rejecting_a_value_names_the_key() {
 }
 
 #[test]
+fn validate_notes_each_optional_signal_no_source_provides() {
+    let (_dir, path) = temp_file(
+        "docker-only.toml",
+        "service = \"x\"\nplugin = \"builtin:threshold-score\"\n",
+    );
+    let out = run(&["validate", path.to_str().unwrap()]).expect_code(0);
+    for want in [
+        "note: signals.queue-depth: threshold-score reads queue-depth when it is there; no source provides it",
+        "missing.queue-depth = ",
+        "add [signals.queue-depth] with source = \"scrape\"",
+        "note: signals.scaling-alerts:",
+    ] {
+        assert!(out.stdout.contains(want), "{want}\n{}", out.stdout);
+    }
+    // The docker source provides cpu and memory.
+    assert!(!out.stdout.contains("signals.cpu"), "{}", out.stdout);
+}
+
+#[test]
 fn the_example_policy_validates() {
     let out = run(&["validate", POLICY]).expect_code(0);
     assert!(
@@ -215,6 +234,14 @@ fn a_trapping_plugin_means_hold_never_a_crash() {
     assert!(out.stdout.contains("policy failed: trap"), "{}", out.stdout);
     assert!(out.stdout.contains("policy-failed"), "{}", out.stdout);
     assert!(out.stdout.contains("decision: HOLD at 3"), "{}", out.stdout);
+    // The panic's message, said once, without a tip the sandbox cannot follow.
+    assert!(
+        out.stdout.contains("fixture panics on purpose"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("trap: trap"), "{}", out.stdout);
+    assert!(!out.stdout.contains("RUST_BACKTRACE"), "{}", out.stdout);
 }
 
 #[test]

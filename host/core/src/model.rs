@@ -358,6 +358,45 @@ impl PolicyInput {
     pub fn param(&self, key: &str) -> Option<&ParamValue> {
         self.params.iter().find(|p| p.key == key).map(|p| &p.value)
     }
+
+    /// This input with only the windows of `visible` signals: what a policy
+    /// is handed, so it reads only what it declared (see
+    /// [`visible_signals`]). Borrowed as it is when nothing is left out.
+    pub fn only(&self, visible: &[SignalId]) -> std::borrow::Cow<'_, PolicyInput> {
+        if self.signals.iter().all(|w| visible.contains(&w.signal)) {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut input = self.clone();
+        input.signals.retain(|w| visible.contains(&w.signal));
+        std::borrow::Cow::Owned(input)
+    }
+}
+
+/// The signals a policy may read: those it declares in `describe`, those
+/// its parameters name (a text parameter whose value is a signal name, such
+/// as predictive's `metric = "memory"` or target-tracking's `custom.signal =
+/// "requests-per-second"`), and `routed`, the signals its policy file
+/// routes to a source (`[signals.<name>]`). Every other window
+/// is left out of its input, in the daemon, `evaluate`, `simulate` and the
+/// scenario runners alike, so a policy that reads an undeclared signal
+/// fails its tests instead of passing them on data the daemon would not
+/// collect.
+pub fn visible_signals<'a>(
+    declared: &[SignalSpec],
+    params: &[Param],
+    routed: impl IntoIterator<Item = &'a SignalId>,
+) -> Vec<SignalId> {
+    let mut out: Vec<SignalId> = declared.iter().map(|s| s.signal.clone()).collect();
+    let named = params.iter().filter_map(|p| match &p.value {
+        ParamValue::Text(text) => text.parse::<SignalId>().ok(),
+        _ => None,
+    });
+    for signal in named.chain(routed.into_iter().cloned()) {
+        if !out.contains(&signal) {
+            out.push(signal);
+        }
+    }
+    out
 }
 
 /// Which way a recommendation or decision points.
@@ -461,6 +500,56 @@ mod tests {
         for bad in ["", "CPU", "1abc", "a b", "x/y"] {
             assert!(bad.parse::<SignalId>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_policy_sees_what_it_declares_routes_or_names_in_a_parameter() {
+        let declared = [SignalSpec::optional(SignalId::Cpu, "x")];
+        let params = [
+            Param {
+                key: "metric".into(),
+                value: ParamValue::Text("memory".into()),
+            },
+            Param {
+                key: "threshold".into(),
+                value: ParamValue::Number(0.5),
+            },
+        ];
+        let routed = [SignalId::Custom("orders".into())];
+        let visible = visible_signals(&declared, &params, &routed);
+        assert_eq!(
+            visible,
+            [
+                SignalId::Cpu,
+                SignalId::Memory,
+                SignalId::Custom("orders".into())
+            ]
+        );
+        let window = |signal: SignalId| SignalWindow {
+            signal,
+            samples: vec![],
+            missing_reason: None,
+        };
+        let input = PolicyInput {
+            service: "s".into(),
+            now: 0,
+            current_replicas: 1,
+            ready_replicas: 1,
+            min_replicas: 1,
+            max_replicas: 2,
+            since_last_scale_up: None,
+            since_last_scale_down: None,
+            params: vec![],
+            signals: vec![window(SignalId::Cpu), window(SignalId::QueueDepth)],
+        };
+        let seen = input.only(&visible);
+        assert!(matches!(seen, std::borrow::Cow::Owned(_)));
+        assert_eq!(seen.signals.len(), 1);
+        assert!(seen.window(&SignalId::QueueDepth).is_none());
+        assert!(matches!(
+            input.only(&[SignalId::Cpu, SignalId::QueueDepth]),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

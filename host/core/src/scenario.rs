@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::guard::{self, Decision, FailureKind, GuardConfig, GuardState, PolicyFailure};
-use crate::model::{Direction, PolicyInput, Recommendation};
-use crate::model::{Param, ParamSpec};
-use crate::snapshot::{Frame, RawParam, SeriesSpec, Snapshot, resolve_params};
+use crate::model::{Description, Direction, Param, PolicyInput, Recommendation, visible_signals};
+use crate::snapshot::{Frame, RawParam, SeriesSpec, Snapshot, effective_params, resolve_params};
 
 /// A file of scenarios.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -116,25 +115,34 @@ impl ScenarioFile {
 }
 
 /// Build the input a host would pass for a snapshot: the raw parameters
-/// checked against the policy's `specs` (only those set are passed), then
-/// `validate` (the policy's own validate-config), then the snapshot expanded.
+/// checked against the policy's declared parameters (only those set are
+/// passed), then `validate` (the policy's own validate-config), then the
+/// snapshot expanded, with only the signals the policy may read
+/// ([`visible_signals`]: a scenario has no policy file, so no routed ones).
 pub fn prepare(
     snapshot: &Snapshot,
-    specs: &[ParamSpec],
+    policy: &Description,
     min: u32,
     max: u32,
     raw: &BTreeMap<String, RawParam>,
     validate: impl FnOnce(&[Param]) -> Result<(), String>,
 ) -> Result<PolicyInput, String> {
-    let params = resolve_params(specs, raw).map_err(|e| join(&e))?;
+    let params = resolve_params(&policy.params, raw).map_err(|e| join(&e))?;
     validate(&params)?;
+    let visible = visible_signals(
+        &policy.signals,
+        &effective_params(&policy.params, &params),
+        [],
+    );
     let frame = Frame {
         service: "scenario".into(),
         min_replicas: min,
         max_replicas: max,
         params,
     };
-    snapshot.to_input(&frame).map_err(|e| join(&e))
+    let mut input = snapshot.to_input(&frame).map_err(|e| join(&e))?;
+    input.signals.retain(|w| visible.contains(&w.signal));
+    Ok(input)
 }
 
 fn join(errors: &[impl std::fmt::Display]) -> String {
@@ -146,13 +154,13 @@ fn join(errors: &[impl std::fmt::Display]) -> String {
 }
 
 impl ScenarioFile {
-    /// Run every scenario against a policy, given as its parameter specs,
-    /// its validate-config and its evaluate. Returns each scenario's name
+    /// Run every scenario against a policy, given as its description, its
+    /// validate-config and its evaluate. Returns each scenario's name
     /// with every mismatch (empty when it passes), in file order. The SDK's
     /// native runner and `plugin test` both run scenarios through here.
     pub fn run(
         &self,
-        specs: &[ParamSpec],
+        policy: &Description,
         mut validate: impl FnMut(&[Param]) -> Result<(), String>,
         mut evaluate: impl FnMut(&PolicyInput) -> Result<Recommendation, String>,
     ) -> Vec<(&str, Vec<String>)> {
@@ -160,7 +168,7 @@ impl ScenarioFile {
             .iter()
             .map(|scenario| {
                 let (min, max, raw, snapshot) = self.resolve(scenario);
-                let problems = match prepare(&snapshot, specs, min, max, &raw, &mut validate) {
+                let problems = match prepare(&snapshot, policy, min, max, &raw, &mut validate) {
                     Ok(input) => scenario.expect.check(&input, &evaluate(&input)),
                     Err(e) => scenario
                         .expect

@@ -199,6 +199,17 @@ impl Source {
     }
 }
 
+/// The signals the docker source reads for every policy unless its file
+/// routes them elsewhere (it also adds [`oom_kills_signal`]); any other
+/// signal needs a `[signals.<name>]` source.
+pub const DOCKER_SIGNALS: [SignalId; 3] =
+    [SignalId::Cpu, SignalId::Memory, SignalId::InstanceCount];
+
+/// The OOM-kill count the docker source adds.
+pub fn oom_kills_signal() -> SignalId {
+    SignalId::Custom("oom-kills".into())
+}
+
 /// How the policy reads one signal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignalSource {
@@ -325,23 +336,59 @@ pub struct Overrides {
 /// that a typo (50000) is caught.
 pub const REPLICA_LIMIT: u32 = 1000;
 
+/// A policy file with problems, and what could still be read of it: the
+/// plugin, its parameters and the routed signals, so that the plugin's own
+/// checks of its parameters are reported in the same run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// Every problem found in the file.
+    pub problems: Problems,
+    /// The plugin, when `plugin` could be read.
+    pub plugin: Option<PluginRef>,
+    /// The parameters that could be read, flattened.
+    pub params: BTreeMap<String, RawParam>,
+    /// The signals whose source could be read.
+    pub signals: Vec<SignalSource>,
+    /// The shadow policy, when it could be read.
+    pub shadow: Option<ShadowFile>,
+}
+
+impl Rejected {
+    /// A file of which nothing could be read (unreadable, not TOML).
+    fn nothing_read(problems: Problems) -> Rejected {
+        Rejected {
+            problems,
+            plugin: None,
+            params: BTreeMap::new(),
+            signals: Vec::new(),
+            shadow: None,
+        }
+    }
+}
+
 impl PolicyFile {
     /// Read and check a policy file, reporting every problem at once.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<PolicyFile, Problems> {
+        Self::read(path, overrides).map_err(|r| r.problems)
+    }
+
+    /// [`PolicyFile::load`], keeping what could be read of a file with
+    /// problems.
+    pub fn read(path: &Path, overrides: &Overrides) -> Result<PolicyFile, Box<Rejected>> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Problems(vec![Problem {
+            Box::new(Rejected::nothing_read(Problems(vec![Problem {
                 file: path.to_path_buf(),
                 key: String::new(),
                 message: format!("cannot read: {e}"),
-            }])
+            }])))
         })?;
-        Self::parse(path, &text, overrides)
+        read::policy_file(path, &text, overrides)
     }
 
     /// Check policy-file text; `path` names it in problems and anchors
     /// relative plugin paths.
     pub fn parse(path: &Path, text: &str, overrides: &Overrides) -> Result<PolicyFile, Problems> {
-        read::policy_file(path, text, overrides)
+        read::policy_file(path, text, overrides).map_err(|r| r.problems)
     }
 }
 

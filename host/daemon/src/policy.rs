@@ -3,15 +3,19 @@
 //! for `evaluate`, `plugin check` and (later) hot reload, so a file that
 //! passes one passes the others.
 
+mod coverage;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use vedfolnir_core::guard::{self, Decision, GuardState, PolicyFailure};
-use vedfolnir_core::model::{Direction, Param, PolicyInput, Recommendation, SignalId};
-use vedfolnir_core::snapshot::resolve_params;
+use vedfolnir_core::model::{
+    Direction, Param, PolicyInput, Recommendation, SignalId, visible_signals,
+};
+use vedfolnir_core::snapshot::{effective_params, resolve_params};
 use vedfolnir_sandbox::{LoadError, Plugin, Sandbox};
 
-use crate::config::{PluginRef, PolicyFile, Problem, Problems};
+use crate::config::{PluginRef, PolicyFile, Problem, Problems, Rejected, SignalSource};
 
 /// Why a policy could not be made ready.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,12 @@ pub struct ReadyPolicy {
     /// Signals whose absence holds scaling (plugin declaration, overridden
     /// by the file's `required`).
     pub required: Vec<SignalId>,
+    /// The signals the plugin is handed (`model::visible_signals`): what it
+    /// declares, what its parameters name, what the file routes.
+    pub visible: Vec<SignalId>,
+    /// What an operator should know but need not fix: an optional signal
+    /// that no source provides (`validate` prints them, a reload logs them).
+    pub notes: Vec<Problem>,
     /// The shadow policy, evaluated on the same input and never acted on.
     pub shadow: Option<Shadow>,
     /// How much signal history it needs, ms (see `history_span_ms`).
@@ -61,6 +71,8 @@ pub struct Shadow {
     pub params: Vec<Param>,
     /// Its required signals.
     pub required: Vec<SignalId>,
+    /// The signals it is handed.
+    pub visible: Vec<SignalId>,
 }
 
 /// The outcome of one evaluation: what the plugin said, and what the guard
@@ -138,7 +150,7 @@ pub const MAX_HISTORY_MS: u64 = 8 * 24 * 60 * 60 * 1000;
 /// windows, gaps and TTLs, a forecast's history) plus a minute, at least
 /// five minutes, at most [`MAX_HISTORY_MS`].
 fn history_span_ms(plugin: &Plugin, params: &[Param]) -> u64 {
-    let longest = vedfolnir_core::snapshot::effective_params(&plugin.description().params, params)
+    let longest = effective_params(&plugin.description().params, params)
         .iter()
         .filter_map(|p| match p.value {
             vedfolnir_core::model::ParamValue::Duration(ms) => Some(ms),
@@ -162,23 +174,41 @@ pub fn load_plugin(sandbox: &Sandbox, plugin: &PluginRef) -> Result<Plugin, Load
 }
 
 impl ReadyPolicy {
-    /// Read the file, load its plugin, check the parameters.
+    /// Read the file, load its plugin, check the parameters and that a
+    /// source provides every signal the plugin requires. A file with
+    /// problems still has its plugin's parameters checked, so every
+    /// problem is reported in one run.
     pub fn load(
         sandbox: &Sandbox,
         path: &Path,
         overrides: &crate::config::Overrides,
     ) -> Result<ReadyPolicy, PolicyError> {
-        let file = PolicyFile::load(path, overrides).map_err(PolicyError::Config)?;
+        let file = match PolicyFile::read(path, overrides) {
+            Ok(file) => file,
+            Err(rejected) => {
+                return Err(PolicyError::Config(also_the_plugins(
+                    sandbox, path, *rejected,
+                )));
+            }
+        };
         let plugin = load_plugin(sandbox, &file.plugin).map_err(PolicyError::Plugin)?;
         let mut ready = Self::with_plugin(file, plugin)?;
         if let Some(sh) = ready.file.shadow.clone() {
             let plugin = load_plugin(sandbox, &sh.plugin).map_err(PolicyError::Plugin)?;
-            let (params, required) =
-                check_params(&ready.file, "shadow.params", &plugin, &sh.params)?;
+            let checked = check_params(
+                &ready.file.path,
+                "shadow.params",
+                &plugin,
+                &sh.params,
+                &ready.file.signals,
+            )
+            .map_err(|p| PolicyError::Config(Problems(p)))?;
+            ready.notes.extend(checked.notes);
             ready.shadow = Some(Shadow {
                 plugin,
-                params,
-                required,
+                params: checked.params,
+                required: checked.required,
+                visible: checked.visible,
             });
         }
         Ok(ready)
@@ -204,13 +234,16 @@ impl ReadyPolicy {
 
     /// Check the file's parameters against a loaded plugin.
     pub fn with_plugin(file: PolicyFile, plugin: Plugin) -> Result<ReadyPolicy, PolicyError> {
-        let (params, required) = check_params(&file, "params", &plugin, &file.params)?;
+        let checked = check_params(&file.path, "params", &plugin, &file.params, &file.signals)
+            .map_err(|p| PolicyError::Config(Problems(p)))?;
         Ok(ReadyPolicy {
-            history_span_ms: history_span_ms(&plugin, &params),
+            history_span_ms: history_span_ms(&plugin, &checked.params),
+            visible: checked.visible,
+            notes: checked.notes,
             file,
             plugin,
-            params,
-            required,
+            params: checked.params,
+            required: checked.required,
             shadow: None,
         })
     }
@@ -223,7 +256,7 @@ impl ReadyPolicy {
         Some(evaluate_with(
             &sh.plugin,
             &self.file,
-            &sh.required,
+            (&sh.required, &sh.visible),
             &input,
             state,
         ))
@@ -231,28 +264,37 @@ impl ReadyPolicy {
 
     /// Evaluate one input: the plugin in its sandbox, then the guard rails.
     pub fn evaluate(&self, input: &PolicyInput, state: &GuardState) -> Evaluation {
-        evaluate_with(&self.plugin, &self.file, &self.required, input, state)
+        evaluate_with(
+            &self.plugin,
+            &self.file,
+            (&self.required, &self.visible),
+            input,
+            state,
+        )
     }
 }
 
 /// Evaluate the sample inputs (`plugin check`'s smoke-test stage).
 fn smoke(plugin: &Plugin, params: &[Param]) -> Result<(), PolicyError> {
-    let effective =
-        vedfolnir_core::snapshot::effective_params(&plugin.description().params, params);
+    let effective = effective_params(&plugin.description().params, params);
     plugin
         .smoke_test(&effective)
         .map(|_| ())
         .map_err(PolicyError::Plugin)
 }
 
+/// The plugin on the signals it may read, then the guard rails on the
+/// whole input (`signals` = the required ones, the visible ones).
 fn evaluate_with(
     plugin: &Plugin,
     file: &PolicyFile,
-    required: &[SignalId],
+    (required, visible): (&[SignalId], &[SignalId]),
     input: &PolicyInput,
     state: &GuardState,
 ) -> Evaluation {
-    let outcome = plugin.evaluate(input).map_err(|e| e.to_failure());
+    let outcome = plugin
+        .evaluate(&input.only(visible))
+        .map_err(|e| e.to_failure());
     let decision = guard::decide(
         &file.guard,
         state,
@@ -271,45 +313,54 @@ fn evaluate_with(
     }
 }
 
+/// A plugin's parameters checked against a policy file.
+struct Checked {
+    /// The parameters the file sets, in the plugin's kinds.
+    params: Vec<Param>,
+    /// The signals whose absence holds scaling.
+    required: Vec<SignalId>,
+    /// The signals the plugin is handed.
+    visible: Vec<SignalId>,
+    /// Optional signals no source provides.
+    notes: Vec<Problem>,
+}
+
 /// Check parameters against a plugin's declaration and its own
-/// `validate-config`; the signals it requires, with the file's overrides.
+/// `validate-config`, and the plugin's signals against what `routed`
+/// (the file's `[signals]`) and the docker source provide. Every problem,
+/// each naming `path` and its key.
 fn check_params(
-    file: &PolicyFile,
+    path: &Path,
     prefix: &str,
     plugin: &Plugin,
     raw: &std::collections::BTreeMap<String, vedfolnir_core::snapshot::RawParam>,
-) -> Result<(Vec<Param>, Vec<SignalId>), PolicyError> {
+    routed: &[SignalSource],
+) -> Result<Checked, Vec<Problem>> {
     let problem = |key: &str, message: String| Problem {
-        file: file.path.clone(),
+        file: path.to_path_buf(),
         key: format!("{prefix}.{key}"),
         message,
     };
     let description = plugin.description();
-    let params = resolve_params(&description.params, raw).map_err(|errors| {
-        PolicyError::Config(Problems(
-            errors
-                .into_iter()
-                .map(|e| problem(&e.key, e.message))
-                .collect(),
-        ))
+    let params = resolve_params(&description.params, raw).map_err(|errors| -> Vec<Problem> {
+        errors
+            .into_iter()
+            .map(|e| problem(&e.key, e.message))
+            .collect()
     })?;
+    let effective = effective_params(&description.params, &params);
+    let (mut problems, notes) = coverage::check(path, description, &effective, routed);
     match plugin.validate_config(&params) {
         Ok(Ok(())) => {}
-        Ok(Err(errors)) => {
-            return Err(PolicyError::Config(Problems(
-                errors
-                    .into_iter()
-                    .map(|e| problem(&e.key, e.message))
-                    .collect(),
-            )));
-        }
-        Err(e) => {
-            return Err(PolicyError::Config(Problems(vec![Problem {
-                file: file.path.clone(),
-                key: prefix.into(),
-                message: format!("the plugin failed while checking them: {e}"),
-            }])));
-        }
+        Ok(Err(errors)) => problems.extend(errors.into_iter().map(|e| problem(&e.key, e.message))),
+        Err(e) => problems.push(Problem {
+            file: path.to_path_buf(),
+            key: prefix.into(),
+            message: format!("the plugin failed while checking them: {e}"),
+        }),
+    }
+    if !problems.is_empty() {
+        return Err(problems);
     }
     let mut required: Vec<SignalId> = description
         .signals
@@ -317,12 +368,58 @@ fn check_params(
         .filter(|s| s.required)
         .map(|s| s.signal.clone())
         .collect();
-    for s in &file.signals {
+    for s in routed {
         match s.required {
             Some(true) if !required.contains(&s.signal) => required.push(s.signal.clone()),
             Some(false) => required.retain(|r| r != &s.signal),
             _ => {}
         }
     }
-    Ok((params, required))
+    Ok(Checked {
+        visible: visible_signals(
+            &description.signals,
+            &effective,
+            routed.iter().map(|s| &s.signal),
+        ),
+        params,
+        required,
+        notes,
+    })
+}
+
+/// The problems of a file that could not be read whole, and those of its
+/// plugins' parameters, as far as they could be read: every problem in
+/// one run.
+fn also_the_plugins(sandbox: &Sandbox, path: &Path, rejected: Rejected) -> Problems {
+    let Rejected {
+        problems: Problems(mut problems),
+        plugin,
+        params,
+        signals,
+        shadow,
+    } = rejected;
+    let mut parts = vec![("plugin", "params", plugin, params)];
+    if let Some(sh) = shadow {
+        parts.push(("shadow.plugin", "shadow.params", Some(sh.plugin), sh.params));
+    }
+    for (key, prefix, plugin, params) in parts {
+        let Some(plugin) = plugin else { continue };
+        match load_plugin(sandbox, &plugin) {
+            Ok(loaded) => {
+                if let Err(more) = check_params(path, prefix, &loaded, &params, &signals) {
+                    problems.extend(more);
+                }
+            }
+            Err(e) => problems.push(Problem {
+                file: path.to_path_buf(),
+                key: key.into(),
+                message: format!(
+                    "{plugin} failed to load at {}: {}",
+                    e.stage.as_str(),
+                    e.message
+                ),
+            }),
+        }
+    }
+    Problems(problems)
 }

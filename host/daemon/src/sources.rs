@@ -109,15 +109,6 @@ impl Sources {
     }
 }
 
-/// The signals the docker source serves unless a file routes them elsewhere.
-pub const DOCKER_SIGNALS: [SignalId; 3] =
-    [SignalId::Cpu, SignalId::Memory, SignalId::InstanceCount];
-
-/// The OOM-kill count the docker source adds.
-pub fn oom_kills_signal() -> SignalId {
-    SignalId::Custom("oom-kills".into())
-}
-
 /// The signals of one pass, and what the sources said beside them.
 #[derive(Debug, Default)]
 pub struct Collected {
@@ -326,6 +317,7 @@ fn absorb(asks: &[Asked<'_>], reports: Vec<SourceReport>, mut out: Collected) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DOCKER_SIGNALS;
     use std::path::Path;
 
     /// A source that answers what it was built with.

@@ -527,9 +527,19 @@ impl State {
         }
     }
 
+    /// The end of what the guest wrote to stderr, on one line, without
+    /// the Rust runtime's tip to set `RUST_BACKTRACE`: no environment
+    /// reaches the sandbox, so the tip cannot be followed.
     fn stderr_tail(&self) -> String {
         let bytes = self.stderr.contents();
         let text = String::from_utf8_lossy(&bytes);
+        let text: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                !(l.starts_with("note: run with `RUST_BACKTRACE=") && l.contains("backtrace"))
+            })
+            .collect();
+        let text = text.join("\n");
         let text = text.trim();
         let start = text.len().saturating_sub(400);
         let start = (start..text.len())

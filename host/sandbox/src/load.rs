@@ -361,7 +361,8 @@ fn check_world(exports: &[String]) -> Result<(), String> {
         let hint = if exports.iter().any(|e| e.starts_with("wasi:cli/run")) {
             " (it exports wasi:cli/run: a WASI command, not a policy)"
         } else {
-            ""
+            " (a Rust policy exports it with `vedfolnir_sdk::export_policy!(YourPolicy);` once, \
+             at the top level of its crate, built with crate-type \"cdylib\")"
         };
         return Err(format!(
             "does not export {EXPORT_INTERFACE}@{CONTRACT_VERSION}{hint}; exports: [{}]",
@@ -544,5 +545,9 @@ mod tests {
         assert!(ok("1.1.0").is_err());
         let err = check_world(&["wasi:cli/run@0.2.6".into()]).unwrap_err();
         assert!(err.contains("WASI command"), "{err}");
+        // A crate built without the macro exports nothing: the hint names it.
+        let err = check_world(&[]).unwrap_err();
+        assert!(err.contains("export_policy!"), "{err}");
+        assert!(err.contains("exports: []"), "{err}");
     }
 }

@@ -138,6 +138,10 @@ fn panics_comes_back_as_a_trap_with_the_panic_message() {
     assert!(err.to_string().contains("fixture-panics@0.1.0"), "{err}");
     // Said once: the kind is "trap", the message does not repeat it.
     assert!(!err.message.contains("trap:"), "{err}");
+    assert_eq!(err.to_string().matches("trap").count(), 1, "{err}");
+    // No environment reaches the sandbox: the runtime's tip to set
+    // RUST_BACKTRACE cannot be followed, so it is not passed on.
+    assert!(!err.message.contains("RUST_BACKTRACE"), "{err}");
 }
 
 #[test]

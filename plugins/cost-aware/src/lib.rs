@@ -174,10 +174,7 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         .window(&SignalId::InstanceCount)
         .map_or(&[], |w| w.samples.as_slice());
     if let Err(why) = newest(input, &config.metric, config.staleness) {
-        reasons.push(Reason::new(
-            format!("{name}-missing"),
-            format!("{name}: {why}"),
-        ));
+        reasons.push(Reason::new(format!("{name}-missing"), why));
         return recommend(current, current, reasons);
     }
 

@@ -208,10 +208,7 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
     let newest = match newest(input, &config.metric, config.staleness) {
         Ok(v) => v,
         Err(why) => {
-            reasons.push(Reason::new(
-                format!("{name}-missing"),
-                format!("{name}: {why}"),
-            ));
+            reasons.push(Reason::new(format!("{name}-missing"), why));
             return recommend(current, current, reasons);
         }
     };

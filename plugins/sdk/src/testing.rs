@@ -12,21 +12,16 @@ use crate::{Policy, PolicyInput, Recommendation};
 
 /// Build the input a host would pass: parameters checked against
 /// `P::describe()` (only those set are passed; the policy applies its
-/// defaults), then `P::validate_config`, then the snapshot expanded.
+/// defaults), then `P::validate_config`, then the snapshot expanded, with
+/// only the signals the policy declares (or names in a parameter, such as
+/// `metric = "memory"`): the host hands a policy nothing else.
 pub fn input_for<P: Policy>(
     snapshot: &Snapshot,
     min: u32,
     max: u32,
     raw: &BTreeMap<String, RawParam>,
 ) -> Result<PolicyInput, String> {
-    scenario::prepare(
-        snapshot,
-        &P::describe().params,
-        min,
-        max,
-        raw,
-        validate::<P>,
-    )
+    scenario::prepare(snapshot, &P::describe(), min, max, raw, validate::<P>)
 }
 
 fn validate<P: Policy>(params: &[crate::Param]) -> Result<(), String> {
@@ -59,7 +54,7 @@ pub fn run_scenarios<P: Policy>(path: impl AsRef<Path>) -> Vec<String> {
         "{} has no scenarios",
         path.display()
     );
-    file.run(&P::describe().params, validate::<P>, P::evaluate)
+    file.run(&P::describe(), validate::<P>, P::evaluate)
         .into_iter()
         .filter(|(_, problems)| !problems.is_empty())
         .map(|(name, problems)| format!("{name}: {}", problems.join("; ")))

@@ -42,23 +42,29 @@ pub fn recommend(current: u32, desired: u32, mut reasons: Vec<Reason>) -> Recomm
     }
 }
 
-/// The newest value of `signal`, or why there is none usable: no samples
-/// (with the host's reason when it gave one), the newest older than
-/// `staleness`, or not a finite number. Never 0 in its place.
+/// The newest value of `signal`, or why there is none usable, naming the
+/// signal: no window (the host hands a policy only the signals it declares
+/// in `describe`, names in a parameter, or has routed by its policy file),
+/// no samples (with the host's reason when it gave one), the newest older
+/// than `staleness`, or not a finite number. Never 0 in its place.
 pub fn newest(
     input: &PolicyInput,
     signal: &SignalId,
     staleness: DurationMs,
 ) -> Result<f64, String> {
-    let window = input.window(signal);
-    let samples = window.map_or(&[][..], |w| w.samples.as_slice());
-    match held(samples, input.now, staleness, |_| true) {
+    let Some(window) = input.window(signal) else {
+        return Err(format!(
+            "{signal}: not in the input (a policy is handed only the signals it declares in describe())"
+        ));
+    };
+    match held(&window.samples, input.now, staleness, |_| true) {
         Held::Observed { latest, .. } => Ok(latest),
-        Held::Stale { age } => Err(format!("newest sample is {} old", Pretty(age))),
-        Held::NonFinite => Err("newest sample is not a finite number".into()),
-        Held::NoData => Err(window
-            .and_then(|w| w.missing_reason.clone())
-            .unwrap_or_else(|| "no samples".into())),
+        Held::Stale { age } => Err(format!("{signal}: newest sample is {} old", Pretty(age))),
+        Held::NonFinite => Err(format!("{signal}: newest sample is not a finite number")),
+        Held::NoData => Err(format!(
+            "{signal}: {}",
+            window.missing_reason.as_deref().unwrap_or("no samples")
+        )),
     }
 }
 

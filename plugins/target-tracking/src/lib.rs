@@ -180,7 +180,7 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             Err(why) => {
                 reasons.push(Reason::new(
                     format!("{name}-missing"),
-                    format!("{name}: {why}; no scale-down while a metric is missing"),
+                    format!("{why}; no scale-down while a metric is missing"),
                 ));
                 missing.push(name.to_string());
                 continue;

@@ -101,12 +101,17 @@ pub fn validate(sandbox: &Sandbox, paths: &[PathBuf]) -> Result<ExitCode> {
     let mut problems = Vec::new();
     for path in paths {
         match ReadyPolicy::load(sandbox, path, &Overrides::default()) {
-            Ok(p) => println!(
-                "{}: ok ({} for service {})",
-                path.display(),
-                p.plugin.id(),
-                p.file.service
-            ),
+            Ok(p) => {
+                println!(
+                    "{}: ok ({} for service {})",
+                    path.display(),
+                    p.plugin.id(),
+                    p.file.service
+                );
+                for note in &p.notes {
+                    println!("  note: {}: {}", note.key, note.message);
+                }
+            }
             Err(PolicyError::Config(Problems(mut list))) => problems.append(&mut list),
             Err(PolicyError::Plugin(e)) => {
                 return Err(e).with_context(|| format!("{}: plugin", path.display()));
@@ -153,12 +158,13 @@ pub fn plugin_check(sandbox: &Sandbox, file: &str, json: bool) -> Result<ExitCod
         println!("{}", serde_json::to_string_pretty(plugin.description())?);
     } else {
         let d = plugin.description();
+        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         println!(
-            "{} {}: {} signals, {} parameters; checked in {} ms",
+            "{} {}: {}, {}; checked in {} ms",
             d.name,
             d.version,
-            d.signals.len(),
-            d.params.len(),
+            count(d.signals.len(), "signal"),
+            count(d.params.len(), "parameter"),
             started.elapsed_ms()
         );
         println!("digest sha256:{}", plugin.id().digest);
@@ -168,7 +174,6 @@ pub fn plugin_check(sandbox: &Sandbox, file: &str, json: bool) -> Result<ExitCod
 
 pub fn plugin_test(sandbox: &Sandbox, file: &str, scenario_paths: &[PathBuf]) -> Result<ExitCode> {
     let plugin = load_named(sandbox, file)?;
-    let specs = &plugin.description().params;
     let (mut passed, mut failed) = (0usize, 0usize);
     for path in scenario_paths {
         let text = std::fs::read_to_string(path)
@@ -194,7 +199,7 @@ pub fn plugin_test(sandbox: &Sandbox, file: &str, scenario_paths: &[PathBuf]) ->
             Err(e) => Err(e.to_string()),
         };
         let evaluate = |input: &_| plugin.evaluate(input).map_err(|e| e.message);
-        for (name, mismatches) in scenarios.run(specs, validate, evaluate) {
+        for (name, mismatches) in scenarios.run(plugin.description(), validate, evaluate) {
             if mismatches.is_empty() {
                 passed += 1;
                 println!("  ok    {name}");

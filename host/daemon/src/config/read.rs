@@ -11,7 +11,7 @@ use vedfolnir_core::snapshot::{RawParam, closest};
 
 use super::{
     Aggregate, Endpoint, Overrides, PluginRef, PolicyFile, Problem, Problems, REPLICA_LIMIT,
-    Rollout, ScrapeSignal, ShadowFile, SignalSource, Source, Target, TargetKind,
+    Rejected, Rollout, ScrapeSignal, ShadowFile, SignalSource, Source, Target, TargetKind,
 };
 
 const TOP_KEYS: &[&str] = &[
@@ -136,12 +136,13 @@ impl Reader<'_> {
     }
 }
 
-/// Check policy-file text (see [`PolicyFile::parse`]).
+/// Check policy-file text (see [`PolicyFile::parse`]); a file with
+/// problems comes back with what could still be read of it.
 pub(super) fn policy_file(
     path: &Path,
     text: &str,
     overrides: &Overrides,
-) -> Result<PolicyFile, Problems> {
+) -> Result<PolicyFile, Box<Rejected>> {
     let mut r = Reader {
         file: path,
         problems: Vec::new(),
@@ -157,7 +158,7 @@ pub(super) fn policy_file(
                 })
                 .unwrap_or_default();
             r.problem("", format!("not valid TOML: {at}{}", e.message()));
-            return Err(Problems(r.problems));
+            return Err(Box::new(Rejected::nothing_read(Problems(r.problems))));
         }
     };
     r.unknown_keys(&root, "", TOP_KEYS);
@@ -174,7 +175,13 @@ pub(super) fn policy_file(
     let target = read_target(&mut r, &root, service.as_deref());
     let rollout = read_rollout(&mut r, &root);
     if !r.problems.is_empty() {
-        return Err(Problems(r.problems));
+        return Err(Box::new(Rejected {
+            problems: Problems(r.problems),
+            plugin,
+            params,
+            signals,
+            shadow,
+        }));
     }
     Ok(PolicyFile {
         target: target.expect("no problems, so a target"),
@@ -448,10 +455,7 @@ fn read_source(
             None
         }
         Some("docker") => {
-            if !matches!(
-                signal,
-                SignalId::Cpu | SignalId::Memory | SignalId::InstanceCount
-            ) {
+            if !super::DOCKER_SIGNALS.contains(signal) {
                 r.problem(
                     format!("{key}.source"),
                     format!("docker cannot provide {signal} (it provides cpu, memory and instance-count); use prometheus"),

@@ -418,6 +418,7 @@ impl Registry {
         policy: ReadyPolicy,
         shared: &Arc<Shared>,
     ) -> Result<String, Failure> {
+        log_notes(&policy);
         let id = policy.plugin.id().to_string();
         let service = policy.file.service.clone();
         if let Some(entry) = self.serving.get_mut(path) {
@@ -471,6 +472,7 @@ impl Registry {
         started: Stopwatch,
         shared: &Arc<Shared>,
     ) {
+        log_notes(&policy);
         let what = format!("loaded {} ({})", path.display(), policy.plugin.id());
         self.serve(path, fp, policy, lock, shared);
         self.report(path, fp, Ok(what), started, shared);
@@ -575,6 +577,14 @@ fn clear_stale_errors(listing: &Listing, shared: &Shared) {
         .collect();
     for k in stale {
         clear_error(&mut status.load_errors, shared, &k);
+    }
+}
+
+/// What a loaded policy's operator should know (an optional signal no
+/// source provides), logged at each load.
+fn log_notes(policy: &ReadyPolicy) {
+    for note in &policy.notes {
+        tracing::warn!(path = %note.file.display(), key = %note.key, "{}", note.message);
     }
 }
 

@@ -242,8 +242,8 @@ impl MetricSource for DockerStats {
     }
 
     fn serves(&self) -> Vec<SignalId> {
-        let mut out = super::DOCKER_SIGNALS.to_vec();
-        out.push(super::oom_kills_signal());
+        let mut out = crate::config::DOCKER_SIGNALS.to_vec();
+        out.push(crate::config::oom_kills_signal());
         out
     }
 
@@ -256,7 +256,7 @@ impl MetricSource for DockerStats {
             let signals = || ask.signals.iter().map(|s| &s.signal);
             let wanted = Wanted {
                 stats: signals().any(|s| matches!(s, SignalId::Cpu | SignalId::Memory)),
-                events: signals().any(|s| *s == super::oom_kills_signal()),
+                events: signals().any(|s| *s == crate::config::oom_kills_signal()),
             };
             let usage = service_usage(
                 &self.engine,
@@ -281,7 +281,7 @@ impl MetricSource for DockerStats {
                         SignalId::Cpu => usage.cpu.ok_or_else(unreadable),
                         SignalId::Memory => usage.memory.ok_or_else(unreadable),
                         SignalId::InstanceCount => Ok(f64::from(usage.running)),
-                        other if *other == super::oom_kills_signal() => {
+                        other if *other == crate::config::oom_kills_signal() => {
                             usage.oom_kills.map(f64::from).ok_or_else(unreadable)
                         }
                         other => Err(format!("docker cannot provide {other}")),

@@ -1,0 +1,146 @@
+//! Which of a plugin's signals some source provides: the docker source's
+//! own (`config::DOCKER_SIGNALS` and the OOM-kill count), or a
+//! `[signals.<name>]` of the policy file. A required signal without one
+//! would hold every pass, silently: an error. An optional one would be
+//! missing on every pass: a note saying what the plugin's missing-data
+//! rule then does.
+
+use std::path::Path;
+
+use vedfolnir_core::model::{Description, Param, SignalId};
+
+use crate::config::{DOCKER_SIGNALS, Problem, SignalSource, oom_kills_signal};
+
+/// The problems (required signals without a source) and the notes
+/// (optional ones) of a plugin's declared signals against `routed`.
+pub fn check(
+    path: &Path,
+    plugin: &Description,
+    effective: &[Param],
+    routed: &[SignalSource],
+) -> (Vec<Problem>, Vec<Problem>) {
+    let provided = |signal: &SignalId| {
+        DOCKER_SIGNALS.contains(signal)
+            || *signal == oom_kills_signal()
+            || routed.iter().any(|r| &r.signal == signal)
+    };
+    let (mut problems, mut notes) = (Vec::new(), Vec::new());
+    for spec in plugin.signals.iter().filter(|s| !provided(&s.signal)) {
+        let signal = &spec.signal;
+        let at = |message: String| Problem {
+            file: path.to_path_buf(),
+            key: format!("signals.{signal}"),
+            message,
+        };
+        if spec.required {
+            problems.push(at(format!(
+                "{} requires {signal}, but no source provides it (the docker source provides only \
+                 cpu, memory and instance-count), so every pass would hold: {}",
+                plugin.name,
+                how_to_route(signal)
+            )));
+        } else {
+            notes.push(at(format!(
+                "{} reads {signal} when it is there; no source provides it, so it is missing on \
+                 every pass{}. To use it: {}",
+                plugin.name,
+                missing_rule(signal, effective),
+                how_to_route(signal)
+            )));
+        }
+    }
+    (problems, notes)
+}
+
+/// What happens to a signal missing on every pass: the plugin's
+/// `missing.<signal>` rule when it declares one (threshold-score does).
+fn missing_rule(signal: &SignalId, effective: &[Param]) -> String {
+    let key = format!("missing.{signal}");
+    match effective.iter().find(|p| p.key == key) {
+        Some(p) => format!(" and its missing-data rule {key} = {} applies", p.value),
+        None => " (the plugin decides what that means; the host does not hold for it)".into(),
+    }
+}
+
+/// The sources that could provide `signal`, as the file would route it.
+fn how_to_route(signal: &SignalId) -> String {
+    let mut ways = vec![
+        "source = \"scrape\" (a metric each replica serves on its /metrics, with [scrape] port)"
+            .to_string(),
+        "source = \"prometheus\" (a PromQL query)".to_string(),
+    ];
+    if matches!(signal, SignalId::Custom(_)) {
+        ways.push("source = \"alertmanager\" (firing scaling_action alerts)".into());
+    }
+    format!("add [signals.{signal}] with {}", ways.join(", or "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Source;
+    use vedfolnir_core::model::{ParamValue, SignalSpec};
+
+    fn plugin(signals: Vec<SignalSpec>) -> Description {
+        let mut d = Description::new("queue-only", "0.1.0", "test");
+        d.signals = signals;
+        d
+    }
+
+    #[test]
+    fn a_required_signal_without_a_source_is_an_error_naming_the_sources() {
+        let d = plugin(vec![SignalSpec {
+            signal: SignalId::QueueDepth,
+            required: true,
+            description: String::new(),
+        }]);
+        let (problems, notes) = check(Path::new("p.toml"), &d, &[], &[]);
+        assert!(notes.is_empty());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "signals.queue-depth");
+        let text = problems[0].to_string();
+        for word in ["requires queue-depth", "scrape", "prometheus", "would hold"] {
+            assert!(text.contains(word), "{word}: {text}");
+        }
+        let routed = [SignalSource {
+            signal: SignalId::QueueDepth,
+            source: Source::Prometheus { query: "q".into() },
+            required: None,
+        }];
+        assert_eq!(
+            check(Path::new("p.toml"), &d, &[], &routed),
+            (vec![], vec![])
+        );
+    }
+
+    #[test]
+    fn an_optional_signal_without_a_source_is_a_note_with_its_missing_rule() {
+        let d = plugin(vec![
+            SignalSpec::optional(SignalId::Cpu, "docker provides it"),
+            SignalSpec::optional(SignalId::ErrorRate, "scored"),
+            SignalSpec::optional(SignalId::Custom("scaling-alerts".into()), "alerts"),
+        ]);
+        let rule = Param {
+            key: "missing.error-rate".into(),
+            value: ParamValue::Text("ignore".into()),
+        };
+        let (problems, notes) = check(Path::new("p.toml"), &d, &[rule], &[]);
+        assert!(problems.is_empty());
+        let keys: Vec<&str> = notes.iter().map(|n| n.key.as_str()).collect();
+        assert_eq!(keys, ["signals.error-rate", "signals.scaling-alerts"]);
+        assert!(
+            notes[0]
+                .message
+                .contains("missing.error-rate = \"ignore\" applies"),
+            "{}",
+            notes[0]
+        );
+        assert!(
+            notes[1].message.contains("the host does not hold"),
+            "{}",
+            notes[1]
+        );
+        assert!(notes[1].message.contains("alertmanager"), "{}", notes[1]);
+        assert!(!notes[0].message.contains("alertmanager"), "{}", notes[0]);
+    }
+}
