@@ -18,16 +18,12 @@ use crate::util::{Output, root, run_env};
 const IMAGE: &str = "vedfolnir-workload:test";
 
 pub(crate) fn cmd(program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let out = Command::new(program)
+    Command::new(program)
         .args(args)
         .envs(env.iter().copied())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+        .into()
 }
 
 fn docker(args: &[&str]) -> Output {

@@ -34,16 +34,12 @@ fn have(program: &str) -> bool {
 }
 
 fn promtool(args: &[&str]) -> Output {
-    let out = Command::new("promtool")
+    Command::new("promtool")
         .current_dir(root().join("deploy/prometheus"))
         .args(args)
         .output()
-        .unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .unwrap()
+        .into()
 }
 
 #[test]

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod policy;
 pub mod render;
+pub mod scaffold;
 pub mod service;
 pub mod simulate;
 
@@ -157,6 +158,12 @@ fn sandbox(cli: &Cli) -> Result<Sandbox> {
 
 /// Run the command the line names.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Plugin {
+        command: PluginCommand::New { name, dir, sdk },
+    } = &cli.command
+    {
+        return scaffold::run(name, dir.clone(), sdk.as_deref());
+    }
     let sandbox = sandbox(&cli)?;
     let setup = service::Setup {
         sandbox: &sandbox,
@@ -225,12 +232,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report { args } => service::report(&setup, &args),
         Command::Reset { args, act } => service::reset(&setup, &args, &act),
         Command::Check { args, act } => service::check(&setup, &args, &act),
-        Command::Plugin { command } => match command {
-            PluginCommand::Check { file, json } => policy::plugin_check(&sandbox, &file, json),
-            PluginCommand::Test { file, scenarios } => {
-                policy::plugin_test(&sandbox, &file, &scenarios)
-            }
-            PluginCommand::List => policy::plugin_list(&sandbox),
-        },
+        Command::Plugin { command } => plugin(&sandbox, command),
+    }
+}
+
+/// `plugin check|test|list` (`plugin new` needs no sandbox: see [`run`]).
+fn plugin(sandbox: &Sandbox, command: PluginCommand) -> Result<ExitCode> {
+    match command {
+        PluginCommand::Check { file, json } => policy::plugin_check(sandbox, &file, json),
+        PluginCommand::Test { file, scenarios } => policy::plugin_test(sandbox, &file, &scenarios),
+        PluginCommand::List => policy::plugin_list(sandbox),
+        PluginCommand::New { .. } => unreachable!("answered before the sandbox is built"),
     }
 }

@@ -15,7 +15,7 @@
 //! impl Policy for QueueOnly {
 //!     fn describe() -> Description { /* name, version, signals, params */ }
 //!     fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
-//!         let queue = input.window(&SignalId::QueueDepth).ok_or("no queue-depth window")?;
+//!         let depth = vedfolnir_sdk::tracking::newest(input, &SignalId::QueueDepth, 60_000)?;
 //!         /* ... */
 //!     }
 //! }
@@ -23,9 +23,14 @@
 //! vedfolnir_sdk::export_policy!(QueueOnly);
 //! ```
 //!
-//! A policy must be a pure function of its input: read time from
-//! `input.now`, never from a clock (the host pins WASI clocks to `now`, and
-//! gives no filesystem, network or environment).
+//! `vedfolnir-autoscaler plugin new NAME` writes such a crate, with golden
+//! scenarios, a native test and a policy file, ready to build.
+//!
+//! A policy is handed only the signals it declares in `describe` (and
+//! those its parameters name or its policy file routes). It must be a pure
+//! function of its input: read time from `input.now`, never from a clock
+//! (the host pins WASI clocks to `now`, and gives no filesystem, network or
+//! environment).
 
 pub use vedfolnir_core::model::*;
 pub use vedfolnir_core::{duration, queueing, window};

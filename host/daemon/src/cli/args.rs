@@ -347,6 +347,23 @@ pub enum PluginCommand {
     },
     /// List the policies built into this binary.
     List,
+    /// Start a policy crate: a queue-depth policy, its golden scenarios, a
+    /// native test and a policy file, which `cargo test` and `cargo build
+    /// --target wasm32-wasip2 --release` pass as written.
+    ///
+    /// Example: vedfolnir-autoscaler plugin new queue-only --dir ~/src/queue-only
+    New {
+        /// The policy's name: lowercase letters, digits and '-' (the crate's
+        /// and `describe`'s name).
+        name: String,
+        /// The folder to create (must not exist, or be empty). Default: ./NAME.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The SDK to depend on: a git URL, or the path of a checkout.
+        /// Default: the checkout this binary was built from.
+        #[arg(long, value_name = "URL|PATH")]
+        sdk: Option<String>,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
