@@ -18,6 +18,8 @@ use std::collections::VecDeque;
 use crate::model::{Direction, DurationMs, Sample, SignalId, SignalWindow, TimestampMs};
 use crate::queueing::Queue;
 
+pub mod web;
+
 /// A load trace: requests per second at a fixed step, from time 0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
@@ -96,15 +98,19 @@ pub enum Shape {
     /// A daily sine between `base` (04:00) and `peak` (16:00) with 5%
     /// Gaussian noise.
     Diurnal,
+    /// Web traffic as measured: the diurnal sine, self-similar bursts
+    /// (Hurst 0.8), quiet periods and Poisson arrivals (see [`web`]).
+    Web,
 }
 
 impl Shape {
     /// Every shape, by its command-line name.
-    pub const ALL: [(&'static str, Shape); 4] = [
+    pub const ALL: [(&'static str, Shape); 5] = [
         ("step", Shape::Step),
         ("ramp", Shape::Ramp),
         ("flash-crowd", Shape::FlashCrowd),
         ("diurnal", Shape::Diurnal),
+        ("web", Shape::Web),
     ];
 
     /// The shape called `name`.
@@ -123,6 +129,10 @@ impl Shape {
         seed: u64,
     ) -> Trace {
         let n = duration_ms.div_ceil(step_ms).max(2) as usize;
+        if self == Shape::Web {
+            let values = web::generate(n, step_ms, base, peak, seed);
+            return Trace { step_ms, values };
+        }
         let mut rng = SplitMix(seed);
         let third = duration_ms as f64 / 3.0;
         let values = (0..n)
@@ -157,6 +167,7 @@ impl Shape {
                         let mid = base + (peak - base) * (0.5 - 0.5 * phase.cos());
                         mid * (1.0 + 0.05 * rng.gaussian())
                     }
+                    Shape::Web => unreachable!("generated above"),
                 };
                 v.max(0.0)
             })
@@ -168,10 +179,11 @@ impl Shape {
 /// SplitMix64: a small, fixed, dependency-free generator for the noise
 /// (the same seed always gives the same trace).
 #[derive(Debug, Clone)]
-struct SplitMix(u64);
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn bits(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -179,12 +191,13 @@ impl SplitMix {
         z ^ (z >> 31)
     }
 
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    /// A uniform draw in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.bits() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// A standard normal draw (Box-Muller).
-    fn gaussian(&mut self) -> f64 {
+    pub fn gaussian(&mut self) -> f64 {
         let u1 = self.uniform().max(f64::MIN_POSITIVE);
         let u2 = self.uniform();
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
@@ -568,6 +581,10 @@ pub struct Tally {
     /// Actions in the opposite direction to the previous one, within
     /// [`REVERSAL_WINDOW_MS`] of it.
     pub reversals: u32,
+    /// Replicas created by scale-ups (each a container start).
+    pub container_starts: u64,
+    /// The first and the last action's time.
+    action_span: Option<(TimestampMs, TimestampMs)>,
     /// The largest replica count.
     pub peak_replicas: u32,
     /// Requests that failed, in total.
@@ -607,9 +624,12 @@ impl Tally {
         self.p95_sum += obs.p95;
     }
 
-    /// Count one scale action.
-    pub fn action(&mut self, at: TimestampMs, direction: Direction) {
+    /// Count one scale action, from `from` to `to` replicas.
+    pub fn action(&mut self, at: TimestampMs, from: u32, to: u32) {
+        let direction = Direction::between(from, to);
         self.actions += 1;
+        self.container_starts += u64::from(to.saturating_sub(from));
+        self.action_span = Some(self.action_span.map_or((at, at), |(first, _)| (first, at)));
         if let Some((t, d)) = self.last_action
             && d != direction
             && (at - t) as u64 <= REVERSAL_WINDOW_MS
@@ -617,6 +637,13 @@ impl Tally {
             self.reversals += 1;
         }
         self.last_action = Some((at, direction));
+    }
+
+    /// The mean time between two actions, minutes: `None` with fewer than
+    /// two.
+    pub fn minutes_between_actions(&self) -> Option<f64> {
+        let (first, last) = self.action_span?;
+        (self.actions > 1).then(|| (last - first) as f64 / 60_000.0 / f64::from(self.actions - 1))
     }
 
     /// SLO-violation minutes.
@@ -677,8 +704,14 @@ mod tests {
                 .values
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
-            // Diurnal noise (5%, Gaussian) may cross the bounds a little.
-            assert!(lo >= 75.0 && hi <= 600.0, "{name}: {lo}..{hi}");
+            // Diurnal noise (5%, Gaussian) may cross the bounds a little;
+            // web's lulls halve the level and its bursts add to it.
+            let (low, high) = if shape == Shape::Web {
+                (40.0, 900.0)
+            } else {
+                (75.0, 600.0)
+            };
+            assert!(lo >= low && hi <= high, "{name}: {lo}..{hi}");
             assert!(hi - lo > 300.0, "{name} barely moves: {lo}..{hi}");
         }
         let step = Shape::Step.generate(3_000_000, 1000, 1.0, 9.0, 0);
@@ -806,10 +839,13 @@ mod tests {
         );
         assert_eq!(t.violation_minutes(), 2.0);
         assert!((t.replica_hours() - 0.1).abs() < 1e-12);
-        t.action(0, Direction::Up);
-        t.action(5 * 60_000, Direction::Down); // reversal
-        t.action(30 * 60_000, Direction::Up); // too late to count
-        t.action(31 * 60_000, Direction::Up); // same direction
+        assert_eq!(t.minutes_between_actions(), None);
+        t.action(0, 2, 4);
+        t.action(5 * 60_000, 4, 3); // reversal
+        t.action(30 * 60_000, 3, 4); // too late to count
+        t.action(31 * 60_000, 4, 5); // same direction
         assert_eq!((t.actions, t.reversals), (4, 1));
+        assert_eq!(t.container_starts, 4);
+        assert_eq!(t.minutes_between_actions(), Some(31.0 / 3.0));
     }
 }

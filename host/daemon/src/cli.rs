@@ -151,6 +151,9 @@ fn sandbox(cli: &Cli) -> Result<Sandbox> {
         cache_dir: cli.cache_dir.clone().or_else(|| {
             matches!(cli.command, Command::Run { .. }).then(|| cli.state_dir.join("cache"))
         }),
+        // A replay budgets instructions, not wall-clock time: the same
+        // trace gives the same report however busy the machine is.
+        fuel: matches!(cli.command, Command::Simulate(_)).then_some(crate::simulate::REPLAY_FUEL),
         ..Default::default()
     })
     .context("cannot start the policy sandbox")

@@ -48,6 +48,11 @@ use crate::state::{Memory, Store};
 use crate::telemetry::Telemetry;
 use model::Model;
 
+/// The instruction budget of one evaluation in a replay, in place of the
+/// daemon's wall-clock deadline: about a second of wasm on a 2-core
+/// machine, far above what the shipped policies use (see BENCHMARKS.md).
+pub const REPLAY_FUEL: u64 = 1_000_000_000;
+
 /// The virtual clock's start: 2023-01-01 00:00 UTC, a midnight, so a
 /// trace's first row is the start of a day (daily seasons line up).
 pub const EPOCH_MS: TimestampMs = 1_672_531_200_000;
@@ -139,6 +144,16 @@ pub struct Row {
     pub actions: u32,
     /// Actions reversing the previous one within 10 minutes.
     pub reversals: u32,
+    /// Actions per simulated day.
+    pub actions_per_day: f64,
+    /// Reversals per simulated day.
+    pub reversals_per_day: f64,
+    /// Replicas created by scale-ups: each a container start, its caches
+    /// cold.
+    pub container_starts: u64,
+    /// The mean time between two actions, minutes (none with fewer than
+    /// two actions).
+    pub mean_minutes_between_actions: Option<f64>,
     /// The most replicas at once.
     pub peak_replicas: u32,
     /// The mean p95, seconds.
@@ -149,6 +164,11 @@ pub struct Row {
     pub evaluations: u64,
     /// Evaluations where the plugin failed (trap, timeout, error).
     pub failed_evaluations: u64,
+    /// Evaluations that took longer than the daemon's deadline by this
+    /// machine's wall clock. A replay stops a policy by an instruction
+    /// budget instead (so the rest of the report is the same on a busy
+    /// machine); this count alone depends on the machine and its load.
+    pub over_deadline_evaluations: u64,
 }
 
 /// What a run printed.
@@ -331,6 +351,11 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
     if options.interval_ms == 0 {
         bail!(Invalid::new("--interval must be longer than 0"));
     }
+    // Whether a policy ran out of time must not depend on how busy the
+    // machine is, or two replays of one trace could differ.
+    if sandbox.config().fuel.is_none() {
+        bail!("a replay needs a sandbox with an instruction budget (SandboxConfig::fuel)");
+    }
     let step_ms = options
         .step_ms
         .unwrap_or(15_000)
@@ -402,7 +427,7 @@ impl<'a> Replay<'a> {
         entry: &'a Entry,
         trace: &Trace,
         options: &'a Options,
-        steps: u64,
+        (steps, step_ms): (u64, u64),
     ) -> Result<Replay<'a>> {
         let policy = &entry.policy;
         let guard = &policy.file.guard;
@@ -435,7 +460,7 @@ impl<'a> Replay<'a> {
                 .build()
                 .context("cannot start the replay's runtime")?,
             tally: Tally::default(),
-            columns: chart::Columns::new(steps),
+            columns: chart::Columns::new(steps, step_ms),
             next_eval: EPOCH_MS + options.interval_ms as i64,
             busy_until: EPOCH_MS,
             evaluations: 0,
@@ -483,7 +508,9 @@ impl<'a> Replay<'a> {
         }
         if pass.report.is_some() {
             self.log_action(&pass.evaluation, now);
-            self.tally.action(now, pass.evaluation.decision.direction);
+            let decision = &pass.evaluation.decision;
+            self.tally.action(now, decision.current, decision.target);
+            self.columns.action(now - EPOCH_MS, decision.direction);
             // A scale-up returns when its replicas are ready: no
             // evaluation before then, as in the daemon.
             self.busy_until = self.model.clock.now_ms();
@@ -517,11 +544,17 @@ impl<'a> Replay<'a> {
         );
     }
 
-    /// The table's row.
-    fn row(&self) -> Row {
+    /// The table's row, for a replay of `duration_ms`.
+    fn row(&self, duration_ms: u64) -> Row {
         let d = self.entry.policy.plugin.description();
         let tally = &self.tally;
+        let days = duration_ms as f64 / 86_400_000.0;
         Row {
+            actions_per_day: f64::from(tally.actions) / days,
+            reversals_per_day: f64::from(tally.reversals) / days,
+            container_starts: tally.container_starts,
+            mean_minutes_between_actions: tally.minutes_between_actions(),
+            over_deadline_evaluations: self.entry.policy.plugin.over_deadline(),
             policy: self.entry.label.clone(),
             plugin: format!("{} {}", d.name, d.version),
             slo_violation_minutes: tally.violation_minutes(),
@@ -551,7 +584,7 @@ fn replay(
     progress: &Progress,
     index: usize,
 ) -> Result<(Row, chart::Columns, Vec<String>)> {
-    let mut r = Replay::new(entry, trace, options, steps)?;
+    let mut r = Replay::new(entry, trace, options, (steps, step_ms))?;
     let tick = (steps / 200).max(1);
     for k in 0..steps {
         r.step(trace, k, step_ms)?;
@@ -560,7 +593,7 @@ fn replay(
         }
     }
     progress.done(index);
-    Ok((r.row(), r.columns, r.actions))
+    Ok((r.row(trace.duration_ms()), r.columns, r.actions))
 }
 
 /// Progress bars on stderr, one per policy, when it is a terminal and the
@@ -682,7 +715,24 @@ pub fn table(report: &Report, options: &Options) -> String {
             r.failed_fraction * 100.0
         );
     }
+    churn(&mut s, report, width);
+    notes(&mut s, report);
+    s
+}
+
+/// What went wrong in the plugin, and what took longer than the daemon
+/// would allow, per policy.
+fn notes(s: &mut String, report: &Report) {
+    use std::fmt::Write as _;
     for r in &report.results {
+        if r.over_deadline_evaluations > 0 {
+            let _ = writeln!(
+                s,
+                "\n{}: {} of {} evaluations took longer than the daemon's deadline on this machine \
+                 (a replay budgets instructions instead, so they ran to completion here)",
+                r.policy, r.over_deadline_evaluations, r.evaluations
+            );
+        }
         if r.failed_evaluations > 0 {
             let _ = writeln!(
                 s,
@@ -691,7 +741,28 @@ pub fn table(report: &Report, options: &Options) -> String {
             );
         }
     }
-    s
+}
+
+/// The churn table: how often each policy acts, and what that costs in
+/// container starts.
+fn churn(s: &mut String, report: &Report, width: usize) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        s,
+        "\n{:<width$}  {:>11}  {:>13}  {:>16}  {:>20}",
+        "churn", "actions/day", "reversals/day", "container starts", "between actions"
+    );
+    for r in &report.results {
+        let between = r.mean_minutes_between_actions.map_or_else(
+            || "-".into(),
+            |m| vedfolnir_core::format_duration((m * 60_000.0) as u64),
+        );
+        let _ = writeln!(
+            s,
+            "{:<width$}  {:>11.1}  {:>13.1}  {:>16}  {:>20}",
+            r.policy, r.actions_per_day, r.reversals_per_day, r.container_starts, between
+        );
+    }
 }
 
 #[cfg(test)]
@@ -735,7 +806,11 @@ mod tests {
     fn a_replay_acts_as_the_controller_does_on_the_daemons_own_state_and_audit() {
         let dir = tempfile::tempdir().unwrap();
         let options = options(&dir.path().join("actions.jsonl"));
-        let sandbox = Sandbox::new(Default::default()).unwrap();
+        let sandbox = Sandbox::new(vedfolnir_sandbox::SandboxConfig {
+            fuel: Some(REPLAY_FUEL),
+            ..Default::default()
+        })
+        .unwrap();
         run(&sandbox, &options).unwrap();
         let replayed: Vec<(i64, u64, u64)> =
             std::fs::read_to_string(dir.path().join("actions.jsonl"))
@@ -755,7 +830,7 @@ mod tests {
         let (trace, _) = load_trace(&options).unwrap();
         let entry = load_policy(&sandbox, "builtin:target-tracking", &options.overrides).unwrap();
         let steps = trace.duration_ms() / 15_000;
-        let mut r = Replay::new(&entry, &trace, &options, steps).unwrap();
+        let mut r = Replay::new(&entry, &trace, &options, (steps, 15_000)).unwrap();
         let state_dir = dir.path().join("state");
         r.store = Box::new(crate::state::StateDir::open(&state_dir).unwrap());
         let log = crate::audit::AuditLog::in_dir(&state_dir);

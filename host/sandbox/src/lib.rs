@@ -24,10 +24,10 @@ mod load;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng as _;
 use thiserror::Error;
@@ -80,6 +80,13 @@ pub struct SandboxConfig {
     pub resident_memory: usize,
     /// Most a recommendation may say; the rest is cut and the cut marked.
     pub output_limits: OutputLimits,
+    /// An instruction budget per call instead of the wall-clock deadline:
+    /// what a replay uses, so that whether a call runs out depends on the
+    /// policy and its input alone, never on how busy the machine is. A call
+    /// past it fails as a `timeout`. `deadline` then only decides which
+    /// calls [`Plugin::over_deadline`] counts. Defaults to `None` (the
+    /// daemon's wall-clock deadline).
+    pub fuel: Option<u64>,
 }
 
 impl Default for SandboxConfig {
@@ -94,6 +101,7 @@ impl Default for SandboxConfig {
             max_log_lines: 32,
             resident_memory: 256 << 10,
             output_limits: OutputLimits::default(),
+            fuel: None,
         }
     }
 }
@@ -235,7 +243,8 @@ impl Sandbox {
             .table_keep_resident(16 << 10);
         let mut wasm = wasmtime::Config::new();
         wasm.wasm_component_model(true)
-            .epoch_interruption(true)
+            .epoch_interruption(config.fuel.is_none())
+            .consume_fuel(config.fuel.is_some())
             .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
         let engine = Engine::new(&wasm).map_err(SandboxError::Engine)?;
@@ -297,6 +306,8 @@ pub struct Plugin {
     pre: bindings::PolicyPre<State>,
     id: Arc<PluginId>,
     description: Arc<Description>,
+    /// Calls that took longer than the sandbox's deadline, by wall clock.
+    over_deadline: Arc<AtomicU64>,
     /// How the component was obtained, for the load-time figures.
     pub provenance: Provenance,
 }
@@ -349,6 +360,15 @@ impl Plugin {
     /// What the policy said about itself at load.
     pub fn description(&self) -> &Description {
         &self.description
+    }
+
+    /// How many calls (of this plugin and its clones) took longer than the
+    /// sandbox's `deadline` by the wall clock: under a fuel budget (a
+    /// replay) the calls the daemon's deadline would have stopped. It
+    /// depends on the machine and its load, unlike everything else a
+    /// replay reports.
+    pub fn over_deadline(&self) -> u64 {
+        self.over_deadline.load(Ordering::Relaxed)
     }
 
     /// Ask the policy to check parameters. The outer `Err` is a failure of
@@ -408,13 +428,25 @@ impl Plugin {
             State::new(&inner.config, now_ms, self.id.clone()),
         );
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(inner.deadline_ticks);
-        store.epoch_deadline_trap();
-        let _ticking = inner.ticker.enter();
+        let _ticking = match inner.config.fuel {
+            Some(fuel) => {
+                store.set_fuel(fuel).expect("the engine consumes fuel");
+                None
+            }
+            None => {
+                store.set_epoch_deadline(inner.deadline_ticks);
+                store.epoch_deadline_trap();
+                Some(inner.ticker.enter())
+            }
+        };
+        let started = Instant::now();
         let outcome = self
             .pre
             .instantiate(&mut store)
             .and_then(|policy| f(&policy, &mut store));
+        if started.elapsed() > inner.config.deadline {
+            self.over_deadline.fetch_add(1, Ordering::Relaxed);
+        }
         let state = store.data();
         state.forward_output();
         outcome.map_err(|error| self.classify(call, error, state))
@@ -437,6 +469,13 @@ impl Plugin {
                     format!(
                         "ran past its deadline of {:?}",
                         self.sandbox.inner.config.deadline
+                    ),
+                ),
+                wasmtime::Trap::OutOfFuel => (
+                    FailureKind::Timeout,
+                    format!(
+                        "ran past its budget of {} instructions",
+                        self.sandbox.inner.config.fuel.unwrap_or_default()
                     ),
                 ),
                 // The kind already says "trap"; wasmtime's own words

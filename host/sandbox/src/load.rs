@@ -196,6 +196,7 @@ impl Sandbox {
                 digest,
             }),
             description: Arc::new(vedfolnir_core::Description::new("", "", "")),
+            over_deadline: Default::default(),
             provenance,
         };
         let description = plugin

@@ -121,6 +121,39 @@ fn loop_forever_times_out_within_its_deadline() {
     assert!(smoke.message.contains("timeout"), "{smoke}");
 }
 
+/// Under an instruction budget (a replay's), a policy that never returns
+/// stops after exactly its budget: the same failure however busy the
+/// machine, and the calls the wall-clock deadline would have stopped are
+/// counted apart.
+#[test]
+fn an_instruction_budget_stops_a_loop_the_same_way_every_time() {
+    let sandbox = Sandbox::new(SandboxConfig {
+        deadline: Duration::from_millis(10),
+        fuel: Some(200_000_000),
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let plugin = sandbox
+        .load_file(Path::new(fixture("loop-forever")))
+        .unwrap();
+    let input = sample_input(&plugin);
+    let first = plugin.evaluate(&input).unwrap_err();
+    let second = plugin.evaluate(&input).unwrap_err();
+    assert_eq!(first.kind, FailureKind::Timeout, "{first}");
+    assert!(
+        first.message.contains("budget of 200000000 instructions"),
+        "{first}"
+    );
+    assert_eq!(first.message, second.message);
+    // Two hundred million instructions take longer than 10 ms.
+    assert_eq!(plugin.over_deadline(), 2);
+    // A policy that answers answers under a budget too, and in time.
+    let shipped = sandbox
+        .load_file(Path::new(policy_path("threshold-score").unwrap()))
+        .unwrap();
+    shipped.evaluate(&sample_input(&shipped)).unwrap();
+}
+
 #[test]
 fn alloc_unbounded_hits_the_memory_cap() {
     let plugin = load_fixture("alloc-unbounded").unwrap();

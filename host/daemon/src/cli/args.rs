@@ -253,7 +253,8 @@ pub struct SimulateArgs {
     #[arg(long, requires = "trace")]
     pub column: Option<String>,
     /// A built-in load shape instead of a trace: step, ramp, flash-crowd,
-    /// diurnal. The default when no trace is given is diurnal.
+    /// diurnal, web (diurnal with self-similar bursts, lulls and Poisson
+    /// arrivals). The default when no trace is given is diurnal.
     #[arg(long)]
     pub shape: Option<String>,
     /// How long the shape lasts.

@@ -9,29 +9,48 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone)]
 pub struct Columns {
     steps_per_column: f64,
+    step_ms: u64,
     load: Vec<(f64, u32)>,
     replicas: Vec<f64>,
     p95: Vec<f64>,
+    /// Scale-ups and scale-downs in each column.
+    actions: Vec<(u32, u32)>,
 }
 
 /// Columns in the chart.
 pub const WIDTH: usize = 900;
 
 impl Columns {
-    /// Columns for a run of `steps` steps.
-    pub fn new(steps: u64) -> Columns {
+    /// Columns for a run of `steps` steps of `step_ms`.
+    pub fn new(steps: u64, step_ms: u64) -> Columns {
         let n = (steps as usize).clamp(1, WIDTH);
         Columns {
             steps_per_column: steps.max(1) as f64 / n as f64,
+            step_ms: step_ms.max(1),
             load: vec![(0.0, 0); n],
             replicas: vec![0.0; n],
             p95: vec![0.0; n],
+            actions: vec![(0, 0); n],
+        }
+    }
+
+    fn column(&self, k: u64) -> usize {
+        ((k as f64 / self.steps_per_column) as usize).min(self.load.len() - 1)
+    }
+
+    /// Mark an action `elapsed_ms` into the run.
+    pub fn action(&mut self, elapsed_ms: i64, direction: vedfolnir_core::model::Direction) {
+        let i = self.column(elapsed_ms.max(0) as u64 / self.step_ms);
+        match direction {
+            vedfolnir_core::model::Direction::Up => self.actions[i].0 += 1,
+            vedfolnir_core::model::Direction::Down => self.actions[i].1 += 1,
+            vedfolnir_core::model::Direction::Hold => {}
         }
     }
 
     /// Add step `k`.
     pub fn add(&mut self, k: u64, load: f64, replicas: u32, p95: f64) {
-        let i = ((k as f64 / self.steps_per_column) as usize).min(self.load.len() - 1);
+        let i = self.column(k);
         self.load[i].0 += load;
         self.load[i].1 += 1;
         self.replicas[i] = self.replicas[i].max(f64::from(replicas));
@@ -92,6 +111,7 @@ pub fn svg(title: &str, runs: &[(String, Columns)], duration_ms: u64, slo_p95: f
             colour(r),
         );
     }
+    l.action_marks(&mut s, y0, runs);
     let y0 = l.panel(&mut s, 2, "p95 (s)", p95_max);
     for (r, (_, c)) in runs.iter().enumerate() {
         l.path(&mut s, y0, p95_max, &c.p95, colour(r));
@@ -161,6 +181,34 @@ impl Layout {
             y0 + panel_h / 2.0
         );
         y0
+    }
+
+    /// Each policy's actions as ticks along the bottom of the replicas
+    /// panel at `y0`, a row per policy: up from the row's base for a
+    /// scale-up, down from it for a scale-down.
+    fn action_marks(&self, s: &mut String, y0: f64, runs: &[(String, Columns)]) {
+        for (r, (_, c)) in runs.iter().enumerate() {
+            let base = y0 + self.panel_h - 8.0 - 10.0 * r as f64;
+            let n = c.actions.len();
+            let mut d = String::new();
+            for (i, (up, down)) in c.actions.iter().enumerate() {
+                let x = self.left + self.plot_w * (i as f64 + 0.5) / n as f64;
+                if *up > 0 {
+                    let _ = write!(d, "M{x:.1},{base:.1} v-4 ");
+                }
+                if *down > 0 {
+                    let _ = write!(d, "M{x:.1},{base:.1} v4 ");
+                }
+            }
+            if !d.is_empty() {
+                let _ = writeln!(
+                    s,
+                    r#"<path class="actions" d="{}" stroke="{}" stroke-width="1"/>"#,
+                    d.trim_end(),
+                    COLOURS[r % COLOURS.len()]
+                );
+            }
+        }
     }
 
     /// The height of `v` in the panel at `y0` whose top is `max`.
@@ -240,7 +288,7 @@ mod tests {
 
     #[test]
     fn columns_keep_every_peak_of_a_long_run() {
-        let mut c = Columns::new(10_000);
+        let mut c = Columns::new(10_000, 15_000);
         for k in 0..10_000 {
             c.add(k, 1.0, if k == 5_555 { 9 } else { 2 }, 0.1);
         }
@@ -251,12 +299,14 @@ mod tests {
 
     #[test]
     fn the_svg_has_a_line_per_policy_and_escapes_labels() {
-        let mut a = Columns::new(100);
-        let mut b = Columns::new(100);
+        let mut a = Columns::new(100, 60_000);
+        let mut b = Columns::new(100, 60_000);
         for k in 0..100 {
             a.add(k, k as f64, 2, 0.2);
             b.add(k, k as f64, 3, 0.3);
         }
+        a.action(30 * 60_000, vedfolnir_core::model::Direction::Up);
+        a.action(31 * 60_000, vedfolnir_core::model::Direction::Down);
         let svg = svg(
             "t <1>",
             &[("a&b".into(), a), ("c".into(), b)],
@@ -265,8 +315,11 @@ mod tests {
         );
         assert!(svg.starts_with("<svg"));
         assert!(svg.trim_end().ends_with("</svg>"));
-        // One load path, two replica paths, two p95 paths.
-        assert_eq!(svg.matches("<path").count(), 5);
+        // One load path, two replica paths, a path of action marks for
+        // the policy that acted, two p95 paths.
+        assert_eq!(svg.matches("<path").count(), 6);
+        assert_eq!(svg.matches(r#"class="actions""#).count(), 1);
+        assert!(svg.contains("v-4") && svg.contains("v4"), "{svg}");
         assert!(svg.contains("a&amp;b") && svg.contains("t &lt;1&gt;"));
         assert!(svg.contains("SLO 0.5s"));
     }
