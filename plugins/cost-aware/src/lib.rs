@@ -24,7 +24,7 @@
 use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
 use vedfolnir_sdk::queueing::Queue;
-use vedfolnir_sdk::tracking::{newest, recommend, value_at};
+use vedfolnir_sdk::tracking::{Calm, Spread, newest, recommend, value_at};
 
 /// The policy.
 pub struct CostAware;
@@ -42,8 +42,9 @@ struct Config {
     queue: Queue,
     headroom: f64,
     margin: f64,
-    window: u64,
     staleness: u64,
+    /// The windows and margins of a calm decision (`tracking::Calm`).
+    calm: Calm,
 }
 
 impl Config {
@@ -75,7 +76,7 @@ impl Config {
                 format!("must be 0 (none) or above, found {budget}"),
             );
         }
-        let headroom = p.number("headroom", 0.1);
+        let headroom = p.number("headroom", 0.15);
         if !(0.0..=10.0).contains(&headroom) {
             p.error(
                 "headroom",
@@ -95,7 +96,7 @@ impl Config {
                 format!("must be from 0 to 10, found {margin}"),
             );
         }
-        let window = p.duration("scale-down.stabilization", 5 * MINUTE);
+        let calm = Calm::read(&mut p);
         let staleness = p.duration("staleness", MINUTE);
         if staleness == 0 {
             p.error("staleness", "must be longer than 0");
@@ -113,8 +114,8 @@ impl Config {
             },
             headroom,
             margin,
-            window,
             staleness,
+            calm,
         };
         (config, p.finish())
     }
@@ -142,13 +143,21 @@ impl Policy for CostAware {
                 ParamSpec::number("slo.p95", 0.5, "p95 response time to meet, seconds"),
                 ParamSpec::number("service-time", 0.08, "mean time one request takes, seconds"),
                 ParamSpec::number("workers", 8.0, "requests one replica serves at once"),
-                ParamSpec::number("headroom", 0.1, "plan for this much more demand than the recent peak (0.1 = 10%)"),
+                ParamSpec::number("headroom", 0.15, "plan for this much more demand than the demand level (0.15 = 15%)"),
                 ParamSpec::text("metric", "cpu", "the demand signal"),
                 ParamSpec::boolean("metric.total", false, "true: requests per second for the service; false: a fraction of each replica's capacity"),
                 ParamSpec::number("scale-down.margin", 0.15, "scale down only to a count that meets the SLO with this much more demand again (hysteresis)"),
-                ParamSpec::duration("scale-down.stabilization", 5 * MINUTE, "plan for the highest demand over this window"),
                 ParamSpec::duration("staleness", MINUTE, "a metric whose newest sample is older than this is missing"),
-            ],
+            ]
+            .into_iter()
+            // A queue model, not a target: it reads the windows and margins,
+            // and panics on saturation, not on a ratio.
+            .chain(
+                Calm::specs()
+                    .into_iter()
+                    .filter(|s| !["panic.ratio", "scale-up.tolerance"].contains(&s.key.as_str())),
+            )
+            .collect(),
         }
     }
 
@@ -178,22 +187,12 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         return recommend(current, current, reasons);
     }
 
-    // Demand in requests per second, the highest over the window.
+    // Demand in requests per second: decided on the mean over
+    // `scale-up.window` (or the newest sample, a panic), sized for its
+    // noise; a scale-down plans for the mean plus the noise margin over the
+    // stabilisation window (`tracking::Calm`'s levels, through the model).
     let capacity = config.queue.capacity();
-    let from = input.now - config.window as i64;
-    let peak = samples
-        .iter()
-        .filter(|s| s.at >= from && s.value.is_finite())
-        .map(|s| {
-            if config.total {
-                s.value
-            } else {
-                let then = value_at(replicas, s.at).unwrap_or(f64::from(current));
-                s.value * then * capacity
-            }
-        })
-        .fold(0.0, f64::max);
-    let demand = peak * (1.0 + config.headroom);
+    let level = Levels::read(config, samples, replicas, input.now, current);
     let p95_at = |demand: f64, n: u32| {
         if n == 0 {
             return f64::INFINITY;
@@ -202,20 +201,46 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             .queue
             .response_time_quantile(demand / f64::from(n), 0.95)
     };
+    let ceiling = input.max_replicas.max(1);
+    let meets = |demand: f64| {
+        (1..=ceiling).find(|&n| p95_at(demand * (1.0 + config.headroom), n) <= config.slo)
+    };
+    let rising = meets(level.decide).is_none_or(|n| n > current) || level.panic;
+    let (planned, basis) = if rising {
+        (
+            level.sized,
+            format!(
+                "rising: mean {:.1} req/s over {}, planned for {:.1}",
+                level.decide,
+                Pretty(config.calm.up_window),
+                level.sized
+            ),
+        )
+    } else {
+        (
+            level.hold,
+            format!(
+                "planned for {:.1} req/s: the mean plus {} standard deviations over {}",
+                level.hold,
+                config.calm.down_margin,
+                Pretty(config.calm.down_window)
+            ),
+        )
+    };
+    let demand = planned * (1.0 + config.headroom);
     let p95 = |n: u32| p95_at(demand, n);
     reasons.push(Reason {
-        observed: Some(peak),
+        observed: Some(level.newest),
         ..Reason::new(
             "demand",
             format!(
-                "peak demand {peak:.1} req/s over the last {} (+{:.0}% headroom: {demand:.1}); one replica serves {capacity:.1}",
-                Pretty(config.window),
+                "demand {:.1} req/s now; {basis} (+{:.0}% headroom: {demand:.1}); one replica serves {capacity:.1}",
+                level.newest,
                 config.headroom * 100.0
             ),
         )
     });
 
-    let ceiling = input.max_replicas.max(1);
     let reachable = (1..=ceiling).find(|&n| p95(n) <= config.slo);
     if reachable.is_none() {
         reasons.push(Reason::new(
@@ -228,6 +253,12 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         ));
     }
     let mut n = reachable.unwrap_or(ceiling);
+    if rising {
+        n = n.max(current);
+    } else {
+        // Not past the point of needing more: never more than now.
+        n = n.min(current);
+    }
     if n < current {
         // Hysteresis: shrink only to a count that would still meet the SLO
         // with `scale-down.margin` more demand, so a load hovering at a
@@ -324,6 +355,84 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         ));
     }
     recommend(current, n, reasons)
+}
+
+/// The share of the replicas' capacity in use past which the newest sample
+/// is planned for at once, not the mean: a saturated CPU hides how much
+/// more is asked.
+const SATURATED: f64 = 0.9;
+
+/// The demand levels of one evaluation, requests per second.
+struct Levels {
+    /// The newest sample's.
+    newest: f64,
+    /// What decides a scale-up: the mean over `scale-up.window`.
+    decide: f64,
+    /// What a scale-up plans for: that mean plus `scale-up.noise-margin`
+    /// standard deviations, or the newest sample, whichever is higher.
+    sized: f64,
+    /// What a scale-down must still carry: the mean plus
+    /// `scale-down.noise-margin` standard deviations over the
+    /// stabilisation window.
+    hold: f64,
+    /// The newest sample uses [`SATURATED`] of the replicas' capacity.
+    panic: bool,
+}
+
+impl Levels {
+    fn read(
+        config: &Config,
+        samples: &[Sample],
+        replicas: &[Sample],
+        now: TimestampMs,
+        current: u32,
+    ) -> Levels {
+        let capacity = config.queue.capacity();
+        let demand_at = |s: &Sample| {
+            if config.total {
+                s.value
+            } else {
+                let then = value_at(replicas, s.at).unwrap_or(f64::from(current));
+                s.value * then * capacity
+            }
+        };
+        let over = |window: u64| {
+            let from = now - window as i64;
+            Spread::of(
+                samples
+                    .iter()
+                    .filter(|s| s.at >= from && s.at <= now && s.value.is_finite())
+                    .map(demand_at),
+            )
+        };
+        let newest = samples
+            .iter()
+            .rev()
+            .find(|s| s.value.is_finite())
+            .map_or(0.0, demand_at);
+        let calm = &config.calm;
+        let recent = over(calm.up_window).unwrap_or(Spread {
+            mean: newest,
+            sd: 0.0,
+            count: 1,
+        });
+        let held = over(calm.down_window).unwrap_or(recent);
+        // Near saturation (a CPU reads at most the replicas' capacity, so
+        // the demand behind it is unknown): plan for the newest sample now.
+        let panic = newest >= SATURATED * f64::from(current.max(1)) * capacity;
+        let decide = if calm.up_window == 0 || panic {
+            newest
+        } else {
+            recent.mean
+        };
+        Levels {
+            newest,
+            decide,
+            sized: recent.upper(calm.up_margin).max(newest).max(decide),
+            hold: held.upper(calm.down_margin),
+            panic,
+        }
+    }
 }
 
 fn seconds(v: f64) -> String {

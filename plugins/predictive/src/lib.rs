@@ -25,7 +25,7 @@
 
 use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
-use vedfolnir_sdk::tracking::{Kind, Tracker, newest, recommend, value_at};
+use vedfolnir_sdk::tracking::{Calm, Kind, Tracker, newest, recommend, value_at};
 
 /// The policy.
 pub struct Predictive;
@@ -38,7 +38,8 @@ const HOUR: u64 = 60 * MINUTE;
 struct Config {
     metric: SignalId,
     tracker: Tracker,
-    down_window: u64,
+    /// The reactive part: target tracking that does not follow noise.
+    calm: Calm,
     startup: u64,
     history: u64,
     season: u64,
@@ -66,7 +67,7 @@ impl Config {
                 format!("must be from 0 to below 1, found {tolerance}"),
             );
         }
-        let down_window = p.duration("scale-down.stabilization", 5 * MINUTE);
+        let calm = Calm::read(&mut p);
         let startup = p.duration("startup", MINUTE);
         let history = p.duration("history", 72 * HOUR);
         let season = p.duration("season", 24 * HOUR);
@@ -124,7 +125,7 @@ impl Config {
                 target,
                 tolerance,
             },
-            down_window,
+            calm,
             startup,
             history,
             season,
@@ -155,7 +156,6 @@ impl Policy for Predictive {
                 ParamSpec::boolean("metric.total", false, "true: the metric is a service total; false: a per-replica average"),
                 ParamSpec::number("target", 0.6, "what one replica should carry, in the metric's unit"),
                 ParamSpec::number("tolerance", 0.1, "no reactive change while value / target is within this of 1"),
-                ParamSpec::duration("scale-down.stabilization", 5 * MINUTE, "scale in only to the highest reactive count over this window"),
                 ParamSpec::duration("startup", MINUTE, "how long a new replica takes to serve: how far ahead to forecast"),
                 ParamSpec::duration("history", 72 * HOUR, "how much history to ask the host for (at least two seasons)"),
                 ParamSpec::duration("season", 24 * HOUR, "the seasonal period"),
@@ -165,7 +165,10 @@ impl Policy for Predictive {
                 ParamSpec::number("smoothing.trend", 0.05, "Holt-Winters beta (0-1)"),
                 ParamSpec::number("smoothing.season", 0.3, "Holt-Winters gamma (0-1)"),
                 ParamSpec::duration("staleness", MINUTE, "a metric whose newest sample is older than this is missing"),
-            ],
+            ]
+            .into_iter()
+            .chain(Calm::specs())
+            .collect(),
         }
     }
 
@@ -213,39 +216,36 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         }
     };
 
-    // Reactive: target tracking on the newest value.
-    let reactive = config
-        .tracker
-        .desired(current, newest)
-        .expect("the value is finite and the target positive");
+    // Reactive: target tracking that does not follow the noise.
+    let decided = config.calm.decide(
+        &config.tracker,
+        (samples, replicas),
+        input.now,
+        current,
+        newest,
+    );
+    let reactive = decided.want;
     reasons.push(Reason {
         observed: Some(newest),
         threshold: Some(config.tracker.target),
         ..Reason::new(
             "reactive",
             format!(
-                "{name} {newest:.3} against target {:.3}: reactive count {reactive}",
-                config.tracker.target
+                "{name} {newest:.3} against target {:.3}; {}: reactive count {reactive}",
+                config.tracker.target, decided.basis
             ),
         )
     });
-    let mut desired = reactive;
-    if reactive < current {
-        let high = config
-            .tracker
-            .highest_recent(samples, replicas, current, input.now, config.down_window)
-            .unwrap_or(reactive);
-        if high > reactive {
-            desired = high.min(current);
-            reasons.push(Reason::new(
-                "scale-down-stabilized",
-                format!(
-                    "scale-down stabilised: the highest reactive count in the last {} is {high}",
-                    Pretty(config.down_window)
-                ),
-            ));
-        }
+    if let Some(hpa) = decided.held_down {
+        reasons.push(Reason::new(
+            "scale-down-stabilized",
+            format!(
+                "scale-down stabilised: the newest sample asks for {hpa}, the demand over the last {} for {reactive}",
+                Pretty(config.calm.down_window)
+            ),
+        ));
     }
+    let mut desired = reactive;
 
     // Predictive: only ever raises the count.
     let demand = demand_series(config, samples, replicas, current);
@@ -263,17 +263,30 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
                     "forecast",
                     format!(
                         "{method}: demand peaks at {peak:.2} from {} ago to {} ahead (start-up): needs {needed}",
-                        Pretty(config.down_window),
+                        Pretty(config.calm.down_window),
                         Pretty(config.startup)
                     ),
                 )
             });
-            if needed > desired {
+            // Like a reactive scale-up, a forecast one waits until it is
+            // past the band the noise moves in.
+            let past_band = f64::from(needed)
+                > (f64::from(current) * (1.0 + config.calm.up_tolerance))
+                    .max(f64::from(current) + 1.0);
+            if needed > desired && past_band {
+                // Sized like any scale-up: for the recent demand and its
+                // noise too, so the raise is not followed by another.
+                let to = needed
+                    .max(decided.sized_up)
+                    .max(replicas_for(config, hold_demand));
                 reasons.push(Reason::new(
                     "forecast-raises",
-                    format!("the forecast raises the count from {desired} to {needed}"),
+                    format!(
+                        "the forecast needs {needed}: the count rises from {desired} to {to} (the recent demand and its noise need {})",
+                        decided.sized_up
+                    ),
                 ));
-                desired = needed;
+                desired = to;
             }
             if desired < current {
                 // Hysteresis: scale in only to a count that carries the
@@ -286,7 +299,7 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
                         "forecast-holds",
                         format!(
                             "scale in only to {to}: the forecast for the next {} plus {:.0}% needs {keep}",
-                            Pretty(config.startup + config.down_window.max(config.bucket)),
+                            Pretty(config.startup + config.calm.down_window.max(config.bucket)),
                             config.tracker.tolerance * 100.0
                         ),
                     ));
@@ -335,7 +348,7 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
     let lead_end = now + config.startup as i64;
     // A scale-in must also carry the next bucket's forecast (a forecast
     // rises in steps of one bucket), and the stabilisation window's.
-    let hold_end = lead_end + config.down_window.max(config.bucket) as i64;
+    let hold_end = lead_end + config.calm.down_window.max(config.bucket) as i64;
     if let Some((mut series, last_end)) = buckets(config, demand, now) {
         // A fixed length: the window's oldest bucket is often partial, and
         // a fit on one bucket more or less (or one whole season more or
@@ -346,7 +359,7 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
         }
         let m = (config.season / config.bucket) as usize;
         if series.len() >= 2 * m {
-            let since = now - config.down_window as i64;
+            let since = now - config.calm.down_window as i64;
             let (peak, hold_demand) =
                 holt_winters(config, &series, m, last_end, since, (lead_end, hold_end));
             return Forecast::Needs {

@@ -131,6 +131,33 @@ impl Tracker {
             })
     }
 
+    /// The replicas each sample in `[now - window, now]` asks for, before
+    /// rounding: the metric's demand in replicas at the target, with the
+    /// replica count of the sample's time (from `replicas`, else
+    /// `current`). Independent of how many replicas there are now, so a
+    /// window that spans a scale still reads as one demand.
+    pub fn demand<'a>(
+        &'a self,
+        metric: &'a [Sample],
+        replicas: &'a [Sample],
+        current: u32,
+        now: TimestampMs,
+        window: DurationMs,
+    ) -> impl Iterator<Item = f64> + 'a {
+        let from = now - window as i64;
+        metric
+            .iter()
+            .filter(move |s| s.at >= from && s.at <= now && s.value.is_finite())
+            .map(move |s| {
+                let then =
+                    value_at(replicas, s.at).map_or(f64::from(current), |r| r.round().max(1.0));
+                match self.kind {
+                    Kind::Average => s.value * then / self.target,
+                    Kind::Total => s.value / self.target,
+                }
+            })
+    }
+
     /// The highest of [`Tracker::recent`]: scale-down stabilisation.
     /// `None` when no sample is in the window.
     pub fn highest_recent(
@@ -155,6 +182,262 @@ impl Tracker {
         window: DurationMs,
     ) -> Option<u32> {
         self.recent(metric, replicas, current, now, window).min()
+    }
+}
+
+/// The mean and the standard deviation of a window's values: a level to
+/// decide on that one noisy sample cannot move much, and the noise to
+/// size a margin by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// The mean.
+    pub mean: f64,
+    /// The (population) standard deviation.
+    pub sd: f64,
+    /// How many values.
+    pub count: usize,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` when there are none.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let (mut count, mut sum, mut squares) = (0usize, 0.0, 0.0);
+        for v in values {
+            count += 1;
+            sum += v;
+            squares += v * v;
+        }
+        if count == 0 {
+            return None;
+        }
+        let mean = sum / count as f64;
+        let sd = (squares / count as f64 - mean * mean).max(0.0).sqrt();
+        Some(Spread { mean, sd, count })
+    }
+
+    /// The mean plus `k` standard deviations: a level the window stays
+    /// under nearly all the time, for `k` around 2.
+    pub fn upper(&self, k: f64) -> f64 {
+        self.mean + k * self.sd
+    }
+}
+
+/// How a tracked metric decides without following its noise, each
+/// mechanism a parameter (read with [`Calm::read`], declared with
+/// [`Calm::specs`]):
+///
+/// - `scale-up.window` (2m): a scale-up is decided on the mean demand over
+///   this window, not one sample (0: the newest sample, as HPA does);
+/// - `scale-up.tolerance` (0.15): and only past this much above the
+///   replicas, the band the noise moves in;
+/// - `scale-up.noise-margin` (2): a scale-up goes to what the mean plus
+///   this many standard deviations of that window asks for, so one action
+///   covers the rise and its noise;
+/// - `panic.ratio` (1.5): a newest sample asking for this many times the
+///   replicas scales up on it at once (a CPU that saturates reads at most
+///   1/target times the replicas, so 1.5 at a 0.6 target is a CPU at 90%);
+/// - `scale-down.stabilization` (20m) and `scale-down.noise-margin` (2): a
+///   scale-down goes only as low as the mean plus this many standard
+///   deviations of the demand over the window asks, hysteresis sized to
+///   the metric's own noise; `tolerance` (0.1) below the replicas first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calm {
+    /// `scale-up.window`, ms.
+    pub up_window: DurationMs,
+    /// `scale-up.tolerance`.
+    pub up_tolerance: f64,
+    /// `scale-up.noise-margin`.
+    pub up_margin: f64,
+    /// `panic.ratio` (0: off).
+    pub panic: f64,
+    /// `scale-down.stabilization`, ms.
+    pub down_window: DurationMs,
+    /// `scale-down.noise-margin`.
+    pub down_margin: f64,
+}
+
+/// What [`Calm::decide`] made of one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    /// The replica count it asks for.
+    pub want: u32,
+    /// How, in words (`mean demand 5.20 replicas over 2m`).
+    pub basis: String,
+    /// The newest sample alone would ask for fewer (the HPA count), and
+    /// the window holds to `want`.
+    pub held_down: Option<u32>,
+    /// What a scale-up, whatever decides it (a forecast), should go to:
+    /// the recent demand's mean plus `scale-up.noise-margin` standard
+    /// deviations, or the newest sample's, whichever is higher.
+    pub sized_up: u32,
+}
+
+impl Default for Calm {
+    fn default() -> Self {
+        Calm {
+            up_window: 2 * 60_000,
+            up_tolerance: 0.15,
+            up_margin: 2.0,
+            panic: 1.5,
+            down_window: 20 * 60_000,
+            down_margin: 2.0,
+        }
+    }
+}
+
+impl Calm {
+    /// The parameters, with their documented defaults.
+    pub fn specs() -> Vec<crate::ParamSpec> {
+        let d = Calm::default();
+        vec![
+            crate::ParamSpec::duration(
+                "scale-up.window",
+                d.up_window,
+                "decide a scale-up on the mean demand over this window, not one noisy sample (0: the newest sample, as HPA)",
+            ),
+            crate::ParamSpec::number(
+                "scale-up.tolerance",
+                d.up_tolerance,
+                "no scale-up while the demand is within this fraction above the replicas: the band the noise moves in",
+            ),
+            crate::ParamSpec::number(
+                "scale-up.noise-margin",
+                d.up_margin,
+                "a scale-up goes to what the mean plus this many standard deviations of the demand over scale-up.window asks for, so one action covers the rise",
+            ),
+            crate::ParamSpec::number(
+                "panic.ratio",
+                d.panic,
+                "a newest sample asking for at least this many times the replicas scales up on it at once (0: off)",
+            ),
+            crate::ParamSpec::duration(
+                "scale-down.stabilization",
+                d.down_window,
+                "scale down only as low as the demand over this window allows",
+            ),
+            crate::ParamSpec::number(
+                "scale-down.noise-margin",
+                d.down_margin,
+                "scale down only to what the mean plus this many standard deviations of the demand over the stabilisation window asks for: hysteresis sized to the metric's own noise",
+            ),
+        ]
+    }
+
+    /// Read the parameters, recording a problem for each bad value.
+    pub fn read(p: &mut crate::params::Params) -> Calm {
+        let d = Calm::default();
+        let up_tolerance = p.number("scale-up.tolerance", d.up_tolerance);
+        if !(0.0..1.0).contains(&up_tolerance) {
+            p.error(
+                "scale-up.tolerance",
+                format!("must be from 0 to below 1, found {up_tolerance}"),
+            );
+        }
+        let panic = p.number("panic.ratio", d.panic);
+        if !(panic == 0.0 || panic > 1.0) {
+            p.error(
+                "panic.ratio",
+                format!("must be 0 (off) or above 1, found {panic}"),
+            );
+        }
+        let margin = |p: &mut crate::params::Params, key: &str, default: f64| {
+            let v = p.number(key, default);
+            if !(v.is_finite() && v >= 0.0) {
+                p.error(key, format!("must be 0 or above, found {v}"));
+            }
+            v
+        };
+        let up_margin = margin(p, "scale-up.noise-margin", d.up_margin);
+        let down_margin = margin(p, "scale-down.noise-margin", d.down_margin);
+        Calm {
+            up_window: p.duration("scale-up.window", d.up_window),
+            up_tolerance,
+            up_margin,
+            panic,
+            down_window: p.duration("scale-down.stabilization", d.down_window),
+            down_margin,
+        }
+    }
+
+    /// The count one metric asks for, `newest` being its newest usable
+    /// value: up on the mean demand over `scale-up.window` past
+    /// `scale-up.tolerance` (or at once past `panic.ratio`), sized by
+    /// `scale-up.noise-margin`; down only as low as the stabilisation
+    /// window's demand plus `scale-down.noise-margin` allows.
+    pub fn decide(
+        &self,
+        t: &Tracker,
+        (metric, replicas): (&[Sample], &[Sample]),
+        now: TimestampMs,
+        current: u32,
+        newest: f64,
+    ) -> Decided {
+        let here = f64::from(current.max(1));
+        let newest_demand = match t.kind {
+            Kind::Average => newest * here / t.target,
+            Kind::Total => newest / t.target,
+        };
+        let count = |demand: f64| -> u32 {
+            let ratio = demand / here;
+            if ratio <= 1.0 + self.up_tolerance && ratio >= 1.0 - t.tolerance {
+                current
+            } else {
+                (demand - 1e-9).ceil().clamp(0.0, f64::from(u32::MAX)) as u32
+            }
+        };
+        let level = |window: DurationMs| {
+            Spread::of(t.demand(metric, replicas, current, now, window)).unwrap_or(Spread {
+                mean: newest_demand,
+                sd: 0.0,
+                count: 1,
+            })
+        };
+        let panic = self.panic > 0.0 && newest_demand >= self.panic * here;
+        let recent = level(self.up_window);
+        let up_level = if panic || self.up_window == 0 {
+            newest_demand
+        } else {
+            recent.mean
+        };
+        let up = count(up_level);
+        let sized_up = ((recent.upper(self.up_margin).max(newest_demand)) - 1e-9)
+            .ceil()
+            .clamp(0.0, f64::from(u32::MAX)) as u32;
+        if up > current {
+            // A panic is sized for the newest sample (the window's spread
+            // is the jump itself); a rise for its mean and noise.
+            let sized = if panic { up } else { up.max(sized_up) };
+            let basis = if panic {
+                format!("panic: the newest sample asks for {newest_demand:.1} replicas")
+            } else {
+                format!(
+                    "mean demand {up_level:.2} replicas over {}, sized for {:.2}",
+                    Pretty(self.up_window),
+                    recent.upper(self.up_margin).max(newest_demand)
+                )
+            };
+            return Decided {
+                want: sized,
+                basis,
+                held_down: None,
+                sized_up,
+            };
+        }
+        let down = level(self.down_window);
+        let want = count(down.upper(self.down_margin)).min(current);
+        let hpa = t.desired(current, newest).unwrap_or(current);
+        Decided {
+            want,
+            basis: format!(
+                "demand {:.2} + {} x {:.2} replicas over {}",
+                down.mean,
+                self.down_margin,
+                down.sd,
+                Pretty(self.down_window)
+            ),
+            held_down: (hpa < current && want > hpa).then_some(hpa),
+            sized_up,
+        }
     }
 }
 
@@ -215,5 +498,29 @@ mod tests {
         let h = t.highest_recent(&cpu, &replicas, 4, 120_000, 90_000);
         assert_eq!(h, Some(2));
         assert_eq!(value_at(&replicas, -1), None);
+    }
+
+    #[test]
+    fn demand_reads_each_sample_at_the_replica_count_of_its_time() {
+        // 4 replicas at 0.9 then, after a scale to 6, 0.6: the same demand.
+        let cpu = samples(&[(0, 0.9), (60_000, 0.6), (90_000, f64::NAN)]);
+        let replicas = samples(&[(0, 4.0), (45_000, 6.0)]);
+        let t = Tracker {
+            kind: Kind::Average,
+            target: 0.6,
+            tolerance: 0.1,
+        };
+        let d: Vec<f64> = t.demand(&cpu, &replicas, 6, 90_000, 300_000).collect();
+        assert_eq!(d.len(), 2, "the NaN sample is no demand");
+        assert!(
+            (d[0] - 6.0).abs() < 1e-9 && (d[1] - 6.0).abs() < 1e-9,
+            "{d:?}"
+        );
+        let s = Spread::of(d).unwrap();
+        assert!((s.mean - 6.0).abs() < 1e-9 && s.sd < 1e-6, "{s:?}");
+        let noisy = Spread::of([4.0, 6.0]).unwrap();
+        assert_eq!((noisy.mean, noisy.sd, noisy.count), (5.0, 1.0, 2));
+        assert_eq!(noisy.upper(2.0), 7.0);
+        assert_eq!(Spread::of([]), None);
     }
 }

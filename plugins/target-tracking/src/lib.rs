@@ -22,7 +22,7 @@
 
 use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
-use vedfolnir_sdk::tracking::{Kind, Tracker, newest, recommend};
+use vedfolnir_sdk::tracking::{Calm, Kind, Tracker, newest, recommend};
 
 /// The policy.
 pub struct TargetTracking;
@@ -40,9 +40,10 @@ struct Metric {
 
 struct Config {
     metrics: Vec<Metric>,
-    down_window: u64,
     up_window: u64,
     staleness: u64,
+    /// How a metric decides without following its noise.
+    calm: Calm,
 }
 
 impl Config {
@@ -102,11 +103,11 @@ impl Config {
             }
         }
         let up_window = p.duration("scale-up.stabilization", 0);
-        let down_window = p.duration("scale-down.stabilization", 5 * MINUTE);
         let staleness = p.duration("staleness", MINUTE);
         if staleness == 0 {
             p.error("staleness", "must be longer than 0");
         }
+        let calm = Calm::read(&mut p);
         if metrics.is_empty() && !bad_target {
             p.error(
                 "target.cpu",
@@ -115,9 +116,9 @@ impl Config {
         }
         let config = Config {
             metrics,
-            down_window,
             up_window,
             staleness,
+            calm,
         };
         (config, p.finish())
     }
@@ -141,11 +142,13 @@ impl Policy for TargetTracking {
                 ParamSpec::number("target.queue-depth", 0.0, "queued jobs per replica to hold; 0 (default) is off"),
                 ParamSpec::text("custom.signal", "", "another signal, a service total (for example requests-per-second)"),
                 ParamSpec::number("custom.target", 0.0, "what one replica should carry of custom.signal; 0 is off"),
-                ParamSpec::number("tolerance", 0.1, "no change while value / target is within this of 1"),
-                ParamSpec::duration("scale-down.stabilization", 5 * MINUTE, "scale down only to the highest count recommended over this window"),
+                ParamSpec::number("tolerance", 0.1, "no scale-down while value / target is within this of 1"),
                 ParamSpec::duration("scale-up.stabilization", 0, "scale up only to the lowest count recommended over this window (0: at once)"),
                 ParamSpec::duration("staleness", MINUTE, "a metric whose newest sample is older than this is missing"),
-            ],
+            ]
+            .into_iter()
+            .chain(Calm::specs())
+            .collect(),
         }
     }
 
@@ -167,8 +170,8 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         .map_or(&[], |w| w.samples.as_slice());
     let mut reasons = Vec::new();
     let mut wanted: Option<u32> = None;
-    let mut stabilised_down: Option<u32> = None;
     let mut stabilised_up: Option<u32> = None;
+    let mut held_down: Option<(u32, String)> = None;
     let mut missing = Vec::new();
     for m in &config.metrics {
         let samples = input
@@ -186,35 +189,13 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
                 continue;
             }
         };
-        let want = m
-            .tracker
-            .desired(current, newest)
-            .expect("the value is finite and the target positive");
-        let what = match m.tracker.kind {
-            Kind::Average => format!(
-                "{name} {newest:.3} against target {:.3} per replica (x{:.2})",
-                m.tracker.target,
-                newest / m.tracker.target
-            ),
-            Kind::Total => format!(
-                "{name} {newest:.1} in total against {:.1} per replica",
-                m.tracker.target
-            ),
-        };
-        reasons.push(Reason {
-            observed: Some(newest),
-            threshold: Some(m.tracker.target),
-            ..Reason::new(
-                format!("{name}-tracking"),
-                format!("{what}: {current} -> {want} ({})", m.key),
-            )
-        });
+        let (want, reason, held) =
+            decide(config, m, (samples, replicas), input.now, current, newest);
+        reasons.push(reason);
+        if held.is_some() {
+            held_down = held;
+        }
         wanted = Some(wanted.map_or(want, |w| w.max(want)));
-        let high = m
-            .tracker
-            .highest_recent(samples, replicas, current, input.now, config.down_window)
-            .unwrap_or(want);
-        stabilised_down = Some(stabilised_down.map_or(high, |h| h.max(high)));
         if config.up_window > 0 {
             let low = m
                 .tracker
@@ -235,7 +216,6 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         if let Some(low) = stabilised_up
             && low < desired
         {
-            let to = low.max(current);
             reasons.push(Reason::new(
                 "scale-up-stabilized",
                 format!(
@@ -243,36 +223,74 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
                     Pretty(config.up_window)
                 ),
             ));
-            desired = to;
+            desired = low.max(current);
         }
-    } else if desired < current {
-        if !missing.is_empty() {
-            reasons.push(Reason::new(
-                "missing-blocks-down",
-                format!(
-                    "would scale down to {desired}, but {} is missing",
-                    missing.join(", ")
-                ),
-            ));
-            desired = current;
-        } else if let Some(high) = stabilised_down
-            && high > desired
-        {
-            let to = high.min(current);
-            reasons.push(Reason {
-                observed: Some(f64::from(high)),
-                ..Reason::new(
-                    "scale-down-stabilized",
-                    format!(
-                        "scale-down stabilised: the highest count recommended in the last {} is {high}",
-                        Pretty(config.down_window)
-                    ),
-                )
-            });
-            desired = to;
-        }
+    } else if desired < current && !missing.is_empty() {
+        reasons.push(Reason::new(
+            "missing-blocks-down",
+            format!(
+                "would scale down to {desired}, but {} is missing",
+                missing.join(", ")
+            ),
+        ));
+        desired = current;
+    }
+    if desired >= current
+        && let Some((high, why)) = held_down
+    {
+        reasons.push(Reason {
+            observed: Some(f64::from(high)),
+            ..Reason::new("scale-down-stabilized", why)
+        });
     }
     recommend(current, desired, reasons)
+}
+
+/// One metric's count ([`Calm::decide`]), and its reason.
+fn decide(
+    config: &Config,
+    m: &Metric,
+    windows: (&[Sample], &[Sample]),
+    now: TimestampMs,
+    current: u32,
+    newest: f64,
+) -> (u32, Reason, Option<(u32, String)>) {
+    let t = &m.tracker;
+    let name = m.signal.name();
+    let decided = config.calm.decide(t, windows, now, current, newest);
+    let what = match t.kind {
+        Kind::Average => format!(
+            "{name} {newest:.3} against target {:.3} per replica (x{:.2})",
+            t.target,
+            newest / t.target
+        ),
+        Kind::Total => format!(
+            "{name} {newest:.1} in total against {:.1} per replica",
+            t.target
+        ),
+    };
+    let reason = Reason {
+        observed: Some(newest),
+        threshold: Some(t.target),
+        ..Reason::new(
+            format!("{name}-tracking"),
+            format!(
+                "{what}; {}: {current} -> {} ({})",
+                decided.basis, decided.want, m.key
+            ),
+        )
+    };
+    let held = decided.held_down.map(|hpa| {
+        (
+            decided.want,
+            format!(
+                "scale-down stabilised: the newest sample asks for {hpa}, the demand over the last {} for {}",
+                Pretty(config.calm.down_window),
+                decided.want
+            ),
+        )
+    });
+    (decided.want, reason, held)
 }
 
 #[cfg(test)]
