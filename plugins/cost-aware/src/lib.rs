@@ -3,10 +3,14 @@
 //!
 //! Each replica is modelled as an M/M/k queue (`workers` concurrent
 //! requests, `service-time` each; see `vedfolnir_core::queueing`). The
-//! demand is the highest of the last `scale-down.stabilization` (5
-//! minutes), plus `headroom` (10%): from CPU (a fraction of the replicas'
-//! capacity, times the replica count of each sample's time) or from a
-//! service total such as `requests-per-second`. For each candidate count
+//! demand, from CPU (a fraction of the replicas' capacity, times the
+//! replica count of each sample's time) or from a service total such as
+//! `requests-per-second`, is planned for with `headroom` (15%): when the
+//! mean over `scale-up.window` (2 minutes) needs more replicas, its mean
+//! plus `scale-up.noise-margin` standard deviations (at once, near
+//! saturation); otherwise the mean plus `scale-down.noise-margin` standard
+//! deviations over `scale-down.stabilization` (20 minutes), so a scale-down
+//! is sized to the demand's own noise. For each candidate count
 //! the p95 is estimated; the smallest count whose estimate meets `slo.p95`
 //! wins. Two corrections keep the model honest:
 //!

@@ -14,11 +14,11 @@
 //! ```
 //!
 //! The forecast looks `startup` ahead (the time a new replica takes to
-//! serve) and only ever raises the count: the result is the larger of the
-//! forecast's count and the reactive one. The reactive part is
-//! target tracking with the HPA's formula, 10% tolerance and a 5-minute
-//! scale-down stabilisation; it alone scales in, and never below what the
-//! forecast needs.
+//! serve) and only ever raises the count, once past the reactive part's up
+//! band: the result is the larger of the forecast's count and the reactive
+//! one. The reactive part is target tracking that does not follow noise
+//! (`tracking::Calm`, as in target-tracking); it alone scales in, and never
+//! below what the forecast needs.
 //!
 //! A policy keeps nothing between evaluations, so the model is fitted anew
 //! from the window each time (a few hundred buckets: microseconds).

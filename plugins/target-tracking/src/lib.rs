@@ -1,21 +1,26 @@
-//! `target-tracking`: hold each metric near a target, with the Kubernetes
-//! Horizontal Pod Autoscaler's semantics, so operators can compare with
-//! what they know.
+//! `target-tracking`: hold each metric near a target with the Kubernetes
+//! Horizontal Pod Autoscaler's formula, so operators can compare with what
+//! they know, decided so that it does not follow noise.
 //!
-//! For each metric with a target set:
+//! For each metric with a target set, its demand in replicas:
 //!
 //! - per-replica averages (`target.cpu`, `target.memory`):
-//!   `desired = ceil(current * value / target)`;
+//!   `current * value / target`, each sample at the replica count of its
+//!   time;
 //! - service totals divided among replicas (`target.queue-depth`, a custom
-//!   signal with `custom.target`): `desired = ceil(total / target)`;
-//! - within `tolerance` (10%) of the target the metric asks for no change.
+//!   signal with `custom.target`): `total / target`.
 //!
-//! Several metrics: the largest desired count wins (HPA). A scale-down is
-//! stabilised: it goes only to the highest count recommended over
-//! `scale-down.stabilization` (5 minutes), recomputed from the windows
-//! because a policy keeps nothing between evaluations. Like HPA, a metric
-//! that is missing or stale never lets the service shrink, but the others
-//! may still grow it; with no metric at all it holds.
+//! It scales up when the mean demand over `scale-up.window` (2 minutes) is
+//! more than `scale-up.tolerance` (15%) above the replicas, at once when
+//! the newest sample asks for `panic.ratio` (1.5) times them, to what the
+//! mean plus `scale-up.noise-margin` (2) standard deviations asks; and down
+//! only as far as the mean plus `scale-down.noise-margin` (2) standard
+//! deviations over `scale-down.stabilization` (20 minutes) allows
+//! (`tracking::Calm`, recomputed from the windows because a policy keeps
+//! nothing between evaluations). Several metrics: the largest count wins
+//! (HPA). Like HPA, a metric that is missing or stale never lets the
+//! service shrink, but the others may still grow it; with no metric at all
+//! it holds.
 //!
 //! Scores: `scale-up-score` is the replicas it wants to add, and
 //! `scale-down-score` the replicas it wants to remove (0 otherwise).
@@ -129,7 +134,7 @@ impl Policy for TargetTracking {
         Description {
             name: "target-tracking".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Holds each metric near its target as the Kubernetes HPA does: desired = ceil(current x value / target), a 10% tolerance, the largest of several metrics, and a 5-minute scale-down stabilisation window.".into(),
+            summary: "Holds each metric near its target with the Kubernetes HPA's formula, desired = ceil(current x value / target), the largest of several metrics, without following noise: up on a 2-minute mean past a 15% band (at once near saturation), down only as far as the noise over 20 minutes allows.".into(),
             signals: vec![
                 SignalSpec::optional(SignalId::Cpu, "tracked against target.cpu (per-replica average)"),
                 SignalSpec::optional(SignalId::Memory, "tracked against target.memory when set"),
