@@ -500,6 +500,71 @@ mod tests {
         assert_eq!(value_at(&replicas, -1), None);
     }
 
+    /// 4 replicas, CPU every 15 s for 20 minutes ending at `now`.
+    fn cpu(values: impl Fn(i64) -> f64) -> Vec<Sample> {
+        (0..=80)
+            .map(|i| Sample {
+                at: 1_200_000 - (80 - i) * 15_000,
+                value: values(i),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn calm_holds_on_noise_and_acts_on_a_rise_and_a_saturation() {
+        let t = Tracker {
+            kind: Kind::Average,
+            target: 0.6,
+            tolerance: 0.1,
+        };
+        let calm = Calm::default();
+        let replicas = samples(&[(0, 4.0)]);
+        let decide = |metric: &[Sample]| {
+            let newest = metric.last().unwrap().value;
+            calm.decide(&t, (metric, &replicas), 1_200_000, 4, newest)
+        };
+        // Noise of 15% either side of the target, ending on a spike.
+        let noisy = cpu(|i| {
+            if i == 80 {
+                0.75
+            } else if i % 2 == 0 {
+                0.69
+            } else {
+                0.51
+            }
+        });
+        let d = decide(&noisy);
+        assert_eq!(d.want, 4, "{d:?}");
+        // HPA's formula alone would follow the spike to 5.
+        assert_eq!(t.desired(4, 0.75), Some(5));
+        // A rise held for two minutes: up, sized for its spread.
+        let rise = cpu(|i| if i >= 72 { 0.8 } else { 0.6 });
+        let d = decide(&rise);
+        assert!(d.want > 5, "{d:?}");
+        assert_eq!(d.want, d.sized_up, "{d:?}");
+        // Near saturation: at once on the newest sample.
+        let jump = cpu(|i| if i == 80 { 0.95 } else { 0.6 });
+        let d = decide(&jump);
+        assert!(d.basis.starts_with("panic"), "{d:?}");
+        assert_eq!(d.want, 7, "{d:?}");
+        // A dip the 20-minute window's noise covers is not followed down.
+        let dip = cpu(|i| {
+            if i >= 76 {
+                0.3
+            } else if i % 2 == 0 {
+                0.5
+            } else {
+                0.4
+            }
+        });
+        let d = decide(&dip);
+        assert_eq!(d.want, 4, "{d:?}");
+        assert_eq!(d.held_down, Some(2), "{d:?}");
+        // A drop held over the whole window is.
+        let low = cpu(|_| 0.3);
+        assert_eq!(decide(&low).want, 2);
+    }
+
     #[test]
     fn demand_reads_each_sample_at_the_replica_count_of_its_time() {
         // 4 replicas at 0.9 then, after a scale to 6, 0.6: the same demand.
