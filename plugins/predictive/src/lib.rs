@@ -239,10 +239,7 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
     if let Some(hpa) = decided.held_down {
         reasons.push(Reason::new(
             "scale-down-stabilized",
-            format!(
-                "scale-down stabilised: the newest sample asks for {hpa}, the demand over the last {} for {reactive}",
-                Pretty(config.calm.down_window)
-            ),
+            config.calm.held_down_message(hpa, reactive),
         ));
     }
     let mut desired = reactive;

@@ -323,6 +323,15 @@ impl Calm {
         ]
     }
 
+    /// Why a scale-down went no lower than `want` although the newest
+    /// sample asked for `hpa` (a [`Decided::held_down`]), in words.
+    pub fn held_down_message(&self, hpa: u32, want: u32) -> String {
+        format!(
+            "scale-down stabilised: the newest sample asks for {hpa}, the demand over the last {} for {want}",
+            Pretty(self.down_window)
+        )
+    }
+
     /// Read the parameters, recording a problem for each bad value.
     pub fn read(p: &mut crate::params::Params) -> Calm {
         let d = Calm::default();

@@ -288,11 +288,7 @@ fn decide(
     let held = decided.held_down.map(|hpa| {
         (
             decided.want,
-            format!(
-                "scale-down stabilised: the newest sample asks for {hpa}, the demand over the last {} for {}",
-                Pretty(config.calm.down_window),
-                decided.want
-            ),
+            config.calm.held_down_message(hpa, decided.want),
         )
     });
     (decided.want, reason, held)
