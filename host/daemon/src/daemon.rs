@@ -12,6 +12,7 @@
 //!   pending notifications a moment, then exits.
 
 pub mod api;
+pub mod page;
 pub mod reload;
 pub mod service;
 pub mod shared;

@@ -143,6 +143,39 @@ pub fn verdict(d: &Decision, verb: &str) -> String {
     }
 }
 
+/// The newest value of each signal, in a few words for a decision line:
+/// `cpu 93%, memory 1%, queue-depth 0, response-time-p95 31ms,
+/// error-rate 0.0%` (a missing one as `cpu missing`).
+pub fn signal_values(input: &PolicyInput) -> String {
+    input
+        .signals
+        .iter()
+        .map(|w| {
+            let name = w.signal.to_string();
+            match w.samples.last() {
+                Some(s) if w.missing_reason.is_none() && s.value.is_finite() => {
+                    format!("{name} {}", signal_value(&w.signal, s.value))
+                }
+                _ => format!("{name} missing"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One signal's value in its own unit: fractions as percentages, the p95
+/// in ms or s, counts as they are.
+pub fn signal_value(signal: &SignalId, v: f64) -> String {
+    match signal {
+        SignalId::Cpu | SignalId::Memory => format!("{:.0}%", v * 100.0),
+        SignalId::ErrorRate => format!("{:.1}%", v * 100.0),
+        SignalId::ResponseTimeP95 if v < 1.0 => format!("{:.0}ms", v * 1000.0),
+        SignalId::ResponseTimeP95 => format!("{v:.2}s"),
+        _ if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
 /// The longest history a policy may ask for (a forecast's days): 8 days.
 pub const MAX_HISTORY_MS: u64 = 8 * 24 * 60 * 60 * 1000;
 
@@ -422,4 +455,44 @@ fn also_the_plugins(sandbox: &Sandbox, path: &Path, rejected: Rejected) -> Probl
         }
     }
     Problems(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use vedfolnir_core::model::{Sample, SignalWindow};
+
+    use super::*;
+
+    #[test]
+    fn a_decision_line_shows_each_signal_in_its_own_unit() {
+        let window = |signal, value: Option<f64>| SignalWindow {
+            signal,
+            samples: value
+                .map(|value| vec![Sample { at: 0, value }])
+                .unwrap_or_default(),
+            missing_reason: value.is_none().then(|| "no scrape".to_string()),
+        };
+        let input = PolicyInput {
+            signals: vec![
+                window(SignalId::Cpu, Some(0.934)),
+                window(SignalId::Memory, None),
+                window(SignalId::QueueDepth, Some(12.0)),
+                window(SignalId::ResponseTimeP95, Some(0.031)),
+                window(SignalId::ErrorRate, Some(0.05)),
+            ],
+            service: "s".into(),
+            now: 0,
+            current_replicas: 1,
+            ready_replicas: 1,
+            min_replicas: 1,
+            max_replicas: 2,
+            since_last_scale_up: None,
+            since_last_scale_down: None,
+            params: vec![],
+        };
+        assert_eq!(
+            signal_values(&input),
+            "cpu 93%, memory missing, queue-depth 12, response-time-p95 31ms, error-rate 5.0%"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! | method | path | |
 //! |---|---|---|
+//! | GET | `/` | the status page (HTML, refreshing itself): replicas over time, signals against thresholds, decisions, load errors |
 //! | GET | `/health` | `ok` while the daemon runs |
 //! | GET | `/metrics` | OpenMetrics |
 //! | GET | `/api/v1/status` | per service: replicas, signals, scores, last decision, policy version, shadow, errors; failed files by path and stage |
@@ -492,6 +493,40 @@ async fn decisions(State(shared): State<Arc<Api>>, Query(q): Query<DecisionsQuer
     }
 }
 
+/// The status page: the status and the newest audit records, as HTML.
+async fn page(State(shared): State<Arc<Api>>) -> Response {
+    let (services, load_errors, missing_folders) = {
+        let status = shared.status.lock().expect("status lock");
+        (
+            status
+                .services
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            status.load_errors.values().cloned().collect(),
+            status.missing_roots.clone(),
+        )
+    };
+    let audit = shared.audit.clone();
+    let (decisions, audit_error) =
+        match tokio::task::spawn_blocking(move || audit.recent(None, 200)).await {
+            Ok(Ok(records)) => (records, None),
+            Ok(Err(e)) => (Vec::new(), Some(chain(&e))),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+    let body = super::page::render(&super::page::Snapshot {
+        now: crate::clock::now_ms(),
+        dry_run: shared.options.dry_run,
+        interval_s: shared.options.interval.as_secs(),
+        services,
+        decisions,
+        load_errors,
+        missing_folders,
+        audit_error,
+    });
+    axum::response::Html(body).into_response()
+}
+
 /// Every route.
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Arc::new(Api {
@@ -499,6 +534,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         limiter: Mutex::new(Limiter::new(crate::clock::monotonic())),
     });
     Router::new()
+        .route("/", get(page))
         .route("/metrics", get(metrics_handler))
         .route("/health", get(|| async { "ok\n" }))
         .route("/webhook/alertmanager", post(webhook_handler))

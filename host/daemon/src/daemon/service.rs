@@ -27,7 +27,7 @@ use crate::clock::{SystemClock, format_time};
 use crate::controller::manual::{self, ManualError, Request, Wanted};
 use crate::controller::{self, Context, Pass, PassError, reconcile};
 use crate::engine::{Engine, EngineError};
-use crate::policy::{ReadyPolicy, verdict};
+use crate::policy::{ReadyPolicy, signal_values, verdict};
 use crate::sources::Sources;
 use crate::sources::docker::DockerStats;
 use crate::sources::scrape::Scrape;
@@ -373,7 +373,8 @@ fn decision_line(service: &str, p: &Pass, dry_run: bool) -> String {
         None if dry_run && d.is_scale() => "; dry run: audited, not acted on".into(),
         None => String::new(),
     };
-    format!("{service}: {verdict}  {scores}{why}{outcome}")
+    let values = signal_values(&p.input);
+    format!("{service}: {verdict}  {values}; {scores}{why}{outcome}")
 }
 
 /// Publish one pass in the status.
@@ -385,6 +386,11 @@ fn publish(shared: &Shared, policy: &ReadyPolicy, p: &Pass, divergences: u64) {
         .or_default();
     s.replicas = Some(p.input.current_replicas);
     s.ready = Some(p.input.ready_replicas);
+    s.record(
+        p.input.now,
+        p.input.current_replicas,
+        p.input.ready_replicas,
+    );
     s.signals = controller::signals_of(&p.input);
     s.scores = p.evaluation.scores();
     s.passes += 1;

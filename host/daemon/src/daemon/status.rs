@@ -1,9 +1,11 @@
 //! What `/api/v1/status` shows: each service's last pass, the policy
 //! version in force, and the files and modules that failed to load.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
+use vedfolnir_core::model::TimestampMs;
+use vedfolnir_core::snapshot::effective_params;
 
 use crate::audit::{PluginRecord, Scores};
 use crate::clock::{format_time, now_ms};
@@ -78,6 +80,38 @@ pub struct ServiceStatus {
     pub last_pass: Option<String>,
     /// What went wrong at the last pass, and the policy file's load error.
     pub errors: Vec<String>,
+    /// The policy's lower bound.
+    pub min_replicas: u32,
+    /// The policy's upper bound.
+    pub max_replicas: u32,
+    /// The policy's thresholds and targets (`*.threshold`, `target.*`),
+    /// as the plugin reads them: what the signals are compared with.
+    pub thresholds: Vec<(String, String)>,
+    /// (time, running, ready) at each pass of the last [`HISTORY_MS`], for
+    /// the status page's chart.
+    #[serde(skip)]
+    pub history: VecDeque<(TimestampMs, u32, u32)>,
+}
+
+/// How long the replica history of the status page is kept.
+pub const HISTORY_MS: i64 = 12 * 3600 * 1000;
+
+/// The most passes kept in it (12 h at a 15 s interval).
+pub const HISTORY_POINTS: usize = 2880;
+
+impl ServiceStatus {
+    /// Record a pass's replica counts, dropping what is too old.
+    pub fn record(&mut self, at: TimestampMs, running: u32, ready: u32) {
+        self.history.push_back((at, running, ready));
+        while self.history.len() > HISTORY_POINTS
+            || self
+                .history
+                .front()
+                .is_some_and(|(t, _, _)| *t < at - HISTORY_MS)
+        {
+            self.history.pop_front();
+        }
+    }
 }
 
 /// What the status API shows.
@@ -103,5 +137,12 @@ impl Status {
         s.policy_file = policy.file.path.display().to_string();
         s.plugin = Some(PluginRecord::from(&**policy.plugin.id()));
         s.policy_loaded = format_time(now_ms());
+        s.min_replicas = policy.file.guard.min_replicas;
+        s.max_replicas = policy.file.guard.max_replicas;
+        s.thresholds = effective_params(&policy.plugin.description().params, &policy.params)
+            .into_iter()
+            .filter(|p| p.key.ends_with(".threshold") || p.key.starts_with("target."))
+            .map(|p| (p.key, p.value.to_string()))
+            .collect();
     }
 }
