@@ -4,6 +4,8 @@
 //! [`crate::daemon`], `simulate` over [`crate::simulate`].
 
 pub mod args;
+pub mod limits;
+pub mod load;
 pub mod policy;
 pub mod render;
 pub mod scaffold;
@@ -65,6 +67,9 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if cause.is::<Busy>() {
         return Some(9);
+    }
+    if cause.is::<limits::Mismatched>() {
+        return Some(10);
     }
     if let Some(StateError::Busy(b)) = cause.downcast_ref::<StateError>() {
         return code_of(b);
@@ -167,6 +172,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     {
         return scaffold::run(name, dir.clone(), sdk.as_deref());
     }
+    match &cli.command {
+        Command::Load(args) => return load::run(args),
+        Command::Limits(args) => return limits::run(args),
+        _ => {}
+    }
     let sandbox = sandbox(&cli)?;
     let setup = service::Setup {
         sandbox: &sandbox,
@@ -211,15 +221,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 min_replicas,
                 max_replicas,
             },
-            crate::daemon::RunOptions {
-                policies,
-                interval,
-                listen,
-                dry_run: act.dry_run,
-                api_token: tokens.api()?,
-                alertmanager_token: tokens.alertmanager()?,
-                webhook_url: act.webhook().map(str::to_string),
-            },
+            run_options(policies, interval, listen, &act, &tokens)?,
         ),
         Command::ScaleUp {
             replicas,
@@ -236,7 +238,29 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reset { args, act } => service::reset(&setup, &args, &act),
         Command::Check { args, act } => service::check(&setup, &args, &act),
         Command::Plugin { command } => plugin(&sandbox, command),
+        Command::Load(_) | Command::Limits(_) => {
+            unreachable!("answered before the sandbox is built")
+        }
     }
+}
+
+/// The daemon's options from `run`'s flags.
+fn run_options(
+    policies: Vec<std::path::PathBuf>,
+    interval: std::time::Duration,
+    listen: std::net::SocketAddr,
+    act: &args::ActArgs,
+    tokens: &args::TokenArgs,
+) -> Result<crate::daemon::RunOptions> {
+    Ok(crate::daemon::RunOptions {
+        policies,
+        interval,
+        listen,
+        dry_run: act.dry_run,
+        api_token: tokens.api()?,
+        alertmanager_token: tokens.alertmanager()?,
+        webhook_url: act.webhook().map(str::to_string),
+    })
 }
 
 /// `plugin check|test|list` (`plugin new` needs no sandbox: see [`run`]).

@@ -14,6 +14,7 @@
 //! | 7 | a scale did not reach its target (failed, partial or rolled back) |
 //! | 8 | `health`: the engine answers but the service is not healthy |
 //! | 9 | another instance holds the service's lock (it is deciding or scaling) |
+//! | 10 | `limits`: a replica's resources differ from its table |
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {

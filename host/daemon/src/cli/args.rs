@@ -220,6 +220,20 @@ pub enum Command {
     /// virtual clock, for one or several policies side by side; print the
     /// SLO-violation minutes, replica-hours, actions and reversals of each.
     Simulate(Box<SimulateArgs>),
+    /// Send HTTP load to the service, through every ready replica in turn
+    /// (or to one URL), at a rate or a concurrency, for a bounded time;
+    /// print what was sent, served and failed, latency percentiles, and
+    /// each replica's share.
+    ///
+    /// Example: vedfolnir-autoscaler load --policy policies/vedfolnir.toml --path '/burn?ms=20' --rate 40 --duration 3m
+    Load(Box<LoadArgs>),
+    /// Compare each running replica's CPU, memory and PIDs limits and
+    /// memory reservation with the service's resource table (its Compose
+    /// file's); exit 10 on a mismatch, naming container, field, expected
+    /// and actual.
+    ///
+    /// Example: vedfolnir-autoscaler limits --policy policies/vedfolnir.toml
+    Limits(LimitsArgs),
     /// Check policy files without evaluating: every problem, with file and key.
     Validate {
         /// Policy files (TOML).
@@ -239,6 +253,58 @@ pub struct TokenArgs {
     /// Without one the webhook is off (403).
     #[arg(long, env = "VEDFOLNIR_ALERTMANAGER_TOKEN_FILE")]
     pub alertmanager_token_file: Option<PathBuf>,
+}
+
+/// `limits`' arguments.
+#[derive(Debug, clap::Args)]
+pub struct LimitsArgs {
+    /// The policy file of the service to check.
+    #[arg(long, env = "VEDFOLNIR_POLICY")]
+    pub policy: PathBuf,
+    /// The Compose file with the service's resource table (default: the
+    /// file Compose started each replica from, as its label names it).
+    #[arg(long)]
+    pub compose: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `load`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// The policy file of the service to load: its ready replicas get the
+    /// requests in turn, through their published ports.
+    #[arg(long, env = "VEDFOLNIR_POLICY", required_unless_present = "url")]
+    pub policy: Option<PathBuf>,
+    /// One URL to send every request to instead (a proxy in front, say).
+    #[arg(long, conflicts_with = "policy")]
+    pub url: Option<String>,
+    /// The path requested on each replica, with its query.
+    #[arg(long, default_value = "/")]
+    pub path: String,
+    /// The container port the replicas serve on (default: the policy's
+    /// scrape port, else 8080).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Requests a second, sent whatever the answers (at most 5000).
+    #[arg(long, conflicts_with = "concurrency")]
+    pub rate: Option<f64>,
+    /// Requests in flight instead, each sent when one ends (at most 512).
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// How long to send (at most 1h), e.g. 30s, 5m.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Duration,
+    /// How long one request may take before it counts as failed.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `simulate`'s arguments.
