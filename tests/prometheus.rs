@@ -65,25 +65,59 @@ fn promtool_accepts_the_config_and_rules_and_the_rule_unit_tests_pass() {
 }
 
 #[test]
-fn amtool_accepts_the_alertmanager_config_which_sends_the_webhook_token() {
+fn amtool_accepts_the_alertmanager_configs_which_send_the_webhook_token() {
     if !have("amtool") {
         return;
     }
-    let out = Command::new("amtool")
-        .args(["check-config", "deploy/alertmanager/alertmanager.yml"])
-        .current_dir(root())
-        .output()
+    for file in [
+        "deploy/alertmanager/alertmanager.yml",
+        "deploy/compose/alertmanager.yml",
+    ] {
+        let out = Command::new("amtool")
+            .args(["check-config", file])
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{file}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("SUCCESS"), "{stdout}");
+        let config = std::fs::read_to_string(root().join(file)).unwrap();
+        assert!(config.contains("credentials_file:"), "{config}");
+    }
+}
+
+#[test]
+fn promtool_accepts_the_bundles_prometheus_config_with_our_rules() {
+    if !have("promtool") {
+        return;
+    }
+    // Laid out as the bundle mounts it: the config, and rules/ beside it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("deploy/compose/prometheus.yml"),
+        dir.path().join("prometheus.yml"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    for rules in ["vedfolnir.rules.yml", "vedfolnir.alerts.yml"] {
+        std::fs::copy(
+            root().join("deploy/prometheus/rules").join(rules),
+            dir.path().join("rules").join(rules),
+        )
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("SUCCESS"), "{stdout}");
-    let config =
-        std::fs::read_to_string(root().join("deploy/alertmanager/alertmanager.yml")).unwrap();
-    assert!(config.contains("credentials_file:"), "{config}");
+    }
+    let out: Output = Command::new("promtool")
+        .current_dir(dir.path())
+        .args(["check", "config", "prometheus.yml"])
+        .output()
+        .unwrap()
+        .into();
+    let out = out.expect_code(0);
+    assert!(out.stdout.contains("SUCCESS"), "{}", out.stdout);
 }
 
 /// A Prometheus server of our own, killed on drop.
@@ -108,8 +142,20 @@ impl Server {
 
     /// The same, on `port` (a restart keeps its address).
     fn start_on(project: &str, daemon: &str, port: u16) -> Server {
-        let dir = tempfile::tempdir().unwrap();
         let rules = root().join("deploy/prometheus/rules");
+        Server::start_with(project, daemon, port, &rules, "")
+    }
+
+    /// The same, with the rules of `rules` (a folder holding our two rule
+    /// files) and `extra` appended to the configuration.
+    fn start_with(
+        project: &str,
+        daemon: &str,
+        port: u16,
+        rules: &std::path::Path,
+        extra: &str,
+    ) -> Server {
+        let dir = tempfile::tempdir().unwrap();
         let config = format!(
             r#"global:
   scrape_interval: 1s
@@ -138,7 +184,7 @@ scrape_configs:
   - job_name: vedfolnir-autoscaler
     static_configs:
       - targets: ["{daemon}"]
-"#,
+{extra}"#,
             rules = rules.display()
         );
         let config_path = dir.path().join("prometheus.yml");
@@ -426,6 +472,80 @@ fn a_real_alertmanager_delivers_a_scaling_alert_with_its_token_and_the_daemon_sc
     assert_eq!(code, 200, "{body}");
     daemon.expect_line("SCALE UP 2 -> 3", Duration::from_secs(60));
     assert_eq!(p.running("vedfolnir").len(), 3);
+    let m = daemon.metrics();
+    assert!(
+        m.contains("vedfolnir_autoscaler_webhook_alerts_total{service=\"\",kind=\"firing\"}"),
+        "{m}"
+    );
+    assert!(!m.contains("kind=\"unauthorized\""), "{m}");
+}
+
+#[test]
+fn prometheus_fires_our_alert_rule_and_alertmanager_routes_it_to_the_daemon_which_scales() {
+    if !engine() || !have("prometheus") || !have("prometheus-alertmanager") {
+        return;
+    }
+    let (p, token_file, mut daemon) = alerts_daemon("amchain", "alertmanager-credential-8901");
+    let am = alertmanager(&daemon.listen, &token_file);
+    // Our recording and alert rules as shipped, but each alert's `for` cut
+    // from minutes to nothing, so a test waits seconds.
+    let rules = tempfile::tempdir().unwrap();
+    let shipped = root().join("deploy/prometheus/rules");
+    std::fs::copy(
+        shipped.join("vedfolnir.rules.yml"),
+        rules.path().join("vedfolnir.rules.yml"),
+    )
+    .unwrap();
+    let alerts = std::fs::read_to_string(shipped.join("vedfolnir.alerts.yml")).unwrap();
+    let quick: String = alerts
+        .lines()
+        .map(|l| match l.trim_start().strip_prefix("for: ") {
+            Some(_) => format!("{}for: 0s", &l[..l.len() - l.trim_start().len()]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(quick.matches("for: 0s").count() >= 6, "{quick}");
+    std::fs::write(rules.path().join("vedfolnir.alerts.yml"), quick).unwrap();
+    let server = Server::start_with(
+        &p.name,
+        &daemon.listen,
+        free_port(),
+        rules.path(),
+        &format!(
+            "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"127.0.0.1:{}\"]\n",
+            am.port
+        ),
+    );
+
+    // A backlog of 400 jobs: vedfolnir:queue_depth > 50 fires
+    // VedfolnirHighQueueDepth (scaling_action="scale_up").
+    for c in p.running("vedfolnir") {
+        http_get(&published_port(&c), "/enqueue?n=200").unwrap();
+    }
+    let line = daemon.expect_line("SCALE UP 2 -> 3", Duration::from_secs(90));
+    assert!(line.contains("scaling-alerts 1"), "{line}");
+    assert_eq!(p.running("vedfolnir").len(), 3);
+    assert_eq!(
+        query(
+            &server,
+            "ALERTS{alertname=\"VedfolnirHighQueueDepth\",alertstate=\"firing\"}"
+        ),
+        Some(1.0)
+    );
+    // The audit names the alert term that scored, and the guard rails'
+    // step limit let one replica through.
+    let audit = p.audit();
+    let scaled = audit
+        .iter()
+        .find(|r| r["event"] == "scale-finished")
+        .expect("a finished scale");
+    assert!(
+        scaled["reasons"].to_string().contains("alert-up"),
+        "{scaled}"
+    );
+    assert_eq!(scaled["inputs"]["scaling-alerts"], 1.0, "{scaled}");
+    // The daemon's webhook was reached by Alertmanager, with its token.
     let m = daemon.metrics();
     assert!(
         m.contains("vedfolnir_autoscaler_webhook_alerts_total{service=\"\",kind=\"firing\"}"),
