@@ -1,21 +1,27 @@
 #!/bin/sh
-# The demo: the autoscaler daemon on this machine's Docker engine, with the
-# example policy (policies/vedfolnir.toml): CPU and memory from Docker's
-# stats, queue depth, p95 and error rate from each replica's own /metrics
-# (no Prometheus needed), scaling the bundled demo workload. Everything is
-# built here; no registry is used.
+# The demo: the autoscaler daemon on this machine's Docker engine scaling the
+# bundled workload up under load and back down after it, in about six
+# minutes on a 2-core machine. CPU and memory come from Docker's stats,
+# queue depth, p95 and error rate from each replica's own /metrics (no
+# Prometheus needed). Everything is built here; no registry is used.
 #
-#   deploy/demo/run.sh            build, start the workload, run the daemon
+#   deploy/demo/run.sh            build, start the workload, run the daemon and the load
+#   LOAD=0 deploy/demo/run.sh     no load: print the command instead
 #   KEEP=1 deploy/demo/run.sh     leave the workload running on exit
 #
-# It prints one line per decision. Ctrl-C stops the daemon (after the pass
-# in flight) and removes the demo workload.
+# The policy is deploy/demo/policy.toml: the example policy with DEMO-ONLY
+# windows (30 s of high CPU scales up, 1 min of low load scales down) and
+# the workload's DEMO limits (half a CPU a replica: deploy/demo/compose.yml).
+# Each decision line shows the signal values behind it. Ctrl-C stops the
+# daemon (after the pass in flight) and removes the demo workload.
 set -eu
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 demo="$root/target/demo"
-project=vedfolnir   # the example policy's [target] project
-compose="docker-compose -p $project -f tests/workload/compose.yml"
+project=vedfolnir-demo   # the demo policy's [target] project
+policy=deploy/demo/policy.toml
+compose="docker-compose -p $project -f deploy/demo/compose.yml"
+bin=target/release/vedfolnir-autoscaler
 
 command -v docker >/dev/null || { echo "demo: docker is not installed" >&2; exit 1; }
 docker info >/dev/null 2>&1 || { echo "demo: the Docker engine is not reachable (is it running? may this user use it?)" >&2; exit 1; }
@@ -40,52 +46,67 @@ out=$(docker build --quiet --tag vedfolnir-workload:demo "$demo/image" 2>&1) || 
 echo "demo: building the autoscaler"
 cargo build --release --locked --quiet -p vedfolnir-autoscaler
 
-echo "demo: starting the workload with 1 replica (the policy's minimum is 2)"
+echo "demo: starting the workload with 1 replica"
 export WORKLOAD_IMAGE=vedfolnir-workload:demo CONTROL_DIR="$demo/control"
 $compose up -d --scale vedfolnir=1 >/dev/null 2>&1 || $compose up -d --scale vedfolnir=1
 cleanup() {
-    [ -z "${traffic_pid:-}" ] || kill "$traffic_pid" 2>/dev/null || true
+    # Background jobs of a script ignore Ctrl-C: stop them by their pids.
+    for pid in ${bg:-} $(cat "$demo/load.pid" 2>/dev/null); do
+        kill "$pid" 2>/dev/null || true
+    done
+    rm -f "$demo/load.pid"
     [ "${KEEP:-0}" = 1 ] || $compose down --timeout 2 >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A request a second, one in twenty an error, so latency and errors have
-# something to measure (an idle service has no p95; it is missing, not 0).
-traffic() {
-    n=0
-    while :; do
-        for id in $($compose ps -q vedfolnir 2>/dev/null); do
-            p=$(docker port "$id" 8080 2>/dev/null | head -n 1 | sed 's/.*://')
-            [ -n "$p" ] || continue
-            if [ $((n % 20)) = 0 ]; then path=/error; else path=/; fi
-            curl -s -o /dev/null -m 2 "http://127.0.0.1:$p$path" || true
-        done
-        n=$((n + 1))
-        sleep 1
-    done
-}
-if command -v curl >/dev/null; then
-    traffic &
-    traffic_pid=$!
-else
-    echo "demo: curl is not installed: no background requests, so p95 and error rate stay missing"
+# Each line with the wall-clock time, to see how fast the daemon reacts.
+stamp() { while IFS= read -r line; do printf '%s %s\n' "$(date +%H:%M:%S)" "$line"; done; }
+
+i=0
+until $bin health --policy $policy >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ $i -lt 60 ] || { echo "demo: the workload did not get healthy in 60 s" >&2; $bin health --policy $policy; exit 1; }
+    sleep 1
+done
+
+# A trickle of requests (one every 2 s) so the p95 and the error rate have
+# something to measure from the start: an idle service has no p95, it is
+# missing, not 0.
+$bin load --policy $policy --path '/sleep?ms=20' --rate 0.5 --duration 30m --quiet >/dev/null 2>&1 &
+bg=$!
+
+# The load that scales it: 30 requests a second, each burning 25 ms of CPU,
+# is 0.75 CPU, one and a half times one replica's limit. The policy's
+# 30-second CPU window fills, it scales up (and once more, since two
+# replicas still run at 75%), and holds at three; a minute after the load
+# ends, it scales back down, one replica a minute.
+load_cmd="$bin load --policy $policy --path /burn?ms=25 --rate 30 --duration 3m"
+if [ "${LOAD:-1}" = 1 ]; then
+    (
+        sleep 30
+        echo "demo: LOAD STARTS: $load_cmd"
+        $load_cmd --quiet &
+        echo $! > "$demo/load.pid"
+        wait || true
+        echo "demo: LOAD ENDED: the scale-down follows once CPU has been low for 1 minute"
+    ) 2>&1 | stamp &
+    bg="$bg $!"
 fi
 
 token="$demo/api-token"
 [ -s "$token" ] || head -c 24 /dev/urandom | base64 > "$token"
-port=$(docker port "$($compose ps -q vedfolnir | head -n 1)" 8080 | head -n 1 | sed 's/.*://')
 cat <<INFO
+demo: page     http://127.0.0.1:9464/   (the status page: replicas over time, signals, decisions)
 demo: status   curl -s http://127.0.0.1:9464/api/v1/status
-demo: scale    curl -s -H "Authorization: Bearer \$(cat $token)" -d '{"replicas": 4}' http://127.0.0.1:9464/api/v1/services/vedfolnir/scale
-demo: load     curl -s -m 1 'http://127.0.0.1:$port/burn?ms=400000&threads=2'   (CPU above 70% of the limit for 5 minutes scales up)
+demo: scale    curl -s -H "Authorization: Bearer \$(cat $token)" -d '{"replicas": 3}' http://127.0.0.1:9464/api/v1/services/vedfolnir/scale
+demo: load     $load_cmd
+demo: limits   $bin limits --policy $policy
 demo: state and audit in $demo/state; Ctrl-C to stop
 INFO
-exec_daemon() {
-    target/release/vedfolnir-autoscaler run \
-        --policies policies/vedfolnir.toml \
-        --state-dir "$demo/state" \
-        --cache-dir "$demo/cache" \
-        --api-token-file "$token"
-}
-exec_daemon
+$bin run \
+    --policies $policy \
+    --interval 5s \
+    --state-dir "$demo/state" \
+    --cache-dir "$demo/cache" \
+    --api-token-file "$token" 2>&1 | stamp
