@@ -187,10 +187,11 @@ fn validate_notes_each_optional_signal_no_source_provides() {
 }
 
 #[test]
-fn the_example_policy_validates() {
-    let out = run(&["validate", POLICY]).expect_code(0);
-    assert!(
-        out.stdout.contains("ok (threshold-score@"),
+fn the_example_and_demo_policies_validate() {
+    let out = run(&["validate", POLICY, "deploy/demo/policy.toml"]).expect_code(0);
+    assert_eq!(
+        out.stdout.matches("ok (threshold-score@").count(),
+        2,
         "{}",
         out.stdout
     );
@@ -333,7 +334,7 @@ fn plugin_check_names_the_failing_stage_of_each_bad_plugin() {
         // beside these) the unbounded allocation must meet its memory cap
         // before the clock, or it would be classified a timeout.
         let deadline = if detail == "timeout" { "50ms" } else { "5s" };
-        let out = run(&["--plugin-deadline", deadline, "plugin", "check", &file]).expect_code(3);
+        let out = run(&["plugin", "check", "--plugin-deadline", deadline, &file]).expect_code(3);
         let line = out
             .stdout
             .lines()
@@ -619,21 +620,22 @@ fn a_short_or_empty_api_token_is_refused_naming_its_source() {
 }
 
 /// A daemon on the example policy with no engine to reach: it holds the
-/// service's lock and waits. The state directory is given with the
-/// global `--state-dir` flag before `run`, or in the environment.
+/// service's lock and waits. The state directory is given with `run`'s
+/// `--state-dir` flag (after the global `--log`, so the command is not the
+/// first argument), or in the environment.
 fn lock_holder(state: &std::path::Path, flag: bool) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"));
     cmd.current_dir(crate::util::root());
     if flag {
-        cmd.arg("--state-dir")
+        cmd.args(["--log", "warn", "run", "--state-dir"])
             .arg(state)
             .env_remove("VEDFOLNIR_STATE_DIR");
     } else {
-        cmd.env("VEDFOLNIR_STATE_DIR", state);
+        cmd.arg("run").env("VEDFOLNIR_STATE_DIR", state);
     }
     let mut child = cmd
-        .args(["run", "--listen", "127.0.0.1:0", "--policies", POLICY])
+        .args(["--listen", "127.0.0.1:0", "--policies", POLICY])
         .env("DOCKER_HOST", "unix:///nonexistent.sock")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -738,4 +740,61 @@ fn the_lock_names_the_command_run_whatever_flags_come_before_it() {
         out.stderr
     );
     stop(first);
+}
+
+/// The help of a subcommand.
+fn help(args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.push("--help");
+    run(&all).expect_code(0).stdout
+}
+
+#[test]
+fn each_subcommand_lists_only_the_flags_it_uses_with_an_example() {
+    let simulate = help(&["simulate"]);
+    for absent in [
+        "--state-dir",
+        "--prometheus-url",
+        "--dry-run",
+        "--webhook-url",
+    ] {
+        assert!(
+            !simulate.contains(absent),
+            "simulate --help lists {absent}:\n{simulate}"
+        );
+    }
+    assert!(simulate.contains("--plugin-memory-mib") && simulate.contains("Examples:"));
+    let check = help(&["check"]);
+    for present in [
+        "--state-dir",
+        "--prometheus-url",
+        "--dry-run",
+        "--plugin-deadline",
+        "Example",
+    ] {
+        assert!(
+            check.contains(present),
+            "check --help lacks {present}:\n{check}"
+        );
+    }
+    let health = help(&["health"]);
+    assert!(
+        !health.contains("--state-dir") && health.contains("--prometheus-url"),
+        "{health}"
+    );
+    let load = help(&["load"]);
+    assert!(
+        load.contains("--rate") && !load.contains("--plugin-deadline"),
+        "{load}"
+    );
+    let limits = help(&["limits"]);
+    assert!(
+        !limits.contains("--state-dir") && limits.contains("Example"),
+        "{limits}"
+    );
+    let validate = help(&["validate"]);
+    assert!(
+        !validate.contains("--state-dir") && !validate.contains("--prometheus"),
+        "{validate}"
+    );
 }

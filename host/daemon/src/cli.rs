@@ -142,23 +142,28 @@ impl args::TokenArgs {
     }
 }
 
-fn sandbox(cli: &Cli) -> Result<Sandbox> {
+/// Where a command without a state directory of its own would keep one
+/// (`Setup` is shared; those commands never open it).
+const NO_STATE_DIR: &str = "/var/lib/vedfolnir-autoscaler";
+
+fn sandbox(command: &Command, args: &args::SandboxArgs) -> Result<Sandbox> {
     Sandbox::new(SandboxConfig {
-        deadline: cli.plugin_deadline,
-        memory_cap: cli.plugin_memory_mib << 20,
+        deadline: args.plugin_deadline,
+        memory_cap: args.plugin_memory_mib << 20,
         output_limits: OutputLimits {
-            reasons: cli.plugin_max_reasons,
-            message_bytes: cli.plugin_max_reason_bytes,
-            trigger_bytes: cli.plugin_max_trigger_bytes,
+            reasons: args.plugin_max_reasons,
+            message_bytes: args.plugin_max_reason_bytes,
+            trigger_bytes: args.plugin_max_trigger_bytes,
         },
         // The daemon caches compiled modules by default (in its state
         // directory), so a module swapped back in loads in milliseconds.
-        cache_dir: cli.cache_dir.clone().or_else(|| {
-            matches!(cli.command, Command::Run { .. }).then(|| cli.state_dir.join("cache"))
+        cache_dir: args.cache_dir.clone().or_else(|| match command {
+            Command::Run { state, .. } => Some(state.state_dir.join("cache")),
+            _ => None,
         }),
         // A replay budgets instructions, not wall-clock time: the same
         // trace gives the same report however busy the machine is.
-        fuel: matches!(cli.command, Command::Simulate(_)).then_some(crate::simulate::REPLAY_FUEL),
+        fuel: matches!(command, Command::Simulate(_)).then_some(crate::simulate::REPLAY_FUEL),
         ..Default::default()
     })
     .context("cannot start the policy sandbox")
@@ -166,33 +171,32 @@ fn sandbox(cli: &Cli) -> Result<Sandbox> {
 
 /// Run the command the line names.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    if let Command::Plugin {
-        command: PluginCommand::New { name, dir, sdk },
-    } = &cli.command
-    {
-        return scaffold::run(name, dir.clone(), sdk.as_deref());
-    }
-    match &cli.command {
-        Command::Load(args) => return load::run(args),
-        Command::Limits(args) => return limits::run(args),
-        _ => {}
-    }
-    let sandbox = sandbox(&cli)?;
+    let command = cli.command;
+    let Some(sandbox_args) = command.sandbox().cloned() else {
+        return without_policies(&command);
+    };
+    let sandbox = sandbox(&command, &sandbox_args)?;
+    let state_dir = command
+        .state()
+        .map(|s| s.state_dir.clone())
+        .unwrap_or_else(|| NO_STATE_DIR.into());
     let setup = service::Setup {
         sandbox: &sandbox,
-        state_dir: &cli.state_dir,
-        prometheus: cli
-            .prometheus_url
-            .as_deref()
-            .map(|url| crate::sources::prometheus::Prometheus::new(url, cli.prometheus_timeout)),
+        state_dir: &state_dir,
+        prometheus: command.prometheus().and_then(|p| {
+            p.prometheus_url
+                .as_deref()
+                .map(|url| crate::sources::prometheus::Prometheus::new(url, p.prometheus_timeout))
+        }),
     };
-    match cli.command {
+    match command {
         Command::Evaluate {
             policy,
             input,
             json,
             min_replicas,
             max_replicas,
+            ..
         } => policy::evaluate(
             &sandbox,
             &policy,
@@ -203,7 +207,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 max_replicas,
             },
         ),
-        Command::Validate { policies } => policy::validate(&sandbox, &policies),
+        Command::Validate { policies, .. } => policy::validate(&sandbox, &policies),
         Command::Simulate(args) => simulate::simulate(&sandbox, *args),
         Command::Run {
             policies,
@@ -213,9 +217,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             tokens,
             min_replicas,
             max_replicas,
+            ..
         } => crate::daemon::run(
             &sandbox,
-            crate::state::StateDir::open(&cli.state_dir)?,
+            crate::state::StateDir::open(&state_dir)?,
             setup.sources(),
             &Overrides {
                 min_replicas,
@@ -227,20 +232,34 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             replicas,
             args,
             act,
+            ..
         } => service::scale(&setup, &args, &act, Wanted::Up(replicas), "scale-up"),
         Command::ScaleDown {
             replicas,
             args,
             act,
+            ..
         } => service::scale(&setup, &args, &act, Wanted::Down(replicas), "scale-down"),
-        Command::Health { args } => service::health(&setup, &args),
-        Command::Report { args } => service::report(&setup, &args),
-        Command::Reset { args, act } => service::reset(&setup, &args, &act),
-        Command::Check { args, act } => service::check(&setup, &args, &act),
+        Command::Health { args, .. } => service::health(&setup, &args),
+        Command::Report { args, .. } => service::report(&setup, &args),
+        Command::Reset { args, act, .. } => service::reset(&setup, &args, &act),
+        Command::Check { args, act, .. } => service::check(&setup, &args, &act),
         Command::Plugin { command } => plugin(&sandbox, command),
         Command::Load(_) | Command::Limits(_) => {
             unreachable!("answered before the sandbox is built")
         }
+    }
+}
+
+/// The commands that load no policy: `plugin new`, `load`, `limits`.
+fn without_policies(command: &Command) -> Result<ExitCode> {
+    match command {
+        Command::Plugin {
+            command: PluginCommand::New { name, dir, sdk },
+        } => scaffold::run(name, dir.clone(), sdk.as_deref()),
+        Command::Load(args) => load::run(args),
+        Command::Limits(args) => limits::run(args),
+        _ => unreachable!("every other command loads policies"),
     }
 }
 
@@ -266,9 +285,11 @@ fn run_options(
 /// `plugin check|test|list` (`plugin new` needs no sandbox: see [`run`]).
 fn plugin(sandbox: &Sandbox, command: PluginCommand) -> Result<ExitCode> {
     match command {
-        PluginCommand::Check { file, json } => policy::plugin_check(sandbox, &file, json),
-        PluginCommand::Test { file, scenarios } => policy::plugin_test(sandbox, &file, &scenarios),
-        PluginCommand::List => policy::plugin_list(sandbox),
+        PluginCommand::Check { file, json, .. } => policy::plugin_check(sandbox, &file, json),
+        PluginCommand::Test {
+            file, scenarios, ..
+        } => policy::plugin_test(sandbox, &file, &scenarios),
+        PluginCommand::List { .. } => policy::plugin_list(sandbox),
         PluginCommand::New { .. } => unreachable!("answered before the sandbox is built"),
     }
 }

@@ -16,71 +16,68 @@ pub struct Cli {
     #[arg(long, global = true, env = "VEDFOLNIR_LOG", default_value = "warn")]
     pub log: String,
 
-    /// Where compiled policy components are cached, keyed by digest (for
-    /// `run`, <state-dir>/cache unless given).
-    #[arg(long, global = true, env = "VEDFOLNIR_CACHE_DIR")]
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How policies are sandboxed: every command that loads one.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Policy sandbox")]
+pub struct SandboxArgs {
+    /// Where compiled policy components are cached, keyed by digest (for `run`,
+    /// <state-dir>/cache unless given).
+    #[arg(long, env = "VEDFOLNIR_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
     /// Wall-clock budget of one call into a policy.
-    #[arg(long, global = true, env = "VEDFOLNIR_PLUGIN_DEADLINE", default_value = "50ms", value_parser = parse_duration)]
+    #[arg(long, env = "VEDFOLNIR_PLUGIN_DEADLINE", default_value = "50ms", value_parser = parse_duration)]
     pub plugin_deadline: Duration,
 
     /// Memory cap of one policy evaluation, in MiB.
-    #[arg(
-        long,
-        global = true,
-        env = "VEDFOLNIR_PLUGIN_MEMORY_MIB",
-        default_value_t = 32
-    )]
+    #[arg(long, env = "VEDFOLNIR_PLUGIN_MEMORY_MIB", default_value_t = 32)]
     pub plugin_memory_mib: usize,
 
     /// Most reasons kept from one recommendation; the rest are cut and the
     /// cut marked by an `output-cut` reason.
-    #[arg(
-        long,
-        global = true,
-        env = "VEDFOLNIR_PLUGIN_MAX_REASONS",
-        default_value_t = 64
-    )]
+    #[arg(long, env = "VEDFOLNIR_PLUGIN_MAX_REASONS", default_value_t = 64)]
     pub plugin_max_reasons: usize,
 
     /// Most bytes of one reason's message (and of a policy's error).
     #[arg(
         long,
-        global = true,
         env = "VEDFOLNIR_PLUGIN_MAX_REASON_BYTES",
         default_value_t = 1024
     )]
     pub plugin_max_reason_bytes: usize,
 
     /// Most bytes of one reason's trigger.
-    #[arg(
-        long,
-        global = true,
-        env = "VEDFOLNIR_PLUGIN_MAX_TRIGGER_BYTES",
-        default_value_t = 64
-    )]
+    #[arg(long, env = "VEDFOLNIR_PLUGIN_MAX_TRIGGER_BYTES", default_value_t = 64)]
     pub plugin_max_trigger_bytes: usize,
+}
 
+/// Where a command that decides or acts keeps its state.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateArgs {
     /// Where the audit log, cooldown state and sample history are kept.
     #[arg(
         long,
-        global = true,
         env = "VEDFOLNIR_STATE_DIR",
         default_value = "/var/lib/vedfolnir-autoscaler"
     )]
     pub state_dir: PathBuf,
+}
 
+/// Where `prometheus` signals come from: the commands that collect.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Prometheus")]
+pub struct PrometheusArgs {
     /// The Prometheus server that `prometheus` signals are queried from.
-    #[arg(long, global = true, env = "PROMETHEUS_URL")]
+    #[arg(long, env = "PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
 
     /// How long one Prometheus query may take.
-    #[arg(long, global = true, env = "VEDFOLNIR_PROMETHEUS_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "VEDFOLNIR_PROMETHEUS_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub prometheus_timeout: Duration,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 /// The policy file a Docker command works on.
@@ -124,6 +121,9 @@ impl ActArgs {
 pub enum Command {
     /// Evaluate a policy on one snapshot: the plugin's recommendation, the
     /// guard-rail decision, and every reason.
+    #[command(
+        after_help = "Example: vedfolnir-autoscaler evaluate --policy policies/vedfolnir.toml --input policies/examples/busy.json"
+    )]
     Evaluate {
         /// The policy file (TOML).
         #[arg(long)]
@@ -140,6 +140,8 @@ pub enum Command {
         /// Replaces the policy's max_replicas.
         #[arg(long, env = "MAX_REPLICAS")]
         max_replicas: Option<u32>,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
     },
     /// Work with policy plugins.
     Plugin {
@@ -147,6 +149,9 @@ pub enum Command {
         command: PluginCommand,
     },
     /// Scale up to N replicas (default: one more), clamped to max_replicas.
+    #[command(
+        after_help = "Example: vedfolnir-autoscaler scale-up 4 --policy policies/vedfolnir.toml --dry-run"
+    )]
     ScaleUp {
         /// The replica count wanted.
         replicas: Option<u32>,
@@ -154,8 +159,15 @@ pub enum Command {
         args: PolicyArgs,
         #[command(flatten)]
         act: ActArgs,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
     },
     /// Scale down to N replicas (default: one fewer), clamped to min_replicas.
+    #[command(
+        after_help = "Example: vedfolnir-autoscaler scale-down --policy policies/vedfolnir.toml"
+    )]
     ScaleDown {
         /// The replica count wanted.
         replicas: Option<u32>,
@@ -163,17 +175,34 @@ pub enum Command {
         args: PolicyArgs,
         #[command(flatten)]
         act: ActArgs,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
     },
     /// Is the engine reachable, the service found, every replica healthy?
+    #[command(
+        after_help = "Example: vedfolnir-autoscaler health --policy policies/vedfolnir.toml --prometheus-url http://127.0.0.1:9090"
+    )]
     Health {
         #[command(flatten)]
         args: PolicyArgs,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+        #[command(flatten)]
+        prometheus: PrometheusArgs,
     },
     /// Replicas, metrics, scores and the last actions, read from the engine
     /// and the audit log.
     Report {
         #[command(flatten)]
         args: PolicyArgs,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+        #[command(flatten)]
+        prometheus: PrometheusArgs,
     },
     /// Clear the service's cooldowns; the audit log and sample history stay.
     Reset {
@@ -181,19 +210,35 @@ pub enum Command {
         args: PolicyArgs,
         #[command(flatten)]
         act: ActArgs,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
     },
     /// One pass: collect, evaluate, guard, act. Made for cron.
+    #[command(
+        after_help = "Example (a crontab line): * * * * * vedfolnir-autoscaler check --policy /etc/vedfolnir/policies/vedfolnir.toml"
+    )]
     Check {
         #[command(flatten)]
         args: PolicyArgs,
         #[command(flatten)]
         act: ActArgs,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+        #[command(flatten)]
+        prometheus: PrometheusArgs,
     },
     /// The daemon: a pass per policy every interval; the policies folder
     /// hot-reloaded; the status API, /metrics and the Alertmanager webhook on
     /// 127.0.0.1. SIGHUP rescans the policies; SIGTERM stops it after the
     /// passes in flight. The API token may also come from VEDFOLNIR_API_TOKEN,
     /// the webhook's from VEDFOLNIR_ALERTMANAGER_TOKEN.
+    #[command(
+        after_help = "Example: vedfolnir-autoscaler run --policies /etc/vedfolnir/policies --api-token-file /etc/vedfolnir/api-token\nThen open http://127.0.0.1:9464/ for the status page."
+    )]
     Run {
         /// Policy files, or folders of `*.toml` policy files and `.wasm` modules (watched).
         #[arg(long = "policies", env = "VEDFOLNIR_POLICIES", required = true, num_args = 1.., value_delimiter = ',')]
@@ -214,11 +259,20 @@ pub enum Command {
         /// Replaces every policy's max_replicas.
         #[arg(long, env = "MAX_REPLICAS")]
         max_replicas: Option<u32>,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+        #[command(flatten)]
+        prometheus: PrometheusArgs,
     },
     /// Replay a load trace (CSV: time, load) or a built-in shape through a
     /// model of the service, with the real sandbox and guard rails on a
     /// virtual clock, for one or several policies side by side; print the
     /// SLO-violation minutes, replica-hours, actions and reversals of each.
+    #[command(
+        after_help = "Examples:\n  vedfolnir-autoscaler simulate --shape web --duration 7d --max-replicas 20 --chart web.svg\n  vedfolnir-autoscaler simulate --trace load.csv --scale 0.5 --policy my-policy.toml --policy builtin:target-tracking"
+    )]
     Simulate(Box<SimulateArgs>),
     /// Send HTTP load to the service, through every ready replica in turn
     /// (or to one URL), at a rate or a concurrency, for a bounded time;
@@ -235,11 +289,63 @@ pub enum Command {
     /// Example: vedfolnir-autoscaler limits --policy policies/vedfolnir.toml
     Limits(LimitsArgs),
     /// Check policy files without evaluating: every problem, with file and key.
+    #[command(after_help = "Example: vedfolnir-autoscaler validate /etc/vedfolnir/policies/*.toml")]
     Validate {
         /// Policy files (TOML).
         #[arg(required = true)]
         policies: Vec<PathBuf>,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
     },
+}
+
+impl Command {
+    /// The sandbox settings, for a command that loads policies.
+    pub fn sandbox(&self) -> Option<&SandboxArgs> {
+        match self {
+            Command::Evaluate { sandbox, .. }
+            | Command::ScaleUp { sandbox, .. }
+            | Command::ScaleDown { sandbox, .. }
+            | Command::Health { sandbox, .. }
+            | Command::Report { sandbox, .. }
+            | Command::Reset { sandbox, .. }
+            | Command::Check { sandbox, .. }
+            | Command::Run { sandbox, .. }
+            | Command::Validate { sandbox, .. } => Some(sandbox),
+            Command::Simulate(args) => Some(&args.sandbox),
+            Command::Plugin { command } => match command {
+                PluginCommand::Check { sandbox, .. }
+                | PluginCommand::Test { sandbox, .. }
+                | PluginCommand::List { sandbox } => Some(sandbox),
+                PluginCommand::New { .. } => None,
+            },
+            Command::Load(_) | Command::Limits(_) => None,
+        }
+    }
+
+    /// The state directory, for a command that decides or acts.
+    pub fn state(&self) -> Option<&StateArgs> {
+        match self {
+            Command::ScaleUp { state, .. }
+            | Command::ScaleDown { state, .. }
+            | Command::Report { state, .. }
+            | Command::Reset { state, .. }
+            | Command::Check { state, .. }
+            | Command::Run { state, .. } => Some(state),
+            _ => None,
+        }
+    }
+
+    /// The Prometheus settings, for a command that collects.
+    pub fn prometheus(&self) -> Option<&PrometheusArgs> {
+        match self {
+            Command::Health { prometheus, .. }
+            | Command::Report { prometheus, .. }
+            | Command::Check { prometheus, .. }
+            | Command::Run { prometheus, .. } => Some(prometheus),
+            _ => None,
+        }
+    }
 }
 
 /// Where the daemon's POST endpoints find their bearer tokens.
@@ -391,6 +497,8 @@ pub struct SimulateArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -403,17 +511,27 @@ pub enum PluginCommand {
         /// Print the plugin's description (signals and parameters) as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
     },
     /// Run golden scenario files against a plugin.
+    #[command(
+        after_help = "Example: vedfolnir-autoscaler plugin test target/wasm32-wasip2/release/queue_only.wasm scenarios.toml"
+    )]
     Test {
         /// The component (.wasm), or builtin:<name>.
         file: String,
         /// Scenario files (TOML).
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
     },
     /// List the policies built into this binary.
-    List,
+    List {
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+    },
     /// Start a policy crate: a queue-depth policy, its golden scenarios, a
     /// native test and a policy file, which `cargo test` and `cargo build
     /// --target wasm32-wasip2 --release` pass as written.
