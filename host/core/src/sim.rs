@@ -609,10 +609,17 @@ pub struct Slo {
     pub error_rate: f64,
 }
 
+impl Slo {
+    /// Whether a step with `obs` violates the SLO.
+    pub fn violated_by(&self, obs: &Observation) -> bool {
+        obs.p95 > self.p95 || obs.error_rate > self.error_rate
+    }
+}
+
 impl Tally {
     /// Count one step of `step_ms`.
     pub fn observe(&mut self, obs: &Observation, step_ms: DurationMs, slo: Slo) {
-        if obs.p95 > slo.p95 || obs.error_rate > slo.error_rate {
+        if slo.violated_by(obs) {
             self.violation_ms += step_ms;
         }
         self.replica_ms += f64::from(obs.replicas) * step_ms as f64;

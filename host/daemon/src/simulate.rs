@@ -476,7 +476,13 @@ impl<'a> Replay<'a> {
         let load = trace.mean(k * step_ms, (k + 1) * step_ms);
         let obs = self.model.advance(t, step_ms, load);
         self.tally.observe(&obs, step_ms, self.options.slo);
-        self.columns.add(k, obs.load, obs.replicas, obs.p95);
+        self.columns.add(
+            k,
+            obs.load,
+            obs.replicas,
+            obs.p95,
+            self.options.slo.violated_by(&obs),
+        );
         let now = t + step_ms as i64;
         if now < self.next_eval || now < self.busy_until {
             return Ok(());
