@@ -5,31 +5,12 @@
 //! Without Chromium this test says so and passes locally; with `CI=true`
 //! it fails instead (`.ci/run` installs the package).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::daemon::{Daemon, free_port};
 use crate::docker::{Project, engine, image};
-use crate::util::root;
-
-/// True when Chromium runs here; a failure under `CI=true` when not.
-fn chromium_here() -> bool {
-    let ok = Command::new("chromium")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true, and chromium is missing (Debian's chromium package)"
-        );
-        eprintln!("chromium is not installed; the status page test not run");
-    }
-    ok
-}
+use crate::util::{have, root};
 
 /// Headless Chromium on `url` with `args`; its stdout.
 fn chromium(url: &str, args: &[&str]) -> String {
@@ -58,7 +39,7 @@ fn chromium(url: &str, args: &[&str]) -> String {
 
 #[test]
 fn the_status_page_shows_replicas_signals_decisions_and_a_broken_policy_in_a_real_browser() {
-    if !engine() || !chromium_here() {
+    if !engine() || !have("chromium") {
         return;
     }
     let p = Project::up("page", 1, image());

@@ -3,7 +3,8 @@
 //! scaling through the `prometheus` source.
 //!
 //! Without promtool/prometheus these tests say so and pass locally; with
-//! `CI=true` they fail instead (`.ci/run` installs the package).
+//! `CI=true` they fail instead (`.ci/run` installs the package; see
+//! [`have`]).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,27 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::daemon::{Daemon, free_port, request};
 use crate::docker::{Project, engine, http_get, image};
-use crate::util::{Output, root};
-
-/// True when `program` runs. Without it: a note and `false` locally, a
-/// failure under `CI=true`.
-fn have(program: &str) -> bool {
-    let ok = Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true, and {program} is missing (Debian's prometheus and prometheus-alertmanager packages)"
-        );
-        eprintln!("{program} is not installed; Prometheus tests not run");
-    }
-    ok
-}
+use crate::util::{Output, have, root};
 
 fn promtool(args: &[&str]) -> Output {
     Command::new("promtool")

@@ -85,6 +85,27 @@ impl From<std::process::Output> for Output {
     }
 }
 
+/// True when `program --version` runs. Without it: a note and `false`
+/// locally, a failure under `CI=true` (`.ci/run` installs every program
+/// the tests use from Debian's packages).
+pub fn have(program: &str) -> bool {
+    let ok = Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true, and {program} is missing (.ci/run installs it from Debian's packages)"
+        );
+        eprintln!("{program} is not installed; the tests that need it not run");
+    }
+    ok
+}
+
 /// Run the binary with `args`, from the workspace root.
 pub fn run(args: &[&str]) -> Output {
     run_env(args, &[])
