@@ -532,17 +532,26 @@ async fn one(client: reqwest::Client, to: Option<Endpoint>, summary: Arc<Mutex<S
     summary.lock().unwrap().ended(&to.name, &result);
 }
 
-/// A transport failure, in a few words.
+/// A transport failure, in a few words: the I/O error under it when there
+/// is one (refused, reset), else what reqwest says it was.
 fn reason(e: &reqwest::Error) -> String {
     if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        let text = format!("{:?}", e).to_lowercase();
-        if text.contains("refused") {
-            "connection refused".into()
-        } else {
-            "cannot connect".into()
+        return "timed out".into();
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+                std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+                std::io::ErrorKind::TimedOut => "timed out".into(),
+                kind => format!("I/O error: {kind}"),
+            };
         }
+        cause = c.source();
+    }
+    if e.is_connect() {
+        "cannot connect".into()
     } else {
         "connection broke off".into()
     }
