@@ -16,6 +16,7 @@ mod controller;
 mod daemon;
 mod engine;
 mod errors;
+mod markup;
 mod policy;
 mod simulate;
 mod sources;

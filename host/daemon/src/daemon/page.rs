@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use crate::audit::{AuditRecord, Event};
 use crate::clock::format_time;
 use crate::daemon::status::{LoadErrorView, ServiceStatus};
+use crate::markup::escape;
 
 /// How far back the replica chart looks.
 pub const CHART_SPAN_MS: i64 = 6 * 3600 * 1000;
@@ -39,22 +40,6 @@ pub struct Snapshot {
     pub missing_folders: Vec<String>,
     /// Set when the audit log could not be read.
     pub audit_error: Option<String>,
-}
-
-/// Escape text for HTML.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:70em}\

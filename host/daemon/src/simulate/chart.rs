@@ -11,6 +11,8 @@
 
 use std::fmt::Write as _;
 
+use crate::markup::escape;
+
 /// One policy's reduced series.
 #[derive(Debug, Clone)]
 pub struct Columns {
@@ -445,13 +447,6 @@ fn number(v: f64) -> String {
     } else {
         format!("{v:.2}")
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
