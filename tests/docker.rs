@@ -744,6 +744,18 @@ pub(crate) fn http_get(port: &str, path: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// The host port a container publishes its 8080 on (on 127.0.0.1).
+pub(crate) fn published_port(container: &str) -> String {
+    let out = docker(&["port", container, "8080/tcp"]).expect_code(0);
+    out.stdout
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .unwrap_or_else(|| panic!("{container} publishes no 8080: {:?}", out.stdout))
+        .trim()
+        .to_string()
+}
+
 #[test]
 fn oom_kills_are_counted_from_engine_events_across_restarts() {
     if !engine() {
@@ -783,14 +795,7 @@ fn oom_kills_are_counted_from_engine_events_across_restarts() {
         }
     }
     let _cleanup = Remove(name.clone());
-    let port = docker(&["port", &name, "8080/tcp"])
-        .expect_code(0)
-        .stdout
-        .trim()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_string();
+    let port = published_port(&name);
     let deadline = Instant::now() + Duration::from_secs(30);
     while http_get(&port, "/health").is_err() {
         assert!(Instant::now() < deadline, "the replica never answered");

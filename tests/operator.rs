@@ -5,24 +5,12 @@
 
 use std::time::Duration;
 
-use crate::docker::{Project, cmd, engine, http_get, image};
+use crate::docker::{Project, cmd, engine, http_get, image, published_port};
 use crate::util::run;
-
-/// A replica's published port for 8080.
-fn port_of(container: &str) -> String {
-    let out = cmd("docker", &["port", container, "8080"], &[]).expect_code(0);
-    out.stdout
-        .lines()
-        .next()
-        .and_then(|l| l.rsplit(':').next())
-        .unwrap()
-        .trim()
-        .to_string()
-}
 
 /// The workload's own count of requests served.
 fn requests_served(container: &str) -> u64 {
-    let page = http_get(&port_of(container), "/metrics").unwrap();
+    let page = http_get(&published_port(container), "/metrics").unwrap();
     page.lines()
         .find_map(|l| l.strip_prefix("vedfolnir_requests_total "))
         .unwrap()

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::daemon::{Daemon, free_port, request};
-use crate::docker::{Project, engine, http_get, image};
+use crate::docker::{Project, engine, http_get, image, published_port};
 use crate::util::{Output, have, root};
 
 fn promtool(args: &[&str]) -> Output {
@@ -205,19 +205,6 @@ scrape_configs:
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
-}
-
-fn published_port(container: &str) -> String {
-    let out = Command::new("docker")
-        .args(["port", container, "8080/tcp"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// One instant query's single value, if any.

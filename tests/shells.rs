@@ -121,12 +121,6 @@ fn manual_scales_reset_and_health_work_while_the_plugin_does_not_load() {
     assert!(out.stderr.contains("decode"), "{}", out.stderr);
 }
 
-/// The port a container publishes its 8080 on, on 127.0.0.1.
-fn published(container: &str) -> String {
-    let out = crate::docker::cmd("docker", &["port", container, "8080/tcp"], &[]);
-    out.stdout.trim().rsplit(':').next().unwrap().to_string()
-}
-
 #[test]
 fn the_scrape_source_reads_all_five_signals_from_the_replicas_own_metrics() {
     use crate::daemon::Daemon;
@@ -151,7 +145,7 @@ fn the_scrape_source_reads_all_five_signals_from_the_replicas_own_metrics() {
     let ports: Vec<String> = p
         .running("vedfolnir")
         .iter()
-        .map(|n| published(n))
+        .map(|n| crate::docker::published_port(n))
         .collect();
     for port in &ports {
         http_get(port, "/enqueue?n=300").unwrap();
