@@ -25,6 +25,7 @@ fn every_builtin_policy_replays_a_flash_crowd_side_by_side_with_a_chart() {
     let dir = tempfile::tempdir().unwrap();
     let chart = dir.path().join("chart.svg");
     let actions = dir.path().join("actions.jsonl");
+    let violations = dir.path().join("violations.jsonl");
     let report = simulate_json(&[
         "--shape",
         "flash-crowd",
@@ -40,6 +41,8 @@ fn every_builtin_policy_replays_a_flash_crowd_side_by_side_with_a_chart() {
         chart.to_str().unwrap(),
         "--actions",
         actions.to_str().unwrap(),
+        "--violations",
+        violations.to_str().unwrap(),
     ]);
     let results = report["results"].as_array().unwrap();
     let names: Vec<&str> = results
@@ -111,6 +114,21 @@ fn every_builtin_policy_replays_a_flash_crowd_side_by_side_with_a_chart() {
                 .iter()
                 .any(|r| r.as_str().unwrap().starts_with("cpu-tracking:"))
     }));
+    // The violations: each policy's stretches add up to its row's minutes.
+    let stretches: Vec<serde_json::Value> = std::fs::read_to_string(&violations)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for r in results {
+        let minutes: f64 = stretches
+            .iter()
+            .filter(|v| v["policy"] == r["policy"])
+            .map(|v| v["minutes"].as_f64().unwrap())
+            .sum();
+        let reported = r["slo_violation_minutes"].as_f64().unwrap();
+        assert!((minutes - reported).abs() < 1e-6, "{minutes} != {r}");
+    }
 }
 
 #[test]

@@ -25,6 +25,7 @@
 pub mod chart;
 pub mod model;
 pub mod trace;
+mod violation;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,6 +48,7 @@ use crate::sources::Sources;
 use crate::state::{Memory, Store};
 use crate::telemetry::Telemetry;
 use model::Model;
+use violation::Violation;
 
 /// The instruction budget of one evaluation in a replay, in place of the
 /// daemon's wall-clock deadline: about a second of wasm on a 2-core
@@ -123,6 +125,8 @@ pub struct Options {
     pub chart: Option<PathBuf>,
     /// Write every action here, as JSON lines.
     pub actions: Option<PathBuf>,
+    /// Write every stretch of SLO violation here, as JSON lines.
+    pub violations: Option<PathBuf>,
     /// Print JSON.
     pub json: bool,
     /// Show progress bars (when stderr is a terminal).
@@ -313,21 +317,17 @@ fn load_policies(sandbox: &Sandbox, options: &Options) -> Result<Vec<Entry>> {
 }
 
 /// Write the action log and the chart, when asked for.
-fn write_outputs(
-    options: &Options,
-    report: &Report,
-    runs: Vec<(Row, chart::Columns, Vec<String>)>,
-) -> Result<()> {
-    if let Some(path) = &options.actions {
-        let mut text = String::new();
-        for (_, _, lines) in &runs {
-            for l in lines {
-                text.push_str(l);
-                text.push('\n');
-            }
-        }
+fn write_outputs(options: &Options, report: &Report, runs: Vec<Outcome>) -> Result<()> {
+    let lines = |path: &Path, what: &str, of: fn(&Outcome) -> &Vec<String>| {
+        let text: String = runs.iter().flat_map(of).map(|l| format!("{l}\n")).collect();
         std::fs::write(path, text)
-            .with_context(|| format!("cannot write the actions {}", path.display()))?;
+            .with_context(|| format!("cannot write the {what} {}", path.display()))
+    };
+    if let Some(path) = &options.actions {
+        lines(path, "actions", |o| &o.actions)?;
+    }
+    if let Some(path) = &options.violations {
+        lines(path, "violations", |o| &o.violations)?;
     }
     if let Some(path) = &options.chart {
         let title = format!(
@@ -335,8 +335,10 @@ fn write_outputs(
             report.load,
             vedfolnir_core::format_duration(options.interval_ms)
         );
-        let columns: Vec<(String, chart::Columns)> =
-            runs.into_iter().map(|(r, c, _)| (r.policy, c)).collect();
+        let columns: Vec<(String, chart::Columns)> = runs
+            .into_iter()
+            .map(|o| (o.row.policy, o.columns))
+            .collect();
         std::fs::write(
             path,
             chart::svg(&title, &columns, report.duration_ms, options.slo.p95),
@@ -371,7 +373,7 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
     let steps = duration_ms / step_ms;
     let started = crate::clock::Stopwatch::start();
     let progress = Progress::new(options.progress, steps, &entries);
-    let runs: Vec<(Row, chart::Columns, Vec<String>)> = std::thread::scope(|scope| {
+    let runs: Vec<Outcome> = std::thread::scope(|scope| {
         let handles: Vec<_> = entries
             .iter()
             .enumerate()
@@ -393,7 +395,7 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
         duration_ms,
         interval_ms: options.interval_ms,
         step_ms,
-        results: runs.iter().map(|(r, _, _)| r.clone()).collect(),
+        results: runs.iter().map(|o| o.row.clone()).collect(),
         elapsed_ms,
     };
     write_outputs(options, &report, runs)?;
@@ -420,6 +422,18 @@ struct Replay<'a> {
     evaluations: u64,
     failed: u64,
     actions: Vec<String>,
+    /// The SLO violation in progress, if the last step violated.
+    violation: Option<Violation>,
+    violations: Vec<String>,
+}
+
+/// What one policy's replay gives: its row, its chart columns, and the
+/// lines of `--actions` and `--violations`.
+struct Outcome {
+    row: Row,
+    columns: chart::Columns,
+    actions: Vec<String>,
+    violations: Vec<String>,
 }
 
 impl<'a> Replay<'a> {
@@ -466,6 +480,8 @@ impl<'a> Replay<'a> {
             evaluations: 0,
             failed: 0,
             actions: Vec::new(),
+            violation: None,
+            violations: Vec::new(),
         })
     }
 
@@ -476,14 +492,11 @@ impl<'a> Replay<'a> {
         let load = trace.mean(k * step_ms, (k + 1) * step_ms);
         let obs = self.model.advance(t, step_ms, load);
         self.tally.observe(&obs, step_ms, self.options.slo);
-        self.columns.add(
-            k,
-            obs.load,
-            obs.replicas,
-            obs.p95,
-            self.options.slo.violated_by(&obs),
-        );
+        let violated = self.options.slo.violated_by(&obs);
+        self.columns
+            .add(k, obs.load, obs.replicas, obs.p95, violated);
         let now = t + step_ms as i64;
+        self.note_violation(violated, t, now, &obs);
         if now < self.next_eval || now < self.busy_until {
             return Ok(());
         }
@@ -522,6 +535,32 @@ impl<'a> Replay<'a> {
             self.busy_until = self.model.clock.now_ms();
         }
         Ok(())
+    }
+
+    /// Follow the stretches of SLO violation, for `--violations`: a step
+    /// from `t` to `now` violated or not.
+    fn note_violation(
+        &mut self,
+        violated: bool,
+        t: TimestampMs,
+        now: TimestampMs,
+        obs: &sim::Observation,
+    ) {
+        if self.options.violations.is_none() {
+            return;
+        }
+        match (&mut self.violation, violated) {
+            (Some(v), true) => v.extend(now, obs),
+            (None, true) => self.violation = Some(Violation::start(t, now, obs)),
+            (Some(_), false) => self.close_violation(),
+            (None, false) => {}
+        }
+    }
+
+    fn close_violation(&mut self) {
+        if let Some(v) = self.violation.take() {
+            self.violations.push(v.line(&self.entry.label));
+        }
     }
 
     /// The action, for `--actions`.
@@ -589,7 +628,7 @@ fn replay(
     steps: u64,
     progress: &Progress,
     index: usize,
-) -> Result<(Row, chart::Columns, Vec<String>)> {
+) -> Result<Outcome> {
     let mut r = Replay::new(entry, trace, options, (steps, step_ms))?;
     let tick = (steps / 200).max(1);
     for k in 0..steps {
@@ -599,7 +638,13 @@ fn replay(
         }
     }
     progress.done(index);
-    Ok((r.row(trace.duration_ms()), r.columns, r.actions))
+    r.close_violation();
+    Ok(Outcome {
+        row: r.row(trace.duration_ms()),
+        columns: r.columns,
+        actions: r.actions,
+        violations: r.violations,
+    })
 }
 
 /// Progress bars on stderr, one per policy, when it is a terminal and the
@@ -800,6 +845,7 @@ mod tests {
             },
             chart: None,
             actions: Some(actions.to_path_buf()),
+            violations: None,
             json: true,
             progress: false,
         }
@@ -852,5 +898,43 @@ mod tests {
             .collect();
         assert_eq!(started, replayed);
         assert!(crate::audit::interrupted(&records).is_empty());
+    }
+
+    /// `--violations` lists each stretch of SLO violation: together they
+    /// make the report's violation minutes, and each starts and ends where
+    /// the steps did.
+    #[test]
+    fn the_violations_file_adds_up_to_the_reported_violation_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = options(&dir.path().join("actions.jsonl"));
+        let path = dir.path().join("violations.jsonl");
+        options.violations = Some(path.clone());
+        // The step from 100 to 1000 req/s outruns a minute's start-up.
+        let sandbox = Sandbox::new(vedfolnir_sandbox::SandboxConfig {
+            fuel: Some(REPLAY_FUEL),
+            ..Default::default()
+        })
+        .unwrap();
+        let report = run(&sandbox, &options).unwrap();
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(!lines.is_empty());
+        let minutes: f64 = lines.iter().map(|v| v["minutes"].as_f64().unwrap()).sum();
+        let reported = report.results[0].slo_violation_minutes;
+        assert!(reported > 0.0);
+        assert!((minutes - reported).abs() < 1e-6, "{minutes} != {reported}");
+        for v in &lines {
+            assert_eq!(v["policy"], "target-tracking");
+            assert_eq!(v["from_s"].as_i64().unwrap() % 15, 0, "{v}");
+            assert!(
+                v["worst_p95"].as_f64().unwrap() > 0.5
+                    || v["worst_error_rate"].as_f64().unwrap() > 0.01,
+                "{v}"
+            );
+            assert!(v["peak_load"].as_f64().unwrap() >= v["load"].as_f64().unwrap());
+        }
     }
 }

@@ -491,6 +491,11 @@ pub struct SimulateArgs {
     /// JSON lines.
     #[arg(long)]
     pub actions: Option<PathBuf>,
+    /// Write every stretch of SLO violation (when, how long, replicas and
+    /// ready replicas at its start, load, worst p95 and error rate, per
+    /// policy) here, as JSON lines.
+    #[arg(long)]
+    pub violations: Option<PathBuf>,
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -57,6 +57,7 @@ pub fn simulate(sandbox: &Sandbox, a: SimulateArgs) -> Result<ExitCode> {
         },
         chart: a.chart,
         actions: a.actions,
+        violations: a.violations,
         json: a.json,
         progress: !a.quiet && !a.json,
     };
