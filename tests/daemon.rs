@@ -671,8 +671,30 @@ fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
         assert!(Instant::now() < deadline, "the scale never started");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A request queued behind it (recorded, waiting for the loop) when the
+    // signal comes is answered too, not dropped with a 503.
+    let queued = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            request(
+                &addr,
+                "POST",
+                "/api/v1/services/vedfolnir/pause",
+                &[("Authorization", "Bearer correct-horse-battery-staple")],
+                r#"{"reason": "queued at shutdown"}"#,
+            )
+        })
+    };
+    while !p.audit().iter().any(|r| {
+        r["event"] == "requested" && r["reasons"][0].as_str().unwrap_or("").starts_with("pause")
+    }) {
+        assert!(Instant::now() < deadline, "the pause was never recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     d.signal("TERM");
     let (code, body) = inflight.join().unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = queued.join().unwrap();
     assert_eq!(code, 200, "{body}");
     let status = d.child.wait().unwrap();
     assert!(status.success(), "{status:?}");

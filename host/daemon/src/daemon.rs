@@ -154,6 +154,7 @@ async fn serve(
         state,
         status: Mutex::new(Status::default()),
         commands: Mutex::new(BTreeMap::new()),
+        stopping: false.into(),
         options: options.clone(),
         retiring: Mutex::new(Vec::new()),
     });
@@ -177,6 +178,11 @@ async fn serve(
     watch_until_stopped(&mut registry, &shared, events).await?;
     drop(watcher);
     println!("vedfolnir-autoscaler: stopping after the passes in flight");
+    // Refuse new requests; the loops answer those already queued.
+    shared
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    shared.commands.lock().expect("commands lock").clear();
     for s in registry.drain() {
         s.stop().await;
     }

@@ -32,7 +32,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::shared::{LoopCommand, Shared};
 use crate::audit::{Actor, AuditRecord, Event};
@@ -222,18 +222,9 @@ async fn ask<T>(
     make: impl FnOnce(oneshot::Sender<T>, String) -> LoopCommand,
     respond: impl FnOnce(T) -> (u16, serde_json::Value),
 ) -> Response {
-    let tx = shared
-        .commands
-        .lock()
-        .expect("commands lock")
-        .get(service)
-        .cloned();
-    let Some(tx) = tx else {
-        count(shared, service, "not-found");
-        return json(
-            404,
-            serde_json::json!({ "error": format!("no policy scales a service named {service:?}") }),
-        );
+    let tx = match sender(shared, service) {
+        Ok(tx) => tx,
+        Err(refused) => return *refused,
     };
     let requested = AuditRecord {
         reasons: vec![what],
@@ -284,6 +275,31 @@ async fn ask<T>(
         tracing::warn!(service = %service, "cannot record the answer to an API request: {e}");
     }
     json(code, body)
+}
+
+/// The service's request channel; a refusal while the daemon stops or
+/// when no policy scales the service.
+fn sender(shared: &Api, service: &str) -> Result<mpsc::Sender<LoopCommand>, Box<Response>> {
+    if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        count(shared, service, "stopping");
+        return Err(Box::new(json(
+            503,
+            serde_json::json!({ "error": "the daemon is stopping; send the request again once it is back" }),
+        )));
+    }
+    let tx = shared
+        .commands
+        .lock()
+        .expect("commands lock")
+        .get(service)
+        .cloned();
+    tx.ok_or_else(|| {
+        count(shared, service, "not-found");
+        Box::new(json(
+            404,
+            serde_json::json!({ "error": format!("no policy scales a service named {service:?}") }),
+        ))
+    })
 }
 
 /// Append one audit record off the async threads (it is fsynced).

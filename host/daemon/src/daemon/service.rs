@@ -176,10 +176,14 @@ async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut command = None;
+        // Requests first, then a stop, then the tick: a request already
+        // taken (and recorded) is answered before the loop stops, not
+        // dropped with a 503.
         tokio::select! {
-            _ = ticker.tick() => {}
+            biased;
             Some(c) = commands.recv() => command = Some(c),
             _ = stop.changed() => break,
+            _ = ticker.tick() => {}
         }
         // The policy as of this pass: a reload swaps it between passes.
         let policy = policy_rx.borrow().clone();
@@ -203,7 +207,7 @@ async fn run(
                 seams = None;
             }
         }
-        if *stop.borrow() {
+        if *stop.borrow() && commands.is_empty() {
             break;
         }
     }
