@@ -469,6 +469,12 @@ source = "docker"
 source = "prometheus"
 [signals.Bad]
 source = "docker"
+[signals.cpu]
+source = "docker"
+query = "rate(x[1m])"
+[signals.scaling-alerts]
+source = "alertmanager"
+query = "ALERTS"
 [params]
 list = [1, 2]
 "#,
@@ -485,8 +491,10 @@ list = [1, 2]
                 "min_replicas",
                 "params.list",
                 "signals.Bad",
+                "signals.cpu.query",
                 "signals.error-rate.query",
                 "signals.queue-depth.source",
+                "signals.scaling-alerts.query",
                 "step.max_up"
             ]
         );

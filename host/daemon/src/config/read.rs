@@ -440,7 +440,13 @@ fn read_source(
                 r.problem(format!("{key}.{k}"), "only a scrape source takes this key");
             }
         }
-    } else if query.is_some() {
+    }
+    if query.is_some()
+        && matches!(
+            source.as_deref(),
+            Some("docker" | "scrape" | "alertmanager")
+        )
+    {
         r.problem(
             format!("{key}.query"),
             "only a prometheus source takes a query",
@@ -459,12 +465,6 @@ fn read_source(
                 r.problem(
                     format!("{key}.source"),
                     format!("docker cannot provide {signal} (it provides cpu, memory and instance-count); use prometheus"),
-                );
-            }
-            if query.is_some() {
-                r.problem(
-                    format!("{key}.query"),
-                    "only a prometheus source takes a query",
                 );
             }
             Some(Source::Docker)
