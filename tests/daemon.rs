@@ -647,18 +647,14 @@ fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
     // SIGTERM while an API scale is in flight: it finishes, is answered
     // and audited, then the daemon exits 0.
     std::thread::sleep(Duration::from_secs(2));
-    let inflight = {
+    let post = |path: &'static str, body: &'static str| {
         let addr = addr.clone();
         std::thread::spawn(move || {
-            request(
-                &addr,
-                "POST",
-                "/api/v1/services/vedfolnir/scale",
-                &[("Authorization", "Bearer correct-horse-battery-staple")],
-                r#"{"replicas": 3}"#,
-            )
+            let auth = [("Authorization", "Bearer correct-horse-battery-staple")];
+            request(&addr, "POST", path, &auth, body)
         })
     };
+    let inflight = post("/api/v1/services/vedfolnir/scale", r#"{"replicas": 3}"#);
     // In flight: its intent is on record (the request itself is recorded,
     // fsynced, before it reaches the loop, so a fixed wait could send the
     // signal before it got there).
@@ -673,18 +669,10 @@ fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
     }
     // A request queued behind it (recorded, waiting for the loop) when the
     // signal comes is answered too, not dropped with a 503.
-    let queued = {
-        let addr = addr.clone();
-        std::thread::spawn(move || {
-            request(
-                &addr,
-                "POST",
-                "/api/v1/services/vedfolnir/pause",
-                &[("Authorization", "Bearer correct-horse-battery-staple")],
-                r#"{"reason": "queued at shutdown"}"#,
-            )
-        })
-    };
+    let queued = post(
+        "/api/v1/services/vedfolnir/pause",
+        r#"{"reason": "queued at shutdown"}"#,
+    );
     while !p.audit().iter().any(|r| {
         r["event"] == "requested" && r["reasons"][0].as_str().unwrap_or("").starts_with("pause")
     }) {
