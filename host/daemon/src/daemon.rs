@@ -182,7 +182,6 @@ async fn serve(
     shared
         .stopping
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    shared.commands.lock().expect("commands lock").clear();
     for s in registry.drain() {
         s.stop().await;
     }

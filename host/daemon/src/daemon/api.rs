@@ -243,15 +243,20 @@ async fn ask<T>(
         );
     }
     let (reply, answer) = oneshot::channel();
-    let (code, body) = if tx
-        .try_send(make(reply, requested.action_id.clone()))
-        .is_err()
-    {
-        count(shared, service, "busy");
-        (
-            503,
-            serde_json::json!({ "error": format!("{service} has too many requests waiting; retry later") }),
-        )
+    let sent = tx.try_send(make(reply, requested.action_id.clone()));
+    let (code, body) = if let Err(e) = sent {
+        let (result, error) = match e {
+            mpsc::error::TrySendError::Full(_) => (
+                "busy",
+                format!("{service} has too many requests waiting; retry later"),
+            ),
+            mpsc::error::TrySendError::Closed(_) => (
+                "stopping",
+                format!("{service}'s loop is stopping; send the request again once it is back"),
+            ),
+        };
+        count(shared, service, result);
+        (503, serde_json::json!({ "error": error }))
     } else {
         match answer.await {
             Ok(answer) => {

@@ -174,17 +174,24 @@ async fn run(
     let mut divergence = Divergence::default();
     let mut ticker = tokio::time::interval(shared.options.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Told to stop, the loop runs no more passes and takes no more
+    // requests, but answers those already queued (each recorded): the
+    // closed channel still yields them, then ends.
+    let mut stopping = false;
     loop {
-        let mut command = None;
-        // Requests first, then a stop, then the tick: a request already
-        // taken (and recorded) is answered before the loop stops, not
-        // dropped with a 503.
-        tokio::select! {
+        let command = tokio::select! {
             biased;
-            Some(c) = commands.recv() => command = Some(c),
-            _ = stop.changed() => break,
-            _ = ticker.tick() => {}
-        }
+            c = commands.recv() => match c {
+                Some(c) => Some(c),
+                None => break,
+            },
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                commands.close();
+                continue;
+            }
+            _ = ticker.tick(), if !stopping => None,
+        };
         // The policy as of this pass: a reload swaps it between passes.
         let policy = policy_rx.borrow().clone();
         if let Some(LoopCommand::Pause {
@@ -206,9 +213,6 @@ async fn run(
             if matches!(e, PassError::Engine(_)) {
                 seams = None;
             }
-        }
-        if *stop.borrow() && commands.is_empty() {
-            break;
         }
     }
     tracing::info!(service = %service, "loop stopped");

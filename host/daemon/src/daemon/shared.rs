@@ -80,8 +80,7 @@ pub struct Shared {
     pub state: StateDir,
     /// What the status API shows.
     pub status: Mutex<Status>,
-    /// Each service's request channel; emptied when the daemon stops, so
-    /// the loops answer what is queued and no more is taken.
+    /// Each service's request channel (closed by its loop when it stops).
     pub commands: Mutex<BTreeMap<String, mpsc::Sender<LoopCommand>>>,
     /// The daemon is stopping: requests are refused, not queued.
     pub stopping: std::sync::atomic::AtomicBool,
