@@ -316,7 +316,7 @@ fn load_policies(sandbox: &Sandbox, options: &Options) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// Write the action log and the chart, when asked for.
+/// Write the action log, the violations and the chart, when asked for.
 fn write_outputs(options: &Options, report: &Report, runs: Vec<Outcome>) -> Result<()> {
     let lines = |path: &Path, what: &str, of: fn(&Outcome) -> &Vec<String>| {
         let text: String = runs.iter().flat_map(of).map(|l| format!("{l}\n")).collect();
