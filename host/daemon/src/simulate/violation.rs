@@ -44,6 +44,7 @@ impl Violation {
         self.worst_error_rate = self.worst_error_rate.max(obs.error_rate);
     }
 
+    /// The stretch as one JSON line of `--violations`, for `policy`.
     pub fn line(&self, policy: &str) -> String {
         let round = |v: f64| (v * 1000.0).round() / 1000.0;
         serde_json::json!({
