@@ -4,13 +4,16 @@
 //! `test-programs-artifacts`).
 //!
 //! It runs a nested `cargo build` of the guest crates, from this same
-//! workspace and lock file, into a target directory under `OUT_DIR`: a
-//! separate directory so the nested cargo never waits on the outer one's
-//! build lock. The paths of the results are written to `artifacts.rs`.
+//! workspace and lock file, into `wasm-artifacts` in the outer target
+//! directory: a separate directory so the nested cargo never waits on the
+//! outer one's build lock, and one shared by every outer build (check,
+//! clippy, test, release, another target), which all build the same guests
+//! with the same profile, so the guests are compiled once. The paths of the
+//! results are written to `artifacts.rs`.
 
 use std::env;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Shipped policies: embedded into the daemon as `builtin:<name>`.
@@ -47,7 +50,7 @@ fn main() {
         .canonicalize()
         .expect("workspace root exists");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
-    let target_dir = out_dir.join("wasm-target");
+    let target_dir = guest_target_dir(&out_dir);
 
     for watched in [
         "wit",
@@ -186,6 +189,26 @@ fn main() {
     }
     writeln!(code, "];").unwrap();
     std::fs::write(out_dir.join("artifacts.rs"), code).expect("write artifacts.rs");
+}
+
+/// The nested build's target directory: `wasm-artifacts` in the outer
+/// target directory. `OUT_DIR` is `<target>/[<triple>/]<profile>/build/
+/// <package>-<hash>/out`; where it is laid out otherwise, the guests build
+/// under `OUT_DIR` as before.
+fn guest_target_dir(out_dir: &Path) -> PathBuf {
+    let triple = env::var("TARGET").unwrap_or_default();
+    out_dir
+        .ancestors()
+        .nth(4)
+        .map(|dir| match dir.parent() {
+            Some(parent) if dir.file_name().is_some_and(|name| *name == *triple) => parent,
+            _ => dir,
+        })
+        .filter(|target| target.join("CACHEDIR.TAG").is_file())
+        .map_or_else(
+            || out_dir.join("wasm-target"),
+            |target| target.join("wasm-artifacts"),
+        )
 }
 
 /// rustup installs the targets of rust-toolchain.toml when it installs the
