@@ -18,13 +18,17 @@ musl=x86_64-unknown-linux-musl
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$musl"; then
     rustup target add "$musl" >&2
 fi
-cargo build --release --locked --quiet -p vedfolnir-autoscaler --target "$musl"
+# BUILD_PROFILE picks another cargo profile (the tests use `image-test`, a quick
+# unoptimised one); the default is the optimised `release`.
+profile=${BUILD_PROFILE:-release}
+cargo build --profile "$profile" --locked --quiet -p vedfolnir-autoscaler --target "$musl"
 rm -rf "$ctx"
 # The state and cache folders exist in the image, owned by the daemon's
 # user, so named volumes mounted there start writable.
 mkdir -p "$ctx/rootfs/var/lib/vedfolnir-autoscaler" "$ctx/rootfs/var/cache/vedfolnir-autoscaler" \
     "$ctx/rootfs/etc/vedfolnir/policies"
-cp target/x86_64-unknown-linux-musl/release/vedfolnir-autoscaler "$ctx/"
+[ "$profile" = dev ] && dir=debug || dir=$profile
+cp "target/$musl/$dir/vedfolnir-autoscaler" "$ctx/"
 cp deploy/docker/Dockerfile "$ctx/"
 out=$(docker build --quiet --tag "${IMAGE:-vedfolnir-autoscaler:latest}" "$ctx" 2>&1) || { echo "$out" >&2; exit 1; }
 echo "built ${IMAGE:-vedfolnir-autoscaler:latest}"
