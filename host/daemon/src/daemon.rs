@@ -182,9 +182,9 @@ async fn serve(
     shared
         .stopping
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    for s in registry.drain() {
-        s.stop().await;
-    }
+    // Every loop at once: stopped one after another, a loop would go on
+    // starting passes (and scale actions) while the one before it finished.
+    futures_util::future::join_all(registry.drain().into_iter().map(|s| s.stop())).await;
     let retiring = std::mem::take(&mut *shared.retiring.lock().expect("retiring lock"));
     for r in retiring {
         let _ = r.await;
