@@ -184,6 +184,23 @@ fn validate_notes_each_optional_signal_no_source_provides() {
     }
     // The docker source provides cpu and memory.
     assert!(!out.stdout.contains("signals.cpu"), "{}", out.stdout);
+    // A file that sets the missing-data rule itself has said what the
+    // absence means: no note for that signal, the other's stays.
+    let (_dir, path) = temp_file(
+        "acknowledged.toml",
+        "service = \"x\"\nplugin = \"builtin:threshold-score\"\n[params.missing]\nscaling-alerts = \"ignore\"\n",
+    );
+    let out = run(&["validate", path.to_str().unwrap()]).expect_code(0);
+    assert!(
+        !out.stdout.contains("signals.scaling-alerts"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("note: signals.queue-depth"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -195,6 +212,10 @@ fn the_example_and_demo_policies_validate() {
         "{}",
         out.stdout
     );
+    // The demo's first run prints no note: it routes or acknowledges each
+    // signal its policy reads.
+    let out = run(&["validate", "deploy/demo/policy.toml"]).expect_code(0);
+    assert!(!out.stdout.contains("note:"), "{}", out.stdout);
 }
 
 #[test]

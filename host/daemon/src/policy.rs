@@ -382,7 +382,7 @@ fn check_params(
             .collect()
     })?;
     let effective = effective_params(&description.params, &params);
-    let (mut problems, notes) = coverage::check(path, description, &effective, routed);
+    let (mut problems, notes) = coverage::check(path, description, &params, &effective, routed);
     match plugin.validate_config(&params) {
         Ok(Ok(())) => {}
         Ok(Err(errors)) => problems.extend(errors.into_iter().map(|e| problem(&e.key, e.message))),

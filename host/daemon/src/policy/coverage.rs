@@ -3,7 +3,8 @@
 //! `[signals.<name>]` of the policy file. A required signal without one
 //! would hold every pass, silently: an error. An optional one would be
 //! missing on every pass: a note saying what the plugin's missing-data
-//! rule then does.
+//! rule then does, unless the file sets that rule itself (the operator has
+//! said what its absence means).
 
 use std::path::Path;
 
@@ -12,10 +13,13 @@ use vedfolnir_core::model::{Description, Param, SignalId};
 use crate::config::{DOCKER_SIGNALS, Problem, SignalSource, oom_kills_signal};
 
 /// The problems (required signals without a source) and the notes
-/// (optional ones) of a plugin's declared signals against `routed`.
+/// (optional ones) of a plugin's declared signals against `routed`. `set`
+/// are the parameters the file sets, `effective` those with the plugin's
+/// defaults added.
 pub fn check(
     path: &Path,
     plugin: &Description,
+    set: &[Param],
     effective: &[Param],
     routed: &[SignalSource],
 ) -> (Vec<Problem>, Vec<Problem>) {
@@ -39,7 +43,7 @@ pub fn check(
                 plugin.name,
                 how_to_route(signal)
             )));
-        } else {
+        } else if !set.iter().any(|p| p.key == format!("missing.{signal}")) {
             notes.push(at(format!(
                 "{} reads {signal} when it is there; no source provides it, so it is missing on \
                  every pass{}. To use it: {}",
@@ -57,7 +61,11 @@ pub fn check(
 fn missing_rule(signal: &SignalId, effective: &[Param]) -> String {
     let key = format!("missing.{signal}");
     match effective.iter().find(|p| p.key == key) {
-        Some(p) => format!(" and its missing-data rule {key} = {} applies", p.value),
+        Some(p) => format!(
+            " and its missing-data rule {key} = {} applies (setting it in the file says so, \
+             and this note goes)",
+            p.value
+        ),
         None => " (the plugin decides what that means; the host does not hold for it)".into(),
     }
 }
@@ -94,7 +102,7 @@ mod tests {
             required: true,
             description: String::new(),
         }]);
-        let (problems, notes) = check(Path::new("p.toml"), &d, &[], &[]);
+        let (problems, notes) = check(Path::new("p.toml"), &d, &[], &[], &[]);
         assert!(notes.is_empty());
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].key, "signals.queue-depth");
@@ -108,7 +116,7 @@ mod tests {
             required: None,
         }];
         assert_eq!(
-            check(Path::new("p.toml"), &d, &[], &routed),
+            check(Path::new("p.toml"), &d, &[], &[], &routed),
             (vec![], vec![])
         );
     }
@@ -124,7 +132,13 @@ mod tests {
             key: "missing.error-rate".into(),
             value: ParamValue::Text("ignore".into()),
         };
-        let (problems, notes) = check(Path::new("p.toml"), &d, &[rule], &[]);
+        let (problems, notes) = check(
+            Path::new("p.toml"),
+            &d,
+            &[],
+            std::slice::from_ref(&rule),
+            &[],
+        );
         assert!(problems.is_empty());
         let keys: Vec<&str> = notes.iter().map(|n| n.key.as_str()).collect();
         assert_eq!(keys, ["signals.error-rate", "signals.scaling-alerts"]);
@@ -142,5 +156,16 @@ mod tests {
         );
         assert!(notes[1].message.contains("alertmanager"), "{}", notes[1]);
         assert!(!notes[0].message.contains("alertmanager"), "{}", notes[0]);
+        // The file sets the rule itself: it has said what the absence
+        // means, and that note goes; the other stays.
+        let (_, notes) = check(
+            Path::new("p.toml"),
+            &d,
+            std::slice::from_ref(&rule),
+            std::slice::from_ref(&rule),
+            &[],
+        );
+        let keys: Vec<&str> = notes.iter().map(|n| n.key.as_str()).collect();
+        assert_eq!(keys, ["signals.scaling-alerts"]);
     }
 }
