@@ -252,7 +252,12 @@ async fn ask<T>(
             ),
             mpsc::error::TrySendError::Closed(_) => (
                 "stopping",
-                format!("{service}'s loop is stopping; send the request again once it is back"),
+                // The loop closed its channel: the daemon is stopping, or
+                // the service's policy file was removed. The request was
+                // recorded, and nothing was done.
+                format!(
+                    "{service}'s loop has stopped (the daemon is stopping, or its policy file was removed); nothing was done"
+                ),
             ),
         };
         count(shared, service, result);
