@@ -194,7 +194,7 @@ fn main() {
 /// The nested build's target directory: `wasm-artifacts` in the outer
 /// target directory. `OUT_DIR` is `<target>/[<triple>/]<profile>/build/
 /// <package>-<hash>/out`; where it is laid out otherwise, the guests build
-/// under `OUT_DIR` as before.
+/// under `OUT_DIR`, for this build alone.
 fn guest_target_dir(out_dir: &Path) -> PathBuf {
     let triple = env::var("TARGET").unwrap_or_default();
     out_dir

@@ -43,12 +43,16 @@ pub fn check(
                 plugin.name,
                 how_to_route(signal)
             )));
-        } else if !set.iter().any(|p| p.key == format!("missing.{signal}")) {
+        } else {
+            let rule = format!("missing.{signal}");
+            if set.iter().any(|p| p.key == rule) {
+                continue;
+            }
             notes.push(at(format!(
                 "{} reads {signal} when it is there; no source provides it, so it is missing on \
                  every pass{}. To use it: {}",
                 plugin.name,
-                missing_rule(signal, effective),
+                missing_rule(&rule, effective),
                 how_to_route(signal)
             )));
         }
@@ -57,9 +61,9 @@ pub fn check(
 }
 
 /// What happens to a signal missing on every pass: the plugin's
-/// `missing.<signal>` rule when it declares one (threshold-score does).
-fn missing_rule(signal: &SignalId, effective: &[Param]) -> String {
-    let key = format!("missing.{signal}");
+/// `missing.<signal>` rule, `key`, when it declares one (threshold-score
+/// does).
+fn missing_rule(key: &str, effective: &[Param]) -> String {
     match effective.iter().find(|p| p.key == key) {
         Some(p) => format!(
             " and its missing-data rule {key} = {} applies (setting it in the file says so, \
