@@ -28,7 +28,7 @@
 use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
 use vedfolnir_sdk::queueing::Queue;
-use vedfolnir_sdk::tracking::{Calm, Spread, newest, recommend, value_at};
+use vedfolnir_sdk::tracking::{Calm, Kind, Spread, newest, recommend};
 
 /// The policy.
 pub struct CostAware;
@@ -39,7 +39,7 @@ const MINUTE: u64 = 60_000;
 
 struct Config {
     metric: SignalId,
-    total: bool,
+    kind: Kind,
     price: f64,
     budget: f64,
     slo: f64,
@@ -108,7 +108,7 @@ impl Config {
         let workers = workers.clamp(1.0, 10_000.0) as u32;
         let config = Config {
             metric,
-            total,
+            kind: Kind::from_total(total),
             price,
             budget,
             slo,
@@ -392,13 +392,11 @@ impl Levels {
         current: u32,
     ) -> Levels {
         let capacity = config.queue.capacity();
-        let demand_at = |s: &Sample| {
-            if config.total {
-                s.value
-            } else {
-                let then = value_at(replicas, s.at).unwrap_or(f64::from(current));
-                s.value * then * capacity
-            }
+        // Requests per second: a total is one already; an average is the
+        // fraction of the replicas' capacity in use.
+        let demand_at = |s: &Sample| match config.kind {
+            Kind::Total => s.value,
+            Kind::Average => Kind::Average.total_at(s, replicas, current) * capacity,
         };
         let over = |window: u64| {
             let from = now - window as i64;

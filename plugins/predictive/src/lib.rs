@@ -25,7 +25,7 @@
 
 use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
-use vedfolnir_sdk::tracking::{Calm, Kind, Tracker, newest, recommend, value_at};
+use vedfolnir_sdk::tracking::{Calm, Kind, Tracker, newest, recommend};
 
 /// The policy.
 pub struct Predictive;
@@ -121,7 +121,7 @@ impl Config {
         let config = Config {
             metric,
             tracker: Tracker {
-                kind: if total { Kind::Total } else { Kind::Average },
+                kind: Kind::from_total(total),
                 target,
                 tolerance,
             },
@@ -326,12 +326,9 @@ fn demand_series(
     samples
         .iter()
         .filter(|s| s.value.is_finite())
-        .map(|s| {
-            let value = match config.tracker.kind {
-                Kind::Total => s.value,
-                Kind::Average => s.value * value_at(replicas, s.at).unwrap_or(f64::from(current)),
-            };
-            Sample { at: s.at, value }
+        .map(|s| Sample {
+            at: s.at,
+            value: config.tracker.kind.total_at(s, replicas, current),
         })
         .collect()
 }

@@ -79,6 +79,29 @@ pub enum Kind {
     Total,
 }
 
+impl Kind {
+    /// `metric.total = true` reads a service total, otherwise an average.
+    pub fn from_total(total: bool) -> Kind {
+        if total { Kind::Total } else { Kind::Average }
+    }
+
+    /// The service's total behind sample `s`: the value itself for a
+    /// total; for an average, the value times the replica count of the
+    /// sample's time (the newest `replicas` sample at or before it, else
+    /// `current`; at least 1). The one place a past sample is read at the
+    /// replica count of its time, so a window that spans a scale reads as
+    /// one demand.
+    pub fn total_at(self, s: &Sample, replicas: &[Sample], current: u32) -> f64 {
+        match self {
+            Kind::Total => s.value,
+            Kind::Average => {
+                let then = value_at(replicas, s.at).unwrap_or(f64::from(current));
+                s.value * then.max(1.0)
+            }
+        }
+    }
+}
+
 /// One metric held near a target.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tracker {
@@ -148,14 +171,7 @@ impl Tracker {
         metric
             .iter()
             .filter(move |s| s.at >= from && s.at <= now && s.value.is_finite())
-            .map(move |s| {
-                let then =
-                    value_at(replicas, s.at).map_or(f64::from(current), |r| r.round().max(1.0));
-                match self.kind {
-                    Kind::Average => s.value * then / self.target,
-                    Kind::Total => s.value / self.target,
-                }
-            })
+            .map(move |s| self.kind.total_at(s, replicas, current) / self.target)
     }
 
     /// The highest of [`Tracker::recent`]: scale-down stabilisation.
@@ -596,5 +612,19 @@ mod tests {
         assert_eq!((noisy.mean, noisy.sd, noisy.count), (5.0, 1.0, 2));
         assert_eq!(noisy.upper(2.0), 7.0);
         assert_eq!(Spread::of([]), None);
+    }
+
+    #[test]
+    fn a_total_is_read_at_the_replica_count_of_the_samples_time() {
+        let replicas = samples(&[(0, 4.0), (45_000, 6.0), (80_000, 0.0)]);
+        let at = |at, value| Sample { at, value };
+        let avg = |s: Sample, current| Kind::Average.total_at(&s, &replicas, current);
+        assert_eq!(avg(at(30_000, 0.5), 9), 2.0, "4 replicas then");
+        assert_eq!(avg(at(60_000, 0.5), 9), 3.0, "6 replicas then");
+        assert_eq!(avg(at(-1, 0.5), 9), 4.5, "before any count: the current 9");
+        assert_eq!(avg(at(90_000, 0.5), 9), 0.5, "a count of 0 reads as 1");
+        assert_eq!(Kind::Total.total_at(&at(60_000, 250.0), &replicas, 9), 250.0);
+        assert_eq!(Kind::from_total(true), Kind::Total);
+        assert_eq!(Kind::from_total(false), Kind::Average);
     }
 }
