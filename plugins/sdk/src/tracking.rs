@@ -623,7 +623,10 @@ mod tests {
         assert_eq!(avg(at(60_000, 0.5), 9), 3.0, "6 replicas then");
         assert_eq!(avg(at(-1, 0.5), 9), 4.5, "before any count: the current 9");
         assert_eq!(avg(at(90_000, 0.5), 9), 0.5, "a count of 0 reads as 1");
-        assert_eq!(Kind::Total.total_at(&at(60_000, 250.0), &replicas, 9), 250.0);
+        assert_eq!(
+            Kind::Total.total_at(&at(60_000, 250.0), &replicas, 9),
+            250.0
+        );
         assert_eq!(Kind::from_total(true), Kind::Total);
         assert_eq!(Kind::from_total(false), Kind::Average);
     }

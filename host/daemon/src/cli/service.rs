@@ -71,10 +71,14 @@ struct Shell {
 }
 
 impl Shell {
-    async fn open(setup: &Setup<'_>, file: &PolicyFile, act: Option<&ActArgs>) -> Result<Shell> {
+    async fn open(
+        setup: &Setup<'_>,
+        file: &PolicyFile,
+        state: StateDir,
+        act: Option<&ActArgs>,
+    ) -> Result<Shell> {
         let target = &file.target;
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
-        let state = StateDir::open(setup.state_dir)?;
         let (audit, notifier) = audit_log(setup, act);
         Ok(Shell {
             sources: sources(setup, &engine, file),
@@ -189,9 +193,12 @@ pub fn overrides(args: &PolicyArgs) -> Overrides {
     }
 }
 
-fn lock(state_dir: &Path, service: &str, command: &str) -> Result<std::fs::File> {
+/// The state directory, with the service's lock held for `command` (the
+/// lock is released when the file is dropped).
+fn locked(state_dir: &Path, service: &str, command: &str) -> Result<(StateDir, std::fs::File)> {
     let state = StateDir::open(state_dir)?;
-    Ok(state.lock(service, command, SystemClock.now_ms())?)
+    let lock = state.lock(service, command, SystemClock.now_ms())?;
+    Ok((state, lock))
 }
 
 /// `scale-up [N]` / `scale-down [N]`: N is the replica count wanted
@@ -204,9 +211,9 @@ pub fn scale(
     command: &str,
 ) -> Result<ExitCode> {
     let file = file_only(setup, args, command)?;
-    let _lock = lock(setup.state_dir, &file.service, command)?;
+    let (state, _lock) = locked(setup.state_dir, &file.service, command)?;
     runtime()?.block_on(async {
-        let shell = Shell::open(setup, &file, Some(act)).await?;
+        let shell = Shell::open(setup, &file, state, Some(act)).await?;
         shell.reconcile(&file.service).await?;
         let request = Request {
             actor: Actor::Manual,
@@ -277,8 +284,7 @@ fn finish(report: &ScaleReport) -> Result<ExitCode> {
 pub fn reset(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<ExitCode> {
     let file = file_only(setup, args, "reset")?;
     let service = &file.service;
-    let _lock = lock(setup.state_dir, service, "reset")?;
-    let state = StateDir::open(setup.state_dir)?;
+    let (state, _lock) = locked(setup.state_dir, service, "reset")?;
     let now = SystemClock.now_ms();
     let before = state.reset_cooldowns(service, now, act.dry_run)?;
     let ago = |t: Option<TimestampMs>| {
@@ -317,9 +323,9 @@ pub fn check(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<Exit
         &args.policy,
         &overrides(args),
     )?);
-    let _lock = lock(setup.state_dir, &policy.file.service, "check")?;
+    let (state, _lock) = locked(setup.state_dir, &policy.file.service, "check")?;
     runtime()?.block_on(async {
-        let shell = Shell::open(setup, &policy.file, Some(act)).await?;
+        let shell = Shell::open(setup, &policy.file, state, Some(act)).await?;
         shell.reconcile(&policy.file.service).await?;
         let pass = controller::pass(&shell.context(), &policy).await;
         let dry_run = shell.dry_run;
@@ -485,7 +491,8 @@ pub fn report(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
         &overrides(args),
     )?);
     runtime()?.block_on(async {
-        let shell = Shell::open(setup, &policy.file, None).await?;
+        let state = StateDir::open(setup.state_dir)?;
+        let shell = Shell::open(setup, &policy.file, state, None).await?;
         let service = &policy.file.service;
         let seen = controller::look(&shell.context(), &policy).await?;
         let records = shell.audit.records(service)?;
