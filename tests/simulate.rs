@@ -378,6 +378,54 @@ fn an_unknown_shape_or_policy_is_refused() {
         "{}",
         out.stderr
     );
+    for (args, says) in [
+        (
+            ["--shape", "step", "--noise", "0.2"],
+            "--noise: the step shape has no noise (diurnal and web have)",
+        ),
+        (
+            ["--shape", "web", "--noise", "1.5"],
+            "--noise 1.5 must be from 0 to 1",
+        ),
+    ] {
+        let mut all = vec!["simulate", "--duration", "1h"];
+        all.extend_from_slice(&args);
+        let out = run(&all).expect_code(2);
+        assert!(out.stderr.contains(says), "{says}: {}", out.stderr);
+    }
+}
+
+/// The web shape at docs/policies.md's daily swing of 3 to 13 replicas.
+const NOISY_WEB: [&str; 8] = [
+    "--shape",
+    "web",
+    "--base",
+    "180",
+    "--peak",
+    "780",
+    "--max-replicas",
+    "20",
+];
+
+/// `--noise` makes the web shape noisier, and a noisier load moves
+/// target-tracking more often; the report says which noise it replayed.
+#[test]
+fn noisier_web_traffic_is_asked_for_with_noise() {
+    let run_at = |noise: &str| {
+        let mut args = NOISY_WEB.to_vec();
+        args.extend(["--duration", "1d", "--noise", noise]);
+        args.extend(["--policy", "builtin:target-tracking"]);
+        simulate_json(&args)
+    };
+    let (calm, noisy) = (run_at("0"), run_at("0.3"));
+    assert!(
+        noisy["load"].as_str().unwrap().ends_with(", noise 0.3"),
+        "{noisy}"
+    );
+    let actions = |r: &serde_json::Value| row(r, "target-tracking")["actions"].as_u64().unwrap();
+    let peak = |r: &serde_json::Value| row(r, "target-tracking")["peak_replicas"].as_u64().unwrap();
+    assert!(peak(&noisy) > peak(&calm), "{calm}\n{noisy}");
+    assert!(actions(&noisy) > actions(&calm), "{calm}\n{noisy}");
 }
 
 #[test]
@@ -418,22 +466,8 @@ fn the_example_policy_files_validate() {
 /// a day here.)
 #[test]
 fn the_example_policy_files_do_not_follow_noise() {
-    let mut args: Vec<String> = [
-        "--shape",
-        "web",
-        "--duration",
-        "2d",
-        "--base",
-        "180",
-        "--peak",
-        "780",
-        "--max-replicas",
-        "20",
-        "--seed",
-        "1",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args: Vec<String> = NOISY_WEB.map(String::from).to_vec();
+    args.extend(["--duration", "2d", "--seed", "1"].map(String::from));
     for name in ["target-tracking", "predictive", "cost-aware"] {
         args.push("--policy".into());
         args.push(format!("policies/examples/{name}.toml"));

@@ -103,6 +103,10 @@ pub enum Shape {
     Web,
 }
 
+/// The diurnal shape's Gaussian noise: its standard deviation, relative
+/// to the level.
+pub const DIURNAL_NOISE: f64 = 0.05;
+
 impl Shape {
     /// Every shape, by its command-line name.
     pub const ALL: [(&'static str, Shape); 5] = [
@@ -118,19 +122,34 @@ impl Shape {
         Shape::ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
     }
 
+    /// How much noise the shape has unless told otherwise: diurnal's
+    /// Gaussian standard deviation (5%), web's change of the level per
+    /// standard deviation of its bursts ([`web::BURST`]); `None` for the
+    /// shapes without noise.
+    pub fn default_noise(self) -> Option<f64> {
+        match self {
+            Shape::Diurnal => Some(DIURNAL_NOISE),
+            Shape::Web => Some(web::BURST),
+            Shape::Step | Shape::Ramp | Shape::FlashCrowd => None,
+        }
+    }
+
     /// Generate `duration_ms` of the shape at `step_ms`, between `base` and
-    /// `peak` requests per second. `seed` fixes the noise.
+    /// `peak` requests per second. `seed` fixes the noise, `noise` sets
+    /// its size (`None`: [`Shape::default_noise`]; ignored by the shapes
+    /// without noise).
     pub fn generate(
         self,
         duration_ms: DurationMs,
         step_ms: DurationMs,
-        base: f64,
-        peak: f64,
+        (base, peak): (f64, f64),
         seed: u64,
+        noise: Option<f64>,
     ) -> Trace {
         let n = duration_ms.div_ceil(step_ms).max(2) as usize;
+        let noise = noise.or(self.default_noise()).unwrap_or(0.0);
         if self == Shape::Web {
-            let values = web::generate(n, step_ms, base, peak, seed);
+            let values = web::generate(n, step_ms, (base, peak), seed, noise);
             return Trace { step_ms, values };
         }
         let mut rng = SplitMix(seed);
@@ -165,7 +184,7 @@ impl Shape {
                         let day = 86_400_000.0;
                         let phase = (t / day - 4.0 / 24.0) * std::f64::consts::TAU;
                         let mid = base + (peak - base) * (0.5 - 0.5 * phase.cos());
-                        mid * (1.0 + 0.05 * rng.gaussian())
+                        mid * (1.0 + noise * rng.gaussian())
                     }
                     Shape::Web => unreachable!("generated above"),
                 };
@@ -703,8 +722,8 @@ mod tests {
     #[test]
     fn shapes_stay_between_base_and_peak_and_are_reproducible() {
         for (name, shape) in Shape::ALL {
-            let a = shape.generate(86_400_000, 60_000, 100.0, 500.0, 7);
-            let b = shape.generate(86_400_000, 60_000, 100.0, 500.0, 7);
+            let a = shape.generate(86_400_000, 60_000, (100.0, 500.0), 7, None);
+            let b = shape.generate(86_400_000, 60_000, (100.0, 500.0), 7, None);
             assert_eq!(a, b, "{name}");
             assert_eq!(a.values.len(), 1440, "{name}");
             let (lo, hi) = a
@@ -721,7 +740,7 @@ mod tests {
             assert!(lo >= low && hi <= high, "{name}: {lo}..{hi}");
             assert!(hi - lo > 300.0, "{name} barely moves: {lo}..{hi}");
         }
-        let step = Shape::Step.generate(3_000_000, 1000, 1.0, 9.0, 0);
+        let step = Shape::Step.generate(3_000_000, 1000, (1.0, 9.0), 0, None);
         assert_eq!(step.values[999], 1.0);
         assert_eq!(step.values[1000], 9.0);
     }

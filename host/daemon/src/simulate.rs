@@ -97,6 +97,8 @@ pub enum Load {
         peak: f64,
         /// The noise seed.
         seed: u64,
+        /// The noise's size (`None`: the shape's own).
+        noise: Option<f64>,
     },
 }
 
@@ -258,32 +260,8 @@ fn load_trace(options: &Options) -> Result<(Trace, String)> {
             base,
             peak,
             seed,
-        } => {
-            let Some(s) = Shape::parse(shape) else {
-                let names: Vec<&str> = Shape::ALL.iter().map(|(n, _)| *n).collect();
-                return Err(Invalid::new(format!(
-                    "--shape: unknown shape {shape:?} (one of {})",
-                    names.join(", ")
-                ))
-                .into());
-            };
-            if !(base.is_finite() && peak.is_finite() && *base >= 0.0 && *peak >= 0.0) {
-                return Err(Invalid::new(format!(
-                    "--base {base} and --peak {peak} must be finite and not negative"
-                ))
-                .into());
-            }
-            if *duration_ms < 60_000 {
-                return Err(Invalid::new("--duration must be at least 1m").into());
-            }
-            (
-                s.generate(*duration_ms, 1000.min(*duration_ms), *base, *peak, *seed),
-                format!(
-                    "synthetic {shape}, {base} to {peak} req/s over {}",
-                    vedfolnir_core::format_duration(*duration_ms)
-                ),
-            )
-        }
+            noise,
+        } => shape_trace(shape, *duration_ms, (*base, *peak), *seed, *noise)?,
     };
     if !(options.scale.is_finite() && options.scale > 0.0) {
         return Err(Invalid::new(format!("--scale {} must be above 0", options.scale)).into());
@@ -294,6 +272,57 @@ fn load_trace(options: &Options) -> Result<(Trace, String)> {
         format!("{what} x {}", options.scale)
     };
     Ok((trace.scaled(options.scale), what))
+}
+
+/// Generate a built-in shape, checking what the command line asked of it.
+fn shape_trace(
+    shape: &str,
+    duration_ms: u64,
+    (base, peak): (f64, f64),
+    seed: u64,
+    noise: Option<f64>,
+) -> Result<(Trace, String)> {
+    let Some(s) = Shape::parse(shape) else {
+        let names: Vec<&str> = Shape::ALL.iter().map(|(n, _)| *n).collect();
+        return Err(Invalid::new(format!(
+            "--shape: unknown shape {shape:?} (one of {})",
+            names.join(", ")
+        ))
+        .into());
+    };
+    if !(base.is_finite() && peak.is_finite() && base >= 0.0 && peak >= 0.0) {
+        return Err(Invalid::new(format!(
+            "--base {base} and --peak {peak} must be finite and not negative"
+        ))
+        .into());
+    }
+    if duration_ms < 60_000 {
+        return Err(Invalid::new("--duration must be at least 1m").into());
+    }
+    let mut what = format!(
+        "synthetic {shape}, {base} to {peak} req/s over {}",
+        vedfolnir_core::format_duration(duration_ms)
+    );
+    if let Some(n) = noise {
+        if s.default_noise().is_none() {
+            return Err(Invalid::new(format!(
+                "--noise: the {shape} shape has no noise (diurnal and web have)"
+            ))
+            .into());
+        }
+        if !(0.0..=1.0).contains(&n) {
+            return Err(Invalid::new(format!("--noise {n} must be from 0 to 1")).into());
+        }
+        what.push_str(&format!(", noise {n}"));
+    }
+    let trace = s.generate(
+        duration_ms,
+        1000.min(duration_ms),
+        (base, peak),
+        seed,
+        noise,
+    );
+    Ok((trace, what))
 }
 
 /// Load every policy named, with labels that tell rows apart: a label
@@ -828,6 +857,7 @@ mod tests {
                 base: 100.0,
                 peak: 1000.0,
                 seed: 1,
+                noise: None,
             },
             scale: 1.0,
             policies: vec!["builtin:target-tracking".into()],

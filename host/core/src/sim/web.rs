@@ -31,7 +31,8 @@ use crate::model::DurationMs;
 pub const HURST: f64 = 0.8;
 /// How many ON/OFF sources make the bursts.
 pub const SOURCES: usize = 32;
-/// The relative change of the level per standard deviation of the bursts.
+/// The relative change of the level per standard deviation of the
+/// bursts, by default (`simulate --noise` sets another).
 pub const BURST: f64 = 0.15;
 /// The shortest ON or OFF period, ms (the Pareto scale).
 const MIN_PERIOD_MS: f64 = 30_000.0;
@@ -39,8 +40,16 @@ const MIN_PERIOD_MS: f64 = 30_000.0;
 const LULL_EDGE_MS: u64 = 15 * 60_000;
 const DAY_MS: u64 = 86_400_000;
 
-/// `n` points at `step_ms`, between `base` and `peak` requests per second.
-pub fn generate(n: usize, step_ms: DurationMs, base: f64, peak: f64, seed: u64) -> Vec<f64> {
+/// `n` points at `step_ms`, between `base` and `peak` requests per second,
+/// the bursts moving the level by `burst` per standard deviation
+/// ([`BURST`] unless a replay asks for noisier traffic).
+pub fn generate(
+    n: usize,
+    step_ms: DurationMs,
+    (base, peak): (f64, f64),
+    seed: u64,
+    burst: f64,
+) -> Vec<f64> {
     let mut rng = SplitMix(seed);
     let bursts = on_off(n, step_ms, HURST, &mut rng);
     let quiet = quiet_periods(n as u64 * step_ms, &mut rng);
@@ -54,7 +63,7 @@ pub fn generate(n: usize, step_ms: DurationMs, base: f64, peak: f64, seed: u64) 
                 .iter()
                 .map(|&(from, to)| lull_factor(t, from, to))
                 .fold(1.0, f64::min);
-            let level = (daily * lull * (1.0 + BURST * bursts[i])).max(0.0);
+            let level = (daily * lull * (1.0 + burst * bursts[i])).max(0.0);
             poisson(&mut rng, level * step_s) / step_s
         })
         .collect()
@@ -194,17 +203,9 @@ mod tests {
         assert!((0.4..0.6).contains(&h), "white noise H = {h}");
     }
 
-    #[test]
-    fn the_shape_follows_the_day_with_noise_and_the_same_seed_gives_the_same_trace() {
-        let n = 2 * 86_400;
-        let a = generate(n, 1000, 200.0, 900.0, 3);
-        assert_eq!(a, generate(n, 1000, 200.0, 900.0, 3));
-        assert_ne!(a, generate(n, 1000, 200.0, 900.0, 4));
-        let hour = |h: usize| a[h * 3600..(h + 1) * 3600].iter().sum::<f64>() / 3600.0;
-        // Around 04:00 near the base, around 16:00 near the peak.
-        assert!(hour(4) < 400.0, "{}", hour(4));
-        assert!(hour(16) > 600.0, "{}", hour(16));
-        // Minute to minute, the load moves by several percent.
+    /// The relative standard deviation of the per-minute means of
+    /// `a` (one point a second) from 15:00 to 17:00.
+    fn minute_noise(a: &[f64]) -> f64 {
         let minutes: Vec<f64> = a[15 * 3600..17 * 3600]
             .chunks(60)
             .map(|c| c.iter().sum::<f64>() / 60.0)
@@ -212,8 +213,28 @@ mod tests {
         let mean = minutes.iter().sum::<f64>() / minutes.len() as f64;
         let sd =
             (minutes.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / minutes.len() as f64).sqrt();
-        assert!(sd / mean > 0.05, "minute-to-minute noise {}", sd / mean);
+        sd / mean
+    }
+
+    #[test]
+    fn the_shape_follows_the_day_with_noise_and_the_same_seed_gives_the_same_trace() {
+        let n = 2 * 86_400;
+        let a = generate(n, 1000, (200.0, 900.0), 3, BURST);
+        assert_eq!(a, generate(n, 1000, (200.0, 900.0), 3, BURST));
+        assert_ne!(a, generate(n, 1000, (200.0, 900.0), 4, BURST));
+        let hour = |h: usize| a[h * 3600..(h + 1) * 3600].iter().sum::<f64>() / 3600.0;
+        // Around 04:00 near the base, around 16:00 near the peak.
+        assert!(hour(4) < 400.0, "{}", hour(4));
+        assert!(hour(16) > 600.0, "{}", hour(16));
+        // Minute to minute, the load moves by several percent.
+        let noise = minute_noise(&a);
+        assert!(noise > 0.05, "minute-to-minute noise {noise}");
         assert!(a.iter().all(|v| v.is_finite() && *v >= 0.0));
+        // Larger bursts move it more; none leaves the Poisson draws alone.
+        let noisier = minute_noise(&generate(n, 1000, (200.0, 900.0), 3, 2.0 * BURST));
+        assert!(noisier > 1.5 * noise, "{noisier} against {noise}");
+        let calm = minute_noise(&generate(n, 1000, (200.0, 900.0), 3, 0.0));
+        assert!(calm < 0.02, "Poisson arrivals alone: {calm}");
     }
 
     #[test]

@@ -441,6 +441,11 @@ pub struct SimulateArgs {
     /// The seed of the shape's noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The size of the shape's noise, from 0 to 1: diurnal's Gaussian
+    /// standard deviation (default 0.05), web's change of the level per
+    /// standard deviation of its bursts (default 0.15).
+    #[arg(long, conflicts_with = "trace")]
+    pub noise: Option<f64>,
     /// Multiply the load by this (to bring a trace to requests per second
     /// at sensible replica counts).
     #[arg(long, default_value_t = 1.0)]

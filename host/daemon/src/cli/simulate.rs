@@ -22,6 +22,7 @@ pub fn simulate(sandbox: &Sandbox, a: SimulateArgs) -> Result<ExitCode> {
             base: a.base,
             peak: a.peak,
             seed: a.seed,
+            noise: a.noise,
         },
     };
     let policies = if a.policies.is_empty() {
