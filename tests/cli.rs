@@ -175,7 +175,7 @@ fn validate_notes_each_optional_signal_no_source_provides() {
     );
     let out = run(&["validate", path.to_str().unwrap()]).expect_code(0);
     for want in [
-        "note: signals.queue-depth: threshold-score reads queue-depth when it is there; no source provides it",
+        "note: signals.queue-depth: threshold-score can read queue-depth (scored; missing-data rule missing.queue-depth); no source provides it",
         "missing.queue-depth = ",
         "add [signals.queue-depth] with source = \"scrape\"",
         "note: signals.scaling-alerts:",

@@ -49,9 +49,10 @@ pub fn check(
                 continue;
             }
             notes.push(at(format!(
-                "{} reads {signal} when it is there; no source provides it, so it is missing on \
-                 every pass{}. To use it: {}",
+                "{} can read {signal}{}; no source provides it, so it is missing on every pass{}. \
+                 To use it: {}",
                 plugin.name,
+                what_for(&spec.description),
                 missing_rule(&rule, effective),
                 how_to_route(signal)
             )));
@@ -59,6 +60,27 @@ pub fn check(
     }
     (problems, notes)
 }
+
+/// What the plugin says it reads the signal for (its `describe`), so the
+/// operator can tell a signal it always reads from one a parameter
+/// switches on (`tracked against target.queue-depth when set`): the
+/// plugin's words, cut to [`WHAT_FOR_BYTES`] and kept to one line.
+fn what_for(description: &str) -> String {
+    let mut words: String = description
+        .trim()
+        .trim_end_matches('.')
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if words.is_empty() {
+        return words;
+    }
+    vedfolnir_core::bounds::shorten(&mut words, WHAT_FOR_BYTES);
+    format!(" ({words})")
+}
+
+/// Most of a plugin's description of a signal a note quotes.
+const WHAT_FOR_BYTES: usize = 200;
 
 /// What happens to a signal missing on every pass: the plugin's
 /// `missing.<signal>` rule, `key`, when it declares one (threshold-score
@@ -97,6 +119,16 @@ mod tests {
         let mut d = Description::new("queue-only", "0.1.0", "test");
         d.signals = signals;
         d
+    }
+
+    #[test]
+    fn a_plugins_words_for_a_signal_are_quoted_on_one_line_and_bounded() {
+        assert_eq!(what_for("  "), "");
+        assert_eq!(what_for("scored."), " (scored)");
+        assert_eq!(what_for("two\nlines\x1b[31m"), " (two lines [31m)");
+        let long = what_for(&"x".repeat(10_000));
+        assert!(long.len() <= WHAT_FOR_BYTES + 3, "{}", long.len());
+        assert!(long.ends_with("…)"), "{long}");
     }
 
     #[test]
@@ -159,6 +191,14 @@ mod tests {
             notes[1]
         );
         assert!(notes[1].message.contains("alertmanager"), "{}", notes[1]);
+        // The plugin's own words say what it reads each signal for.
+        assert!(
+            notes[0]
+                .message
+                .contains("queue-only can read error-rate (scored);"),
+            "{}",
+            notes[0]
+        );
         assert!(!notes[0].message.contains("alertmanager"), "{}", notes[0]);
         // The file sets the rule itself: it has said what the absence
         // means, and that note goes; the other stays.
