@@ -452,8 +452,9 @@ impl AuditLog {
     /// The newest records (of one service, or all), newest first; the
     /// API's bookkeeping of its own requests (`requested`, `answered`) is
     /// left out. The file is read from its end, a block at a time, until
-    /// `limit` records are found: the status page and `/api/v1/decisions`
-    /// cost the same on a log of years as on one of a day.
+    /// `limit` records are found: what the status page and
+    /// `/api/v1/decisions` cost grows with how far back their records
+    /// are, not with the size of the log.
     pub fn recent(
         &self,
         service: Option<&str>,

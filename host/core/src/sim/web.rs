@@ -230,7 +230,7 @@ mod tests {
         let noise = minute_noise(&a);
         assert!(noise > 0.05, "minute-to-minute noise {noise}");
         assert!(a.iter().all(|v| v.is_finite() && *v >= 0.0));
-        // Larger bursts move it more; none leaves the Poisson draws alone.
+        // Larger bursts move it more; with none, only the Poisson draws do.
         let noisier = minute_noise(&generate(n, 1000, (200.0, 900.0), 3, 2.0 * BURST));
         assert!(noisier > 1.5 * noise, "{noisier} against {noise}");
         let calm = minute_noise(&generate(n, 1000, (200.0, 900.0), 3, 0.0));
