@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::shared::{LoopCommand, Shared};
-use super::status::ShadowView;
+use super::status::{SEED_RECORDS, ShadowView};
 use crate::actuators::DockerActuator;
 use crate::audit::{Actor, AuditRecord, Event, PluginRecord};
 use crate::clock::{SystemClock, format_time};
@@ -394,6 +394,19 @@ fn publish(shared: &Shared, policy: &ReadyPolicy, p: &Pass, divergences: u64) {
         .or_default();
     s.replicas = Some(p.input.current_replicas);
     s.ready = Some(p.input.ready_replicas);
+    if s.history.is_empty() {
+        // The loop's first pass (the daemon started, or the file is new):
+        // the chart begins with what the audit log recorded.
+        match shared
+            .audit
+            .recent(Some(&policy.file.service), SEED_RECORDS)
+        {
+            Ok(records) => s.seed(&records, p.input.now, SEED_RECORDS),
+            Err(e) => {
+                tracing::warn!(error = %e, "the chart starts empty: the audit log was not read")
+            }
+        }
+    }
     s.record(
         p.input.now,
         p.input.current_replicas,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use vedfolnir_core::model::TimestampMs;
 use vedfolnir_core::snapshot::effective_params;
 
-use crate::audit::{PluginRecord, Scores};
+use crate::audit::{AuditRecord, Event, PluginRecord, Scores};
 use crate::clock::{format_time, now_ms};
 use crate::policy::ReadyPolicy;
 use crate::state::LastDecision;
@@ -88,7 +88,8 @@ pub struct ServiceStatus {
     /// as the plugin reads them: what the signals are compared with.
     pub thresholds: Vec<(String, String)>,
     /// (time, running, ready) at each pass of the last [`HISTORY_MS`], for
-    /// the status page's chart.
+    /// the status page's chart; begun from the audit log
+    /// ([`ServiceStatus::seed`]).
     #[serde(skip)]
     pub history: VecDeque<(TimestampMs, u32, u32)>,
 }
@@ -99,7 +100,51 @@ pub const HISTORY_MS: i64 = 12 * 3600 * 1000;
 /// The most passes kept in it (12 h at a 15 s interval).
 pub const HISTORY_POINTS: usize = 2880;
 
+/// How many of a service's newest audit records a new loop reads to begin
+/// its chart ([`ServiceStatus::seed`]).
+pub const SEED_RECORDS: usize = 1000;
+
 impl ServiceStatus {
+    /// Begin an empty history with the replica counts the audit log
+    /// recorded before `now`, so a restarted daemon's chart shows the hours
+    /// before it rather than nothing: the count before the first finished
+    /// scale of the last [`HISTORY_MS`], then what each reached (ready
+    /// taken as running: the log does not record it). `records` are the
+    /// service's newest, newest first ([`crate::audit::AuditLog::recent`]);
+    /// when there are `limit` of them the log may go further back, and the
+    /// history begins at the oldest, not at [`HISTORY_MS`] ago.
+    pub fn seed(&mut self, records: &[AuditRecord], now: TimestampMs, limit: usize) {
+        if !self.history.is_empty() {
+            return;
+        }
+        let mut since = now - HISTORY_MS;
+        if records.len() >= limit
+            && let Some(oldest) = records.last()
+        {
+            since = since.max(oldest.time_ms);
+        }
+        let mut scales: Vec<(TimestampMs, u32, u32)> = records
+            .iter()
+            .filter(|r| r.event == Event::ScaleFinished && !r.dry_run)
+            .filter(|r| r.time_ms >= since && r.time_ms < now)
+            .filter_map(|r| {
+                Some((
+                    r.time_ms,
+                    r.report.as_ref()?.from,
+                    r.report.as_ref()?.reached,
+                ))
+            })
+            .collect();
+        scales.reverse();
+        let Some(&(_, before, _)) = scales.first() else {
+            return;
+        };
+        self.record(since, before, before);
+        for (at, _, reached) in scales {
+            self.record(at, reached, reached);
+        }
+    }
+
     /// Record a pass's replica counts, dropping what is too old.
     pub fn record(&mut self, at: TimestampMs, running: u32, ready: u32) {
         self.history.push_back((at, running, ready));
@@ -144,5 +189,69 @@ impl Status {
             .filter(|p| p.key.ends_with(".threshold") || p.key.starts_with("target."))
             .map(|p| (p.key, p.value.to_string()))
             .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actuators::{Outcome, ScaleReport};
+    use crate::audit::Actor;
+    use vedfolnir_core::model::Direction;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn finished(at: TimestampMs, from: u32, reached: u32, dry_run: bool) -> AuditRecord {
+        AuditRecord {
+            direction: Direction::between(from, reached),
+            from,
+            to: reached,
+            dry_run,
+            report: Some(ScaleReport {
+                from,
+                to: reached,
+                reached,
+                outcome: Outcome::Succeeded,
+                created: vec![],
+                removed: vec![],
+                failed: vec![],
+                error: None,
+                duration_ms: 1,
+            }),
+            ..AuditRecord::new("web", Event::ScaleFinished, Actor::Auto, at)
+        }
+    }
+
+    #[test]
+    fn a_new_loop_begins_its_chart_with_the_scales_the_audit_log_recorded() {
+        let now = 100 * HOUR;
+        // Newest first, as AuditLog::recent gives them.
+        let records = vec![
+            finished(now - HOUR, 4, 3, false),
+            AuditRecord::new("web", Event::Held, Actor::Auto, now - 2 * HOUR),
+            finished(now - 3 * HOUR, 5, 6, true),
+            finished(now - 4 * HOUR, 2, 4, false),
+            finished(now - 20 * HOUR, 1, 2, false),
+        ];
+        let mut s = ServiceStatus::default();
+        s.seed(&records, now, SEED_RECORDS);
+        let want = [
+            (now - HISTORY_MS, 2, 2),
+            (now - 4 * HOUR, 4, 4),
+            (now - HOUR, 3, 3),
+        ];
+        assert_eq!(s.history.iter().copied().collect::<Vec<_>>(), want);
+        // Only an empty history is seeded.
+        s.seed(&[finished(now - HOUR, 9, 9, false)], now, SEED_RECORDS);
+        assert_eq!(s.history.len(), 3);
+        // With as many records as asked for, the log may go further back:
+        // the history begins at the oldest one read.
+        let mut cut = ServiceStatus::default();
+        cut.seed(&records[..4], now, 4);
+        assert_eq!(cut.history.front(), Some(&(now - 4 * HOUR, 2, 2)));
+        // No finished scale in the window: nothing to draw yet.
+        let mut none = ServiceStatus::default();
+        none.seed(&records[4..], now, SEED_RECORDS);
+        assert!(none.history.is_empty());
     }
 }
