@@ -428,6 +428,33 @@ fn noisier_web_traffic_is_asked_for_with_noise() {
     assert!(actions(&noisy) > actions(&calm), "{calm}\n{noisy}");
 }
 
+/// The report's yardstick: the fewest replica-hours with no SLO violation.
+/// Every policy that met the SLO spent at least that, and a higher floor
+/// of replicas raises it.
+#[test]
+fn the_least_possible_replica_hours_is_below_every_policy_that_met_the_slo() {
+    let at = |min: &str| {
+        let mut args = NOISY_WEB.to_vec();
+        args.extend(["--duration", "1d", "--seed", "2", "--min-replicas", min]);
+        simulate_json(&args)
+    };
+    let report = at("1");
+    let least = report["least_replica_hours"].as_f64().unwrap();
+    let mut met = 0;
+    for r in report["results"].as_array().unwrap() {
+        if r["slo_violation_minutes"].as_f64().unwrap() == 0.0 {
+            met += 1;
+            assert!(
+                r["replica_hours"].as_f64().unwrap() >= least,
+                "{least}: {r}"
+            );
+        }
+    }
+    assert!(met >= 2 && least > 0.0, "{report}");
+    let floored = at("6")["least_replica_hours"].as_f64().unwrap();
+    assert!(floored > least, "{least} {floored}");
+}
+
 #[test]
 fn the_shipped_policies_pass_their_golden_scenarios_as_components() {
     for name in ["target-tracking", "predictive", "cost-aware"] {

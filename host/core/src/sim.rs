@@ -441,6 +441,57 @@ impl Service {
     }
 }
 
+/// The fewest replica-hours any scaler could spend on a load without an
+/// SLO-violation step: a yardstick for a policy's replica-hours, not a
+/// count any policy can reach. At every step the replicas must include
+/// the fewest ready ones whose p95 meets `slo` at that step's load (no
+/// fewer than `min_replicas`), and every replica that must be ready
+/// within the model's start-up time, since it exists from its start. It
+/// is what a scaler would spend that knew the load ahead and could change
+/// the count at every step without limits: a step with fewer ready
+/// replicas violates, a backlog only adds to the wait, so no policy
+/// spends less without a violation. `None` when no count meets the SLO
+/// (a p95 below the service time's own).
+pub fn least_replica_hours(
+    model: &ServiceModel,
+    slo: Slo,
+    min_replicas: u32,
+    loads: &[f64],
+    step_ms: DurationMs,
+) -> Option<f64> {
+    let queue = Queue::from_capacity(model.capacity, model.workers);
+    let mut curves = Curves::new(queue);
+    if curves.at(0.0).0 > slo.p95 {
+        return None;
+    }
+    let capacity = queue.capacity();
+    let ready: Vec<u32> = loads
+        .iter()
+        .map(|&load| {
+            let meets = |n: u32, curves: &mut Curves| {
+                let u = load / (f64::from(n) * capacity);
+                u < SATURATED && curves.at(u).0 <= slo.p95
+            };
+            let mut n = ((load / (SATURATED * capacity)).floor() as u32).max(min_replicas.max(1));
+            while !meets(n, &mut curves) {
+                n += 1;
+            }
+            n
+        })
+        .collect();
+    // A replica is ready from the middle of a step at the earliest (as
+    // `Service::advance` judges it) and exists from its start: the steps
+    // it must exist in before it serves.
+    let ahead = (model.startup_ms.saturating_sub(step_ms / 2) / step_ms.max(1)) as usize;
+    let replica_steps: u64 = (0..ready.len())
+        .map(|k| {
+            let end = (k + ahead + 1).min(ready.len());
+            u64::from(ready[k..end].iter().copied().max().unwrap_or(0))
+        })
+        .sum();
+    Some(replica_steps as f64 * step_ms as f64 / 3_600_000.0)
+}
+
 /// The signals the simulator provides, in the order [`History`] stores
 /// them: the well-known ones (the replica count last), and the load itself
 /// as `requests-per-second` (what a Prometheus rate() would give).
@@ -873,5 +924,41 @@ mod tests {
         assert_eq!((t.actions, t.reversals), (4, 1));
         assert_eq!(t.container_starts, 4);
         assert_eq!(t.minutes_between_actions(), Some(31.0 / 3.0));
+    }
+
+    #[test]
+    fn the_least_replica_hours_start_replicas_ahead_of_the_load_that_needs_them() {
+        let model = ServiceModel::default();
+        let slo = Slo {
+            p95: 0.5,
+            error_rate: 0.01,
+        };
+        // 1000 req/s needs 11 replicas at a 0.5 s p95 (10 would be at
+        // 100%); no load needs the minimum.
+        let mut loads = vec![0.0; 8];
+        loads.extend([1000.0; 8]);
+        let hours = |min: u32| least_replica_hours(&model, slo, min, &loads, 15_000).unwrap();
+        // The 11 exist 3 steps (45 s of the 60 s start-up, readiness being
+        // judged mid-step) before the load: 5 x 1 + 11 x 11 steps.
+        assert!(
+            (hours(1) - 126.0 * 15.0 / 3600.0).abs() < 1e-9,
+            "{}",
+            hours(1)
+        );
+        assert!(
+            (hours(2) - 131.0 * 15.0 / 3600.0).abs() < 1e-9,
+            "{}",
+            hours(2)
+        );
+        // A replica that starts ready within one step is needed only then.
+        let instant = ServiceModel {
+            startup_ms: 0,
+            ..model.clone()
+        };
+        let h = least_replica_hours(&instant, slo, 1, &loads, 15_000).unwrap();
+        assert!((h - 96.0 * 15.0 / 3600.0).abs() < 1e-9, "{h}");
+        // An SLO faster than the service itself: no count meets it.
+        let strict = Slo { p95: 0.1, ..slo };
+        assert_eq!(least_replica_hours(&model, strict, 1, &loads, 15_000), None);
     }
 }

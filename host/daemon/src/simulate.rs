@@ -190,6 +190,11 @@ pub struct Report {
     pub step_ms: u64,
     /// One row per policy, in the order given.
     pub results: Vec<Row>,
+    /// The fewest replica-hours any scaler could spend on this load without
+    /// an SLO violation ([`sim::least_replica_hours`], at `--min-replicas`
+    /// or 1): how far above it each policy's are. `None` when no replica
+    /// count meets the SLO.
+    pub least_replica_hours: Option<f64>,
     /// Wall-clock time of the replay, ms.
     pub elapsed_ms: u64,
 }
@@ -425,10 +430,22 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
         interval_ms: options.interval_ms,
         step_ms,
         results: runs.iter().map(|o| o.row.clone()).collect(),
+        least_replica_hours: least_replica_hours(&trace, options, step_ms, steps),
         elapsed_ms,
     };
     write_outputs(options, &report, runs)?;
     Ok(report)
+}
+
+/// The yardstick for the policies' replica-hours: the load at each step,
+/// as the replays see it, at their smallest `min_replicas` (the override,
+/// else 1).
+fn least_replica_hours(trace: &Trace, options: &Options, step_ms: u64, steps: u64) -> Option<f64> {
+    let loads: Vec<f64> = (0..steps)
+        .map(|k| trace.mean(k * step_ms, (k + 1) * step_ms))
+        .collect();
+    let min = options.overrides.min_replicas.unwrap_or(1);
+    sim::least_replica_hours(&options.model, options.slo, min, &loads, step_ms)
 }
 
 /// One policy's replay in progress: the model service behind the
@@ -793,6 +810,13 @@ pub fn table(report: &Report, options: &Options) -> String {
             r.peak_replicas,
             r.mean_p95,
             r.failed_fraction * 100.0
+        );
+    }
+    if let Some(least) = report.least_replica_hours {
+        let _ = writeln!(
+            s,
+            "\nleast possible: {least:.1} replica-hours with no SLO violation (a scaler that knew the load \
+             ahead and changed the count every step; no policy does with less)"
         );
     }
     churn(&mut s, report, width);
