@@ -36,7 +36,9 @@ use crate::clock::{Clock, Stopwatch};
 use crate::engine::EngineError;
 use crate::policy::{Evaluation, ReadyPolicy};
 use crate::sources::{self, Collected, Sources};
-use crate::state::{History, LastDecision, ServiceState, StateError, Store};
+use crate::state::{
+    HELD_REPEAT_MS, HeldSince, History, LastDecision, ServiceState, StateError, Store,
+};
 use crate::telemetry::{self, Stage, Telemetry};
 use action::{Acted, Intent};
 
@@ -172,7 +174,17 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         dry_run: cx.dry_run,
     });
     let direction = judged.evaluation.decision.direction;
-    let report = match plan(cx.dry_run, &judged, &state, &collected) {
+    let planned = plan(cx.dry_run, &judged, &state, &collected, now);
+    let held = (!judged.evaluation.decision.is_scale())
+        .then(|| held_cause(&judged, &collected))
+        .flatten();
+    let note = track_hold(
+        &mut state,
+        held,
+        planned == Plan::Announce(Event::Held),
+        now,
+    );
+    let report = match planned {
         Plan::Act => {
             let intent = intent_of(policy, &judged);
             let Acted { report, at } = action::act(cx, service, &intent).await?;
@@ -182,7 +194,8 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
             Some(report)
         }
         Plan::Announce(event) => {
-            let intent = intent_of(policy, &judged);
+            let mut intent = intent_of(policy, &judged);
+            intent.reasons.extend(note);
             cx.audit
                 .append(&intent.record(service, event, cx.dry_run, now))?;
             if event == Event::WouldScale {
@@ -308,8 +321,15 @@ async fn evaluate(
 /// What a decision leads to. A dry run announces a "would scale" once: the
 /// same would-scale as the last decision (a bound restored repeats every
 /// pass, since nothing moves) is not announced again. A hold is recorded
-/// when the policy or a source failed.
-fn plan(dry_run: bool, judged: &Judged, state: &ServiceState, collected: &Collected) -> Plan {
+/// when the policy or a source failed: when that begins or what fails
+/// changes, and again every [`HELD_REPEAT_MS`] while it lasts.
+fn plan(
+    dry_run: bool,
+    judged: &Judged,
+    state: &ServiceState,
+    collected: &Collected,
+    now: TimestampMs,
+) -> Plan {
     let d = &judged.evaluation.decision;
     if d.is_scale() && !dry_run {
         return Plan::Act;
@@ -324,10 +344,83 @@ fn plan(dry_run: bool, judged: &Judged, state: &ServiceState, collected: &Collec
             Plan::Announce(Event::WouldScale)
         };
     }
-    if judged.evaluation.failure.is_some() || !collected.errors.is_empty() {
-        return Plan::Announce(Event::Held);
+    let Some(cause) = held_cause(judged, collected) else {
+        return Plan::Quiet;
+    };
+    let repeated = state
+        .held
+        .as_ref()
+        .is_some_and(|h| h.cause == cause && now - h.recorded_ms < HELD_REPEAT_MS);
+    if repeated {
+        Plan::Quiet
+    } else {
+        Plan::Announce(Event::Held)
     }
-    Plan::Quiet
+}
+
+/// What a hold is on, when the policy or a source failed: the policy's
+/// failure kind and each source and signal that failed (not their
+/// messages, which carry ages that change every pass).
+fn held_cause(judged: &Judged, collected: &Collected) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(f) = &judged.evaluation.failure {
+        parts.push(format!("policy {}", f.kind.as_str()));
+    }
+    for (kind, signal) in &collected.failed {
+        parts.push(format!("{} {signal}", format!("{kind:?}").to_lowercase()));
+    }
+    if parts.is_empty() && !collected.errors.is_empty() {
+        parts.push("a source".into());
+    }
+    parts.sort();
+    parts.dedup();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// Keep the hold in progress in the state: begun, recorded (with how long
+/// the same cause has held and the passes not recorded since), counted,
+/// or over.
+fn track_hold(
+    state: &mut ServiceState,
+    cause: Option<String>,
+    recorded: bool,
+    now: TimestampMs,
+) -> Option<String> {
+    let Some(cause) = cause else {
+        state.held = None;
+        return None;
+    };
+    let same = state.held.take().filter(|h| h.cause == cause);
+    if !recorded {
+        state.held = Some(match same {
+            Some(h) => HeldSince {
+                unrecorded: h.unrecorded + 1,
+                ..h
+            },
+            None => HeldSince {
+                cause,
+                since_ms: now,
+                recorded_ms: now,
+                unrecorded: 0,
+            },
+        });
+        return None;
+    }
+    let note = same.as_ref().map(|h| {
+        format!(
+            "held on {} for {} ({} passes since the last record of it)",
+            h.cause,
+            vedfolnir_core::format_duration((now - h.since_ms).max(0) as u64),
+            h.unrecorded
+        )
+    });
+    state.held = Some(HeldSince {
+        since_ms: same.map_or(now, |h| h.since_ms),
+        cause,
+        recorded_ms: now,
+        unrecorded: 0,
+    });
+    note
 }
 
 /// What an automatic decision records: the plugin, its scores and

@@ -211,7 +211,30 @@ pub struct ServiceState {
     /// The last decision.
     #[serde(default)]
     pub last_decision: Option<LastDecision>,
+    /// The hold in progress because the policy or a source fails, while it
+    /// lasts.
+    #[serde(default)]
+    pub held: Option<HeldSince>,
 }
+
+/// A hold because the policy or a source fails: recorded in the audit log
+/// when it begins, when what fails changes, and again every
+/// [`HELD_REPEAT_MS`] while it lasts, not on every pass (an outage of a
+/// weekend would be thousands of records).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldSince {
+    /// What fails, e.g. `policy timeout, prometheus response-time-p95`.
+    pub cause: String,
+    /// When this cause began holding.
+    pub since_ms: TimestampMs,
+    /// When a record of it was last written.
+    pub recorded_ms: TimestampMs,
+    /// Passes held on it since, not recorded.
+    pub unrecorded: u64,
+}
+
+/// While a hold's cause is unchanged, it is recorded again after this long.
+pub const HELD_REPEAT_MS: i64 = 60 * 60 * 1000;
 
 /// A dry run's cooldown clocks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

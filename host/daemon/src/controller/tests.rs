@@ -514,6 +514,47 @@ async fn a_failing_source_holds_and_is_counted_against_its_signal() {
     );
 }
 
+/// A source down for hours is a `held` record when it begins, when what
+/// fails changes, and hourly while it lasts, not one every pass.
+#[tokio::test]
+async fn a_hold_on_a_failure_is_recorded_when_it_begins_and_hourly_while_it_lasts() {
+    let mut w = World::new(3, Behaviour::Obey);
+    let failing = || -> Sources {
+        Sources::new().with(Arc::new(FakeSource {
+            cpu: Err("docker stats unreadable: web-1 gone".into()),
+        }))
+    };
+    w.sources = failing();
+    let policy = policy("[signals.cpu]\nsource = \"docker\"\nrequired = true\n");
+    let start = w.clock.now_ms();
+    let at = |w: &World, ms: i64| w.clock.set(start + ms);
+    for k in 0..4 {
+        at(&w, k * 15_000);
+        pass(&w.cx(), &policy).await.unwrap();
+    }
+    assert_eq!(w.events(), [Event::Held]);
+    let held = w.state().held.unwrap();
+    assert_eq!((held.cause.as_str(), held.unrecorded), ("docker cpu", 3));
+    at(&w, HELD_REPEAT_MS);
+    pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(w.events(), [Event::Held, Event::Held]);
+    let records = w.audit.records("web").unwrap();
+    let again = records[1].reasons.join("; ");
+    assert!(
+        again.contains("held on docker cpu for 1h (3 passes since the last record of it)"),
+        "{again}"
+    );
+    // Over: nothing recorded, nothing kept; failing again is a new hold.
+    w.sources = Sources::new().with(Arc::new(FakeSource { cpu: Ok(0.3) }));
+    at(&w, HELD_REPEAT_MS + 15_000);
+    pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!((w.events().len(), w.state().held), (2, None));
+    w.sources = failing();
+    at(&w, HELD_REPEAT_MS + 30_000);
+    pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(w.events().len(), 3);
+}
+
 #[tokio::test]
 async fn a_manual_request_is_clamped_by_the_guard_rule_and_audited_with_it() {
     let w = World::new(3, Behaviour::Obey);
@@ -710,22 +751,25 @@ fn the_plan_acts_announces_or_stays_quiet() {
         ..Default::default()
     };
     // Live: a scale acts; a hold is quiet unless something failed.
-    assert_eq!(plan(false, &judged(2, 3, false), &state, &quiet), Plan::Act);
     assert_eq!(
-        plan(false, &judged(2, 2, false), &state, &quiet),
+        plan(false, &judged(2, 3, false), &state, &quiet, 0),
+        Plan::Act
+    );
+    assert_eq!(
+        plan(false, &judged(2, 2, false), &state, &quiet, 0),
         Plan::Quiet
     );
     assert_eq!(
-        plan(false, &judged(2, 2, true), &state, &quiet),
+        plan(false, &judged(2, 2, true), &state, &quiet, 0),
         Plan::Announce(Event::Held)
     );
     assert_eq!(
-        plan(false, &judged(2, 2, false), &state, &troubled),
+        plan(false, &judged(2, 2, false), &state, &troubled, 0),
         Plan::Announce(Event::Held)
     );
     // A dry run announces a would-scale, once while it repeats.
     assert_eq!(
-        plan(true, &judged(2, 3, false), &state, &quiet),
+        plan(true, &judged(2, 3, false), &state, &quiet, 0),
         Plan::Announce(Event::WouldScale)
     );
     let announced = ServiceState {
@@ -741,11 +785,11 @@ fn the_plan_acts_announces_or_stays_quiet() {
         ..Default::default()
     };
     assert_eq!(
-        plan(true, &judged(2, 3, false), &announced, &quiet),
+        plan(true, &judged(2, 3, false), &announced, &quiet, 0),
         Plan::Quiet
     );
     assert_eq!(
-        plan(true, &judged(2, 4, false), &announced, &quiet),
+        plan(true, &judged(2, 4, false), &announced, &quiet, 0),
         Plan::Announce(Event::WouldScale),
         "another would-scale is announced"
     );
