@@ -9,7 +9,7 @@
 //! mean over `scale-up.window` (2 minutes) needs more replicas, its mean
 //! plus `scale-up.noise-margin` standard deviations (at once, near
 //! saturation); otherwise the mean plus `scale-down.noise-margin` standard
-//! deviations over `scale-down.stabilization` (20 minutes), so a scale-down
+//! deviations over `scale-down.stabilization` (30 minutes), so a scale-down
 //! is sized to the demand's own noise. For each candidate count
 //! the p95 is estimated; the smallest count whose estimate meets `slo.p95`
 //! wins. Two corrections keep the model honest:
@@ -100,7 +100,7 @@ impl Config {
                 format!("must be from 0 to 10, found {margin}"),
             );
         }
-        let calm = Calm::read(&mut p);
+        let calm = Calm::default().read(&mut p);
         let staleness = p.duration("staleness", MINUTE);
         if staleness == 0 {
             p.error("staleness", "must be longer than 0");
@@ -157,7 +157,8 @@ impl Policy for CostAware {
             // A queue model, not a target: it reads the windows and margins,
             // and panics on saturation, not on a ratio.
             .chain(
-                Calm::specs()
+                Calm::default()
+                    .specs()
                     .into_iter()
                     .filter(|s| !["panic.ratio", "scale-up.tolerance"].contains(&s.key.as_str())),
             )

@@ -35,6 +35,16 @@ vedfolnir_sdk::export_policy!(Predictive);
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 60 * MINUTE;
 
+/// The calm decision's defaults, with a 25-minute scale-down window where
+/// target-tracking holds 30: the forecast already spends replica-hours
+/// ahead of each rise (docs/policies.md, "A small, very noisy service").
+fn calm_defaults() -> Calm {
+    Calm {
+        down_window: 25 * MINUTE,
+        ..Calm::default()
+    }
+}
+
 struct Config {
     metric: SignalId,
     tracker: Tracker,
@@ -67,7 +77,7 @@ impl Config {
                 format!("must be from 0 to below 1, found {tolerance}"),
             );
         }
-        let calm = Calm::read(&mut p);
+        let calm = calm_defaults().read(&mut p);
         let startup = p.duration("startup", MINUTE);
         let history = p.duration("history", 72 * HOUR);
         let season = p.duration("season", 24 * HOUR);
@@ -167,7 +177,7 @@ impl Policy for Predictive {
                 ParamSpec::duration("staleness", MINUTE, "a metric whose newest sample is older than this is missing"),
             ]
             .into_iter()
-            .chain(Calm::specs())
+            .chain(calm_defaults().specs())
             .collect(),
         }
     }

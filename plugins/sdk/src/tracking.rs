@@ -239,8 +239,9 @@ impl Spread {
 }
 
 /// How a tracked metric decides without following its noise, each
-/// mechanism a parameter (read with [`Calm::read`], declared with
-/// [`Calm::specs`]):
+/// mechanism a parameter (declared with [`Calm::specs`] and read with
+/// [`Calm::read`], each with a policy's own defaults: `Calm::default()`,
+/// or it with some changed):
 ///
 /// - `scale-up.window` (2m): a scale-up is decided on the mean demand over
 ///   this window, not one sample (0: the newest sample, as HPA does);
@@ -252,7 +253,7 @@ impl Spread {
 /// - `panic.ratio` (1.5): a newest sample asking for this many times the
 ///   replicas scales up on it at once (a CPU that saturates reads at most
 ///   1/target times the replicas, so 1.5 at a 0.6 target is a CPU at 90%);
-/// - `scale-down.stabilization` (20m) and `scale-down.noise-margin` (2): a
+/// - `scale-down.stabilization` (30m) and `scale-down.noise-margin` (2): a
 ///   scale-down goes only as low as the mean plus this many standard
 ///   deviations of the demand over the window asks, hysteresis sized to
 ///   the metric's own noise; `tolerance` (0.1) below the replicas first.
@@ -295,16 +296,16 @@ impl Default for Calm {
             up_tolerance: 0.15,
             up_margin: 2.0,
             panic: 1.5,
-            down_window: 20 * 60_000,
+            down_window: 30 * 60_000,
             down_margin: 2.0,
         }
     }
 }
 
 impl Calm {
-    /// The parameters, with their documented defaults.
-    pub fn specs() -> Vec<crate::ParamSpec> {
-        let d = Calm::default();
+    /// The parameters, with these as their defaults.
+    pub fn specs(&self) -> Vec<crate::ParamSpec> {
+        let d = self;
         vec![
             crate::ParamSpec::duration(
                 "scale-up.window",
@@ -348,9 +349,10 @@ impl Calm {
         )
     }
 
-    /// Read the parameters, recording a problem for each bad value.
-    pub fn read(p: &mut crate::params::Params) -> Calm {
-        let d = Calm::default();
+    /// Read the parameters, these being the defaults, recording a problem
+    /// for each bad value.
+    pub fn read(&self, p: &mut crate::params::Params) -> Calm {
+        let d = self;
         let up_tolerance = p.number("scale-up.tolerance", d.up_tolerance);
         if !(0.0..1.0).contains(&up_tolerance) {
             p.error(
@@ -525,7 +527,8 @@ mod tests {
         assert_eq!(value_at(&replicas, -1), None);
     }
 
-    /// 4 replicas, CPU every 15 s for 20 minutes ending at `now`.
+    /// 4 replicas, CPU every 15 s for 20 minutes ending at `now` (within
+    /// every window of [`Calm::default`]).
     fn cpu(values: impl Fn(i64) -> f64) -> Vec<Sample> {
         (0..=80)
             .map(|i| Sample {
@@ -572,7 +575,7 @@ mod tests {
         let d = decide(&jump);
         assert!(d.basis.starts_with("panic"), "{d:?}");
         assert_eq!(d.want, 7, "{d:?}");
-        // A dip the 20-minute window's noise covers is not followed down.
+        // A dip the window's noise covers is not followed down.
         let dip = cpu(|i| {
             if i >= 76 {
                 0.3

@@ -15,7 +15,7 @@
 //! the newest sample asks for `panic.ratio` (1.5) times them, to what the
 //! mean plus `scale-up.noise-margin` (2) standard deviations asks; and down
 //! only as far as the mean plus `scale-down.noise-margin` (2) standard
-//! deviations over `scale-down.stabilization` (20 minutes) allows
+//! deviations over `scale-down.stabilization` (30 minutes) allows
 //! (`tracking::Calm`, recomputed from the windows because a policy keeps
 //! nothing between evaluations). Several metrics: the largest count wins
 //! (HPA). Like HPA, a metric that is missing or stale never lets the
@@ -112,7 +112,7 @@ impl Config {
         if staleness == 0 {
             p.error("staleness", "must be longer than 0");
         }
-        let calm = Calm::read(&mut p);
+        let calm = Calm::default().read(&mut p);
         if metrics.is_empty() && !bad_target {
             p.error(
                 "target.cpu",
@@ -134,7 +134,7 @@ impl Policy for TargetTracking {
         Description {
             name: "target-tracking".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Holds each metric near its target with the Kubernetes HPA's formula, desired = ceil(current x value / target), the largest of several metrics, without following noise: up on a 2-minute mean past a 15% band (at once near saturation), down only as far as the noise over 20 minutes allows.".into(),
+            summary: "Holds each metric near its target with the Kubernetes HPA's formula, desired = ceil(current x value / target), the largest of several metrics, without following noise: up on a 2-minute mean past a 15% band (at once near saturation), down only as far as the noise over 30 minutes allows.".into(),
             signals: vec![
                 SignalSpec::optional(SignalId::Cpu, "tracked against target.cpu (per-replica average)"),
                 SignalSpec::optional(SignalId::Memory, "tracked against target.memory when set"),
@@ -152,7 +152,7 @@ impl Policy for TargetTracking {
                 ParamSpec::duration("staleness", MINUTE, "a metric whose newest sample is older than this is missing"),
             ]
             .into_iter()
-            .chain(Calm::specs())
+            .chain(Calm::default().specs())
             .collect(),
         }
     }
