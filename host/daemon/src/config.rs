@@ -176,6 +176,17 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// The kind as a policy file names it (`model` for a replay's).
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Docker => "docker",
+            SourceKind::Prometheus => "prometheus",
+            SourceKind::Alertmanager => "alertmanager",
+            SourceKind::Scrape => "scrape",
+            SourceKind::Model => "model",
+        }
+    }
+
     /// Every kind, in the order a pass asks them.
     pub const ALL: [SourceKind; 5] = [
         SourceKind::Docker,

@@ -174,10 +174,10 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         dry_run: cx.dry_run,
     });
     let direction = judged.evaluation.decision.direction;
-    let planned = plan(cx.dry_run, &judged, &state, &collected, now);
     let held = (!judged.evaluation.decision.is_scale())
         .then(|| held_cause(&judged, &collected))
         .flatten();
+    let planned = plan(cx.dry_run, &judged, &state, held.as_deref(), now);
     let note = track_hold(
         &mut state,
         held,
@@ -321,13 +321,14 @@ async fn evaluate(
 /// What a decision leads to. A dry run announces a "would scale" once: the
 /// same would-scale as the last decision (a bound restored repeats every
 /// pass, since nothing moves) is not announced again. A hold is recorded
-/// when the policy or a source failed: when that begins or what fails
-/// changes, and again every [`HELD_REPEAT_MS`] while it lasts.
+/// when the policy or a source failed (`held`, its [`held_cause`]): when
+/// that begins or what fails changes, and again every [`HELD_REPEAT_MS`]
+/// while it lasts.
 fn plan(
     dry_run: bool,
     judged: &Judged,
     state: &ServiceState,
-    collected: &Collected,
+    held: Option<&str>,
     now: TimestampMs,
 ) -> Plan {
     let d = &judged.evaluation.decision;
@@ -344,7 +345,7 @@ fn plan(
             Plan::Announce(Event::WouldScale)
         };
     }
-    let Some(cause) = held_cause(judged, collected) else {
+    let Some(cause) = held else {
         return Plan::Quiet;
     };
     let repeated = state
@@ -367,7 +368,7 @@ fn held_cause(judged: &Judged, collected: &Collected) -> Option<String> {
         parts.push(format!("policy {}", f.kind.as_str()));
     }
     for (kind, signal) in &collected.failed {
-        parts.push(format!("{} {signal}", format!("{kind:?}").to_lowercase()));
+        parts.push(format!("{} {signal}", kind.name()));
     }
     if parts.is_empty() && !collected.errors.is_empty() {
         parts.push("a source".into());

@@ -752,24 +752,54 @@ fn the_plan_acts_announces_or_stays_quiet() {
     };
     // Live: a scale acts; a hold is quiet unless something failed.
     assert_eq!(
-        plan(false, &judged(2, 3, false), &state, &quiet, 0),
+        plan(
+            false,
+            &judged(2, 3, false),
+            &state,
+            held_cause(&judged(2, 3, false), &quiet).as_deref(),
+            0
+        ),
         Plan::Act
     );
     assert_eq!(
-        plan(false, &judged(2, 2, false), &state, &quiet, 0),
+        plan(
+            false,
+            &judged(2, 2, false),
+            &state,
+            held_cause(&judged(2, 2, false), &quiet).as_deref(),
+            0
+        ),
         Plan::Quiet
     );
     assert_eq!(
-        plan(false, &judged(2, 2, true), &state, &quiet, 0),
+        plan(
+            false,
+            &judged(2, 2, true),
+            &state,
+            held_cause(&judged(2, 2, true), &quiet).as_deref(),
+            0
+        ),
         Plan::Announce(Event::Held)
     );
     assert_eq!(
-        plan(false, &judged(2, 2, false), &state, &troubled, 0),
+        plan(
+            false,
+            &judged(2, 2, false),
+            &state,
+            held_cause(&judged(2, 2, false), &troubled).as_deref(),
+            0
+        ),
         Plan::Announce(Event::Held)
     );
     // A dry run announces a would-scale, once while it repeats.
     assert_eq!(
-        plan(true, &judged(2, 3, false), &state, &quiet, 0),
+        plan(
+            true,
+            &judged(2, 3, false),
+            &state,
+            held_cause(&judged(2, 3, false), &quiet).as_deref(),
+            0
+        ),
         Plan::Announce(Event::WouldScale)
     );
     let announced = ServiceState {
@@ -785,11 +815,23 @@ fn the_plan_acts_announces_or_stays_quiet() {
         ..Default::default()
     };
     assert_eq!(
-        plan(true, &judged(2, 3, false), &announced, &quiet, 0),
+        plan(
+            true,
+            &judged(2, 3, false),
+            &announced,
+            held_cause(&judged(2, 3, false), &quiet).as_deref(),
+            0
+        ),
         Plan::Quiet
     );
     assert_eq!(
-        plan(true, &judged(2, 4, false), &announced, &quiet, 0),
+        plan(
+            true,
+            &judged(2, 4, false),
+            &announced,
+            held_cause(&judged(2, 4, false), &quiet).as_deref(),
+            0
+        ),
         Plan::Announce(Event::WouldScale),
         "another would-scale is announced"
     );
