@@ -37,7 +37,7 @@ const HOUR: u64 = 60 * MINUTE;
 
 /// The calm decision's defaults, with a 25-minute scale-down window where
 /// target-tracking holds 30: the forecast already spends replica-hours
-/// ahead of each rise (docs/policies.md, "A small, very noisy service").
+/// ahead of each rise (docs/policies.md, "A small service under heavy noise").
 fn calm_defaults() -> Calm {
     Calm {
         down_window: 25 * MINUTE,
