@@ -483,12 +483,21 @@ pub fn least_replica_hours(
     // `Service::advance` judges it) and exists from its start: the steps
     // it must exist in before it serves.
     let ahead = (model.startup_ms.saturating_sub(step_ms / 2) / step_ms.max(1)) as usize;
-    let replica_steps: u64 = (0..ready.len())
-        .map(|k| {
-            let end = (k + ahead + 1).min(ready.len());
-            u64::from(ready[k..end].iter().copied().max().unwrap_or(0))
-        })
-        .sum();
+    // The highest of `ready[k..=k + ahead]` for every k, from the end: a
+    // queue of the steps that can still be a window's highest, their
+    // counts falling, so a long start-up at a short step stays linear.
+    let mut highest: VecDeque<usize> = VecDeque::new();
+    let mut replica_steps = 0u64;
+    for k in (0..ready.len()).rev() {
+        while highest.back().is_some_and(|&j| ready[j] <= ready[k]) {
+            highest.pop_back();
+        }
+        highest.push_back(k);
+        if highest.front().is_some_and(|&j| j > k + ahead) {
+            highest.pop_front();
+        }
+        replica_steps += u64::from(ready[highest[0]]);
+    }
     Some(replica_steps as f64 * step_ms as f64 / 3_600_000.0)
 }
 
@@ -957,6 +966,20 @@ mod tests {
         };
         let h = least_replica_hours(&instant, slo, 1, &loads, 15_000).unwrap();
         assert!((h - 96.0 * 15.0 / 3600.0).abs() < 1e-9, "{h}");
+        // On a noisy load, each step's count (alone, no start-up) and the
+        // highest over the 3 steps ahead summed by hand give the same.
+        let mut rng = SplitMix(7);
+        let noisy: Vec<f64> = (0..500).map(|_| rng.uniform() * 2000.0).collect();
+        let alone = |load: f64| {
+            let h = least_replica_hours(&instant, slo, 1, &[load], 15_000).unwrap();
+            (h * 3600.0 / 15.0).round() as u64
+        };
+        let counts: Vec<u64> = noisy.iter().map(|&l| alone(l)).collect();
+        let by_hand: u64 = (0..counts.len())
+            .map(|k| *counts[k..(k + 4).min(counts.len())].iter().max().unwrap())
+            .sum();
+        let h = least_replica_hours(&model, slo, 1, &noisy, 15_000).unwrap();
+        assert_eq!((h * 3600.0 / 15.0).round() as u64, by_hand);
         // An SLO faster than the service itself: no count meets it.
         let strict = Slo { p95: 0.1, ..slo };
         assert_eq!(least_replica_hours(&model, strict, 1, &loads, 15_000), None);
