@@ -750,56 +750,31 @@ fn the_plan_acts_announces_or_stays_quiet() {
         errors: vec!["web-1: stats unreadable".into()],
         ..Default::default()
     };
+    // As a pass plans: what a hold would be on, then the plan.
+    let decide = |dry_run: bool, j: Judged, state: &ServiceState, collected: &Collected| {
+        let held = held_cause(&j, collected);
+        plan(dry_run, &j, state, held.as_deref(), 0)
+    };
     // Live: a scale acts; a hold is quiet unless something failed.
     assert_eq!(
-        plan(
-            false,
-            &judged(2, 3, false),
-            &state,
-            held_cause(&judged(2, 3, false), &quiet).as_deref(),
-            0
-        ),
+        decide(false, judged(2, 3, false), &state, &quiet),
         Plan::Act
     );
     assert_eq!(
-        plan(
-            false,
-            &judged(2, 2, false),
-            &state,
-            held_cause(&judged(2, 2, false), &quiet).as_deref(),
-            0
-        ),
+        decide(false, judged(2, 2, false), &state, &quiet),
         Plan::Quiet
     );
     assert_eq!(
-        plan(
-            false,
-            &judged(2, 2, true),
-            &state,
-            held_cause(&judged(2, 2, true), &quiet).as_deref(),
-            0
-        ),
+        decide(false, judged(2, 2, true), &state, &quiet),
         Plan::Announce(Event::Held)
     );
     assert_eq!(
-        plan(
-            false,
-            &judged(2, 2, false),
-            &state,
-            held_cause(&judged(2, 2, false), &troubled).as_deref(),
-            0
-        ),
+        decide(false, judged(2, 2, false), &state, &troubled),
         Plan::Announce(Event::Held)
     );
     // A dry run announces a would-scale, once while it repeats.
     assert_eq!(
-        plan(
-            true,
-            &judged(2, 3, false),
-            &state,
-            held_cause(&judged(2, 3, false), &quiet).as_deref(),
-            0
-        ),
+        decide(true, judged(2, 3, false), &state, &quiet),
         Plan::Announce(Event::WouldScale)
     );
     let announced = ServiceState {
@@ -815,23 +790,11 @@ fn the_plan_acts_announces_or_stays_quiet() {
         ..Default::default()
     };
     assert_eq!(
-        plan(
-            true,
-            &judged(2, 3, false),
-            &announced,
-            held_cause(&judged(2, 3, false), &quiet).as_deref(),
-            0
-        ),
+        decide(true, judged(2, 3, false), &announced, &quiet),
         Plan::Quiet
     );
     assert_eq!(
-        plan(
-            true,
-            &judged(2, 4, false),
-            &announced,
-            held_cause(&judged(2, 4, false), &quiet).as_deref(),
-            0
-        ),
+        decide(true, judged(2, 4, false), &announced, &quiet),
         Plan::Announce(Event::WouldScale),
         "another would-scale is announced"
     );
