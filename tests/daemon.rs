@@ -978,3 +978,93 @@ fn the_daemons_from_scratch_image_runs_from_its_compose_file_and_scales_through_
     assert!(logs.stdout.contains("SCALE UP 1 -> 2"), "{}", logs.stdout);
     drop(down);
 }
+
+/// A reader of the daemon's standard output that goes away (a closed pipe,
+/// a log shipper that restarted) stops neither a pass nor the daemon, and
+/// a one-shot command's closed pipe ends it quietly.
+#[test]
+fn a_reader_that_goes_away_stops_neither_the_daemon_nor_a_command() {
+    let bin = env!("CARGO_BIN_EXE_vedfolnir-autoscaler");
+    let simulate = Command::new(bin)
+        .current_dir(crate::util::root())
+        .args(["simulate", "--shape", "step", "--duration", "1h"])
+        .args(["--policy", "builtin:target-tracking"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the report is written.
+    let mut simulate = simulate;
+    drop(simulate.stdout.take());
+    let out = simulate.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // A service on no engine: every pass fails, holds, and says so on
+    // standard output, which nobody reads.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("gone.toml");
+    std::fs::write(
+        &policy,
+        "service = \"reader-gone\"\nplugin = \"builtin:threshold-score\"\n[target]\nproject = \"reader-gone-nowhere\"\n",
+    )
+    .unwrap();
+    let mut daemon = Command::new(bin)
+        .args(["run", "--dry-run", "--interval", "1s", "--policies"])
+        .arg(&policy)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("VEDFOLNIR_STATE_DIR", dir.path().join("state"))
+        .env("VEDFOLNIR_LOG", "warn")
+        .env_remove("VEDFOLNIR_API_TOKEN")
+        .env_remove("VEDFOLNIR_ALERTMANAGER_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(daemon.stdout.take());
+    let stderr = daemon.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen
+        .iter()
+        .filter(|l: &&String| l.contains("pass failed"))
+        .count()
+        < 3
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("fewer than 3 failed passes in 60 s:\n{}", seen.join("\n")),
+        }
+    }
+    assert!(
+        matches!(daemon.try_wait(), Ok(None)),
+        "the daemon stopped:\n{}",
+        seen.join("\n")
+    );
+    Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    let status = daemon.wait().unwrap();
+    seen.extend(lines.try_iter());
+    assert!(status.success(), "{status}:\n{}", seen.join("\n"));
+    assert!(
+        !seen.iter().any(|l| l.contains("panicked")),
+        "{}",
+        seen.join("\n")
+    );
+}

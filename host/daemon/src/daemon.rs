@@ -177,7 +177,7 @@ async fn serve(
     print_banner(&options, registry.services(), addr);
     watch_until_stopped(&mut registry, &shared, events).await?;
     drop(watcher);
-    println!("vedfolnir-autoscaler: stopping after the passes in flight");
+    outln!("vedfolnir-autoscaler: stopping after the passes in flight");
     // Refuse new requests; the loops answer those already queued.
     shared
         .stopping
@@ -203,7 +203,7 @@ async fn serve(
 }
 
 fn print_banner(options: &RunOptions, services: usize, addr: std::net::SocketAddr) {
-    println!(
+    outln!(
         "vedfolnir-autoscaler: {} service(s), every {}{}, http://{addr} (/api/v1/status, /api/v1/decisions, /metrics, /health); watching {}{}",
         services,
         vedfolnir_core::format_duration(options.interval.as_millis() as u64),
@@ -252,9 +252,9 @@ async fn watch_until_stopped(
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = hup.recv() => {
-                println!("vedfolnir-autoscaler: SIGHUP, rescanning the policies");
+                outln!("vedfolnir-autoscaler: SIGHUP, rescanning the policies");
                 if registry.rescan(shared).await == 0 {
-                    println!("vedfolnir-autoscaler: no policy changed");
+                    outln!("vedfolnir-autoscaler: no policy changed");
                 }
             }
             Some(()) = events.recv() => {

@@ -5,6 +5,27 @@
 //! opens the parsers of untrusted input to the fuzz targets in `fuzz/`.
 #![forbid(unsafe_code)]
 
+/// `print!` for a command's output, that a closed reader does not panic
+/// ([`console`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::console::write(format_args!($($arg)*))
+    };
+}
+
+/// `outln!` for a command's output, that a closed reader does not panic
+/// ([`console`]).
+macro_rules! outln {
+    () => {
+        $crate::console::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::console::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+mod console;
+
 // The pipeline, from where a metric enters to where the engine is touched
 // (docs/architecture.md draws it):
 mod actuators;

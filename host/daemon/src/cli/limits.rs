@@ -480,12 +480,12 @@ fn print(rows: &[Row], json: bool) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     if let Some((_, path, table, _, _)) = rows.first() {
         let r = &table.resources;
-        println!(
+        outln!(
             "table ({}): cpus {}, memory {}, pids {}, memory reservation {}, cpu reservation {} (not applied per container)",
             path.display(),
             cpus_text(r.cpus),
@@ -497,7 +497,7 @@ fn print(rows: &[Row], json: bool) -> Result<()> {
     }
     for (name, _, _, actual, mismatches) in rows {
         if mismatches.is_empty() {
-            println!(
+            outln!(
                 "ok        {name}: cpus {}, memory {}, pids {}, memory reservation {}",
                 cpus_text(actual.cpus),
                 bytes_text(actual.memory),
@@ -506,9 +506,12 @@ fn print(rows: &[Row], json: bool) -> Result<()> {
             );
         }
         for m in mismatches {
-            println!(
+            outln!(
                 "MISMATCH  {}: {} is {}, the table says {}",
-                m.container, m.field, m.actual, m.expected
+                m.container,
+                m.field,
+                m.actual,
+                m.expected
             );
         }
     }

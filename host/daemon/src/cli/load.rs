@@ -309,9 +309,9 @@ pub fn run(args: &LoadArgs) -> Result<ExitCode> {
         }
         let summary = send(targets, first, pace, args).await;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&summary.to_json())?);
+            outln!("{}", serde_json::to_string_pretty(&summary.to_json())?);
         } else {
-            print!("{}", summary.render(&what));
+            out!("{}", summary.render(&what));
         }
         if summary.served == 0 {
             return Err(anyhow::anyhow!(

@@ -83,9 +83,9 @@ pub fn evaluate(
             "failure": evaluation.failure,
             "decision": evaluation.decision,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print!("{}", render::decision(&policy, &input, &evaluation));
+        out!("{}", render::decision(&policy, &input, &evaluation));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -102,14 +102,14 @@ pub fn validate(sandbox: &Sandbox, paths: &[PathBuf]) -> Result<ExitCode> {
     for path in paths {
         match ReadyPolicy::load(sandbox, path, &Overrides::default()) {
             Ok(p) => {
-                println!(
+                outln!(
                     "{}: ok ({} for service {})",
                     path.display(),
                     p.plugin.id(),
                     p.file.service
                 );
                 for note in &p.notes {
-                    println!("  note: {}: {}", note.key, note.message);
+                    outln!("  note: {}: {}", note.key, note.message);
                 }
             }
             Err(PolicyError::Config(Problems(mut list))) => problems.append(&mut list),
@@ -138,15 +138,15 @@ pub fn plugin_check(sandbox: &Sandbox, file: &str, json: bool) -> Result<ExitCod
     });
     let failed_stage = outcome.as_ref().err().map(|e| e.stage);
     if !json {
-        println!("checking {file}");
+        outln!("checking {file}");
         for stage in Stage::ALL {
             match failed_stage {
                 Some(f) if f == stage => {
                     let e = outcome.as_ref().unwrap_err();
-                    println!("  FAILED {:<10} {}", stage.as_str(), e.message);
+                    outln!("  FAILED {:<10} {}", stage.as_str(), e.message);
                     break;
                 }
-                _ => println!("  ok     {}", stage.as_str()),
+                _ => outln!("  ok     {}", stage.as_str()),
             }
         }
     }
@@ -155,11 +155,11 @@ pub fn plugin_check(sandbox: &Sandbox, file: &str, json: bool) -> Result<ExitCod
         eprintln!("note: {note}");
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(plugin.description())?);
+        outln!("{}", serde_json::to_string_pretty(plugin.description())?);
     } else {
         let d = plugin.description();
         let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-        println!(
+        outln!(
             "{} {}: {}, {}; checked in {} ms",
             d.name,
             d.version,
@@ -167,7 +167,7 @@ pub fn plugin_check(sandbox: &Sandbox, file: &str, json: bool) -> Result<ExitCod
             count(d.params.len(), "parameter"),
             started.elapsed_ms()
         );
-        println!("digest sha256:{}", plugin.id().digest);
+        outln!("digest sha256:{}", plugin.id().digest);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -184,7 +184,7 @@ pub fn plugin_test(sandbox: &Sandbox, file: &str, scenario_paths: &[PathBuf]) ->
                 path.display()
             ))
         })?;
-        println!(
+        outln!(
             "{} ({} scenarios)",
             path.display(),
             scenarios.scenarios.len()
@@ -202,17 +202,17 @@ pub fn plugin_test(sandbox: &Sandbox, file: &str, scenario_paths: &[PathBuf]) ->
         for (name, mismatches) in scenarios.run(plugin.description(), validate, evaluate) {
             if mismatches.is_empty() {
                 passed += 1;
-                println!("  ok    {name}");
+                outln!("  ok    {name}");
             } else {
                 failed += 1;
-                println!("  FAIL  {name}");
+                outln!("  FAIL  {name}");
                 for m in mismatches {
-                    println!("          {m}");
+                    outln!("          {m}");
                 }
             }
         }
     }
-    println!("scenarios: {passed} passed, {failed} failed");
+    outln!("scenarios: {passed} passed, {failed} failed");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -225,7 +225,7 @@ pub fn plugin_list(sandbox: &Sandbox) -> Result<ExitCode> {
     for (name, _, bytes) in vedfolnir_plugin_artifacts::POLICIES {
         let plugin = sandbox.load_bytes(&format!("builtin:{name}"), bytes)?;
         let d = plugin.description();
-        println!("builtin:{name}  {}  {}", d.version, d.summary);
+        outln!("builtin:{name}  {}  {}", d.version, d.summary);
     }
     Ok(ExitCode::SUCCESS)
 }

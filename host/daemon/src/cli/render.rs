@@ -75,7 +75,7 @@ fn reason_line(r: &Reason) -> String {
 /// Print what a scale did, replica by replica (or as JSON).
 pub fn print_report(report: &ScaleReport, json: bool) {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(report).expect("reports serialize")
         );
@@ -103,7 +103,7 @@ pub fn print_report(report: &ScaleReport, json: bool) {
     if let Some(e) = &report.error {
         let _ = writeln!(out, "  error: {e}");
     }
-    print!("{out}");
+    out!("{out}");
 }
 
 /// A fraction as a percentage, or "missing".

@@ -234,15 +234,15 @@ pub fn run(name: &str, dir: Option<PathBuf>, sdk: Option<&str>) -> Result<ExitCo
         "target/wasm32-wasip2/release/{}.wasm",
         name.replace('-', "_")
     );
-    println!(
+    outln!(
         "created {} (policy {name}, {})",
         dir.display(),
         sdk.dependency()
     );
     for (path, _) in &files {
-        println!("  {path}");
+        outln!("  {path}");
     }
-    println!(
+    outln!(
         "next:\n  cd {}\n  cargo test                                   # the scenarios, natively\n  \
          rustup target add wasm32-wasip2              # once\n  \
          cargo build --target wasm32-wasip2 --release\n  \

@@ -238,13 +238,14 @@ fn print_manual(what: &str, outcome: manual::Outcome, json: bool) -> Result<Exit
     }
     match outcome {
         manual::Outcome::NothingToDo { at, .. } => {
-            println!("{what}: already at {at} replica(s); nothing to do");
+            outln!("{what}: already at {at} replica(s); nothing to do");
             Ok(ExitCode::SUCCESS)
         }
         manual::Outcome::WouldScale { decision: d, .. } => {
-            println!(
+            outln!(
                 "dry run: would scale {} -> {} (audited as would-scale; nothing changed)",
-                d.current, d.target
+                d.current,
+                d.target
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -312,7 +313,7 @@ pub fn reset(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<Exit
         close_audit(audit, notifier).await;
         written
     })?;
-    println!("{service}: {what}; the audit log and sample history are kept");
+    outln!("{service}: {what}; the audit log and sample history are kept");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -360,18 +361,18 @@ fn print_check(
             "shadow": p.shadow,
             "scale": p.report,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    print!(
+    out!(
         "{}",
         render::check(policy, &p.input, e, p.collected.usage.as_ref())
     );
     if dry_run && e.decision.is_scale() {
-        println!("dry run: not acting (would scale; the dry-run cooldown starts)");
+        outln!("dry run: not acting (would scale; the dry-run cooldown starts)");
     }
     if let Some(sh) = &p.shadow {
-        println!(
+        outln!(
             "shadow {}: {} to {}{}",
             policy
                 .shadow
@@ -450,7 +451,7 @@ fn print_health(
     json: bool,
 ) -> Result<()> {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "engine": { "host": engine.host, "version": engine.version, "api_version": engine.api_version },
@@ -464,20 +465,23 @@ fn print_health(
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "engine: ok ({}, Docker {}, API {})",
-        engine.host, engine.version, engine.api_version
+        engine.host,
+        engine.version,
+        engine.api_version
     );
-    println!("target: {} found", actuator.describe());
+    outln!("target: {} found", actuator.describe());
     if let Some(p) = prometheus {
-        println!("prometheus: {p}");
+        outln!("prometheus: {p}");
     }
-    println!(
+    outln!(
         "replicas: {} running, {} ready",
-        observed.running, observed.ready
+        observed.running,
+        observed.ready
     );
     for r in &observed.replicas {
-        println!("  {:<28} {:<10} {:?}", r.name, r.state, r.readiness);
+        outln!("  {:<28} {:<10} {:?}", r.name, r.state, r.readiness);
     }
     Ok(())
 }
@@ -500,7 +504,7 @@ pub fn report(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
         if args.json {
             print_report_json(&policy, &shell, &seen, &records)?;
         } else {
-            print!("{}", report_text(&policy, &shell, &seen, &records, now));
+            out!("{}", report_text(&policy, &shell, &seen, &records, now));
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -519,7 +523,7 @@ fn print_report_json(
     seen: &controller::Look,
     records: &[AuditRecord],
 ) -> Result<()> {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
             "service": policy.file.service,

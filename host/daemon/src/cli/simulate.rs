@@ -64,11 +64,11 @@ pub fn simulate(sandbox: &Sandbox, a: SimulateArgs) -> Result<ExitCode> {
     };
     let report = crate::simulate::run(sandbox, &options)?;
     if options.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", crate::simulate::table(&report, &options));
+        out!("{}", crate::simulate::table(&report, &options));
         if let Some(path) = &options.chart {
-            println!("\nchart: {}", path.display());
+            outln!("\nchart: {}", path.display());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -330,7 +330,7 @@ impl Registry {
             .collect();
         for path in &gone {
             if let Some(entry) = self.serving.remove(path) {
-                println!(
+                outln!(
                     "vedfolnir-autoscaler: {} removed: {} is no longer scaled (after its pass in flight)",
                     path.display(),
                     entry.service
@@ -381,7 +381,7 @@ impl Registry {
                         message: one_line(&e.to_string()),
                     };
                     tracing::error!(path = %path.display(), stage = %f.stage, error = %f.message, "module rejected");
-                    println!(
+                    outln!(
                         "vedfolnir-autoscaler: module {} rejected at {}: {}",
                         path.display(),
                         f.stage,
@@ -434,7 +434,7 @@ impl Registry {
             }
             // The file now scales another service: stop the old loop.
             let old = self.serving.remove(path).expect("present");
-            println!(
+            outln!(
                 "vedfolnir-autoscaler: {} now scales {service}, not {}",
                 path.display(),
                 old.service
@@ -525,7 +525,7 @@ impl Registry {
             Ok(what) => {
                 self.failed.remove(path);
                 clear_error(&mut status.load_errors, shared, &key);
-                println!(
+                outln!(
                     "vedfolnir-autoscaler: {what} in {}",
                     vedfolnir_core::format_duration(started.elapsed_ms())
                 );
@@ -538,7 +538,7 @@ impl Registry {
                 }
                 let serving = self.serving.contains_key(path);
                 tracing::error!(path = %path.display(), stage = %f.stage, error = %f.message, "policy load failed");
-                println!(
+                outln!(
                     "vedfolnir-autoscaler: reload of {} failed at {}, {}: {}",
                     path.display(),
                     f.stage,

@@ -92,7 +92,7 @@ pub fn retire(shared: &Arc<Shared>, service: &str, spawned: Spawned) {
         spawned.stop().await;
         // The pass that was in flight may have published meanwhile.
         forget(&s, &service);
-        println!("{service}: stopped; its lock is released");
+        outln!("{service}: stopped; its lock is released");
     });
     shared.retiring.lock().expect("retiring lock").push(waiter);
 }
@@ -149,7 +149,7 @@ async fn ready<'a>(
     if !s.reconciled {
         let service = &policy.file.service;
         for r in reconcile::reconcile(&s.context(shared), service).await? {
-            println!("{service}: {}", reconcile::describe(&r));
+            outln!("{service}: {}", reconcile::describe(&r));
         }
         s.reconciled = true;
     }
@@ -250,7 +250,7 @@ async fn turn(
     }
     // The pass runs to its end even if a stop arrives meanwhile.
     let p = controller::pass(&cx, policy).await?;
-    println!("{}", decision_line(&policy.file.service, &p, cx.dry_run));
+    outln!("{}", decision_line(&policy.file.service, &p, cx.dry_run));
     if record_divergence(shared, policy, &p, &mut divergence.last) {
         divergence.count += 1;
     }
@@ -266,7 +266,7 @@ fn failed(shared: &Shared, service: &str, e: &PassError) {
         stage: e.stage(),
         error: &msg,
     });
-    println!("{service}: pass failed, holding: {msg}");
+    outln!("{service}: pass failed, holding: {msg}");
     let mut status = shared.status.lock().expect("status lock");
     let s = status.services.entry(service.to_string()).or_default();
     s.passes += 1;
@@ -312,7 +312,7 @@ fn pause(
         .entry(service.to_string())
         .or_default()
         .paused = paused;
-    println!(
+    outln!(
         "{service}: automatic scaling {} (api){}",
         if paused { "paused" } else { "resumed" },
         if was == paused {
@@ -342,15 +342,17 @@ async fn api_scale(
     let outcome = manual::scale(cx, &policy.file, request).await?;
     match &outcome {
         manual::Outcome::NothingToDo { .. } => {}
-        manual::Outcome::WouldScale { decision: d, .. } => println!(
+        manual::Outcome::WouldScale { decision: d, .. } => outln!(
             "{service}: WOULD SCALE {} {} -> {} (api, dry run)",
-            d.direction, d.current, d.target
+            d.direction,
+            d.current,
+            d.target
         ),
         manual::Outcome::Scaled {
             decision: d,
             report,
             ..
-        } => println!(
+        } => outln!(
             "{service}: SCALE {} {} -> {} (api); {:?}, {} running",
             d.direction.to_string().to_uppercase(),
             d.current,
