@@ -395,6 +395,55 @@ fn an_unknown_shape_or_policy_is_refused() {
     }
 }
 
+#[test]
+fn a_replay_too_fine_too_long_or_too_loud_is_refused_naming_what_to_change() {
+    for (args, says) in [
+        (
+            &["--step", "0s"][..],
+            "--step 0s: a replay's step and interval must be at least 1s",
+        ),
+        (
+            &["--interval", "500ms"],
+            "--interval 500ms: a replay's step and interval must be at least 1s",
+        ),
+        (
+            &["--duration", "100000d"],
+            "--duration 100000d: a shape lasts at most 366d",
+        ),
+        (
+            &["--base", "1e308", "--peak", "1e308"],
+            "more than 1e6 replicas at --capacity 100 serve: bring it down with --scale",
+        ),
+    ] {
+        let mut all = vec!["simulate", "--shape", "web"];
+        if args[0] != "--duration" {
+            all.extend(["--duration", "1h"]);
+        }
+        all.extend_from_slice(args);
+        let out = run(&all).expect_code(2);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+    }
+    // A trace's length counts at its step: 30 years of hourly rows at 1s.
+    let rows: String = (0..30 * 366 * 24).map(|h| format!("{h},1\n")).collect();
+    let (_dir, path) = temp_file("decades.csv", &format!("hour,load\n{rows}"));
+    let out = run(&[
+        "simulate",
+        "--trace",
+        path.to_str().unwrap(),
+        "--step",
+        "1s",
+        "--interval",
+        "1s",
+    ])
+    .expect_code(2);
+    assert!(
+        out.stderr
+            .contains("model steps, more than 31622400 (366 days at 1s): use a longer --step"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// The web shape at docs/policies.md's daily swing of 3 to 13 replicas.
 const NOISY_WEB: [&str; 8] = [
     "--shape",

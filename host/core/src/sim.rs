@@ -314,6 +314,26 @@ impl Curves {
         self.points[i]
     }
 
+    /// The lowest utilisation on the grid whose p95 is above `slo` (the
+    /// p95 rises with the utilisation), else [`SATURATED`]: no utilisation
+    /// from it up meets `slo`.
+    fn first_missing(&mut self, slo: f64) -> f64 {
+        let (mut lo, mut hi) = (0, self.points.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.point(mid).0 > slo {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        if lo == self.points.len() {
+            SATURATED
+        } else {
+            lo as f64 / GRID
+        }
+    }
+
     /// (p95, mean waiting) at utilisation `u`, at most [`SATURATED`].
     fn at(&mut self, u: f64) -> (f64, f64) {
         let x = u.clamp(0.0, SATURATED) * GRID;
@@ -465,6 +485,7 @@ pub fn least_replica_hours(
         return None;
     }
     let capacity = queue.capacity();
+    let missed = curves.first_missing(slo.p95);
     let ready: Vec<u32> = loads
         .iter()
         .map(|&load| {
@@ -472,7 +493,10 @@ pub fn least_replica_hours(
                 let u = load / (f64::from(n) * capacity);
                 u < SATURATED && curves.at(u).0 <= slo.p95
             };
-            let mut n = ((load / (SATURATED * capacity)).floor() as u32).max(min_replicas.max(1));
+            // Fewer replicas run at `missed` or above, which misses the
+            // SLO: the search starts there, a few counts below the answer
+            // however high the load.
+            let mut n = ((load / (missed * capacity)).floor() as u32).max(min_replicas.max(1));
             while !meets(n, &mut curves) {
                 n += 1;
             }
@@ -983,5 +1007,27 @@ mod tests {
         // An SLO faster than the service itself: no count meets it.
         let strict = Slo { p95: 0.1, ..slo };
         assert_eq!(least_replica_hours(&model, strict, 1, &loads, 15_000), None);
+    }
+
+    #[test]
+    fn the_least_count_of_a_load_of_hundreds_of_thousands_of_replicas_is_the_smallest_that_meets() {
+        let model = ServiceModel {
+            startup_ms: 0,
+            ..ServiceModel::default()
+        };
+        let slo = Slo {
+            p95: 0.5,
+            error_rate: 0.01,
+        };
+        let queue = Queue::from_capacity(model.capacity, model.workers);
+        for load in [1_000.0, 4.2e7, 9.9e7] {
+            let h = least_replica_hours(&model, slo, 1, &[load], 3_600_000).unwrap();
+            let n = h.round();
+            assert_eq!(n, h, "{load}: {h}");
+            let p95 = |n: f64| queue.response_time_quantile(load / n, 0.95);
+            // The grid's interpolation is within a hair of the exact curve.
+            assert!(p95(n) <= slo.p95 + 1e-3, "{load}: {n} gives {}", p95(n));
+            assert!(p95(n - 1.0) > slo.p95 - 1e-3, "{load}: {} meets", n - 1.0);
+        }
     }
 }

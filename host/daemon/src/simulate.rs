@@ -55,6 +55,20 @@ use violation::Violation;
 /// machine, far above what the shipped policies use (see BENCHMARKS.md).
 pub const REPLAY_FUEL: u64 = 1_000_000_000;
 
+/// The finest model step and interval a replay takes: a shape is generated
+/// per second, and no daemon decides faster.
+pub const MIN_STEP_MS: u64 = 1_000;
+
+/// The most model steps one replay runs: a year and a day at the finest
+/// step (shapes are generated per second, so this also bounds their
+/// length and memory).
+pub const MAX_STEPS: u64 = 366 * 86_400;
+
+/// The highest load a replay takes, in replicas' capacities: past it the
+/// numbers are not a Docker deployment's, and the yardstick's search for
+/// a replica count would run long.
+pub const MAX_LOAD_REPLICAS: f64 = 1e6;
+
 /// The virtual clock's start: 2023-01-01 00:00 UTC, a midnight, so a
 /// trace's first row is the start of a day (daily seasons line up).
 pub const EPOCH_MS: TimestampMs = 1_672_531_200_000;
@@ -244,6 +258,47 @@ fn start_replicas(trace: &Trace, model: &ServiceModel) -> u32 {
     (trace.values[0] / (0.7 * model.capacity)).ceil().max(1.0) as u32
 }
 
+/// The model step: `--step` (15 s unless given), at most the interval, and
+/// at least [`MIN_STEP_MS`].
+fn step_of(options: &Options) -> Result<u64> {
+    let step_ms = options.step_ms.unwrap_or(15_000).min(options.interval_ms);
+    if step_ms < MIN_STEP_MS {
+        let (key, ms) = match options.step_ms {
+            Some(ms) if ms < MIN_STEP_MS => ("--step", ms),
+            _ => ("--interval", options.interval_ms),
+        };
+        bail!(Invalid::new(format!(
+            "{key} {}: a replay's step and interval must be at least {}",
+            vedfolnir_core::format_duration(ms),
+            vedfolnir_core::format_duration(MIN_STEP_MS)
+        )));
+    }
+    Ok(step_ms)
+}
+
+/// Refuse a replay too long for [`MAX_STEPS`] or a load past
+/// [`MAX_LOAD_REPLICAS`], naming what to change.
+fn check_size(trace: &Trace, options: &Options, step_ms: u64) -> Result<()> {
+    let steps = trace.duration_ms() / step_ms;
+    if steps > MAX_STEPS {
+        bail!(Invalid::new(format!(
+            "{} at a {} step is {steps} model steps, more than {MAX_STEPS} (366 days at {}): use a longer --step or a shorter trace",
+            vedfolnir_core::format_duration(trace.duration_ms()),
+            vedfolnir_core::format_duration(step_ms),
+            vedfolnir_core::format_duration(MIN_STEP_MS)
+        )));
+    }
+    let peak = trace.values.iter().copied().fold(0.0, f64::max);
+    let most = MAX_LOAD_REPLICAS * options.model.capacity;
+    if peak > most {
+        bail!(Invalid::new(format!(
+            "the load reaches {peak} req/s, more than {MAX_LOAD_REPLICAS:e} replicas at --capacity {} serve: bring it down with --scale",
+            options.model.capacity
+        )));
+    }
+    Ok(())
+}
+
 /// Build the trace.
 fn load_trace(options: &Options) -> Result<(Trace, String)> {
     let (trace, what) = match &options.load {
@@ -303,6 +358,15 @@ fn shape_trace(
     }
     if duration_ms < 60_000 {
         return Err(Invalid::new("--duration must be at least 1m").into());
+    }
+    // Generated per second: bounded before it is allocated.
+    if duration_ms / MIN_STEP_MS > MAX_STEPS {
+        return Err(Invalid::new(format!(
+            "--duration {}: a shape lasts at most {}",
+            vedfolnir_core::format_duration(duration_ms),
+            vedfolnir_core::format_duration(MAX_STEPS * MIN_STEP_MS)
+        ))
+        .into());
     }
     let mut what = format!(
         "synthetic {shape}, {base} to {peak} req/s over {}",
@@ -392,19 +456,16 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
     if sandbox.config().fuel.is_none() {
         bail!("a replay needs a sandbox with an instruction budget (SandboxConfig::fuel)");
     }
-    let step_ms = options
-        .step_ms
-        .unwrap_or(15_000)
-        .min(options.interval_ms)
-        .max(1);
+    let step_ms = step_of(options)?;
     let m = &options.model;
     if !(m.capacity > 0.0 && m.capacity.is_finite()) || m.workers == 0 {
         bail!(Invalid::new("--capacity and --workers must be above 0"));
     }
     let (trace, what) = load_trace(options)?;
-    let entries = load_policies(sandbox, options)?;
     let duration_ms = trace.duration_ms();
     let steps = duration_ms / step_ms;
+    check_size(&trace, options, step_ms)?;
+    let entries = load_policies(sandbox, options)?;
     let started = crate::clock::Stopwatch::start();
     let progress = Progress::new(options.progress, steps, &entries);
     let runs: Vec<Outcome> = std::thread::scope(|scope| {

@@ -14,6 +14,7 @@
 //! each an error (a missing row is not zero load).
 
 use std::fmt;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use vedfolnir_core::sim::Trace;
@@ -68,10 +69,25 @@ pub fn read(path: &Path, column: Option<&str>) -> Result<TraceFile, TraceError> 
         line,
         message,
     };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| fail(None, format!("cannot read: {e}")))?;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| fail(None, format!("cannot read: {e}")))?;
+    if text.len() as u64 > MAX_BYTES {
+        return Err(fail(
+            None,
+            format!(
+                "larger than {} MiB: cut it, or keep one row per minute or hour",
+                MAX_BYTES >> 20
+            ),
+        ));
+    }
     parse(&text, column).map_err(|(line, message)| fail(line, message))
 }
+
+/// The largest trace file read: ten million per-second rows, about four
+/// months.
+pub const MAX_BYTES: u64 = 256 << 20;
 
 /// An error with the line it is on, when it is on one.
 type LineError = (Option<usize>, String);
@@ -311,5 +327,27 @@ mod tests {
         assert!(msg.contains("3 fields where the header has 2"), "{msg}");
         let (line, _) = err("hour,load\n0,1\n1,2\n1,2\n", None);
         assert_eq!(line, Some(4));
+    }
+
+    #[test]
+    fn a_file_past_the_size_bound_is_refused_unparsed_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.csv");
+        std::fs::write(&path, "hour,load\n0,1\n1,2\n").unwrap();
+        assert!(read(&path, None).is_ok());
+        // Sparse: the size without the disk.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(MAX_BYTES + 1)
+            .unwrap();
+        let e = read(&path, None).unwrap_err();
+        assert_eq!(e.line, None);
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}: larger than 256 MiB", path.display())),
+            "{e}"
+        );
     }
 }
