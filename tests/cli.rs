@@ -823,3 +823,64 @@ fn each_subcommand_lists_only_the_flags_it_uses_with_an_example() {
         "{validate}"
     );
 }
+
+/// A path that never ends (`/dev/zero`) or blocks (a named pipe), given as
+/// a policy file, its plugin, a component or a trace, is refused at once
+/// naming it, not read until memory runs out.
+#[test]
+fn a_path_that_never_ends_or_blocks_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("zero.toml");
+    std::fs::write(&policy, "service = \"web\"\nplugin = \"/dev/zero\"\n").unwrap();
+    let fifo = dir.path().join("pipe.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // `timeout` ends a run that waits: exit 124, not a hung test.
+    let bounded = |args: &[&str]| -> crate::util::Output {
+        std::process::Command::new("timeout")
+            .arg("60")
+            .arg(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"))
+            .args(args)
+            .env_remove("VEDFOLNIR_POLICIES")
+            .output()
+            .unwrap()
+            .into()
+    };
+    let (p, f) = (policy.to_str().unwrap(), fifo.to_str().unwrap());
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    for (args, code, says) in [
+        (vec!["validate", p], 3, "plugin: /dev/zero: read failed"),
+        (
+            vec!["validate", f],
+            2,
+            "pipe.toml: cannot read: not a regular file",
+        ),
+        (
+            vec!["plugin", "check", "/dev/zero"],
+            3,
+            "not a regular file",
+        ),
+        (
+            vec!["simulate", "--trace", "/dev/zero"],
+            2,
+            "/dev/zero: cannot read: not a regular file",
+        ),
+        (
+            vec!["run", "--policies", p, "--dry-run", "--state-dir", state],
+            3,
+            "plugin: /dev/zero: read failed",
+        ),
+    ] {
+        let out = bounded(&args).expect_code(code);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("not a regular file"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}

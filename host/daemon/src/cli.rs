@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use vedfolnir_sandbox::{LoadError, OutputLimits, Sandbox, SandboxConfig};
+use vedfolnir_sandbox::{LoadError, OutputLimits, Sandbox, SandboxConfig, files};
 
 use crate::config::{Overrides, Problems};
 use crate::controller::PassError;
@@ -96,12 +96,15 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     e.chain().find_map(code_of).unwrap_or(1)
 }
 
+/// The largest token file read.
+const MAX_TOKEN_FILE_BYTES: u64 = 64 << 10;
+
 /// A bearer token (`what`: "API", "Alertmanager webhook"): from the file
 /// named, or the environment variable `var`. At least 16 characters.
 fn token(file: Option<&Path>, var: &str, what: &str) -> Result<Option<String>> {
     let (token, from) = match file {
         Some(f) => (
-            std::fs::read_to_string(f).map_err(|e| {
+            files::read_text(f, MAX_TOKEN_FILE_BYTES).map_err(|e| {
                 InvalidInput(format!(
                     "cannot read the {what} token file {}: {e}",
                     f.display()

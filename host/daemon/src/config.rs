@@ -56,6 +56,7 @@ use std::path::{Path, PathBuf};
 use vedfolnir_core::guard::GuardConfig;
 use vedfolnir_core::model::SignalId;
 use vedfolnir_core::snapshot::RawParam;
+use vedfolnir_sandbox::files;
 
 /// One problem in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,8 +378,12 @@ impl Rejected {
     }
 }
 
+/// The largest policy file read: a policy file is a few KiB.
+pub const MAX_POLICY_FILE_BYTES: u64 = 1 << 20;
+
 impl PolicyFile {
-    /// Read and check a policy file, reporting every problem at once.
+    /// Read and check a policy file (at most [`MAX_POLICY_FILE_BYTES`]),
+    /// reporting every problem at once.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<PolicyFile, Problems> {
         Self::read(path, overrides).map_err(|r| r.problems)
     }
@@ -386,7 +391,7 @@ impl PolicyFile {
     /// [`PolicyFile::load`], keeping what could be read of a file with
     /// problems.
     pub fn read(path: &Path, overrides: &Overrides) -> Result<PolicyFile, Box<Rejected>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = files::read_text(path, MAX_POLICY_FILE_BYTES).map_err(|e| {
             Box::new(Rejected::nothing_read(Problems(vec![Problem {
                 file: path.to_path_buf(),
                 key: String::new(),

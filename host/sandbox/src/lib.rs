@@ -20,6 +20,7 @@
 #![deny(unsafe_code)]
 
 mod convert;
+pub mod files;
 mod load;
 
 use std::fmt;
@@ -40,7 +41,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 pub use load::{
-    ALLOWED_IMPORT_PREFIXES, CONTRACT_PACKAGE, CONTRACT_VERSION, LoadError, Stage, smoke_inputs,
+    ALLOWED_IMPORT_PREFIXES, CONTRACT_PACKAGE, CONTRACT_VERSION, LoadError, MAX_COMPONENT_BYTES,
+    Stage, smoke_inputs,
 };
 
 #[allow(missing_docs, unused_qualifications, clippy::all)]

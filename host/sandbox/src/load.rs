@@ -121,11 +121,17 @@ pub struct LoadError {
     pub message: String,
 }
 
+/// The largest component file loaded: several times a component built
+/// from an interpreted language (a Python one is about 40 MB), hundreds of
+/// times the shipped ones.
+pub const MAX_COMPONENT_BYTES: u64 = 128 << 20;
+
 impl Sandbox {
-    /// Load a policy from a `.wasm` file, through the describe stage.
+    /// Load a policy from a `.wasm` file (at most [`MAX_COMPONENT_BYTES`]),
+    /// through the describe stage.
     pub fn load_file(&self, path: &Path) -> Result<Plugin, LoadError> {
         let label = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| LoadError {
+        let bytes = crate::files::read(path, MAX_COMPONENT_BYTES).map_err(|e| LoadError {
             source_label: label.clone(),
             stage: Stage::Read,
             message: e.to_string(),

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use serde::Deserialize;
+use vedfolnir_sandbox::files;
 
 use super::InvalidInput;
 use super::args::LimitsArgs;
@@ -440,23 +441,12 @@ fn compose_file_of(c: &bollard::models::ContainerInspectResponse, name: &str) ->
 }
 
 fn read_table(path: &Path, service: &str) -> Result<Table> {
-    let meta = std::fs::metadata(path).map_err(|e| {
+    let text = files::read_text(path, MAX_FILE).map_err(|e| {
         InvalidInput(format!(
             "cannot read the Compose file {}: {e} (give it with --compose FILE)",
             path.display()
         ))
     })?;
-    if meta.len() > MAX_FILE {
-        return Err(InvalidInput(format!(
-            "{}: {} bytes, more than the {} a Compose file may have here",
-            path.display(),
-            meta.len(),
-            MAX_FILE
-        ))
-        .into());
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InvalidInput(format!("cannot read {}: {e}", path.display())))?;
     table_of(&text, service, &|name| std::env::var(name).ok())
         .map_err(|e| InvalidInput(format!("{}: {e}", path.display())).into())
 }

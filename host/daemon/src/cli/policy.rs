@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use vedfolnir_core::guard::GuardState;
 use vedfolnir_core::scenario::ScenarioFile;
 use vedfolnir_core::snapshot::{Frame, Snapshot, effective_params, resolve_params};
-use vedfolnir_sandbox::{LoadError, Plugin, Sandbox, Stage};
+use vedfolnir_sandbox::{LoadError, Plugin, Sandbox, Stage, files};
 
 use super::{InvalidInput, render};
 use crate::clock::Stopwatch;
@@ -90,8 +90,11 @@ pub fn evaluate(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The largest snapshot or scenario file read.
+const MAX_INPUT_BYTES: u64 = 64 << 20;
+
 fn read_snapshot(path: &Path) -> Result<Snapshot> {
-    let text = std::fs::read_to_string(path)
+    let text = files::read_text(path, MAX_INPUT_BYTES)
         .with_context(|| format!("cannot read snapshot {}", path.display()))?;
     serde_json::from_str(&text)
         .map_err(|e| InvalidInput(format!("{}: not a valid snapshot: {e}", path.display())).into())
@@ -176,7 +179,7 @@ pub fn plugin_test(sandbox: &Sandbox, file: &str, scenario_paths: &[PathBuf]) ->
     let plugin = load_named(sandbox, file)?;
     let (mut passed, mut failed) = (0usize, 0usize);
     for path in scenario_paths {
-        let text = std::fs::read_to_string(path)
+        let text = files::read_text(path, MAX_INPUT_BYTES)
             .with_context(|| format!("cannot read scenario file {}", path.display()))?;
         let scenarios: ScenarioFile = toml::from_str(&text).map_err(|e| {
             InvalidInput(format!(

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use tokio::sync::watch;
+use vedfolnir_sandbox::{MAX_COMPONENT_BYTES, files};
 
 use super::service::{self, Spawned};
 use super::shared::Shared;
@@ -135,7 +136,7 @@ pub struct Registry {
 }
 
 fn hash_bytes(h: &mut impl Hasher, path: &Path) {
-    match std::fs::read(path) {
+    match files::read(path, MAX_COMPONENT_BYTES) {
         Ok(b) => b.hash(h),
         Err(e) => e.kind().to_string().hash(h),
     }

@@ -14,10 +14,10 @@
 //! each an error (a missing row is not zero load).
 
 use std::fmt;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use vedfolnir_core::sim::Trace;
+use vedfolnir_sandbox::files;
 
 /// A problem with a trace file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,19 +69,13 @@ pub fn read(path: &Path, column: Option<&str>) -> Result<TraceFile, TraceError> 
         line,
         message,
     };
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_BYTES + 1).read_to_string(&mut text))
-        .map_err(|e| fail(None, format!("cannot read: {e}")))?;
-    if text.len() as u64 > MAX_BYTES {
-        return Err(fail(
+    let text = files::read_text(path, MAX_BYTES).map_err(|e| match e.kind() {
+        std::io::ErrorKind::FileTooLarge => fail(
             None,
-            format!(
-                "larger than {} MiB: cut it, or keep one row per minute or hour",
-                MAX_BYTES >> 20
-            ),
-        ));
-    }
+            format!("{e}: cut it, or keep one row per minute or hour"),
+        ),
+        _ => fail(None, format!("cannot read: {e}")),
+    })?;
     parse(&text, column).map_err(|(line, message)| fail(line, message))
 }
 
