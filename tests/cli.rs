@@ -884,3 +884,26 @@ fn a_path_that_never_ends_or_blocks_is_refused_unread() {
         );
     }
 }
+
+/// An interval of 0 would start loops that cannot wait between passes: it
+/// is refused before anything starts, from the flag or the environment.
+#[test]
+fn run_refuses_an_interval_of_0() {
+    let out = run(&["run", "--policies", POLICY, "--interval", "0s"]).expect_code(2);
+    assert!(
+        out.stderr
+            .contains("invalid value '0s' for '--interval <INTERVAL>': must be longer than 0"),
+        "{}",
+        out.stderr
+    );
+    let out = run_env(
+        &["run", "--policies", POLICY],
+        &[("VEDFOLNIR_INTERVAL", "0ms")],
+    )
+    .expect_code(2);
+    assert!(
+        out.stderr.contains("must be longer than 0"),
+        "{}",
+        out.stderr
+    );
+}

@@ -244,7 +244,7 @@ pub enum Command {
         #[arg(long = "policies", env = "VEDFOLNIR_POLICIES", required = true, num_args = 1.., value_delimiter = ',')]
         policies: Vec<PathBuf>,
         /// Time between passes.
-        #[arg(long, env = "VEDFOLNIR_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+        #[arg(long, env = "VEDFOLNIR_INTERVAL", default_value = "15s", value_parser = parse_interval)]
         interval: Duration,
         /// Where /metrics, /health and the webhook listen.
         #[arg(long, env = "VEDFOLNIR_LISTEN", default_value = "127.0.0.1:9464")]
@@ -565,4 +565,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     vedfolnir_core::parse_duration(s)
         .map(Duration::from_millis)
         .map_err(|e| e.to_string())
+}
+
+/// A duration above 0: the time between two passes.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    parse_duration(s).and_then(|d| {
+        if d.is_zero() {
+            Err("must be longer than 0".into())
+        } else {
+            Ok(d)
+        }
+    })
 }
