@@ -191,7 +191,9 @@ fn history_span_ms(plugin: &Plugin, params: &[Param]) -> u64 {
         })
         .max()
         .unwrap_or(0);
-    (longest + 60_000).clamp(5 * 60_000, MAX_HISTORY_MS)
+    longest
+        .saturating_add(60_000)
+        .clamp(5 * 60_000, MAX_HISTORY_MS)
 }
 
 /// Load the plugin a policy file names.
