@@ -25,11 +25,15 @@
 //! ```sh
 //! cargo run --release -p vedfolnir-core --example foresight -- \
 //!     --duration 7d --base 180 --peak 780 --seed 1 --step 15s --interval 15s
+//! # the fewest replica-hours each needs for at most 0 violation minutes,
+//! # over 45 prices from 100 to 2.5 million
+//! cargo run --release -p vedfolnir-core --example foresight -- --seed 1 --goal 0
 //! ```
 //!
 //! Options (defaults): `--duration 7d`, `--base 180`, `--peak 780`,
 //! `--noise 0.15`, `--seed 1`, `--step 15s`, `--interval 15s`,
-//! `--max-replicas 20`, `--prices 100,1000,10000,1e9`.
+//! `--max-replicas 20`, `--prices 100,1000,10000,1e9` (with `--goal`: the
+//! 45 prices), `--goal` (none: every price's point).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -56,6 +60,17 @@ struct Options {
     interval_ms: DurationMs,
     max_replicas: u32,
     prices: Vec<f64>,
+    /// Print only the cheapest point with at most this many violation
+    /// minutes, per scaler.
+    goal: Option<f64>,
+}
+
+/// The prices a goal is sought over: 45, a tenth of a decade apart, from
+/// 100 to 2.5 million.
+fn sweep() -> Vec<f64> {
+    (0..45)
+        .map(|i| 10f64.powf(2.0 + f64::from(i) / 10.0).round())
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -82,7 +97,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         interval_ms: 15_000,
         max_replicas: 20,
         prices: vec![100.0, 1_000.0, 10_000.0, 1e9],
+        goal: None,
     };
+    let mut priced = false;
     while let Some(key) = args.next() {
         let value = args.next().ok_or_else(|| format!("{key}: no value"))?;
         let bad = |e: String| format!("{key} {value}: {e}");
@@ -108,7 +125,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                     .filter(|&n| n > 0)
                     .ok_or_else(|| bad("not a count above 0".into()))?
             }
+            "--goal" => o.goal = Some(number(&value).map_err(bad)?),
             "--prices" => {
+                priced = true;
                 o.prices = value
                     .split(',')
                     .map(number)
@@ -117,6 +136,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             }
             _ => return Err(format!("unknown option {key}")),
         }
+    }
+    if o.goal.is_some() && !priced {
+        o.prices = sweep();
     }
     if o.step_ms < 1_000 || o.duration_ms < o.step_ms {
         return Err("--step must be 1s or more, and --duration at least one step".into());
@@ -179,14 +201,41 @@ fn run(o: &Options) {
         step = vedfolnir_core::format_duration(o.step_ms),
         p95 = SLO.p95,
     );
+    let shown: Vec<&Point> = match o.goal {
+        Some(goal) => {
+            let best = cheapest(&points, goal);
+            for (knows, p) in &best {
+                if p.is_none() {
+                    println!("{knows}: no price gives at most {goal} violation minutes");
+                }
+            }
+            best.into_iter().filter_map(|(_, p)| p).collect()
+        }
+        None => points.iter().collect(),
+    };
     println!("| knows | price | SLO-violation min | replica-hours | count changes/day |");
     println!("|---|---|---|---|---|");
-    for p in points {
+    for p in shown {
         println!(
             "| {} | {} | {:.2} | {:.1} | {:.0} |",
             p.knows, p.price, p.violation_minutes, p.replica_hours, p.changes_per_day
         );
     }
+}
+
+/// Per scaler, the point with the fewest replica-hours among those with at
+/// most `goal` violation minutes (`None` when no price gives that).
+fn cheapest(points: &[Point], goal: f64) -> Vec<(&'static str, Option<&Point>)> {
+    ["level", "level + burst"]
+        .into_iter()
+        .map(|knows| {
+            let best = points
+                .iter()
+                .filter(|p| p.knows == knows && p.violation_minutes <= goal)
+                .min_by(|a, b| a.replica_hours.total_cmp(&b.replica_hours));
+            (knows, best)
+        })
+        .collect()
 }
 
 /// `simulate`'s default SLO.
@@ -321,6 +370,33 @@ mod tests {
             assert!(last.replica_hours >= least, "{last:?} against {least}");
             assert!(mine[0].violation_minutes > 0.0, "{:?}", mine[0]);
         }
+    }
+
+    #[test]
+    fn a_goal_picks_the_cheapest_point_within_it_from_the_sweep() {
+        let o = options(&["--duration", "1d", "--goal", "0.5"]);
+        assert_eq!(o.prices.len(), 45);
+        assert_eq!(
+            (o.prices[0], o.prices[10], o.prices[44]),
+            (100.0, 1_000.0, 2_511_886.0)
+        );
+        let (_, points) = frontier(&o);
+        for (knows, best) in cheapest(&points, 0.5) {
+            let best = best.unwrap_or_else(|| panic!("{knows}: none within 0.5"));
+            assert!(best.violation_minutes <= 0.5, "{best:?}");
+            for p in points
+                .iter()
+                .filter(|p| p.knows == knows && p.violation_minutes <= 0.5)
+            {
+                assert!(
+                    p.replica_hours >= best.replica_hours,
+                    "{p:?} against {best:?}"
+                );
+            }
+        }
+        // Prices given stay as given.
+        let o = options(&["--goal", "0", "--prices", "5,50"]);
+        assert_eq!(o.prices, [5.0, 50.0]);
     }
 
     #[test]
