@@ -18,9 +18,10 @@
 //! each price is one point of the scaler's frontier. They change the count
 //! at every step without limits, have every replica ready when asked (one
 //! is paid for from a start-up time before), and count a violation only
-//! while a step's load is over `n * c` (no backlog carried over). A policy
-//! that meets the SLO no better at fewer replica-hours does better than
-//! knowing the load ahead would let it.
+//! while a step's load is over `n * c` (no backlog carried over). No policy
+//! knows as much as **level + burst**, so a goal past its frontier is past
+//! any policy's; **level** shows what knowing the daily pattern ahead is
+//! worth.
 //!
 //! ```sh
 //! cargo run --release -p vedfolnir-core --example foresight -- \
