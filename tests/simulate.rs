@@ -444,6 +444,43 @@ fn a_replay_too_fine_too_long_or_too_loud_is_refused_naming_what_to_change() {
     );
 }
 
+/// An output the replay could not write is refused before the replay runs
+/// (a year's replay takes minutes), and nothing is left in its folder.
+#[test]
+fn an_output_that_cannot_be_written_is_refused_before_the_replay() {
+    let (dir, _) = temp_file("keep.txt", "");
+    let folder = dir.path().to_str().unwrap();
+    let missing = format!("{folder}/missing/chart.svg");
+    for (args, says) in [
+        (
+            ["--chart", missing.as_str()],
+            format!("--chart {missing}: its folder {folder}/missing cannot be written"),
+        ),
+        (
+            ["--actions", folder],
+            format!("--actions {folder}: a folder, not a file"),
+        ),
+    ] {
+        let mut all = vec![
+            "simulate",
+            "--shape",
+            "web",
+            "--duration",
+            "366d",
+            "--step",
+            "1m",
+        ];
+        all.extend_from_slice(&args);
+        let out = run(&all).expect_code(2);
+        assert!(out.stderr.contains(&says), "{args:?}: {}", out.stderr);
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["keep.txt"], "{left:?}");
+}
+
 /// The web shape at docs/policies.md's daily swing of 3 to 13 replicas.
 const NOISY_WEB: [&str; 8] = [
     "--shape",

@@ -414,6 +414,42 @@ fn load_policies(sandbox: &Sandbox, options: &Options) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// Refuse, before a replay that may take minutes, an output (`--chart`,
+/// `--actions`, `--violations`) its folder would not take: a missing or
+/// read-only folder, or a folder where the file should be. The folder is
+/// tried by creating a file in it, removed at once.
+fn check_outputs(options: &Options) -> Result<()> {
+    let outputs = [
+        ("--chart", &options.chart),
+        ("--actions", &options.actions),
+        ("--violations", &options.violations),
+    ];
+    for (flag, path) in outputs {
+        let Some(path) = path else { continue };
+        if path.is_dir() {
+            bail!(Invalid::new(format!(
+                "{flag} {}: a folder, not a file",
+                path.display()
+            )));
+        }
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if let Err(e) = tempfile::Builder::new()
+            .prefix(".vedfolnir-probe")
+            .tempfile_in(folder)
+        {
+            bail!(Invalid::new(format!(
+                "{flag} {}: its folder {} cannot be written: {e}",
+                path.display(),
+                folder.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Write the action log, the violations and the chart, when asked for.
 fn write_outputs(options: &Options, report: &Report, runs: Vec<Outcome>) -> Result<()> {
     let lines = |path: &Path, what: &str, of: fn(&Outcome) -> &Vec<String>| {
@@ -461,6 +497,7 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
     if !(m.capacity > 0.0 && m.capacity.is_finite()) || m.workers == 0 {
         bail!(Invalid::new("--capacity and --workers must be above 0"));
     }
+    check_outputs(options)?;
     let (trace, what) = load_trace(options)?;
     let duration_ms = trace.duration_ms();
     let steps = duration_ms / step_ms;
