@@ -408,9 +408,9 @@ fn check_memory_minimum(bytes: &[u8], cap: usize) -> Result<(), String> {
                     if start > cap as u64 {
                         return Err(format!(
                             "linear memory {index} of core module {module} starts at {} ({} pages), over the sandbox's memory cap of {}: it could never run. Link the policy with a smaller initial memory, or raise the cap (--plugin-memory-mib)",
-                            mib(start),
+                            crate::files::size(start),
                             memory.initial,
-                            mib(cap as u64)
+                            crate::files::size(cap as u64)
                         ));
                     }
                 }
@@ -420,14 +420,6 @@ fn check_memory_minimum(bytes: &[u8], cap: usize) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn mib(bytes: u64) -> String {
-    if bytes.is_multiple_of(1 << 20) {
-        format!("{} MiB", bytes >> 20)
-    } else {
-        format!("{bytes} bytes")
-    }
 }
 
 /// The sample inputs of the smoke test: a quiet service, a busy one, and
