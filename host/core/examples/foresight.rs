@@ -42,7 +42,7 @@ use std::process::ExitCode;
 use vedfolnir_core::model::DurationMs;
 use vedfolnir_core::parse_duration;
 use vedfolnir_core::queueing::Queue;
-use vedfolnir_core::sim::{ServiceModel, Shape, Slo, Trace};
+use vedfolnir_core::sim::{ServiceModel, Shape, Slo, Trace, paid_replica_hours};
 
 /// The level is the mean over this long around each step.
 const LEVEL_SPAN_MS: DurationMs = 10 * 60_000;
@@ -280,8 +280,6 @@ fn frontier(o: &Options) -> (f64, Vec<Point>) {
     for v in after.values_mut() {
         v.sort_by(f64::total_cmp);
     }
-    // A replica is paid for from a start-up before it serves.
-    let ahead = (model.startup_ms.saturating_sub(o.step_ms / 2) / o.step_ms) as usize;
     let days = (n as u64 * o.step_ms) as f64 / 86_400_000.0;
     let mut points = Vec::new();
     for (name, bursts) in [("level", None), ("level + burst", Some(&after))] {
@@ -305,17 +303,6 @@ fn frontier(o: &Options) -> (f64, Vec<Point>) {
                         .0
                 })
                 .collect();
-            let paid: u64 = (0..n)
-                .map(|i| {
-                    u64::from(
-                        ready[i..(i + ahead + 1).min(n)]
-                            .iter()
-                            .copied()
-                            .max()
-                            .unwrap_or(0),
-                    )
-                })
-                .sum();
             let violated = (0..n)
                 .filter(|&i| load[i] > f64::from(ready[i]) * c)
                 .count();
@@ -324,7 +311,7 @@ fn frontier(o: &Options) -> (f64, Vec<Point>) {
                 knows: name,
                 price,
                 violation_minutes: violated as f64 * o.step_ms as f64 / 60_000.0,
-                replica_hours: paid as f64 * o.step_ms as f64 / 3_600_000.0,
+                replica_hours: paid_replica_hours(&model, &ready, o.step_ms),
                 changes_per_day: changes as f64 / days,
             });
         }

@@ -503,6 +503,14 @@ pub fn least_replica_hours(
             n
         })
         .collect();
+    Some(paid_replica_hours(model, &ready, step_ms))
+}
+
+/// The replica-hours paid for `ready[k]` replicas serving at each step
+/// `k`: a replica exists from its creation, a start-up before it serves,
+/// so each step pays for the most any step within the start-up ahead
+/// needs.
+pub fn paid_replica_hours(model: &ServiceModel, ready: &[u32], step_ms: DurationMs) -> f64 {
     // A replica is ready from the middle of a step at the earliest (as
     // `Service::advance` judges it) and exists from its start: the steps
     // it must exist in before it serves.
@@ -522,7 +530,7 @@ pub fn least_replica_hours(
         }
         replica_steps += u64::from(ready[highest[0]]);
     }
-    Some(replica_steps as f64 * step_ms as f64 / 3_600_000.0)
+    replica_steps as f64 * step_ms as f64 / 3_600_000.0
 }
 
 /// The signals the simulator provides, in the order [`History`] stores
