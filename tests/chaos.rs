@@ -21,7 +21,6 @@
 //! prints the tally (BENCHMARKS.md has its figures).
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -76,18 +75,7 @@ impl Events {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = crate::util::lines(child.stdout.take().unwrap(), |line| line);
         Events { child, lines }
     }
 

@@ -1,7 +1,7 @@
 //! The command line: `evaluate`, `validate`, `plugin check|test|list`, with
 //! good and bad input. Exit codes are documented in host/daemon/src/main.rs.
 
-use crate::util::{fixture, run, run_env, temp_file};
+use crate::util::{fixture, run, run_env, run_within, temp_file};
 
 const POLICY: &str = "policies/vedfolnir.toml";
 
@@ -838,17 +838,6 @@ fn a_path_that_never_ends_or_blocks_is_refused_unread() {
         .status()
         .unwrap();
     assert!(made.success());
-    // `timeout` ends a run that waits: exit 124, not a hung test.
-    let bounded = |args: &[&str]| -> crate::util::Output {
-        std::process::Command::new("timeout")
-            .arg("60")
-            .arg(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"))
-            .args(args)
-            .env_remove("VEDFOLNIR_POLICIES")
-            .output()
-            .unwrap()
-            .into()
-    };
     let (p, f) = (policy.to_str().unwrap(), fifo.to_str().unwrap());
     let state = dir.path().join("state");
     let state = state.to_str().unwrap();
@@ -875,7 +864,8 @@ fn a_path_that_never_ends_or_blocks_is_refused_unread() {
             "plugin: /dev/zero: read failed",
         ),
     ] {
-        let out = bounded(&args).expect_code(code);
+        // `timeout` ends a run that waits: exit 124, not a hung test.
+        let out = run_within(60, &args).expect_code(code);
         assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
         assert!(
             out.stderr.contains("not a regular file"),

@@ -64,19 +64,7 @@ impl Daemon {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send((Instant::now(), line)).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = crate::util::lines(child.stdout.take().unwrap(), |line| (Instant::now(), line));
         Daemon {
             child,
             lines,
@@ -1023,19 +1011,7 @@ fn a_reader_that_goes_away_stops_neither_the_daemon_nor_a_command() {
         .spawn()
         .unwrap();
     drop(daemon.stdout.take());
-    let stderr = daemon.stderr.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = crate::util::lines(daemon.stderr.take().unwrap(), |line| line);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen

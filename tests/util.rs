@@ -49,7 +49,25 @@ pub fn fixture(name: &str) -> String {
 /// Run the binary with `args` and extra environment, from the workspace root.
 pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"));
-    cmd.current_dir(root()).args(args);
+    clean(&mut cmd);
+    cmd.args(args).envs(env.iter().copied());
+    cmd.output().expect("the binary runs").into()
+}
+
+/// [`run`], ended by `timeout` after `seconds` (exit 124): a run that
+/// waits on something fails its test instead of hanging it.
+pub fn run_within(seconds: u32, args: &[&str]) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.arg(seconds.to_string())
+        .arg(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"));
+    clean(&mut cmd);
+    cmd.args(args).output().expect("timeout runs").into()
+}
+
+/// From the workspace root, without the environment that would change
+/// what the binary does.
+fn clean(cmd: &mut Command) {
+    cmd.current_dir(root());
     for var in [
         "MIN_REPLICAS",
         "MAX_REPLICAS",
@@ -71,8 +89,27 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     ] {
         cmd.env_remove(var);
     }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("the binary runs").into()
+}
+
+/// Each line `reader` gives, as `stamp` makes it, on a channel, read on a
+/// thread of its own (a child's output, read while the test waits).
+pub fn lines<T: Send + 'static>(
+    reader: impl std::io::Read + Send + 'static,
+    stamp: fn(String) -> T,
+) -> std::sync::mpsc::Receiver<T> {
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(reader)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(stamp(line)).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 impl From<std::process::Output> for Output {
