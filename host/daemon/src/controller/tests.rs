@@ -625,9 +625,21 @@ async fn a_manual_request_the_wrong_way_is_refused() {
 #[tokio::test]
 async fn an_evaluation_does_not_hold_the_async_worker() {
     // On a one-thread runtime, another task runs while the evaluation
-    // does only if the evaluation is off that thread.
+    // does only if the evaluation is off that thread. The policy spins to
+    // its 50 ms deadline, so the evaluation is still running when it is
+    // first awaited (a builtin one can be done by then, and the runtime
+    // never yields: the test raced).
     let w = World::new(3, Behaviour::Obey);
-    let policy = policy("");
+    let spinning = vedfolnir_plugin_artifacts::fixture("loop-forever");
+    let file = PolicyFile::parse(
+        Path::new("web.toml"),
+        &format!("service = \"web\"\nplugin = {spinning:?}\n"),
+        &Default::default(),
+    )
+    .unwrap();
+    let sandbox = vedfolnir_sandbox::Sandbox::new(Default::default()).unwrap();
+    let plugin = sandbox.load_file(Path::new(spinning)).unwrap();
+    let policy = Arc::new(ReadyPolicy::with_plugin(file, plugin).unwrap());
     let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let t = ticks.clone();
     let ticker = tokio::spawn(async move {
