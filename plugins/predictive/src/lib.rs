@@ -18,7 +18,9 @@
 //! band: the result is the larger of the forecast's count and the reactive
 //! one. The reactive part is target tracking that does not follow noise
 //! (`tracking::Calm`, as in target-tracking); it alone scales in, and never
-//! below what the forecast needs.
+//! below what the forecast needs. A seasonal forecast that ran above the
+//! demand over the last `forecast.correction` (30m) is lowered by its mean
+//! error there, never raised.
 //!
 //! A policy keeps nothing between evaluations, so the model is fitted anew
 //! from the window each time (a few hundred buckets: microseconds).
@@ -58,6 +60,8 @@ struct Config {
     alpha: f64,
     beta: f64,
     gamma: f64,
+    /// `forecast.correction`, ms (0: off).
+    correction: u64,
     staleness: u64,
 }
 
@@ -83,6 +87,7 @@ impl Config {
         let season = p.duration("season", 24 * HOUR);
         let bucket = p.duration("bucket", 15 * MINUTE);
         let trend_window = p.duration("trend.window", 30 * MINUTE);
+        let correction = p.duration("forecast.correction", 30 * MINUTE);
         let staleness = p.duration("staleness", MINUTE);
         for (key, value) in [
             ("season", season),
@@ -144,6 +149,7 @@ impl Config {
             alpha,
             beta,
             gamma,
+            correction,
             staleness,
         };
         (config, p.finish())
@@ -174,6 +180,7 @@ impl Policy for Predictive {
                 ParamSpec::number("smoothing.level", 0.5, "Holt-Winters alpha (0-1)"),
                 ParamSpec::number("smoothing.trend", 0.05, "Holt-Winters beta (0-1)"),
                 ParamSpec::number("smoothing.season", 0.3, "Holt-Winters gamma (0-1)"),
+                ParamSpec::duration("forecast.correction", 30 * MINUTE, "a seasonal forecast that ran above the demand over this much recent history is lowered by its mean error there, never raised (0: off)"),
                 ParamSpec::duration("staleness", MINUTE, "a metric whose newest sample is older than this is missing"),
             ]
             .into_iter()
@@ -364,14 +371,22 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
         let m = (config.season / config.bucket) as usize;
         if series.len() >= 2 * m {
             let since = now - config.calm.down_window as i64;
-            let (peak, hold_demand) =
-                holt_winters(config, &series, m, last_end, since, (lead_end, hold_end));
+            let fit = holt_winters(config, &series, m, last_end, since, (lead_end, hold_end));
+            let lowered = if fit.lowered > 0.0 {
+                format!(
+                    ", lowered by {:.2}: it ran above the demand over the last {}",
+                    fit.lowered,
+                    Pretty(config.correction)
+                )
+            } else {
+                String::new()
+            };
             return Forecast::Needs {
-                replicas: replicas_for(config, peak),
-                demand: peak,
-                hold_demand,
+                replicas: replicas_for(config, fit.peak),
+                demand: fit.peak,
+                hold_demand: fit.hold,
                 method: format!(
-                    "Holt-Winters on {} of history (season {})",
+                    "Holt-Winters on {} of history (season {}){lowered}",
                     Pretty(series.len() as u64 * config.bucket),
                     Pretty(config.season)
                 ),
@@ -487,12 +502,31 @@ fn buckets(config: &Config, demand: &[Sample], now: TimestampMs) -> Option<(Vec<
     Some((filled, (last + 1) * b))
 }
 
+/// What [`holt_winters`] forecasts.
+struct Fit {
+    /// The demand to carry up to the lead time.
+    peak: f64,
+    /// The same up to the end of the hold, for scale-in.
+    hold: f64,
+    /// How much both were lowered by `forecast.correction` (0 or more).
+    lowered: f64,
+}
+
 /// Additive Holt-Winters fitted on `series` (season `m` buckets). The
 /// floor it sets is the highest of: the forecasts for the buckets covering
 /// `[now, lead_end]`, and the one-step-ahead forecasts the fit made for the
 /// buckets covering `[since, now)`, so the floor does not drop the moment
-/// a bucket ends (the forecast's own stabilisation). The second value is
-/// the same up to `hold_end`, for scale-in.
+/// a bucket ends (the forecast's own stabilisation). The hold is the same
+/// up to `hold_end`, for scale-in.
+///
+/// Where the one-step-ahead forecasts of the last `forecast.correction`
+/// ran above the demand on average, every forecast is lowered by that mean
+/// error (a bias correction; never raised, as the reactive part carries a
+/// demand above the forecast). A season learnt on busier days (weekdays
+/// before a weekend, a day with a burst) then does not hold replicas the
+/// day in progress does not need: the level alone adapts only partly
+/// within a bucket or two, and the seasonal rise ahead stays the busier
+/// days'.
 ///
 /// The seasonal terms are indexed by the bucket's phase in the season of
 /// the clock (not of the window), and start from the average profile of
@@ -507,7 +541,7 @@ fn holt_winters(
     last_end: i64,
     since: TimestampMs,
     (lead_end, hold_end): (TimestampMs, TimestampMs),
-) -> (f64, f64) {
+) -> Fit {
     let (a, b, g) = (config.alpha, config.beta, config.gamma);
     let n = series.len();
     let bucket = config.bucket as i64;
@@ -532,27 +566,45 @@ fn holt_winters(
     let mut trend = (mean(&series[m..2 * m]) - level) / m as f64;
     // Buckets at or after this index are within the stabilisation window.
     let recent_from = n as i64 - (last_end - since).div_euclid(bucket) - 1;
+    // Buckets at or after this index are within the correction's span.
+    let correct_from = n - config.correction.div_ceil(config.bucket).min(n as u64) as usize;
     let mut floor: f64 = 0.0;
+    let (mut error, mut errors) = (0.0, 0u32);
     for (t, &x) in series.iter().enumerate().skip(m) {
         let p = phase(t);
         let s = season[p];
+        let ahead = level + trend + s;
         if t as i64 >= recent_from {
-            floor = floor.max(level + trend + s);
+            floor = floor.max(ahead);
+        }
+        if t >= correct_from {
+            error += x - ahead;
+            errors += 1;
         }
         let prev = level;
         level = a * (x - s) + (1.0 - a) * (level + trend);
         trend = b * (level - prev) + (1.0 - b) * trend;
         season[p] = g * (x - level) + (1.0 - g) * s;
     }
+    let lowered = if errors > 0 {
+        (-error / f64::from(errors)).max(0.0)
+    } else {
+        0.0
+    };
     // Bucket h (1-based) after the last complete one covers
     // [last_end + (h-1)b, last_end + h b).
     let peak_to = |end: i64| {
         let h_to = ((end - last_end).div_euclid(bucket) + 1).max(1) as usize;
-        (1..=h_to)
+        let peak = (1..=h_to)
             .map(|h| level + h as f64 * trend + season[phase(n + h - 1)])
-            .fold(floor, f64::max)
+            .fold(floor, f64::max);
+        (peak - lowered).max(0.0)
     };
-    (peak_to(lead_end), peak_to(hold_end))
+    Fit {
+        peak: peak_to(lead_end),
+        hold: peak_to(hold_end),
+        lowered,
+    }
 }
 
 #[cfg(test)]
@@ -616,6 +668,65 @@ mod tests {
         // The true value an hour ahead (07:00) is 4 - 2 cos(7/24 tau) = 4.52;
         // the forecast sees it coming (the current value is 4.0).
         assert!(peak > 4.3 && peak < 4.8, "{peak}");
+    }
+
+    fn seasonal_peak(correction: u64, demand: &[Sample], now: i64) -> (f64, String) {
+        let (config, valid) = Config::read(&[Param {
+            key: "forecast.correction".into(),
+            value: ParamValue::Duration(correction),
+        }]);
+        valid.expect("a valid correction");
+        match forecast(&config, demand, now) {
+            Forecast::Needs { demand, method, .. } => (demand, method),
+            Forecast::Unavailable(why) => panic!("three days is enough history: {why}"),
+        }
+    }
+
+    /// Three days of a flat demand of 2 to `now`, every 5 minutes, but
+    /// `burst` from 12:00 to 13:00 of the day before.
+    fn flat_with_yesterdays_burst(burst: f64, now: i64) -> Vec<Sample> {
+        let (day, step) = (24 * HOUR as i64, 5 * MINUTE as i64);
+        let noon = now.div_euclid(day) * day - day + 12 * HOUR as i64;
+        (0..3 * day / step)
+            .map(|i| {
+                let at = now - i * step;
+                let value = if (noon..noon + HOUR as i64).contains(&at) {
+                    burst
+                } else {
+                    2.0
+                };
+                Sample { at, value }
+            })
+            .rev()
+            .collect()
+    }
+
+    #[test]
+    fn a_forecast_that_ran_above_the_demand_is_lowered_by_its_error_never_raised() {
+        // 12:30: yesterday's burst from 12:00 is in the season, so the
+        // forecast asks for more than the flat 2 of the last half hour.
+        let now = 3 * 24 * HOUR as i64 + 12 * HOUR as i64 + 30 * MINUTE as i64;
+        let burst = flat_with_yesterdays_burst(4.0, now);
+        let (plain, _) = seasonal_peak(0, &burst, now);
+        let (corrected, method) = seasonal_peak(30 * MINUTE, &burst, now);
+        assert!(plain > 2.3, "{plain}");
+        assert!(
+            corrected < plain - 0.2 && corrected >= 2.0 - 1e-9,
+            "{corrected} against {plain}"
+        );
+        assert!(
+            method.contains("lowered by") && method.contains("last 30m"),
+            "{method}"
+        );
+
+        // A dip yesterday instead: the forecast runs below the demand, and
+        // the correction leaves it as it is (the reactive part carries what
+        // a forecast misses).
+        let dip = flat_with_yesterdays_burst(1.0, now);
+        let (plain, _) = seasonal_peak(0, &dip, now);
+        let (corrected, method) = seasonal_peak(30 * MINUTE, &dip, now);
+        assert_eq!(corrected, plain);
+        assert!(!method.contains("lowered"), "{method}");
     }
 
     #[test]
