@@ -527,6 +527,25 @@ fn reset_clears_cooldowns_keeps_history_and_is_audited() {
     );
 }
 
+#[test]
+fn reset_names_a_state_directory_that_is_not_there_and_leaves_none_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("vedfolnir-autoscler");
+    let out = run_env(
+        &["reset", "--policy", "policies/vedfolnir.toml"],
+        &[("VEDFOLNIR_STATE_DIR", typo.to_str().unwrap())],
+    )
+    .expect_code(2);
+    assert!(
+        out.stderr
+            .contains(&format!("no state directory at {}", typo.display()))
+            && out.stderr.contains("is --state-dir the daemon's?"),
+        "{}",
+        out.stderr
+    );
+    assert!(!typo.exists(), "reset created {}", typo.display());
+}
+
 /// `run` with `args`, a state directory, and the example policy unless
 /// `--policies` is given; expected to exit at once.
 fn run_daemon(state: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> crate::util::Output {

@@ -19,7 +19,7 @@ use vedfolnir_core::model::{Direction, TimestampMs};
 use vedfolnir_sandbox::Sandbox;
 
 use super::args::{ActArgs, PolicyArgs};
-use super::{ScaleFailed, Unhealthy, render};
+use super::{InvalidInput, ScaleFailed, Unhealthy, render};
 use crate::actuators::{self, Actuator, DockerActuator, Outcome, ScaleReport};
 use crate::audit::{self, Actor, AuditLog, AuditRecord, Event};
 use crate::clock::{Clock, SystemClock};
@@ -285,6 +285,15 @@ fn finish(report: &ScaleReport) -> Result<ExitCode> {
 pub fn reset(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<ExitCode> {
     let file = file_only(setup, args, "reset")?;
     let service = &file.service;
+    // Nothing was ever recorded where no state directory is: a mistyped
+    // --state-dir is said, not created and audited as a reset.
+    if !setup.state_dir.is_dir() {
+        return Err(InvalidInput(format!(
+            "no state directory at {}: {service} has no cooldowns there to reset (is --state-dir the daemon's?)",
+            setup.state_dir.display()
+        ))
+        .into());
+    }
     let (state, _lock) = locked(setup.state_dir, service, "reset")?;
     let now = SystemClock.now_ms();
     let before = state.reset_cooldowns(service, now, act.dry_run)?;
