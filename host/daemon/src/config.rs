@@ -466,6 +466,34 @@ mod tests {
     }
 
     #[test]
+    fn a_duration_past_its_bound_is_named_with_the_bound_and_why() {
+        let e = parse(
+            "service = \"web\"\nplugin = \"builtin:threshold-score\"\n[cooldown]\nup = \"1000000h\"\ndown = \"24h\"\n[data]\nstaleness = \"2h\"\n[rollout]\nmonitor = \"61m\"\nstop_timeout = \"1h\"\n[scrape]\nport = 9100\ntimeout = \"90s\"\n",
+        )
+        .unwrap_err();
+        // cooldown.down at 24h and stop_timeout at 1h are at their bounds:
+        // allowed.
+        assert_eq!(
+            keys(e.clone()),
+            [
+                "cooldown.up",
+                "data.staleness",
+                "scrape.timeout",
+                "rollout.monitor"
+            ]
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("cooldown.up: \"1000000h\" is longer than the most allowed, 1d (pause the service to stop it scaling)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("scrape.timeout: \"90s\" is longer than the most allowed, 1m"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let p = parse(
             r#"

@@ -36,6 +36,19 @@ const ROLLOUT_KEYS: &[&str] = &["monitor", "max_failure_ratio", "stop_timeout"];
 const COOLDOWN_KEYS: &[&str] = &["up", "down"];
 const STEP_KEYS: &[&str] = &["max_up", "max_down"];
 const DATA_KEYS: &[&str] = &["staleness"];
+
+const MINUTE_MS: u64 = 60_000;
+const HOUR_MS: u64 = 60 * MINUTE_MS;
+/// The longest cooldown: past a day the service would not scale for days
+/// on a mistyped value (`pause` is the way to stop scaling).
+const MAX_COOLDOWN_MS: u64 = 24 * HOUR_MS;
+/// The longest staleness: history older than an hour reaches a policy as
+/// 15-minute means, so an older sample is no reading of the present.
+const MAX_STALENESS_MS: u64 = HOUR_MS;
+/// The longest a pass waits on one scrape (the pass interval is seconds).
+const MAX_SCRAPE_TIMEOUT_MS: u64 = MINUTE_MS;
+/// The longest a scale waits for health, or for a container to stop.
+const MAX_ROLLOUT_WAIT_MS: u64 = HOUR_MS;
 const SIGNAL_KEYS: &[&str] = &[
     "source",
     "query",
@@ -124,9 +137,26 @@ impl Reader<'_> {
         }
     }
 
-    fn duration(&mut self, parent: &toml::Table, key: &str, full: &str) -> Option<u64> {
+    /// A duration of at most `most` ms (`why`: what a longer one would do).
+    fn duration(
+        &mut self,
+        parent: &toml::Table,
+        key: &str,
+        full: &str,
+        (most, why): (u64, &str),
+    ) -> Option<u64> {
         let text = self.string(parent, key, full)?;
         match vedfolnir_core::parse_duration(&text) {
+            Ok(ms) if ms > most => {
+                self.problem(
+                    full,
+                    format!(
+                        "{text:?} is longer than the most allowed, {} ({why})",
+                        vedfolnir_core::duration::format_duration(most)
+                    ),
+                );
+                None
+            }
             Ok(ms) => Some(ms),
             Err(e) => {
                 self.problem(full, e.to_string());
@@ -295,11 +325,12 @@ fn read_guard(r: &mut Reader, root: &toml::Table, overrides: &Overrides) -> Guar
 fn read_timing(r: &mut Reader, root: &toml::Table, guard: &mut GuardConfig) {
     if let Some(t) = r.table(root, "cooldown", "cooldown") {
         r.unknown_keys(t, "cooldown.", COOLDOWN_KEYS);
+        let most = (MAX_COOLDOWN_MS, "pause the service to stop it scaling");
         guard.cooldown_up = r
-            .duration(t, "up", "cooldown.up")
+            .duration(t, "up", "cooldown.up", most)
             .unwrap_or(guard.cooldown_up);
         guard.cooldown_down = r
-            .duration(t, "down", "cooldown.down")
+            .duration(t, "down", "cooldown.down", most)
             .unwrap_or(guard.cooldown_down);
     }
     if let Some(t) = r.table(root, "step", "step") {
@@ -321,7 +352,15 @@ fn read_timing(r: &mut Reader, root: &toml::Table, guard: &mut GuardConfig) {
     if let Some(t) = r.table(root, "data", "data") {
         r.unknown_keys(t, "data.", DATA_KEYS);
         guard.staleness = r
-            .duration(t, "staleness", "data.staleness")
+            .duration(
+                t,
+                "staleness",
+                "data.staleness",
+                (
+                    MAX_STALENESS_MS,
+                    "history older than an hour reaches a policy as 15-minute means",
+                ),
+            )
             .unwrap_or(guard.staleness);
         if guard.staleness == 0 {
             r.problem("data.staleness", "must be longer than 0");
@@ -355,7 +394,17 @@ fn read_endpoint(r: &mut Reader, root: &toml::Table) -> Option<Endpoint> {
     if !path.starts_with('/') {
         r.problem("scrape.path", format!("{path:?} must start with '/'"));
     }
-    let timeout_ms = r.duration(t, "timeout", "scrape.timeout").unwrap_or(2_000);
+    let timeout_ms = r
+        .duration(
+            t,
+            "timeout",
+            "scrape.timeout",
+            (
+                MAX_SCRAPE_TIMEOUT_MS,
+                "a pass would wait that long on one replica",
+            ),
+        )
+        .unwrap_or(2_000);
     if timeout_ms == 0 {
         r.problem("scrape.timeout", "must be longer than 0");
     }
@@ -646,13 +695,25 @@ fn read_rollout(r: &mut Reader, root: &toml::Table) -> Rollout {
         return rollout;
     };
     r.unknown_keys(t, "rollout.", ROLLOUT_KEYS);
-    if let Some(ms) = r.duration(t, "monitor", "rollout.monitor") {
+    let most = (
+        MAX_ROLLOUT_WAIT_MS,
+        "a scale would wait that long for health",
+    );
+    if let Some(ms) = r.duration(t, "monitor", "rollout.monitor", most) {
         if ms == 0 {
             r.problem("rollout.monitor", "must be longer than 0");
         }
         rollout.monitor_ms = ms;
     }
-    rollout.stop_timeout_ms = r.duration(t, "stop_timeout", "rollout.stop_timeout");
+    rollout.stop_timeout_ms = r.duration(
+        t,
+        "stop_timeout",
+        "rollout.stop_timeout",
+        (
+            MAX_ROLLOUT_WAIT_MS,
+            "a scale-down would wait that long for a container to stop",
+        ),
+    );
     match t.get("max_failure_ratio") {
         None => {}
         Some(v) => match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
