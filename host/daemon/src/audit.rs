@@ -5,7 +5,8 @@
 //! finish is an interrupted scale. Every record is also offered to an
 //! [`AuditObserver`] (the `WEBHOOK_URL` notifier) once written.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -71,8 +72,129 @@ pub trait AuditObserver: Send + Sync + std::fmt::Debug {
 pub trait Audit: Send + Sync + std::fmt::Debug {
     /// Append one record; an action must not go ahead when this fails.
     fn append(&self, record: &AuditRecord) -> Result<(), AuditError>;
-    /// The records of one service, oldest first.
-    fn records(&self, service: &str) -> Result<Vec<AuditRecord>, AuditError>;
+    /// What of one service's record is still open, and its last scales.
+    fn summary(&self, service: &str) -> Result<Summary, AuditError>;
+}
+
+/// What one service's audit record leaves open, and its last scales: all
+/// that starting (reconciliation) and `report` need, read in one pass
+/// that keeps only these records, so it costs memory for what is open,
+/// not for the size of the log.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Scales with an intent (`scale-started`) and no outcome after it
+    /// (`scale-finished` of the same `action_id`): the process stopped
+    /// mid-scale. Oldest first.
+    pub interrupted: Vec<AuditRecord>,
+    /// API requests received (`requested`) and never answered (`answered`
+    /// or `unanswered` after it): the daemon stopped under them. Oldest
+    /// first, each with the first record that carried it out (its
+    /// `request` names it), if one did.
+    pub unanswered: Vec<(AuditRecord, Option<AuditRecord>)>,
+    /// The last `scale-finished` record up.
+    pub last_up: Option<AuditRecord>,
+    /// The last `scale-finished` record down.
+    pub last_down: Option<AuditRecord>,
+}
+
+impl Summary {
+    /// The last finished scale in direction `d` (none for hold).
+    pub fn last(&self, d: Direction) -> Option<&AuditRecord> {
+        match d {
+            Direction::Up => self.last_up.as_ref(),
+            Direction::Down => self.last_down.as_ref(),
+            Direction::Hold => None,
+        }
+    }
+}
+
+/// The fields of a line a [`Summary`] is decided by, borrowed from it.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    service: Cow<'a, str>,
+    event: Event,
+    #[serde(borrow)]
+    action_id: Cow<'a, str>,
+    direction: Direction,
+    #[serde(default, borrow)]
+    request: Option<Cow<'a, str>>,
+}
+
+/// A `requested` line with no answer yet, and the first line that
+/// carried it out.
+struct Request {
+    at: usize,
+    line: Vec<u8>,
+    carried_out: Option<Vec<u8>>,
+}
+
+/// A [`Summary`] being read: the lines still open, by `action_id`, each
+/// with its line number (the file's order), and the last scale each way.
+#[derive(Default)]
+struct Scan {
+    started: HashMap<String, (usize, Vec<u8>)>,
+    requests: HashMap<String, Request>,
+    last_up: Option<Vec<u8>>,
+    last_down: Option<Vec<u8>>,
+}
+
+impl Scan {
+    /// Line `n`, of the service, whose head is `head`.
+    fn read(&mut self, n: usize, head: Head<'_>, line: &[u8]) {
+        if let Some(id) = &head.request
+            && let Some(r) = self.requests.get_mut(id.as_ref())
+            && r.carried_out.is_none()
+        {
+            r.carried_out = Some(line.to_vec());
+        }
+        let id = head.action_id.into_owned();
+        match (head.event, head.direction) {
+            (Event::ScaleStarted, _) => {
+                self.started.insert(id, (n, line.to_vec()));
+            }
+            (Event::ScaleFinished, d) => {
+                self.started.remove(&id);
+                match d {
+                    Direction::Up => self.last_up = Some(line.to_vec()),
+                    Direction::Down => self.last_down = Some(line.to_vec()),
+                    Direction::Hold => {}
+                }
+            }
+            (Event::Requested, _) => {
+                let line = line.to_vec();
+                let r = Request {
+                    at: n,
+                    line,
+                    carried_out: None,
+                };
+                self.requests.insert(id, r);
+            }
+            (Event::Answered | Event::Unanswered, _) => {
+                self.requests.remove(&id);
+            }
+            _ => {}
+        }
+    }
+
+    /// The kept lines parsed whole, oldest first; one that the head read
+    /// but that is no record is left out.
+    fn finish(self) -> Summary {
+        let parse = |line: &[u8]| serde_json::from_slice::<AuditRecord>(line).ok();
+        let mut started: Vec<_> = self.started.into_values().collect();
+        started.sort_by_key(|(n, _)| *n);
+        let mut requests: Vec<_> = self.requests.into_values().collect();
+        requests.sort_by_key(|r| r.at);
+        Summary {
+            interrupted: started.iter().filter_map(|(_, l)| parse(l)).collect(),
+            unanswered: requests
+                .iter()
+                .filter_map(|r| Some((parse(&r.line)?, r.carried_out.as_deref().and_then(parse))))
+                .collect(),
+            last_up: self.last_up.as_deref().and_then(parse),
+            last_down: self.last_down.as_deref().and_then(parse),
+        }
+    }
 }
 
 /// Keeps nothing: a replay's actions are its report, not an audit.
@@ -84,8 +206,8 @@ impl Audit for Discard {
         Ok(())
     }
 
-    fn records(&self, _: &str) -> Result<Vec<AuditRecord>, AuditError> {
-        Ok(Vec::new())
+    fn summary(&self, _: &str) -> Result<Summary, AuditError> {
+        Ok(Summary::default())
     }
 }
 
@@ -94,8 +216,8 @@ impl Audit for AuditLog {
         AuditLog::append(self, record)
     }
 
-    fn records(&self, service: &str) -> Result<Vec<AuditRecord>, AuditError> {
-        AuditLog::records(self, service)
+    fn summary(&self, service: &str) -> Result<Summary, AuditError> {
+        AuditLog::summary(self, service)
     }
 }
 
@@ -316,39 +438,6 @@ fn action_id(service: &str, at: TimestampMs) -> String {
     format!("{service}-{at}-{}-{n}", std::process::id())
 }
 
-/// Scales with an intent (`scale-started`) and no outcome: the process
-/// stopped mid-scale.
-pub fn interrupted(records: &[AuditRecord]) -> Vec<&AuditRecord> {
-    unclosed(records, Event::ScaleStarted, &[Event::ScaleFinished])
-}
-
-/// API requests received and never answered: the daemon stopped under
-/// them.
-pub fn unanswered(records: &[AuditRecord]) -> Vec<&AuditRecord> {
-    unclosed(
-        records,
-        Event::Requested,
-        &[Event::Answered, Event::Unanswered],
-    )
-}
-
-/// The `opens` records with no `closes` record of the same `action_id`.
-fn unclosed<'a>(
-    records: &'a [AuditRecord],
-    opens: Event,
-    closes: &[Event],
-) -> Vec<&'a AuditRecord> {
-    let closed: std::collections::HashSet<&str> = records
-        .iter()
-        .filter(|r| closes.contains(&r.event))
-        .map(|r| r.action_id.as_str())
-        .collect();
-    records
-        .iter()
-        .filter(|r| r.event == opens && !closed.contains(r.action_id.as_str()))
-        .collect()
-}
-
 /// Which plugin decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginRecord {
@@ -447,6 +536,37 @@ impl AuditLog {
             }
         }
         Ok(out)
+    }
+
+    /// [`Summary`] of one service, in one pass over the log that parses
+    /// only each line's service, event, ids and direction, and keeps only
+    /// the lines still open (and the last scale each way). A torn or
+    /// unreadable line is skipped, as [`AuditLog::records`] skips it.
+    pub fn summary(&self, service: &str) -> Result<Summary, AuditError> {
+        let read = |source| AuditError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Summary::default()),
+            Err(e) => return Err(read(e)),
+        };
+        let mut reader = io::BufReader::new(file);
+        let mut line = Vec::new();
+        let mut scan = Scan::default();
+        for n in 0.. {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).map_err(read)? == 0 {
+                break;
+            }
+            if let Ok(head) = serde_json::from_slice::<Head>(&line)
+                && head.service == service
+            {
+                scan.read(n, head, &line);
+            }
+        }
+        Ok(scan.finish())
     }
 
     /// The newest records (of one service, or all), newest first; the
@@ -627,23 +747,83 @@ mod tests {
     }
 
     #[test]
-    fn interrupted_finds_intents_without_an_outcome() {
-        let started = record(Event::ScaleStarted, "web");
-        let other = AuditRecord {
-            action_id: "b".into(),
+    fn the_summary_keeps_what_is_open_and_the_last_scales() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::in_dir(dir.path());
+        let finish = |started: &AuditRecord| AuditRecord {
+            event: Event::ScaleFinished,
+            ..started.clone()
+        };
+        let request = || AuditRecord {
+            direction: Direction::Hold,
+            ..record(Event::Requested, "web")
+        };
+        let open = record(Event::ScaleStarted, "web");
+        let up = record(Event::ScaleStarted, "web");
+        let down = AuditRecord {
+            direction: Direction::Down,
             ..record(Event::ScaleStarted, "web")
         };
-        let finished = AuditRecord {
-            action_id: started.action_id.clone(),
-            ..record(Event::ScaleFinished, "web")
+        let others = record(Event::ScaleStarted, "other");
+        let (lost, carried, answered) = (request(), request(), request());
+        let ran = AuditRecord {
+            request: Some(carried.action_id.clone()),
+            ..record(Event::ScaleStarted, "web")
         };
-        let records = [started, other, finished];
-        let left = interrupted(&records);
+        for r in [
+            &open,
+            &up,
+            &finish(&up),
+            &others,
+            &lost,
+            &carried,
+            &answered,
+            &AuditRecord {
+                event: Event::Answered,
+                ..answered.clone()
+            },
+            &ran,
+            &down,
+            &finish(&down),
+        ] {
+            log.append(r).unwrap();
+        }
+        let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(b"{\"time_ms\": 5, \"service\": \"web\", \"ev")
+            .unwrap();
+
+        let s = log.summary("web").unwrap();
+        let ids = |rs: &[AuditRecord]| rs.iter().map(|r| r.action_id.clone()).collect::<Vec<_>>();
+        // Oldest first; another service's intent is not this one's.
         assert_eq!(
-            left.iter()
-                .map(|r| r.action_id.as_str())
-                .collect::<Vec<_>>(),
-            ["b"]
+            ids(&s.interrupted),
+            [open.action_id.clone(), ran.action_id.clone()]
         );
+        let unanswered: Vec<(String, Option<String>)> = s
+            .unanswered
+            .iter()
+            .map(|(r, by)| {
+                (
+                    r.action_id.clone(),
+                    by.as_ref().map(|b| b.action_id.clone()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            unanswered,
+            [
+                (lost.action_id.clone(), None),
+                (carried.action_id.clone(), Some(ran.action_id.clone()))
+            ]
+        );
+        assert_eq!(s.last(Direction::Up).unwrap().action_id, up.action_id);
+        assert_eq!(s.last(Direction::Down).unwrap().action_id, down.action_id);
+        assert_eq!(s.last_up.as_ref().unwrap().event, Event::ScaleFinished);
+        assert!(s.last(Direction::Hold).is_none());
+        // No log yet: nothing open.
+        let empty = AuditLog::in_dir(&dir.path().join("none"))
+            .summary("web")
+            .unwrap();
+        assert!(empty.interrupted.is_empty() && empty.last_up.is_none());
     }
 }

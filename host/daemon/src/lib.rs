@@ -44,6 +44,7 @@ mod sources;
 mod state;
 mod telemetry;
 
+pub mod bench;
 pub mod fuzz;
 
 use std::process::ExitCode;

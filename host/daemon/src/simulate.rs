@@ -1049,7 +1049,7 @@ mod tests {
             .map(|r| (r.time_ms - EPOCH_MS, u64::from(r.from), u64::from(r.to)))
             .collect();
         assert_eq!(started, replayed);
-        assert!(crate::audit::interrupted(&records).is_empty());
+        assert!(log.summary("simulated").unwrap().interrupted.is_empty());
     }
 
     /// `--violations` lists each stretch of SLO violation: together they

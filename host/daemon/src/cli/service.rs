@@ -508,29 +508,22 @@ pub fn report(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
         let shell = Shell::open(setup, &policy.file, state, None).await?;
         let service = &policy.file.service;
         let seen = controller::look(&shell.context(), &policy).await?;
-        let records = shell.audit.records(service)?;
+        let record = shell.audit.summary(service)?;
         let now = SystemClock.now_ms();
         if args.json {
-            print_report_json(&policy, &shell, &seen, &records)?;
+            print_report_json(&policy, &shell, &seen, &record)?;
         } else {
-            out!("{}", report_text(&policy, &shell, &seen, &records, now));
+            out!("{}", report_text(&policy, &shell, &seen, &record, now));
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-fn last(records: &[AuditRecord], d: Direction) -> Option<&AuditRecord> {
-    records
-        .iter()
-        .rev()
-        .find(|r| r.event == Event::ScaleFinished && r.direction == d)
 }
 
 fn print_report_json(
     policy: &ReadyPolicy,
     shell: &Shell,
     seen: &controller::Look,
-    records: &[AuditRecord],
+    record: &audit::Summary,
 ) -> Result<()> {
     outln!(
         "{}",
@@ -545,9 +538,9 @@ fn print_report_json(
             "usage": seen.collected.usage,
             "recommendation": seen.evaluation.recommendation,
             "decision": seen.evaluation.decision,
-            "last_scale_up": last(records, Direction::Up),
-            "last_scale_down": last(records, Direction::Down),
-            "interrupted": audit::interrupted(records),
+            "last_scale_up": record.last_up,
+            "last_scale_down": record.last_down,
+            "interrupted": record.interrupted,
         }))?
     );
     Ok(())
@@ -557,7 +550,7 @@ fn report_text(
     policy: &ReadyPolicy,
     shell: &Shell,
     seen: &controller::Look,
-    records: &[AuditRecord],
+    record: &audit::Summary,
     now: TimestampMs,
 ) -> String {
     let mut out = String::new();
@@ -591,7 +584,7 @@ fn report_text(
             .unwrap_or_else(|| "unknown".into())
     );
     out.push_str(&scores_line(&seen.evaluation));
-    out.push_str(&last_actions(records, now));
+    out.push_str(&last_actions(record, now));
     out
 }
 
@@ -611,10 +604,10 @@ fn scores_line(e: &crate::policy::Evaluation) -> String {
     }
 }
 
-fn last_actions(records: &[AuditRecord], now: TimestampMs) -> String {
+fn last_actions(record: &audit::Summary, now: TimestampMs) -> String {
     let mut out = String::new();
     for (label, d) in [("scale-up", Direction::Up), ("scale-down", Direction::Down)] {
-        match last(records, d) {
+        match record.last(d) {
             None => {
                 let _ = writeln!(out, "last {label}: never");
             }
@@ -632,7 +625,7 @@ fn last_actions(records: &[AuditRecord], now: TimestampMs) -> String {
             }
         }
     }
-    for r in audit::interrupted(records) {
+    for r in &record.interrupted {
         let _ = writeln!(
             out,
             "interrupted: {} {} -> {} started {} ago and never finished",

@@ -12,16 +12,15 @@
 
 use super::{Context, PassError};
 use crate::actuators::{ScalePlan, ScaleReport};
-use crate::audit::{self, Actor, AuditRecord, Event};
+use crate::audit::{Actor, AuditRecord, Event};
 use crate::engine::Replica;
 
 /// Finish every interrupted scale of `service`, then sweep; returns the
 /// finished records written.
 pub async fn reconcile(cx: &Context<'_>, service: &str) -> Result<Vec<AuditRecord>, PassError> {
-    let records = cx.audit.records(service)?;
-    let pending = audit::interrupted(&records);
+    let open = cx.audit.summary(service)?;
     let mut out = Vec::new();
-    for started in pending {
+    for started in &open.interrupted {
         let report = match &started.plan {
             Some(plan) => {
                 cx.actuator
@@ -54,8 +53,8 @@ pub async fn reconcile(cx: &Context<'_>, service: &str) -> Result<Vec<AuditRecor
         }
         out.push(finished);
     }
-    for request in audit::unanswered(&records) {
-        let record = unanswered(request, &records, cx.clock.now_ms());
+    for (request, carried_out) in &open.unanswered {
+        let record = unanswered(request, carried_out.as_ref(), cx.clock.now_ms());
         cx.audit.append(&record)?;
         out.push(record);
     }
@@ -81,10 +80,7 @@ pub fn describe(r: &AuditRecord) -> String {
 
 /// The record that closes an API request the daemon stopped under: what
 /// became of it, judged by the API's records that followed it.
-fn unanswered(request: &AuditRecord, records: &[AuditRecord], now: i64) -> AuditRecord {
-    let acted = records
-        .iter()
-        .find(|r| r.request.as_deref() == Some(request.action_id.as_str()));
+fn unanswered(request: &AuditRecord, acted: Option<&AuditRecord>, now: i64) -> AuditRecord {
     let what = request
         .reasons
         .first()
