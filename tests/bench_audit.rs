@@ -18,25 +18,16 @@
 
 use std::time::{Duration, Instant};
 
-/// The process's peak resident set (VmHWM), in bytes.
-fn peak_rss() -> usize {
+/// A size the kernel reports for this process in /proc/self/status
+/// (`VmHWM`, the peak resident set; `VmRSS`, the resident set now), in
+/// bytes.
+fn status_bytes(field: &str) -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let kb: usize = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status");
-    kb << 10
-}
-
-/// The process's resident set now (VmRSS), in bytes.
-fn rss() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"));
     kb << 10
 }
 
@@ -49,11 +40,11 @@ fn measure(f: impl Fn() -> usize) -> (Duration, usize, usize) {
     let mut result = 0;
     for _ in 0..5 {
         std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak resident set");
-        let before = rss();
+        let before = status_bytes("VmRSS");
         let started = Instant::now();
         result = f();
         times.push(started.elapsed());
-        rise = rise.max(peak_rss().saturating_sub(before));
+        rise = rise.max(status_bytes("VmHWM").saturating_sub(before));
     }
     times.sort();
     (times[2], rise, result)
