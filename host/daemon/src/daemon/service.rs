@@ -389,25 +389,25 @@ fn decision_line(service: &str, p: &Pass, dry_run: bool) -> String {
 
 /// Publish one pass in the status.
 fn publish(shared: &Shared, policy: &ReadyPolicy, p: &Pass, divergences: u64) {
+    let service = &policy.file.service;
+    // The loop's first pass (the daemon started, or the file is new): the
+    // chart begins with what the audit log recorded, read before the
+    // status is locked, as a service with few records is read back to the
+    // log's start and every status reader would wait on it.
+    let first = (shared.status.lock().expect("status lock").services)
+        .get(service)
+        .is_none_or(|s| s.history.is_empty());
+    let seed = first.then(|| shared.audit.recent(Some(service), SEED_RECORDS));
     let mut status = shared.status.lock().expect("status lock");
-    let s = status
-        .services
-        .entry(policy.file.service.clone())
-        .or_default();
+    let s = status.services.entry(service.clone()).or_default();
     s.replicas = Some(p.input.current_replicas);
     s.ready = Some(p.input.ready_replicas);
-    if s.history.is_empty() {
-        // The loop's first pass (the daemon started, or the file is new):
-        // the chart begins with what the audit log recorded.
-        match shared
-            .audit
-            .recent(Some(&policy.file.service), SEED_RECORDS)
-        {
-            Ok(records) => s.seed(&records, p.input.now, SEED_RECORDS),
-            Err(e) => {
-                tracing::warn!(error = %e, "the chart starts empty: the audit log was not read")
-            }
+    match seed {
+        Some(Ok(records)) if s.history.is_empty() => s.seed(&records, p.input.now, SEED_RECORDS),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "the chart starts empty: the audit log was not read")
         }
+        _ => {}
     }
     s.record(
         p.input.now,
