@@ -672,6 +672,87 @@ mod tests {
         assert!(l.take(later).is_err());
     }
 
+    const TOKEN: &str = "a-token-of-twenty-chars";
+
+    /// The API of a daemon with no loop running, over real HTTP on
+    /// 127.0.0.1; `stopping` as the stop signal leaves it.
+    async fn serve(dir: &std::path::Path, stopping: bool) -> (Arc<Shared>, String) {
+        let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
+        let shared = Arc::new(Shared {
+            telemetry: crate::telemetry::Telemetry::counting(metrics.clone()),
+            metrics,
+            alerts: Arc::default(),
+            audit: crate::audit::AuditLog::in_dir(dir),
+            state: crate::state::StateDir::open(dir).unwrap(),
+            status: Mutex::default(),
+            commands: Mutex::default(),
+            stopping: stopping.into(),
+            options: super::super::shared::RunOptions {
+                policies: Vec::new(),
+                interval: Duration::from_secs(15),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                dry_run: false,
+                api_token: Some(TOKEN.into()),
+                alertmanager_token: None,
+                webhook_url: None,
+            },
+            sources: crate::sources::Sources::new(),
+            retiring: Mutex::default(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(shared.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (shared, url)
+    }
+
+    async fn pause(url: &str) -> (u16, String) {
+        let r = reqwest::Client::new()
+            .post(format!("{url}/api/v1/services/web/pause"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_request_while_the_daemon_stops_is_refused_and_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, url) = serve(dir.path(), true).await;
+        let (code, body) = pause(&url).await;
+        assert_eq!(code, 503, "{body}");
+        assert!(
+            body.contains("the daemon is stopping; send the request again"),
+            "{body}"
+        );
+        // Refused before it was taken: nothing to audit.
+        assert!(!dir.path().join("audit.jsonl").exists());
+    }
+
+    #[tokio::test]
+    async fn a_request_to_a_loop_that_has_stopped_is_recorded_answered_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (shared, url) = serve(dir.path(), false).await;
+        // The loop's channel, closed as a loop closes it when it stops.
+        let (tx, rx) = mpsc::channel(1);
+        drop(rx);
+        shared.commands.lock().unwrap().insert("web".into(), tx);
+        let (code, body) = pause(&url).await;
+        assert_eq!(code, 503, "{body}");
+        assert!(
+            body.contains("web's loop has stopped") && body.contains("nothing was done"),
+            "{body}"
+        );
+        let events: Vec<Event> = crate::audit::AuditLog::in_dir(dir.path())
+            .records("web")
+            .unwrap()
+            .iter()
+            .map(|r| r.event)
+            .collect();
+        assert_eq!(events, [Event::Requested, Event::Answered]);
+    }
+
     #[test]
     fn tokens_compare_exactly() {
         assert!(same(b"s3cret", b"s3cret"));
