@@ -387,6 +387,14 @@ fn an_unknown_shape_or_policy_is_refused() {
             ["--shape", "web", "--noise", "1.5"],
             "--noise 1.5 must be from 0 to 1",
         ),
+        (
+            ["--shape", "diurnal", "--burst-period", "5m"],
+            "--burst-period: the diurnal shape has no bursts (web has)",
+        ),
+        (
+            ["--shape", "web", "--burst-period", "2d"],
+            "--burst-period 2d: must be from 1s to 1d",
+        ),
     ] {
         let mut all = vec!["simulate", "--duration", "1h"];
         all.extend_from_slice(&args);
@@ -512,6 +520,22 @@ fn noisier_web_traffic_is_asked_for_with_noise() {
     let peak = |r: &serde_json::Value| row(r, "target-tracking")["peak_replicas"].as_u64().unwrap();
     assert!(peak(&noisy) > peak(&calm), "{calm}\n{noisy}");
     assert!(actions(&noisy) > actions(&calm), "{calm}\n{noisy}");
+    // Bursts that last longer: named, and a different load.
+    let mut args = NOISY_WEB.to_vec();
+    args.extend(["--duration", "1d", "--noise", "0.3", "--burst-period", "5m"]);
+    args.extend(["--policy", "builtin:target-tracking"]);
+    let long = simulate_json(&args);
+    assert!(
+        long["load"]
+            .as_str()
+            .unwrap()
+            .ends_with(", noise 0.3, bursts from 5m"),
+        "{long}"
+    );
+    assert_ne!(
+        row(&long, "target-tracking"),
+        row(&noisy, "target-tracking")
+    );
 }
 
 /// The report's yardstick: the fewest replica-hours with no SLO violation.

@@ -150,8 +150,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
 /// The mean load of each step, as `simulate` replays a shape (generated
 /// per second, averaged over the step).
 fn steps(o: &Options, noise: f64) -> Vec<f64> {
-    let trace: Trace =
-        Shape::Web.generate(o.duration_ms, 1_000, (o.base, o.peak), o.seed, Some(noise));
+    let noise = vedfolnir_core::sim::Noise {
+        size: Some(noise),
+        ..Default::default()
+    };
+    let trace: Trace = Shape::Web.generate(o.duration_ms, 1_000, (o.base, o.peak), o.seed, noise);
     let n = o.duration_ms / o.step_ms;
     (0..n)
         .map(|k| trace.mean(k * o.step_ms, (k + 1) * o.step_ms))

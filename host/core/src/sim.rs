@@ -107,6 +107,16 @@ pub enum Shape {
 /// to the level.
 pub const DIURNAL_NOISE: f64 = 0.05;
 
+/// A shape's noise as a replay asks for it; `None` leaves the shape's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Noise {
+    /// Its size ([`Shape::default_noise`]).
+    pub size: Option<f64>,
+    /// The web shape's shortest burst: the ON/OFF sources' shortest
+    /// period, ms ([`web::BURST_PERIOD_MS`]).
+    pub burst_period_ms: Option<DurationMs>,
+}
+
 impl Shape {
     /// Every shape, by its command-line name.
     pub const ALL: [(&'static str, Shape); 5] = [
@@ -136,7 +146,7 @@ impl Shape {
 
     /// Generate `duration_ms` of the shape at `step_ms`, between `base` and
     /// `peak` requests per second. `seed` fixes the noise, `noise` sets
-    /// its size (`None`: [`Shape::default_noise`]; ignored by the shapes
+    /// its size and the web shape's burst period (ignored by the shapes
     /// without noise).
     pub fn generate(
         self,
@@ -144,12 +154,13 @@ impl Shape {
         step_ms: DurationMs,
         (base, peak): (f64, f64),
         seed: u64,
-        noise: Option<f64>,
+        noise: Noise,
     ) -> Trace {
         let n = duration_ms.div_ceil(step_ms).max(2) as usize;
-        let noise = noise.or(self.default_noise()).unwrap_or(0.0);
+        let period = noise.burst_period_ms.unwrap_or(web::BURST_PERIOD_MS);
+        let noise = noise.size.or(self.default_noise()).unwrap_or(0.0);
         if self == Shape::Web {
-            let values = web::generate(n, step_ms, (base, peak), seed, noise);
+            let values = web::generate(n, step_ms, (base, peak), seed, (noise, period));
             return Trace { step_ms, values };
         }
         let mut rng = SplitMix(seed);
@@ -814,8 +825,8 @@ mod tests {
     #[test]
     fn shapes_stay_between_base_and_peak_and_are_reproducible() {
         for (name, shape) in Shape::ALL {
-            let a = shape.generate(86_400_000, 60_000, (100.0, 500.0), 7, None);
-            let b = shape.generate(86_400_000, 60_000, (100.0, 500.0), 7, None);
+            let a = shape.generate(86_400_000, 60_000, (100.0, 500.0), 7, Noise::default());
+            let b = shape.generate(86_400_000, 60_000, (100.0, 500.0), 7, Noise::default());
             assert_eq!(a, b, "{name}");
             assert_eq!(a.values.len(), 1440, "{name}");
             let (lo, hi) = a
@@ -832,7 +843,7 @@ mod tests {
             assert!(lo >= low && hi <= high, "{name}: {lo}..{hi}");
             assert!(hi - lo > 300.0, "{name} barely moves: {lo}..{hi}");
         }
-        let step = Shape::Step.generate(3_000_000, 1000, (1.0, 9.0), 0, None);
+        let step = Shape::Step.generate(3_000_000, 1000, (1.0, 9.0), 0, Noise::default());
         assert_eq!(step.values[999], 1.0);
         assert_eq!(step.values[1000], 9.0);
     }

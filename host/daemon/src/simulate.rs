@@ -35,7 +35,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 use vedfolnir_core::model::TimestampMs;
-use vedfolnir_core::sim::{self, History, ServiceModel, Shape, Slo, Tally, Trace};
+use vedfolnir_core::sim::{self, History, Noise, ServiceModel, Shape, Slo, Tally, Trace};
 use vedfolnir_core::window;
 use vedfolnir_sandbox::Sandbox;
 
@@ -63,6 +63,9 @@ pub const MIN_STEP_MS: u64 = 1_000;
 /// step (shapes are generated per second, so this also bounds their
 /// length and memory).
 pub const MAX_STEPS: u64 = 366 * 86_400;
+/// The longest burst period a web shape takes: a day (the daily pattern's
+/// own period).
+pub const MAX_BURST_PERIOD_MS: u64 = 86_400_000;
 
 /// The highest load a replay takes, in replicas' capacities: past it the
 /// numbers are not a Docker deployment's, and the yardstick's search for
@@ -111,8 +114,8 @@ pub enum Load {
         peak: f64,
         /// The noise seed.
         seed: u64,
-        /// The noise's size (`None`: the shape's own).
-        noise: Option<f64>,
+        /// The noise asked for (`None`s: the shape's own).
+        noise: Noise,
     },
 }
 
@@ -321,7 +324,7 @@ fn load_trace(options: &Options) -> Result<(Trace, String)> {
             peak,
             seed,
             noise,
-        } => shape_trace(shape, *duration_ms, (*base, *peak), *seed, *noise)?,
+        } => shape_trace(shape, *duration_ms, (*base, *peak), *seed, noise)?,
     };
     if !(options.scale.is_finite() && options.scale > 0.0) {
         return Err(Invalid::new(format!("--scale {} must be above 0", options.scale)).into());
@@ -340,7 +343,7 @@ fn shape_trace(
     duration_ms: u64,
     (base, peak): (f64, f64),
     seed: u64,
-    noise: Option<f64>,
+    noise: &Noise,
 ) -> Result<(Trace, String)> {
     let Some(s) = Shape::parse(shape) else {
         let names: Vec<&str> = Shape::ALL.iter().map(|(n, _)| *n).collect();
@@ -372,7 +375,7 @@ fn shape_trace(
         "synthetic {shape}, {base} to {peak} req/s over {}",
         vedfolnir_core::format_duration(duration_ms)
     );
-    if let Some(n) = noise {
+    if let Some(n) = noise.size {
         if s.default_noise().is_none() {
             return Err(Invalid::new(format!(
                 "--noise: the {shape} shape has no noise (diurnal and web have)"
@@ -384,12 +387,33 @@ fn shape_trace(
         }
         what.push_str(&format!(", noise {n}"));
     }
+    if let Some(p) = noise.burst_period_ms {
+        if s != Shape::Web {
+            return Err(Invalid::new(format!(
+                "--burst-period: the {shape} shape has no bursts (web has)"
+            ))
+            .into());
+        }
+        if !(MIN_STEP_MS..=MAX_BURST_PERIOD_MS).contains(&p) {
+            return Err(Invalid::new(format!(
+                "--burst-period {}: must be from {} to {}",
+                vedfolnir_core::format_duration(p),
+                vedfolnir_core::format_duration(MIN_STEP_MS),
+                vedfolnir_core::format_duration(MAX_BURST_PERIOD_MS)
+            ))
+            .into());
+        }
+        what.push_str(&format!(
+            ", bursts from {}",
+            vedfolnir_core::format_duration(p)
+        ));
+    }
     let trace = s.generate(
         duration_ms,
         1000.min(duration_ms),
         (base, peak),
         seed,
-        noise,
+        *noise,
     );
     Ok((trace, what))
 }
@@ -979,7 +1003,7 @@ mod tests {
                 base: 100.0,
                 peak: 1000.0,
                 seed: 1,
-                noise: None,
+                noise: Noise::default(),
             },
             scale: 1.0,
             policies: vec!["builtin:target-tracking".into()],

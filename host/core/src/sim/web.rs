@@ -34,24 +34,27 @@ pub const SOURCES: usize = 32;
 /// The relative change of the level per standard deviation of the
 /// bursts, by default (`simulate --noise` sets another).
 pub const BURST: f64 = 0.15;
-/// The shortest ON or OFF period, ms (the Pareto scale).
-const MIN_PERIOD_MS: f64 = 30_000.0;
+/// The shortest ON or OFF period, ms (the Pareto scale), by default
+/// (`simulate --burst-period` sets another).
+pub const BURST_PERIOD_MS: DurationMs = 30_000;
 /// How long a lull takes to fall to half the level, and to rise back.
 const LULL_EDGE_MS: u64 = 15 * 60_000;
 const DAY_MS: u64 = 86_400_000;
 
 /// `n` points at `step_ms`, between `base` and `peak` requests per second,
 /// the bursts moving the level by `burst` per standard deviation
-/// ([`BURST`] unless a replay asks for noisier traffic).
+/// ([`BURST`] unless a replay asks for noisier traffic), their ON and OFF
+/// periods at least `period_ms` ([`BURST_PERIOD_MS`] unless a replay asks
+/// for bursts that last longer).
 pub fn generate(
     n: usize,
     step_ms: DurationMs,
     (base, peak): (f64, f64),
     seed: u64,
-    burst: f64,
+    (burst, period_ms): (f64, DurationMs),
 ) -> Vec<f64> {
     let mut rng = SplitMix(seed);
-    let bursts = on_off(n, step_ms, HURST, &mut rng);
+    let bursts = on_off(n, step_ms, (HURST, period_ms), &mut rng);
     let quiet = quiet_periods(n as u64 * step_ms, &mut rng);
     let step_s = step_ms as f64 / 1000.0;
     (0..n)
@@ -70,11 +73,18 @@ pub fn generate(
 }
 
 /// The standardised count of ON sources at each of `n` steps: mean 0,
-/// standard deviation 1, self-similar with Hurst parameter `hurst`.
-pub fn on_off(n: usize, step_ms: DurationMs, hurst: f64, rng: &mut SplitMix) -> Vec<f64> {
+/// standard deviation 1, self-similar with Hurst parameter `hurst`, each
+/// ON or OFF period at least `period_ms`.
+pub fn on_off(
+    n: usize,
+    step_ms: DurationMs,
+    (hurst, period_ms): (f64, DurationMs),
+    rng: &mut SplitMix,
+) -> Vec<f64> {
     let alpha = 3.0 - 2.0 * hurst;
+    let shortest = period_ms as f64;
     let period =
-        |rng: &mut SplitMix| MIN_PERIOD_MS / rng.uniform().max(f64::MIN_POSITIVE).powf(1.0 / alpha);
+        |rng: &mut SplitMix| shortest / rng.uniform().max(f64::MIN_POSITIVE).powf(1.0 / alpha);
     // Each source: ON or OFF, and how long it stays so, ms.
     let mut sources: Vec<(bool, f64)> = (0..SOURCES)
         .map(|_| {
@@ -191,7 +201,7 @@ mod tests {
     fn the_bursts_are_self_similar_with_the_hurst_parameter_of_web_traffic() {
         // A week at 1 s, blocks of a minute to a day: the aggregated
         // variance of Poisson-like noise would fall as 1/m (H = 0.5).
-        let series = on_off(7 * 86_400, 1000, HURST, &mut SplitMix(7));
+        let series = on_off(7 * 86_400, 1000, (HURST, BURST_PERIOD_MS), &mut SplitMix(7));
         let h = hurst_estimate(&series, 60);
         assert!((0.7..=0.9).contains(&h), "H = {h}");
         let mean = series.iter().sum::<f64>() / series.len() as f64;
@@ -201,6 +211,27 @@ mod tests {
         let white: Vec<f64> = (0..7 * 86_400).map(|_| rng.gaussian()).collect();
         let h = hurst_estimate(&white, 60);
         assert!((0.4..0.6).contains(&h), "white noise H = {h}");
+    }
+
+    #[test]
+    fn a_longer_burst_period_makes_bursts_that_last_longer() {
+        // The spread of half-hour means of a week at 1 s, against that of
+        // the seconds themselves: the slower the sources flip, the more of
+        // the noise survives half an hour's averaging.
+        let kept = |period_ms| {
+            let s = on_off(7 * 86_400, 1000, (HURST, period_ms), &mut SplitMix(7));
+            let sd = |v: &[f64]| {
+                let m = v.iter().sum::<f64>() / v.len() as f64;
+                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+            };
+            let halves: Vec<f64> = s
+                .chunks(1800)
+                .map(|c| c.iter().sum::<f64>() / 1800.0)
+                .collect();
+            sd(&halves) / sd(&s)
+        };
+        let (short, long) = (kept(BURST_PERIOD_MS), kept(10 * 60_000));
+        assert!(long > 1.2 * short, "30s: {short}, 10m: {long}");
     }
 
     /// The relative standard deviation of the per-minute means of
@@ -219,9 +250,15 @@ mod tests {
     #[test]
     fn the_shape_follows_the_day_with_noise_and_the_same_seed_gives_the_same_trace() {
         let n = 2 * 86_400;
-        let a = generate(n, 1000, (200.0, 900.0), 3, BURST);
-        assert_eq!(a, generate(n, 1000, (200.0, 900.0), 3, BURST));
-        assert_ne!(a, generate(n, 1000, (200.0, 900.0), 4, BURST));
+        let a = generate(n, 1000, (200.0, 900.0), 3, (BURST, BURST_PERIOD_MS));
+        assert_eq!(
+            a,
+            generate(n, 1000, (200.0, 900.0), 3, (BURST, BURST_PERIOD_MS))
+        );
+        assert_ne!(
+            a,
+            generate(n, 1000, (200.0, 900.0), 4, (BURST, BURST_PERIOD_MS))
+        );
         let hour = |h: usize| a[h * 3600..(h + 1) * 3600].iter().sum::<f64>() / 3600.0;
         // Around 04:00 near the base, around 16:00 near the peak.
         assert!(hour(4) < 400.0, "{}", hour(4));
@@ -231,9 +268,21 @@ mod tests {
         assert!(noise > 0.05, "minute-to-minute noise {noise}");
         assert!(a.iter().all(|v| v.is_finite() && *v >= 0.0));
         // Larger bursts move it more; with none, only the Poisson draws do.
-        let noisier = minute_noise(&generate(n, 1000, (200.0, 900.0), 3, 2.0 * BURST));
+        let noisier = minute_noise(&generate(
+            n,
+            1000,
+            (200.0, 900.0),
+            3,
+            (2.0 * BURST, BURST_PERIOD_MS),
+        ));
         assert!(noisier > 1.5 * noise, "{noisier} against {noise}");
-        let calm = minute_noise(&generate(n, 1000, (200.0, 900.0), 3, 0.0));
+        let calm = minute_noise(&generate(
+            n,
+            1000,
+            (200.0, 900.0),
+            3,
+            (0.0, BURST_PERIOD_MS),
+        ));
         assert!(calm < 0.02, "Poisson arrivals alone: {calm}");
     }
 

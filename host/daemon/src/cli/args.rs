@@ -446,6 +446,11 @@ pub struct SimulateArgs {
     /// standard deviation of its bursts (default 0.15).
     #[arg(long, conflicts_with = "trace")]
     pub noise: Option<f64>,
+    /// The web shape's shortest burst (its ON/OFF sources' shortest
+    /// period, default 30s): longer, and its bursts and dips last tens of
+    /// minutes.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "trace")]
+    pub burst_period: Option<Duration>,
     /// Multiply the load by this (to bring a trace to requests per second
     /// at sensible replica counts).
     #[arg(long, default_value_t = 1.0)]

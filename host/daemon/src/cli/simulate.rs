@@ -22,7 +22,10 @@ pub fn simulate(sandbox: &Sandbox, a: SimulateArgs) -> Result<ExitCode> {
             base: a.base,
             peak: a.peak,
             seed: a.seed,
-            noise: a.noise,
+            noise: vedfolnir_core::sim::Noise {
+                size: a.noise,
+                burst_period_ms: a.burst_period.map(|d| d.as_millis() as u64),
+            },
         },
     };
     let policies = if a.policies.is_empty() {
