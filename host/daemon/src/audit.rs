@@ -514,17 +514,30 @@ impl AuditLog {
         Ok(())
     }
 
+    /// A failure to read the log.
+    fn read_error(&self, source: io::Error) -> AuditError {
+        AuditError::Read {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The log opened to read; `None` when there is none yet (nothing was
+    /// recorded).
+    fn open_to_read(&self) -> Result<Option<File>, AuditError> {
+        match File::open(&self.path) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.read_error(e)),
+        }
+    }
+
     /// The records of one service, oldest first. A torn last line (a
     /// crash mid-append) is skipped, not an error.
     pub fn records(&self, service: &str) -> Result<Vec<AuditRecord>, AuditError> {
-        let read = |source| AuditError::Read {
-            path: self.path.clone(),
-            source,
-        };
-        let f = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(read(e)),
+        let read = |source| self.read_error(source);
+        let Some(f) = self.open_to_read()? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for line in io::BufReader::new(f).lines() {
@@ -543,14 +556,9 @@ impl AuditLog {
     /// the lines still open (and the last scale each way). A torn or
     /// unreadable line is skipped, as [`AuditLog::records`] skips it.
     pub fn summary(&self, service: &str) -> Result<Summary, AuditError> {
-        let read = |source| AuditError::Read {
-            path: self.path.clone(),
-            source,
-        };
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Summary::default()),
-            Err(e) => return Err(read(e)),
+        let read = |source| self.read_error(source);
+        let Some(file) = self.open_to_read()? else {
+            return Ok(Summary::default());
         };
         let mut reader = io::BufReader::new(file);
         let mut line = Vec::new();
@@ -580,14 +588,9 @@ impl AuditLog {
         service: Option<&str>,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, AuditError> {
-        let read = |source| AuditError::Read {
-            path: self.path.clone(),
-            source,
-        };
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(read(e)),
+        let read = |source| self.read_error(source);
+        let Some(file) = self.open_to_read()? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         let mut lines = LinesBackward::new(file).map_err(read)?;

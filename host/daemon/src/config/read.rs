@@ -36,6 +36,16 @@ const ROLLOUT_KEYS: &[&str] = &["monitor", "max_failure_ratio", "stop_timeout"];
 const COOLDOWN_KEYS: &[&str] = &["up", "down"];
 const STEP_KEYS: &[&str] = &["max_up", "max_down"];
 const DATA_KEYS: &[&str] = &["staleness"];
+const SIGNAL_KEYS: &[&str] = &[
+    "source",
+    "query",
+    "required",
+    "metric",
+    "total",
+    "quantile",
+    "aggregate",
+];
+const SOURCES: &[&str] = &["docker", "prometheus", "alertmanager", "scrape"];
 
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 60 * MINUTE_MS;
@@ -49,16 +59,6 @@ const MAX_STALENESS_MS: u64 = HOUR_MS;
 const MAX_SCRAPE_TIMEOUT_MS: u64 = MINUTE_MS;
 /// The longest a scale waits for health, or for a container to stop.
 const MAX_ROLLOUT_WAIT_MS: u64 = HOUR_MS;
-const SIGNAL_KEYS: &[&str] = &[
-    "source",
-    "query",
-    "required",
-    "metric",
-    "total",
-    "quantile",
-    "aggregate",
-];
-const SOURCES: &[&str] = &["docker", "prometheus", "alertmanager", "scrape"];
 
 struct Reader<'a> {
     file: &'a Path,
