@@ -253,8 +253,10 @@ fn a_csv_trace_is_replayed_from_its_load_column() {
     ]);
     assert_eq!(report["duration_ms"], 3 * 3_600_000);
     let r = row(&report, "target-tracking");
-    // 600 req/s at a 0.6 CPU target needs 10 replicas.
-    assert_eq!(r["peak_replicas"], 10, "{r}");
+    // 600 req/s is 10 replicas' worth at the 0.6 CPU target (the `other`
+    // column would be the minimum); a load that rises this steadily is
+    // left within the 25% scale-up band, at 9 (a CPU at 67%).
+    assert_eq!(r["peak_replicas"], 9, "{r}");
     assert_eq!(r["evaluations"], 180, "{r}");
 }
 

@@ -170,7 +170,15 @@ impl Policy for CostAware {
                 calm_defaults()
                     .specs()
                     .into_iter()
-                    .filter(|s| !["panic.ratio", "scale-up.tolerance"].contains(&s.key.as_str())),
+                    .filter(|s| {
+                        ![
+                            "panic.ratio",
+                            "scale-up.tolerance",
+                            "scale-up.noise-trigger",
+                            "scale-up.min-rise",
+                        ]
+                        .contains(&s.key.as_str())
+                    }),
             )
             .collect(),
         }

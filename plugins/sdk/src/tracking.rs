@@ -245,8 +245,12 @@ impl Spread {
 ///
 /// - `scale-up.window` (2m): a scale-up is decided on the mean demand over
 ///   this window, not one sample (0: the newest sample, as HPA does);
-/// - `scale-up.tolerance` (0.15): and only past this much above the
-///   replicas, the band the noise moves in;
+/// - `scale-up.tolerance` (0.25), `scale-up.noise-trigger` (1.25) and
+///   `scale-up.min-rise` (0.125): and only once that mean plus 1.25 of its
+///   standard deviations is more than 25% above the replicas, the mean
+///   itself more than 12.5%: a steady rise waits for the wider band (a
+///   demand 20% over a 0.6 target still has room), a rise with bursts on
+///   top, which reach saturation first, goes from 12.5%;
 /// - `scale-up.noise-margin` (2): a scale-up goes to what the mean plus
 ///   this many standard deviations of that window asks for, so one action
 ///   covers the rise and its noise;
@@ -263,6 +267,10 @@ pub struct Calm {
     pub up_window: DurationMs,
     /// `scale-up.tolerance`.
     pub up_tolerance: f64,
+    /// `scale-up.noise-trigger`.
+    pub up_noise: f64,
+    /// `scale-up.min-rise` (at most `up_tolerance` counts).
+    pub up_min_rise: f64,
     /// `scale-up.noise-margin`.
     pub up_margin: f64,
     /// `panic.ratio` (0: off).
@@ -278,7 +286,7 @@ pub struct Calm {
 pub struct Decided {
     /// The replica count it asks for.
     pub want: u32,
-    /// How, in words (`mean demand 5.20 replicas over 2m`).
+    /// How, in words (`mean demand 5.20 (sd 0.31) replicas over 2m`).
     pub basis: String,
     /// The newest sample alone would ask for fewer (the HPA count), and
     /// the window holds to `want`.
@@ -293,7 +301,9 @@ impl Default for Calm {
     fn default() -> Self {
         Calm {
             up_window: 2 * 60_000,
-            up_tolerance: 0.15,
+            up_tolerance: 0.25,
+            up_noise: 1.25,
+            up_min_rise: 0.125,
             up_margin: 2.0,
             panic: 1.5,
             down_window: 30 * 60_000,
@@ -315,7 +325,17 @@ impl Calm {
             crate::ParamSpec::number(
                 "scale-up.tolerance",
                 d.up_tolerance,
-                "no scale-up while the demand is within this fraction above the replicas: the band the noise moves in",
+                "no scale-up while the mean demand over scale-up.window plus scale-up.noise-trigger standard deviations is within this fraction above the replicas",
+            ),
+            crate::ParamSpec::number(
+                "scale-up.noise-trigger",
+                d.up_noise,
+                "the standard deviations of the scale-up window added to its mean before it is held against scale-up.tolerance: a window with bursts near saturation scales up sooner (0: the mean alone)",
+            ),
+            crate::ParamSpec::number(
+                "scale-up.min-rise",
+                d.up_min_rise,
+                "however noisy the window, no scale-up while its mean is within this fraction above the replicas (at most scale-up.tolerance)",
             ),
             crate::ParamSpec::number(
                 "scale-up.noise-margin",
@@ -375,10 +395,20 @@ impl Calm {
             v
         };
         let up_margin = margin(p, "scale-up.noise-margin", d.up_margin);
+        let up_noise = margin(p, "scale-up.noise-trigger", d.up_noise);
+        let up_min_rise = p.number("scale-up.min-rise", d.up_min_rise);
+        if !(0.0..1.0).contains(&up_min_rise) {
+            p.error(
+                "scale-up.min-rise",
+                format!("must be from 0 to below 1, found {up_min_rise}"),
+            );
+        }
         let down_margin = margin(p, "scale-down.noise-margin", d.down_margin);
         Calm {
             up_window: p.duration("scale-up.window", d.up_window),
             up_tolerance,
+            up_noise,
+            up_min_rise,
             up_margin,
             panic,
             down_window: p.duration("scale-down.stabilization", d.down_window),
@@ -386,9 +416,26 @@ impl Calm {
         }
     }
 
+    /// The level a scale-up is decided on, in replicas, from the scale-up
+    /// window's demand: its mean, plus `scale-up.noise-trigger` standard
+    /// deviations once the mean is more than `scale-up.min-rise` above
+    /// the `here` replicas. Held against `scale-up.tolerance`, a steady
+    /// rise waits for that band, while one whose bursts reach towards
+    /// saturation goes from `scale-up.min-rise`.
+    fn rising(&self, recent: &Spread, here: f64) -> f64 {
+        let min_rise = self.up_min_rise.min(self.up_tolerance);
+        if recent.mean > here * (1.0 + min_rise) {
+            recent.upper(self.up_noise)
+        } else {
+            recent.mean
+        }
+    }
+
     /// The count one metric asks for, `newest` being its newest usable
-    /// value: up on the mean demand over `scale-up.window` past
-    /// `scale-up.tolerance` (or at once past `panic.ratio`), sized by
+    /// value: up on the mean demand over `scale-up.window` (plus
+    /// `scale-up.noise-trigger` standard deviations, once the mean is past
+    /// `scale-up.min-rise`) past `scale-up.tolerance` (or at once past
+    /// `panic.ratio`), sized by
     /// `scale-up.noise-margin`; down only as low as the stabilisation
     /// window's demand plus `scale-down.noise-margin` allows.
     pub fn decide(
@@ -424,7 +471,7 @@ impl Calm {
         let up_level = if panic || self.up_window == 0 {
             newest_demand
         } else {
-            recent.mean
+            self.rising(&recent, here)
         };
         let up = count(up_level);
         let sized_up = ((recent.upper(self.up_margin).max(newest_demand)) - 1e-9)
@@ -438,7 +485,9 @@ impl Calm {
                 format!("panic: the newest sample asks for {newest_demand:.1} replicas")
             } else {
                 format!(
-                    "mean demand {up_level:.2} replicas over {}, sized for {:.2}",
+                    "mean demand {:.2} (sd {:.2}) replicas over {}, sized for {:.2}",
+                    recent.mean,
+                    recent.sd,
                     Pretty(self.up_window),
                     recent.upper(self.up_margin).max(newest_demand)
                 )
@@ -591,6 +640,89 @@ mod tests {
         // A drop held over the whole window is.
         let low = cpu(|_| 0.3);
         assert_eq!(decide(&low).want, 2);
+    }
+
+    #[test]
+    fn a_steady_rise_waits_for_the_band_and_one_in_bursts_goes_from_the_min_rise() {
+        let t = Tracker {
+            kind: Kind::Average,
+            target: 0.6,
+            tolerance: 0.1,
+        };
+        let replicas = samples(&[(0, 4.0)]);
+        let decide = |calm: &Calm, metric: &[Sample]| {
+            let newest = metric.last().unwrap().value;
+            calm.decide(&t, (metric, &replicas), 1_200_000, 4, newest)
+        };
+        // The last two minutes 20% over the target (4.8 replicas' worth).
+        let steady = cpu(|i| if i >= 72 { 0.72 } else { 0.6 });
+        let bursty = cpu(|i| match i {
+            72.. if i % 2 == 0 => 0.84,
+            72.. => 0.6,
+            _ => 0.6,
+        });
+        let calm = Calm::default();
+        assert_eq!(decide(&calm, &steady).want, 4);
+        let d = decide(&calm, &bursty);
+        assert!(d.want > 4, "{d:?}");
+        assert!(d.basis.contains("4.89 (sd 0.80)"), "{d:?}");
+        // The mean alone: both wait. The old 15% band: both go.
+        let mean_only = Calm {
+            up_noise: 0.0,
+            ..Calm::default()
+        };
+        assert_eq!(decide(&mean_only, &bursty).want, 4);
+        let narrow = Calm {
+            up_tolerance: 0.15,
+            up_noise: 0.0,
+            ..Calm::default()
+        };
+        assert_eq!(decide(&narrow, &steady).want, 5);
+        // Under the min-rise no noise scales up: 11% over, swinging widely
+        // (its mean plus 1.25 standard deviations is 42% over).
+        let wide = cpu(|i| if i % 2 == 0 { 0.8 } else { 0.5 });
+        assert_eq!(decide(&calm, &wide).want, 4);
+        let no_floor = Calm {
+            up_min_rise: 0.0,
+            ..Calm::default()
+        };
+        assert!(decide(&no_floor, &wide).want > 4);
+        // A min-rise above the band counts as the band: a mean 33% over
+        // scales up, one 22% over in bursts does not.
+        let high = Calm {
+            up_min_rise: 0.5,
+            ..Calm::default()
+        };
+        let rise = cpu(|i| if i >= 72 { 0.8 } else { 0.6 });
+        assert!(decide(&high, &rise).want > 4);
+        assert_eq!(decide(&high, &bursty).want, 4);
+    }
+
+    #[test]
+    fn the_band_s_parameters_are_checked() {
+        let read = |params: &[(&str, f64)]| {
+            let params: Vec<crate::Param> = params
+                .iter()
+                .map(|&(key, n)| crate::Param {
+                    key: key.into(),
+                    value: crate::ParamValue::Number(n),
+                })
+                .collect();
+            let mut p = crate::params::Params::new(&params);
+            let calm = Calm::default().read(&mut p);
+            (calm, p.finish().err().unwrap_or_default())
+        };
+        let (calm, errors) = read(&[("scale-up.noise-trigger", 0.0), ("scale-up.min-rise", 0.2)]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((calm.up_noise, calm.up_min_rise), (0.0, 0.2));
+        let (_, errors) = read(&[("scale-up.noise-trigger", -1.0), ("scale-up.min-rise", 1.0)]);
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["scale-up.noise-trigger", "scale-up.min-rise"],
+            "{errors:?}"
+        );
+        assert!(errors[1].message.contains("found 1"), "{errors:?}");
     }
 
     #[test]

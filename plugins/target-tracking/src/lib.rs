@@ -10,8 +10,10 @@
 //! - service totals divided among replicas (`target.queue-depth`, a custom
 //!   signal with `custom.target`): `total / target`.
 //!
-//! It scales up when the mean demand over `scale-up.window` (2 minutes) is
-//! more than `scale-up.tolerance` (15%) above the replicas, at once when
+//! It scales up when the mean demand over `scale-up.window` (2 minutes)
+//! plus `scale-up.noise-trigger` (1.25) standard deviations is more than
+//! `scale-up.tolerance` (25%) above the replicas, the mean itself more
+//! than `scale-up.min-rise` (12.5%), at once when
 //! the newest sample asks for `panic.ratio` (1.5) times them, to what the
 //! mean plus `scale-up.noise-margin` (2) standard deviations asks; and down
 //! only as far as the mean plus `scale-down.noise-margin` (2) standard
@@ -134,7 +136,7 @@ impl Policy for TargetTracking {
         Description {
             name: "target-tracking".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Holds each metric near its target with the Kubernetes HPA's formula, desired = ceil(current x value / target), the largest of several metrics, without following noise: up on a 2-minute mean past a 15% band (at once near saturation), down only as far as the noise over 30 minutes allows.".into(),
+            summary: "Holds each metric near its target with the Kubernetes HPA's formula, desired = ceil(current x value / target), the largest of several metrics, without following noise: up on a 2-minute mean past a 25% band, from 12.5% when it comes in bursts (at once near saturation), down only as far as the noise over 30 minutes allows.".into(),
             signals: vec![
                 SignalSpec::optional(SignalId::Cpu, "tracked against target.cpu (per-replica average)"),
                 SignalSpec::optional(SignalId::Memory, "tracked against target.memory when set"),
