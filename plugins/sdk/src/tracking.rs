@@ -504,16 +504,35 @@ impl Calm {
         let hpa = t.desired(current, newest).unwrap_or(current);
         Decided {
             want,
-            basis: format!(
-                "demand {:.2} + {} x {:.2} replicas over {}",
-                down.mean,
-                self.down_margin,
-                down.sd,
-                Pretty(self.down_window)
-            ),
+            basis: self.held_basis(&recent, &down, want, current),
             held_down: (hpa < current && want > hpa).then_some(hpa),
             sized_up,
         }
+    }
+
+    /// How a count that did not rise was decided, in words: the scale-down
+    /// window's demand and noise, and, when the recent demand is above the
+    /// replicas, the scale-up band that held it.
+    fn held_basis(&self, recent: &Spread, down: &Spread, want: u32, current: u32) -> String {
+        let held = format!(
+            "demand {:.2} + {} x {:.2} replicas over {}",
+            down.mean,
+            self.down_margin,
+            down.sd,
+            Pretty(self.down_window)
+        );
+        let here = f64::from(current.max(1));
+        if want < current || recent.mean <= here || self.up_window == 0 {
+            return held;
+        }
+        format!(
+            "{held}; mean demand {:.2} (sd {:.2}) over {} is within the scale-up band ({:.0}% over {current}, from {:.1}% in bursts)",
+            recent.mean,
+            recent.sd,
+            Pretty(self.up_window),
+            self.up_tolerance * 100.0,
+            self.up_min_rise.min(self.up_tolerance) * 100.0
+        )
     }
 }
 
@@ -662,7 +681,14 @@ mod tests {
             _ => 0.6,
         });
         let calm = Calm::default();
-        assert_eq!(decide(&calm, &steady).want, 4);
+        let d = decide(&calm, &steady);
+        assert_eq!(d.want, 4);
+        assert!(
+            d.basis.ends_with(
+                "mean demand 4.80 (sd 0.00) over 2m is within the scale-up band (25% over 4, from 12.5% in bursts)"
+            ),
+            "{d:?}"
+        );
         let d = decide(&calm, &bursty);
         assert!(d.want > 4, "{d:?}");
         assert!(d.basis.contains("4.89 (sd 0.80)"), "{d:?}");
