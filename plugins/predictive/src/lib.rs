@@ -282,8 +282,8 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
                     ),
                 )
             });
-            // Like a reactive scale-up, a forecast one waits until it is
-            // past the band the noise moves in.
+            // A forecast is a steady rise: like a reactive one without
+            // bursts, it waits until it is past `scale-up.tolerance`.
             let past_band = f64::from(needed)
                 > (f64::from(current) * (1.0 + config.calm.up_tolerance))
                     .max(f64::from(current) + 1.0);
