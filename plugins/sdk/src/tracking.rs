@@ -416,6 +416,11 @@ impl Calm {
         }
     }
 
+    /// `scale-up.min-rise`, at most `scale-up.tolerance`.
+    fn min_rise(&self) -> f64 {
+        self.up_min_rise.min(self.up_tolerance)
+    }
+
     /// The level a scale-up is decided on, in replicas, from the scale-up
     /// window's demand: its mean, plus `scale-up.noise-trigger` standard
     /// deviations once the mean is more than `scale-up.min-rise` above
@@ -423,8 +428,7 @@ impl Calm {
     /// rise waits for that band, while one whose bursts reach towards
     /// saturation goes from `scale-up.min-rise`.
     fn rising(&self, recent: &Spread, here: f64) -> f64 {
-        let min_rise = self.up_min_rise.min(self.up_tolerance);
-        if recent.mean > here * (1.0 + min_rise) {
+        if recent.mean > here * (1.0 + self.min_rise()) {
             recent.upper(self.up_noise)
         } else {
             recent.mean
@@ -435,9 +439,9 @@ impl Calm {
     /// value: up on the mean demand over `scale-up.window` (plus
     /// `scale-up.noise-trigger` standard deviations, once the mean is past
     /// `scale-up.min-rise`) past `scale-up.tolerance` (or at once past
-    /// `panic.ratio`), sized by
-    /// `scale-up.noise-margin`; down only as low as the stabilisation
-    /// window's demand plus `scale-down.noise-margin` allows.
+    /// `panic.ratio`), sized by `scale-up.noise-margin`; down only as low
+    /// as the stabilisation window's demand plus `scale-down.noise-margin`
+    /// allows.
     pub fn decide(
         &self,
         t: &Tracker,
@@ -531,7 +535,7 @@ impl Calm {
             recent.sd,
             Pretty(self.up_window),
             self.up_tolerance * 100.0,
-            self.up_min_rise.min(self.up_tolerance) * 100.0
+            self.min_rise() * 100.0
         )
     }
 }
@@ -675,11 +679,7 @@ mod tests {
         };
         // The last two minutes 20% over the target (4.8 replicas' worth).
         let steady = cpu(|i| if i >= 72 { 0.72 } else { 0.6 });
-        let bursty = cpu(|i| match i {
-            72.. if i % 2 == 0 => 0.84,
-            72.. => 0.6,
-            _ => 0.6,
-        });
+        let bursty = cpu(|i| if i >= 72 && i % 2 == 0 { 0.84 } else { 0.6 });
         let calm = Calm::default();
         let d = decide(&calm, &steady);
         assert_eq!(d.want, 4);
