@@ -174,12 +174,7 @@ pub fn hurst_estimate(series: &[f64], min_block: usize) -> f64 {
     let mut points = Vec::new();
     let mut m = min_block.max(1);
     while m * 10 <= series.len() {
-        let means: Vec<f64> = series
-            .chunks_exact(m)
-            .map(|c| c.iter().sum::<f64>() / m as f64)
-            .collect();
-        let mean = means.iter().sum::<f64>() / means.len() as f64;
-        let var = means.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / means.len() as f64;
+        let var = variance(&block_means(series, m));
         points.push(((m as f64).ln(), var.ln()));
         m *= 2;
     }
@@ -191,6 +186,21 @@ pub fn hurst_estimate(series: &[f64], min_block: usize) -> f64 {
     let slope = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum::<f64>()
         / points.iter().map(|(x, _)| (x - mx).powi(2)).sum::<f64>();
     1.0 + slope / 2.0
+}
+
+/// The means of `series`' consecutive blocks of `m` points (a shorter
+/// last block left out).
+fn block_means(series: &[f64], m: usize) -> Vec<f64> {
+    series
+        .chunks_exact(m)
+        .map(|c| c.iter().sum::<f64>() / m as f64)
+        .collect()
+}
+
+/// The population variance of `v`.
+fn variance(v: &[f64]) -> f64 {
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64
 }
 
 #[cfg(test)]
@@ -220,15 +230,7 @@ mod tests {
         // the noise survives half an hour's averaging.
         let kept = |period_ms| {
             let s = on_off(7 * 86_400, 1000, (HURST, period_ms), &mut SplitMix(7));
-            let sd = |v: &[f64]| {
-                let m = v.iter().sum::<f64>() / v.len() as f64;
-                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
-            };
-            let halves: Vec<f64> = s
-                .chunks(1800)
-                .map(|c| c.iter().sum::<f64>() / 1800.0)
-                .collect();
-            sd(&halves) / sd(&s)
+            (variance(&block_means(&s, 1800)) / variance(&s)).sqrt()
         };
         let (short, long) = (kept(BURST_PERIOD_MS), kept(10 * 60_000));
         assert!(long > 1.2 * short, "30s: {short}, 10m: {long}");
@@ -237,14 +239,9 @@ mod tests {
     /// The relative standard deviation of the per-minute means of
     /// `a` (one point a second) from 15:00 to 17:00.
     fn minute_noise(a: &[f64]) -> f64 {
-        let minutes: Vec<f64> = a[15 * 3600..17 * 3600]
-            .chunks(60)
-            .map(|c| c.iter().sum::<f64>() / 60.0)
-            .collect();
+        let minutes = block_means(&a[15 * 3600..17 * 3600], 60);
         let mean = minutes.iter().sum::<f64>() / minutes.len() as f64;
-        let sd =
-            (minutes.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / minutes.len() as f64).sqrt();
-        sd / mean
+        variance(&minutes).sqrt() / mean
     }
 
     #[test]
