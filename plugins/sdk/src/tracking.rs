@@ -373,13 +373,14 @@ impl Calm {
     /// for each bad value.
     pub fn read(&self, p: &mut crate::params::Params) -> Calm {
         let d = self;
-        let up_tolerance = p.number("scale-up.tolerance", d.up_tolerance);
-        if !(0.0..1.0).contains(&up_tolerance) {
-            p.error(
-                "scale-up.tolerance",
-                format!("must be from 0 to below 1, found {up_tolerance}"),
-            );
-        }
+        let fraction = |p: &mut crate::params::Params, key: &str, default: f64| {
+            let v = p.number(key, default);
+            if !(0.0..1.0).contains(&v) {
+                p.error(key, format!("must be from 0 to below 1, found {v}"));
+            }
+            v
+        };
+        let up_tolerance = fraction(p, "scale-up.tolerance", d.up_tolerance);
         let panic = p.number("panic.ratio", d.panic);
         if !(panic == 0.0 || panic > 1.0) {
             p.error(
@@ -396,13 +397,7 @@ impl Calm {
         };
         let up_margin = margin(p, "scale-up.noise-margin", d.up_margin);
         let up_noise = margin(p, "scale-up.noise-trigger", d.up_noise);
-        let up_min_rise = p.number("scale-up.min-rise", d.up_min_rise);
-        if !(0.0..1.0).contains(&up_min_rise) {
-            p.error(
-                "scale-up.min-rise",
-                format!("must be from 0 to below 1, found {up_min_rise}"),
-            );
-        }
+        let up_min_rise = fraction(p, "scale-up.min-rise", d.up_min_rise);
         let down_margin = margin(p, "scale-down.noise-margin", d.down_margin);
         Calm {
             up_window: p.duration("scale-up.window", d.up_window),
