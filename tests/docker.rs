@@ -735,6 +735,97 @@ fn the_docker_source_reads_the_services_own_replicas_against_their_own_limits() 
     assert!(audit.is_empty(), "{audit:?}");
 }
 
+/// The cgroup hierarchy this host mounts, when the engine's containers'
+/// cgroups can be read here: what the docker source should read by.
+fn host_cgroup_path() -> Option<&'static str> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").is_file() {
+        Some("cgroup-v2")
+    } else if root.join("memory").is_dir() {
+        Some("cgroup-v1")
+    } else {
+        None
+    }
+}
+
+/// How many replicas each path read, from `check --json`'s usage.
+fn read_by(usage: &serde_json::Value) -> Vec<(String, u64)> {
+    usage["read_by"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no read_by: {usage}"))
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn the_docker_source_reads_the_cgroup_files_and_falls_back_to_the_engines_stats() {
+    if !engine() {
+        return;
+    }
+    let Some(cgroup) = host_cgroup_path() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs where /sys/fs/cgroup is a cgroup hierarchy"
+        );
+        return;
+    };
+    let p = Project::up("cgpath", 1, image());
+    let app = format!("{}_vedfolnir_1", p.name);
+    // One core of the replica's 2-CPU limit, read by each path in turn.
+    let burning = || {
+        let load = exec_load(&app, &["burn", "4000"]);
+        std::thread::sleep(Duration::from_millis(800));
+        load
+    };
+    let check = |env: &[(&str, &str)]| {
+        let mut load = burning();
+        let out = p
+            .cli_env(&["check", "--json", "--dry-run"], env)
+            .expect_code(0);
+        load.wait().unwrap();
+        (usage(&out), out.stderr)
+    };
+
+    // The host's own files: no stats call to the engine.
+    let (files, _) = check(&[]);
+    assert_eq!(read_by(&files), [(cgroup.to_string(), 1)], "{files}");
+    // The engine's stats API, asked for: VEDFOLNIR_CGROUP_ROOT=off.
+    let (api, _) = check(&[("VEDFOLNIR_CGROUP_ROOT", "off")]);
+    assert_eq!(read_by(&api), [("api".to_string(), 1)], "{api}");
+    // Both read the same load: about 0.5 of the replica's limit.
+    for u in [&files, &api] {
+        let cpu = u["cpu"].as_f64().unwrap();
+        assert!((0.3..0.65).contains(&cpu), "cpu {cpu}: {u}");
+        let throttled = u["cpu_throttled"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&throttled), "{u}");
+    }
+    let (mf, ma) = (
+        files["memory"].as_f64().unwrap(),
+        api["memory"].as_f64().unwrap(),
+    );
+    assert!(
+        (mf - ma).abs() < 0.01,
+        "memory by the files {mf}, by the API {ma}"
+    );
+
+    // A hierarchy that does not hold this container (another host's, or a
+    // layout we do not know): the replica falls back to the API, and the
+    // fallback is said.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for c in ["memory", "cpuacct", "cpu"] {
+        std::fs::create_dir_all(elsewhere.path().join(c).join("docker")).unwrap();
+    }
+    let (fallback, stderr) =
+        check(&[("VEDFOLNIR_CGROUP_ROOT", elsewhere.path().to_str().unwrap())]);
+    assert_eq!(read_by(&fallback), [("api".to_string(), 1)], "{fallback}");
+    assert!(
+        stderr.contains("through the engine's API") && stderr.contains("no cgroup of container"),
+        "{stderr}"
+    );
+    assert!(fallback["cpu"].as_f64().is_some(), "{fallback}");
+}
+
 /// GET `path` from 127.0.0.1:`port`; the answer, or the error.
 pub(crate) fn http_get(port: &str, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
@@ -862,6 +953,8 @@ fn the_daemons_compose_file_is_valid_and_asks_for_the_socket_group() {
         "read_only: true",
         "'998'",
         "VEDFOLNIR_API_TOKEN_FILE: /run/secrets/api-token",
+        "/sys/fs/cgroup:/host/cgroup:ro",
+        "VEDFOLNIR_CGROUP_ROOT: /host/cgroup",
     ] {
         assert!(config.contains(wanted), "{wanted}:\n{config}");
     }

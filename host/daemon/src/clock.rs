@@ -88,6 +88,26 @@ impl Stopwatch {
     pub fn elapsed_ms(&self) -> u64 {
         self.0.elapsed().as_millis() as u64
     }
+
+    /// Time since the start, and start again: one stage's lap.
+    pub fn lap(&mut self) -> Duration {
+        let now = monotonic();
+        let lap = now - self.0;
+        self.0 = now;
+        lap
+    }
+}
+
+/// A short measured duration for a log line: `0.3 ms`, `12 ms`, `1.02 s`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
 }
 
 /// A time as RFC 3339 UTC, to the second.
@@ -115,6 +135,13 @@ pub fn format_time(ms: TimestampMs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_measured_duration_reads_in_its_own_scale() {
+        assert_eq!(format_duration(Duration::from_micros(300)), "0.3 ms");
+        assert_eq!(format_duration(Duration::from_millis(12)), "12 ms");
+        assert_eq!(format_duration(Duration::from_millis(1020)), "1.02 s");
+    }
 
     #[test]
     fn format_time_is_rfc3339_utc() {

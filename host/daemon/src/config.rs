@@ -212,7 +212,7 @@ impl Source {
 }
 
 /// The signals the docker source reads for every policy unless its file
-/// routes them elsewhere (it also adds [`oom_kills_signal`]); any other
+/// routes them elsewhere (it also adds [`docker_extra_signals`]); any other
 /// signal needs a `[signals.<name>]` source.
 pub const DOCKER_SIGNALS: [SignalId; 3] =
     [SignalId::Cpu, SignalId::Memory, SignalId::InstanceCount];
@@ -220,6 +220,28 @@ pub const DOCKER_SIGNALS: [SignalId; 3] =
 /// The OOM-kill count the docker source adds.
 pub fn oom_kills_signal() -> SignalId {
     SignalId::Custom("oom-kills".into())
+}
+
+/// The share of CFS periods in which the replicas were throttled (their
+/// CPU quota ran out), which the docker source adds: a replica can be
+/// starved at a modest mean CPU.
+pub fn cpu_throttled_signal() -> SignalId {
+    SignalId::Custom("cpu-throttled".into())
+}
+
+/// The replicas' memory pressure (PSI `some avg10`, a fraction), which the
+/// docker source adds where the kernel reports it for their cgroups (v2).
+pub fn memory_pressure_signal() -> SignalId {
+    SignalId::Custom("memory-pressure".into())
+}
+
+/// The custom signals the docker source adds to [`DOCKER_SIGNALS`].
+pub fn docker_extra_signals() -> [SignalId; 3] {
+    [
+        oom_kills_signal(),
+        cpu_throttled_signal(),
+        memory_pressure_signal(),
+    ]
 }
 
 /// How the policy reads one signal.

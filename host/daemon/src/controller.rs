@@ -73,6 +73,64 @@ pub struct Context<'a> {
     pub dry_run: bool,
     /// Where the policy is evaluated.
     pub evaluate: Evaluate,
+    /// This pass started more than [`LATE_AFTER`] of its interval after it
+    /// was due (the daemon's loop; never for `check` or a replay).
+    pub late: bool,
+}
+
+/// A pass that starts more than this share of its interval after it was
+/// due is late: counted in `/metrics`, the status and `report`.
+pub const LATE_AFTER: f64 = 0.1;
+
+/// How long each stage of one pass took, in the order of the diagram
+/// above (`plan` is counted in `act`; `sweep` in `observe`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Timings {
+    /// Listing the target's replicas, and the sweep.
+    pub observe: Duration,
+    /// Reading the sources, and the sample history.
+    pub collect: Duration,
+    /// The policy (and its shadow) in the sandbox, and the guard rails.
+    pub evaluate: Duration,
+    /// Planning, and the scale when there is one.
+    pub act: Duration,
+    /// Writing the state.
+    pub record: Duration,
+}
+
+impl Timings {
+    /// Each stage by name.
+    pub fn stages(&self) -> [(&'static str, Duration); 5] {
+        [
+            ("observe", self.observe),
+            ("collect", self.collect),
+            ("evaluate", self.evaluate),
+            ("act", self.act),
+            ("record", self.record),
+        ]
+    }
+
+    /// The whole pass.
+    pub fn total(&self) -> Duration {
+        self.stages().iter().map(|(_, d)| *d).sum()
+    }
+
+    /// The stage that took longest.
+    pub fn slowest(&self) -> (&'static str, Duration) {
+        self.stages()
+            .into_iter()
+            .max_by_key(|(_, d)| *d)
+            .expect("five stages")
+    }
+
+    /// `observe 3 ms, collect 1.02 s, ...`, for a log line.
+    pub fn describe(&self) -> String {
+        self.stages()
+            .iter()
+            .map(|(name, d)| format!("{name} {}", crate::clock::format_duration(*d)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Why a pass stopped.
@@ -119,6 +177,8 @@ pub struct Pass {
     pub report: Option<ScaleReport>,
     /// The decision as the state file keeps it.
     pub last: LastDecision,
+    /// How long each stage took.
+    pub timings: Timings,
 }
 
 /// The policy's evaluation of one input.
@@ -156,11 +216,15 @@ pub enum Evaluate {
 /// One pass: observe, collect, evaluate, plan, act, record.
 pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, PassError> {
     let service = policy.file.service.as_str();
+    let mut timings = Timings::default();
+    let mut watch = Stopwatch::start();
     let observed = cx.actuator.status().await?;
     reconcile::sweep(cx, service, &observed.replicas).await?;
+    timings.observe = watch.lap();
     let now = cx.clock.now_ms();
     let mut state = cx.state.state(service, now)?;
     let mut collected = collect(cx, policy, &observed, now, Save::Yes).await?;
+    timings.collect = watch.lap();
     let guard = state.guard(cx.dry_run);
     let windows = std::mem::take(&mut collected.windows);
     let input = input_for(policy, &guard, &observed, windows, now);
@@ -173,6 +237,7 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         elapsed: judged.elapsed,
         dry_run: cx.dry_run,
     });
+    timings.evaluate = watch.lap();
     let direction = judged.evaluation.decision.direction;
     let held = (!judged.evaluation.decision.is_scale())
         .then(|| held_cause(&judged, &collected))
@@ -205,6 +270,7 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         }
         Plan::Quiet => None,
     };
+    timings.act = watch.lap();
     let d = &judged.evaluation.decision;
     let last = LastDecision {
         time_ms: now,
@@ -216,7 +282,9 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         summary: judged.evaluation.summary(),
     };
     state.last_decision = Some(last.clone());
+    state.pace.record(&timings, cx.late);
     cx.state.save(service, &state)?;
+    timings.record = watch.lap();
     Ok(Pass {
         input: judged.input,
         evaluation: judged.evaluation,
@@ -224,6 +292,7 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         collected,
         report,
         last,
+        timings,
     })
 }
 

@@ -225,6 +225,24 @@ fn print_banner(options: &RunOptions, services: usize, addr: std::net::SocketAdd
             (None, None) => "; API writes and Alertmanager webhook off (no tokens)",
         }
     );
+    outln!("vedfolnir-autoscaler: {}", stats_path());
+}
+
+/// Where the docker source will read replicas' CPU and memory from.
+fn stats_path() -> String {
+    use crate::sources::cgroup::{Cgroups, DEFAULT_ROOT, ROOT_ENV};
+    match Cgroups::from_env() {
+        Some(c) => format!(
+            "replica stats from the {} files at {} (the engine's stats API for a remote engine, \
+             or a replica whose files are not there)",
+            c.version().path_name(),
+            c.root().display()
+        ),
+        None => format!(
+            "replica stats through the engine's stats API: no cgroup hierarchy at {} ({ROOT_ENV})",
+            std::env::var(ROOT_ENV).unwrap_or_else(|_| DEFAULT_ROOT.into())
+        ),
+    }
 }
 
 async fn shutdown_signal() {

@@ -105,6 +105,9 @@ pub struct Engine {
     pub api_version: String,
     /// The host's CPU count (the CPU limit of a container that has none).
     pub host_cpus: f64,
+    /// The host's memory, bytes (the memory limit of a container that has
+    /// none); `None` when the engine does not say.
+    pub host_memory: Option<u64>,
 }
 
 /// Why connecting failed, in words that say what to do.
@@ -161,6 +164,7 @@ impl Engine {
             version: version.version.unwrap_or_default(),
             api_version: format!("{}.{}", api.major_version, api.minor_version),
             host_cpus: info.ncpu.unwrap_or(1).max(1) as f64,
+            host_memory: info.mem_total.filter(|m| *m > 0).map(|m| m as u64),
         })
     }
 }
@@ -354,6 +358,18 @@ fn published_of(c: &ContainerInspectResponse) -> Vec<(u16, u16)> {
         .collect();
     out.sort();
     out
+}
+
+/// Whether the engine answered that a container does not exist (it was
+/// removed since it was listed).
+pub fn is_gone(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 /// Inspect one container.

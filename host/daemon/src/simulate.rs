@@ -684,6 +684,7 @@ impl<'a> Replay<'a> {
             telemetry: &self.telemetry,
             dry_run: false,
             evaluate: Evaluate::Inline,
+            late: false,
         };
         let pass = self
             .runtime

@@ -1,8 +1,9 @@
 //! Where a metric enters: the sources a pass reads its signals from, each
 //! behind [`MetricSource`].
 //!
-//! - [`docker`]: CPU and memory against each replica's own limits, the
-//!   running count, OOM kills (the engine's stats, inspect and events);
+//! - [`docker`]: CPU, memory and CPU throttling against each replica's own
+//!   limits, the running count, memory pressure, OOM kills (each replica's
+//!   [`cgroup`] files, else the engine's stats and inspect; its events);
 //! - [`prometheus`]: a PromQL expression per signal, read as a whole window;
 //! - [`alertmanager`]: firing `scaling_action` alerts from the daemon's
 //!   webhook.
@@ -15,6 +16,7 @@
 //! policy sees.
 
 pub mod alertmanager;
+pub mod cgroup;
 pub mod docker;
 pub mod prometheus;
 pub mod scrape;

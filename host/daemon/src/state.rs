@@ -215,6 +215,23 @@ pub struct ServiceState {
     /// lasts.
     #[serde(default)]
     pub held: Option<HeldSince>,
+    /// How the automatic passes kept to their interval.
+    #[serde(default)]
+    pub pace: Pace,
+}
+
+/// How a service's automatic passes kept to their interval, for `report`
+/// (the daemon's `/metrics` has the same as a histogram and a counter).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pace {
+    /// Passes recorded.
+    pub passes: u64,
+    /// Of those, passes that started late (see `controller::LATE_AFTER`).
+    pub late: u64,
+    /// The last pass's time up to its record stage, ms.
+    pub last_ms: u64,
+    /// Its slowest stage, and how long it took, ms.
+    pub slowest: Option<(String, u64)>,
 }
 
 /// A hold because the policy or a source fails: recorded in the audit log
@@ -231,6 +248,17 @@ pub struct HeldSince {
     pub recorded_ms: TimestampMs,
     /// Passes held on it since, not recorded.
     pub unrecorded: u64,
+}
+
+impl Pace {
+    /// Count one pass, its stages timed up to its record stage.
+    pub fn record(&mut self, timings: &crate::controller::Timings, late: bool) {
+        self.passes += 1;
+        self.late += u64::from(late);
+        self.last_ms = timings.total().as_millis() as u64;
+        let (stage, took) = timings.slowest();
+        self.slowest = Some((stage.to_string(), took.as_millis() as u64));
+    }
 }
 
 /// While a hold's cause is unchanged, it is recorded again after this long.

@@ -86,6 +86,19 @@ pub enum Event<'a> {
         /// Whether it serves now.
         ok: bool,
     },
+    /// An automatic pass finished.
+    Passed {
+        /// The service.
+        service: &'a str,
+        /// How long each stage took.
+        timings: &'a crate::controller::Timings,
+        /// How its replicas' stats were read (the docker source).
+        read_by: Option<&'a std::collections::BTreeMap<&'static str, u32>>,
+        /// It started late.
+        late: bool,
+        /// The interval it was due at.
+        interval: Duration,
+    },
     /// A pass stopped: nothing was decided, or the decision not recorded.
     PassFailed {
         /// The service.
@@ -160,6 +173,25 @@ impl Telemetry {
             Event::ApiRequest { service, result } => {
                 tracing::debug!(service = %service, result = %result, "API request");
             }
+            Event::Passed {
+                service,
+                timings,
+                interval,
+                ..
+            } => {
+                let took = timings.total();
+                if took > *interval {
+                    let (stage, longest) = timings.slowest();
+                    tracing::warn!(
+                        service = %service,
+                        took = %crate::clock::format_duration(took),
+                        interval = %crate::clock::format_duration(*interval),
+                        stages = %timings.describe(),
+                        "pass took longer than its interval: {stage} took {}",
+                        crate::clock::format_duration(longest)
+                    );
+                }
+            }
             Event::Reloaded { path, ok } => {
                 tracing::debug!(path = %path, ok, "policy file loaded");
             }
@@ -209,6 +241,13 @@ fn count(m: &Metrics, event: &Event<'_>) {
                 })
                 .inc();
         }
+        Event::Passed {
+            service,
+            timings,
+            read_by,
+            late,
+            ..
+        } => m.observe_pass(service, timings.total(), *late, *read_by),
         Event::PassFailed { service, stage, .. } => {
             m.pass_errors
                 .get_or_create(&StageLabel {

@@ -112,6 +112,19 @@ pub fn pct(v: Option<f64>) -> String {
         .unwrap_or_else(|| "missing".into())
 }
 
+/// How many replicas each path read (`cgroup-v1 (2), api (1)`), or `none`.
+pub fn read_by(usage: &ServiceUsage) -> String {
+    if usage.read_by.is_empty() {
+        return "none".into();
+    }
+    usage
+        .read_by
+        .iter()
+        .map(|(path, n)| format!("{path} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// OOM kills in the last hour, or "unknown" when the events were unreadable.
 pub fn oom_kills(usage: &ServiceUsage) -> String {
     usage
@@ -131,12 +144,13 @@ pub fn check(
     if let Some(usage) = usage {
         let _ = writeln!(
             out,
-            "docker: cpu {} of limit, memory {} of limit, {} running, {} ready, {} OOM kill(s) in the last hour",
+            "docker: cpu {} of limit, memory {} of limit, {} running, {} ready, {} OOM kill(s) in the last hour; stats read by {}",
             pct(usage.cpu),
             pct(usage.memory),
             usage.running,
             usage.ready,
-            oom_kills(usage)
+            oom_kills(usage),
+            read_by(usage)
         );
         for err in &usage.errors {
             let _ = writeln!(out, "  stats error: {err}");

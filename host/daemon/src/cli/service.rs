@@ -105,6 +105,7 @@ impl Shell {
             telemetry: &self.telemetry,
             dry_run: self.dry_run,
             evaluate: Evaluate::OffThread,
+            late: false,
         }
     }
 
@@ -157,10 +158,10 @@ async fn close_audit(audit: AuditLog, notifier: Option<tokio::task::JoinHandle<(
 fn sources(setup: &Setup<'_>, engine: &Engine, file: &PolicyFile) -> Sources {
     setup
         .sources()
-        .with(Arc::new(DockerStats {
-            engine: engine.clone(),
-            target: file.target.clone(),
-        }))
+        .with(Arc::new(DockerStats::new(
+            engine.clone(),
+            file.target.clone(),
+        )))
         .with(Arc::new(Scrape::default()))
 }
 
@@ -510,10 +511,12 @@ pub fn report(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
         let seen = controller::look(&shell.context(), &policy).await?;
         let record = shell.audit.summary(service)?;
         let now = SystemClock.now_ms();
+        let pace = shell.context().state.state(service, now)?.pace;
         if args.json {
-            print_report_json(&policy, &shell, &seen, &record)?;
+            print_report_json(&policy, &shell, &seen, &record, &pace)?;
         } else {
             out!("{}", report_text(&policy, &shell, &seen, &record, now));
+            out!("{}", pace_text(&pace));
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -524,6 +527,7 @@ fn print_report_json(
     shell: &Shell,
     seen: &controller::Look,
     record: &audit::Summary,
+    pace: &crate::state::Pace,
 ) -> Result<()> {
     outln!(
         "{}",
@@ -541,6 +545,7 @@ fn print_report_json(
             "last_scale_up": record.last_up,
             "last_scale_down": record.last_down,
             "interrupted": record.interrupted,
+            "pace": pace,
         }))?
     );
     Ok(())
@@ -583,9 +588,33 @@ fn report_text(
             .map(render::oom_kills)
             .unwrap_or_else(|| "unknown".into())
     );
+    if let Some(u) = usage {
+        let _ = writeln!(
+            out,
+            "  cpu throttled {} of periods; replica stats read by {}",
+            render::pct(u.cpu_throttled),
+            render::read_by(u)
+        );
+    }
     out.push_str(&scores_line(&seen.evaluation));
     out.push_str(&last_actions(record, now));
     out
+}
+
+/// How the recorded passes kept to their interval.
+fn pace_text(pace: &crate::state::Pace) -> String {
+    if pace.passes == 0 {
+        return "passes: none recorded\n".into();
+    }
+    let slowest = pace
+        .slowest
+        .as_ref()
+        .map(|(stage, ms)| format!(", slowest stage {stage} {ms} ms"))
+        .unwrap_or_default();
+    format!(
+        "passes: {} recorded, {} late; the last took {} ms{slowest}\n",
+        pace.passes, pace.late, pace.last_ms
+    )
 }
 
 fn scores_line(e: &crate::policy::Evaluation) -> String {

@@ -216,6 +216,7 @@ impl World {
             telemetry: &self.telemetry,
             dry_run: self.dry_run,
             evaluate: Evaluate::OffThread,
+            late: false,
         }
     }
 

@@ -124,6 +124,7 @@ fn service(out: &mut String, s: &Snapshot, name: &str, st: &ServiceStatus) {
         .filter(|r| r.service == name && r.event == Event::ScaleFinished)
         .collect();
     out.push_str(&chart(st, &scales, s.now));
+    pace(out, st);
     signals(out, st);
     if !st.errors.is_empty() {
         out.push_str("<p class=\"missing\">At the last pass:</p><ul>");
@@ -134,6 +135,45 @@ fn service(out: &mut String, s: &Snapshot, name: &str, st: &ServiceStatus) {
     }
     decisions(out, s, name);
     out.push_str("</section>");
+}
+
+/// How the passes keep to their interval, and how stats were read.
+fn pace(out: &mut String, st: &ServiceStatus) {
+    let p = &st.pace;
+    if st.passes == 0 {
+        return;
+    }
+    let slowest = p
+        .stages_ms
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(stage, ms)| format!(", slowest stage {stage} {ms:.0} ms"))
+        .unwrap_or_default();
+    let read_by = p
+        .stats_read_by
+        .iter()
+        .map(|(path, n)| format!("{n} by {path}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let late = if p.late > 0 {
+        format!("<b class=\"missing\">{} late</b>", p.late)
+    } else {
+        "none late".into()
+    };
+    let _ = write!(
+        out,
+        "<p class=\"pace\">Passes: {} ({late}); pass time median {:.0} ms, p99 {:.0} ms, last {:.0} ms{}.{}</p>",
+        st.passes,
+        p.p50_ms,
+        p.p99_ms,
+        p.last_ms,
+        escape(&slowest),
+        if read_by.is_empty() {
+            String::new()
+        } else {
+            format!(" Replica stats read: {}.", escape(&read_by))
+        },
+    );
 }
 
 fn signals(out: &mut String, st: &ServiceStatus) {

@@ -15,6 +15,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -25,7 +26,7 @@ use crate::actuators::DockerActuator;
 use crate::audit::{Actor, AuditRecord, Event, PluginRecord};
 use crate::clock::{SystemClock, format_time};
 use crate::controller::manual::{self, ManualError, Request, Wanted};
-use crate::controller::{self, Context, Pass, PassError, reconcile};
+use crate::controller::{self, Context, LATE_AFTER, Pass, PassError, reconcile};
 use crate::engine::{Engine, EngineError};
 use crate::policy::{ReadyPolicy, signal_values, verdict};
 use crate::sources::Sources;
@@ -105,7 +106,7 @@ struct Seams {
 }
 
 impl Seams {
-    fn context<'a>(&'a self, shared: &'a Shared) -> Context<'a> {
+    fn context<'a>(&'a self, shared: &'a Shared, late: bool) -> Context<'a> {
         Context {
             actuator: &self.actuator,
             sources: &self.sources,
@@ -115,6 +116,7 @@ impl Seams {
             telemetry: &shared.telemetry,
             dry_run: shared.options.dry_run,
             evaluate: controller::Evaluate::OffThread,
+            late,
         }
     }
 }
@@ -132,10 +134,7 @@ async fn ready<'a>(
             sources: shared
                 .sources
                 .clone()
-                .with(Arc::new(DockerStats {
-                    engine: engine.clone(),
-                    target: target.clone(),
-                }))
+                .with(Arc::new(DockerStats::new(engine.clone(), target.clone())))
                 .with(Arc::new(Scrape::default())),
             actuator: DockerActuator {
                 engine,
@@ -148,7 +147,7 @@ async fn ready<'a>(
     let s = seams.as_mut().expect("connected above");
     if !s.reconciled {
         let service = &policy.file.service;
-        for r in reconcile::reconcile(&s.context(shared), service).await? {
+        for r in reconcile::reconcile(&s.context(shared, false), service).await? {
             outln!("{service}: {}", reconcile::describe(&r));
         }
         s.reconciled = true;
@@ -179,10 +178,12 @@ async fn run(
     // closed channel still yields them, then ends.
     let mut stopping = false;
     loop {
-        let command = tokio::select! {
+        // A tick tells when it was due: with `Delay`, a pass that overran
+        // its interval makes the next one start at once, late by the overrun.
+        let (command, late_by) = tokio::select! {
             biased;
             c = commands.recv() => match c {
-                Some(c) => Some(c),
+                Some(c) => (Some(c), Duration::ZERO),
                 None => break,
             },
             _ = stop.changed(), if !stopping => {
@@ -190,8 +191,9 @@ async fn run(
                 commands.close();
                 continue;
             }
-            _ = ticker.tick(), if !stopping => None,
+            due = ticker.tick(), if !stopping => (None, due.elapsed()),
         };
+        let late = late_by.as_secs_f64() > shared.options.interval.as_secs_f64() * LATE_AFTER;
         // The policy as of this pass: a reload swaps it between passes.
         let policy = policy_rx.borrow().clone();
         if let Some(LoopCommand::Pause {
@@ -205,7 +207,7 @@ async fn run(
             continue;
         }
         let result = match ready(&mut seams, &policy, &shared).await {
-            Ok(s) => turn(s, &policy, &shared, command, &mut divergence).await,
+            Ok(s) => turn(s, &policy, &shared, command, late, &mut divergence).await,
             Err(e) => Err(fail_command(command, e)),
         };
         if let Err(e) = result {
@@ -234,9 +236,10 @@ async fn turn(
     policy: &Arc<ReadyPolicy>,
     shared: &Shared,
     command: Option<LoopCommand>,
+    late: bool,
     divergence: &mut Divergence,
 ) -> Result<(), PassError> {
-    let cx = seams.context(shared);
+    let cx = seams.context(shared, late);
     if let Some(LoopCommand::Scale {
         replicas,
         reason,
@@ -250,11 +253,18 @@ async fn turn(
     }
     // The pass runs to its end even if a stop arrives meanwhile.
     let p = controller::pass(&cx, policy).await?;
+    shared.telemetry.emit(telemetry::Event::Passed {
+        service: &policy.file.service,
+        timings: &p.timings,
+        read_by: p.collected.usage.as_ref().map(|u| &u.read_by),
+        late,
+        interval: shared.options.interval,
+    });
     outln!("{}", decision_line(&policy.file.service, &p, cx.dry_run));
     if record_divergence(shared, policy, &p, &mut divergence.last) {
         divergence.count += 1;
     }
-    publish(shared, policy, &p, divergence.count);
+    publish(shared, policy, &p, divergence.count, late);
     Ok(())
 }
 
@@ -388,7 +398,7 @@ fn decision_line(service: &str, p: &Pass, dry_run: bool) -> String {
 }
 
 /// Publish one pass in the status.
-fn publish(shared: &Shared, policy: &ReadyPolicy, p: &Pass, divergences: u64) {
+fn publish(shared: &Shared, policy: &ReadyPolicy, p: &Pass, divergences: u64, late: bool) {
     let service = &policy.file.service;
     // The loop's first pass (the daemon started, or the file is new): the
     // chart begins with what the audit log recorded, read before the
@@ -417,6 +427,11 @@ fn publish(shared: &Shared, policy: &ReadyPolicy, p: &Pass, divergences: u64) {
     s.signals = controller::signals_of(&p.input);
     s.scores = p.evaluation.scores();
     s.passes += 1;
+    s.pace.record(
+        &p.timings,
+        late,
+        p.collected.usage.as_ref().map(|u| &u.read_by),
+    );
     s.last_pass = Some(format_time(p.input.now));
     s.last_decision = Some(p.last.clone());
     s.paused = p

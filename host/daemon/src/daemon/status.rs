@@ -87,11 +87,62 @@ pub struct ServiceStatus {
     /// The policy's thresholds and targets (`*.threshold`, `target.*`),
     /// as the plugin reads them: what the signals are compared with.
     pub thresholds: Vec<(String, String)>,
+    /// How its passes keep to their interval.
+    pub pace: PaceView,
     /// (time, running, ready) at each pass of the last [`HISTORY_MS`], for
     /// the status page's chart; begun from the audit log
     /// ([`ServiceStatus::seed`]).
     #[serde(skip)]
     pub history: VecDeque<(TimestampMs, u32, u32)>,
+}
+
+/// How a service's passes keep to their interval, as the status shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PaceView {
+    /// Passes that started late since the daemon started (see
+    /// `controller::LATE_AFTER`).
+    pub late: u64,
+    /// The last pass's wall time, ms.
+    pub last_ms: f64,
+    /// Each stage of the last pass, ms, in the pass's order.
+    pub stages_ms: Vec<(&'static str, f64)>,
+    /// Pass wall time over the last [`PACE_POINTS`] passes: median, ms.
+    pub p50_ms: f64,
+    /// ... and 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Replicas whose stats the last pass read by each path (`cgroup-v1`,
+    /// `cgroup-v2`, `api`); empty without the docker source.
+    pub stats_read_by: BTreeMap<&'static str, u32>,
+    #[serde(skip)]
+    recent: VecDeque<f32>,
+}
+
+/// How many passes the status's pass-time percentiles cover (an hour at a
+/// 15 s interval).
+pub const PACE_POINTS: usize = 240;
+
+impl PaceView {
+    /// Take one pass.
+    pub fn record(
+        &mut self,
+        timings: &crate::controller::Timings,
+        late: bool,
+        read_by: Option<&BTreeMap<&'static str, u32>>,
+    ) {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        self.late += u64::from(late);
+        self.last_ms = ms(timings.total());
+        self.stages_ms = timings.stages().map(|(n, d)| (n, ms(d))).to_vec();
+        if self.recent.len() == PACE_POINTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(self.last_ms as f32);
+        let mut sorted: Vec<f32> = self.recent.iter().copied().collect();
+        sorted.sort_by(f32::total_cmp);
+        let at = |q: f64| f64::from(sorted[((sorted.len() - 1) as f64 * q).round() as usize]);
+        (self.p50_ms, self.p99_ms) = (at(0.5), at(0.99));
+        self.stats_read_by = read_by.cloned().unwrap_or_default();
+    }
 }
 
 /// How long the replica history of the status page is kept.

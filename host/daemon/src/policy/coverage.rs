@@ -1,5 +1,5 @@
 //! Which of a plugin's signals some source provides: the docker source's
-//! own (`config::DOCKER_SIGNALS` and the OOM-kill count), or a
+//! own (`config::DOCKER_SIGNALS` and `config::docker_extra_signals`), or a
 //! `[signals.<name>]` of the policy file. A required signal without one
 //! would hold every pass, silently: an error. An optional one would be
 //! missing on every pass: a note saying what the plugin's missing-data
@@ -10,7 +10,7 @@ use std::path::Path;
 
 use vedfolnir_core::model::{Description, Param, SignalId};
 
-use crate::config::{DOCKER_SIGNALS, Problem, SignalSource, oom_kills_signal};
+use crate::config::{DOCKER_SIGNALS, Problem, SignalSource, docker_extra_signals};
 
 /// The problems (required signals without a source) and the notes
 /// (optional ones) of a plugin's declared signals against `routed`. `set`
@@ -25,7 +25,7 @@ pub fn check(
 ) -> (Vec<Problem>, Vec<Problem>) {
     let provided = |signal: &SignalId| {
         DOCKER_SIGNALS.contains(signal)
-            || *signal == oom_kills_signal()
+            || docker_extra_signals().contains(signal)
             || routed.iter().any(|r| &r.signal == signal)
     };
     let (mut problems, mut notes) = (Vec::new(), Vec::new());
@@ -39,7 +39,8 @@ pub fn check(
         if spec.required {
             problems.push(at(format!(
                 "{} requires {signal}, but no source provides it (the docker source provides only \
-                 cpu, memory and instance-count), so every pass would hold: {}",
+                 cpu, memory, instance-count, oom-kills, cpu-throttled and memory-pressure), \
+                 so every pass would hold: {}",
                 plugin.name,
                 how_to_route(signal)
             )));

@@ -86,7 +86,24 @@ pub struct Metrics {
     pub notifications: Family<KindLabel, Counter>,
     /// API requests that change something, by result (kind).
     pub api_requests: Family<KindLabel, Counter>,
+    /// A whole pass's wall time.
+    pub pass_seconds: Family<ServiceLabel, Histogram>,
+    /// Passes that started late (more than a tenth of the interval after
+    /// they were due).
+    pub passes_late: Family<ServiceLabel, Counter>,
+    /// Replicas whose stats the last pass read by each path (cgroup-v1,
+    /// cgroup-v2, api).
+    pub stats_replicas: Family<StatsPathLabel, GaugeF>,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatsPathLabel {
+    pub service: String,
+    pub path: String,
+}
+
+/// The paths the docker source reads a replica's stats by.
+pub const STATS_PATHS: [&str; 3] = ["cgroup-v1", "cgroup-v2", "api"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabel {
@@ -118,6 +135,11 @@ const SIGNAL_GAUGES: &[(&str, &str)] = &[
 fn evaluation_histogram() -> Histogram {
     // 10 µs .. ~0.3 s
     Histogram::new(exponential_buckets(0.00001, 2.0, 16))
+}
+
+fn pass_histogram() -> Histogram {
+    // 1 ms .. ~65 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
 impl Default for Metrics {
@@ -160,6 +182,16 @@ fn evaluation_family(r: &mut Registry) -> Family<ServiceLabel, Histogram> {
         "vedfolnir_autoscaler_plugin_evaluation_duration_seconds",
         "Wall time of one sandboxed policy evaluation",
         Family::new_with_constructor(evaluation_histogram as fn() -> Histogram),
+    )
+}
+
+/// A pass's wall time, per service.
+fn pass_family(r: &mut Registry) -> Family<ServiceLabel, Histogram> {
+    register(
+        r,
+        "vedfolnir_autoscaler_pass_duration_seconds",
+        "Wall time of one automatic pass (observe, collect, evaluate, act, record)",
+        Family::new_with_constructor(pass_histogram as fn() -> Histogram),
     )
 }
 
@@ -206,7 +238,10 @@ impl Metrics {
             shadow_divergences: r.add("shadow_divergences", "Passes where the shadow policy decided differently from the live one"),
             notifications: r.add("notifications", "Notifications to WEBHOOK_URL, by result (kind: sent, failed, dropped)"),
             api_requests: r.add("api_requests", "API requests that change something, by result (kind)"),
+            passes_late: r.add("passes_late", "Automatic passes that started more than a tenth of their interval after they were due"),
+            stats_replicas: r.add("stats_replicas", "Replicas whose CPU and memory the last pass read by each path (cgroup-v1, cgroup-v2: the cgroup files; api: the engine's stats)"),
             evaluation_seconds: evaluation_family(r.0),
+            pass_seconds: pass_family(r.0),
             registry: std::mem::take(r.0),
         }
     }
@@ -238,6 +273,39 @@ impl Metrics {
                         family.remove(&label);
                     }
                 }
+            }
+        }
+    }
+
+    /// Publish one pass's duration and pace, and how its replicas' stats
+    /// were read.
+    pub fn observe_pass(
+        &self,
+        service: &str,
+        elapsed: std::time::Duration,
+        late: bool,
+        read_by: Option<&std::collections::BTreeMap<&'static str, u32>>,
+    ) {
+        let label = ServiceLabel {
+            service: service.to_string(),
+        };
+        self.pass_seconds
+            .get_or_create(&label)
+            .observe(elapsed.as_secs_f64());
+        // Created at 0 so that a rate over it works from the first pass.
+        let late_count = self.passes_late.get_or_create(&label);
+        if late {
+            late_count.inc();
+        }
+        if let Some(read_by) = read_by {
+            for path in STATS_PATHS {
+                let n = read_by.get(path).copied().unwrap_or(0);
+                self.stats_replicas
+                    .get_or_create(&StatsPathLabel {
+                        service: service.to_string(),
+                        path: path.to_string(),
+                    })
+                    .set(f64::from(n));
             }
         }
     }
