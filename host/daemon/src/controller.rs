@@ -39,7 +39,7 @@ use crate::sources::{self, Collected, Sources};
 use crate::state::{
     HELD_REPEAT_MS, HeldSince, History, LastDecision, ServiceState, StateError, Store,
 };
-use crate::telemetry::{self, Stage, Telemetry};
+use crate::telemetry::{self, Stage, Telemetry, Timings};
 use action::{Acted, Intent};
 
 /// Signal samples older than this are dropped from the history unless the
@@ -81,57 +81,6 @@ pub struct Context<'a> {
 /// A pass that starts more than this share of its interval after it was
 /// due is late: counted in `/metrics`, the status and `report`.
 pub const LATE_AFTER: f64 = 0.1;
-
-/// How long each stage of one pass took, in the order of the diagram
-/// above (`plan` is counted in `act`; `sweep` in `observe`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
-pub struct Timings {
-    /// Listing the target's replicas, and the sweep.
-    pub observe: Duration,
-    /// Reading the sources, and the sample history.
-    pub collect: Duration,
-    /// The policy (and its shadow) in the sandbox, and the guard rails.
-    pub evaluate: Duration,
-    /// Planning, and the scale when there is one.
-    pub act: Duration,
-    /// Writing the state.
-    pub record: Duration,
-}
-
-impl Timings {
-    /// Each stage by name.
-    pub fn stages(&self) -> [(&'static str, Duration); 5] {
-        [
-            ("observe", self.observe),
-            ("collect", self.collect),
-            ("evaluate", self.evaluate),
-            ("act", self.act),
-            ("record", self.record),
-        ]
-    }
-
-    /// The whole pass.
-    pub fn total(&self) -> Duration {
-        self.stages().iter().map(|(_, d)| *d).sum()
-    }
-
-    /// The stage that took longest.
-    pub fn slowest(&self) -> (&'static str, Duration) {
-        self.stages()
-            .into_iter()
-            .max_by_key(|(_, d)| *d)
-            .expect("five stages")
-    }
-
-    /// `observe 3 ms, collect 1.02 s, ...`, for a log line.
-    pub fn describe(&self) -> String {
-        self.stages()
-            .iter()
-            .map(|(name, d)| format!("{name} {}", crate::clock::format_duration(*d)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
 
 /// Why a pass stopped.
 #[derive(Debug, thiserror::Error)]
@@ -271,18 +220,11 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         Plan::Quiet => None,
     };
     timings.act = watch.lap();
-    let d = &judged.evaluation.decision;
-    let last = LastDecision {
-        time_ms: now,
-        direction: d.direction,
-        from: d.current,
-        to: report.as_ref().map(|r| r.reached).unwrap_or(d.target),
-        actor: Actor::Auto,
-        dry_run: cx.dry_run,
-        summary: judged.evaluation.summary(),
-    };
+    let last = last_decision(&judged.evaluation, report.as_ref(), cx.dry_run, now);
     state.last_decision = Some(last.clone());
-    state.pace.record(&timings, cx.late);
+    state
+        .pace
+        .record(timings.total(), timings.slowest(), cx.late);
     cx.state.save(service, &state)?;
     timings.record = watch.lap();
     Ok(Pass {
@@ -294,6 +236,25 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         last,
         timings,
     })
+}
+
+/// The decision as the state file keeps it.
+fn last_decision(
+    evaluation: &Evaluation,
+    report: Option<&ScaleReport>,
+    dry_run: bool,
+    now: TimestampMs,
+) -> LastDecision {
+    let d = &evaluation.decision;
+    LastDecision {
+        time_ms: now,
+        direction: d.direction,
+        from: d.current,
+        to: report.map(|r| r.reached).unwrap_or(d.target),
+        actor: Actor::Auto,
+        dry_run,
+        summary: evaluation.summary(),
+    }
 }
 
 /// What `report` shows: a pass's observe, collect and evaluate stages on

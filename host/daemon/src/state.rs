@@ -18,6 +18,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use vedfolnir_core::guard::GuardState;
 use vedfolnir_core::model::{Direction, Sample, SignalId, SignalWindow, TimestampMs};
@@ -251,13 +253,13 @@ pub struct HeldSince {
 }
 
 impl Pace {
-    /// Count one pass, its stages timed up to its record stage.
-    pub fn record(&mut self, timings: &crate::controller::Timings, late: bool) {
+    /// Count one pass that took `took` up to its record stage, `slowest`
+    /// the stage that took longest.
+    pub fn record(&mut self, took: Duration, slowest: (&str, Duration), late: bool) {
         self.passes += 1;
         self.late += u64::from(late);
-        self.last_ms = timings.total().as_millis() as u64;
-        let (stage, took) = timings.slowest();
-        self.slowest = Some((stage.to_string(), took.as_millis() as u64));
+        self.last_ms = took.as_millis() as u64;
+        self.slowest = Some((slowest.0.to_string(), slowest.1.as_millis() as u64));
     }
 }
 

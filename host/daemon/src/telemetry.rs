@@ -18,6 +18,57 @@ use crate::actuators::Outcome;
 use crate::policy::Evaluation;
 use metrics::{KindLabel, Metrics, OutcomeLabel, ServiceLabel, StageLabel};
 
+/// How long each stage of one pass took, in the order of the controller's
+/// diagram (`plan` is counted in `act`; `sweep` in `observe`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Timings {
+    /// Listing the target's replicas, and the sweep.
+    pub observe: Duration,
+    /// Reading the sources, and the sample history.
+    pub collect: Duration,
+    /// The policy (and its shadow) in the sandbox, and the guard rails.
+    pub evaluate: Duration,
+    /// Planning, and the scale when there is one.
+    pub act: Duration,
+    /// Writing the state.
+    pub record: Duration,
+}
+
+impl Timings {
+    /// Each stage by name.
+    pub fn stages(&self) -> [(&'static str, Duration); 5] {
+        [
+            ("observe", self.observe),
+            ("collect", self.collect),
+            ("evaluate", self.evaluate),
+            ("act", self.act),
+            ("record", self.record),
+        ]
+    }
+
+    /// The whole pass.
+    pub fn total(&self) -> Duration {
+        self.stages().iter().map(|(_, d)| *d).sum()
+    }
+
+    /// The stage that took longest.
+    pub fn slowest(&self) -> (&'static str, Duration) {
+        self.stages()
+            .into_iter()
+            .max_by_key(|(_, d)| *d)
+            .expect("five stages")
+    }
+
+    /// `observe 3 ms, collect 1.02 s, ...`, for a log line.
+    pub fn describe(&self) -> String {
+        self.stages()
+            .iter()
+            .map(|(name, d)| format!("{name} {}", crate::clock::format_duration(*d)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// What failed in a pass that stopped before it decided or recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -91,7 +142,7 @@ pub enum Event<'a> {
         /// The service.
         service: &'a str,
         /// How long each stage took.
-        timings: &'a crate::controller::Timings,
+        timings: &'a Timings,
         /// How its replicas' stats were read (the docker source).
         read_by: Option<&'a std::collections::BTreeMap<&'static str, u32>>,
         /// It started late.

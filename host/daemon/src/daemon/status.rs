@@ -125,7 +125,7 @@ impl PaceView {
     /// Take one pass.
     pub fn record(
         &mut self,
-        timings: &crate::controller::Timings,
+        timings: &crate::telemetry::Timings,
         late: bool,
         read_by: Option<&BTreeMap<&'static str, u32>>,
     ) {
