@@ -71,10 +71,8 @@ fn load_at_start(
     }
     let mut problems = Vec::new();
     let mut loaded = Vec::new();
-    for f in &listing.policies {
-        let started = Stopwatch::start();
-        let fp = reload::file_fingerprint(f, overrides);
-        match ReadyPolicy::load_for_serving(sandbox, f, overrides) {
+    for (f, started, fp, result) in load_all(sandbox, &listing.policies, overrides) {
+        match result {
             Ok(p) => loaded.push((f.clone(), fp, p, started)),
             Err(PolicyError::Config(Problems(mut list))) => problems.append(&mut list),
             Err(PolicyError::Plugin(e)) => {
@@ -98,6 +96,45 @@ fn load_at_start(
         });
     }
     Ok(locked)
+}
+
+/// Load every file, on as many threads as there are cores (each load
+/// parses, links and smoke-tests; files naming one component share it), in
+/// the listing's order.
+fn load_all<'a>(
+    sandbox: &vedfolnir_sandbox::Sandbox,
+    files: &'a [PathBuf],
+    overrides: &Overrides,
+) -> Vec<(
+    &'a PathBuf,
+    Stopwatch,
+    u64,
+    Result<ReadyPolicy, PolicyError>,
+)> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let load = || {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(f) = files.get(i) else { break out };
+            let started = Stopwatch::start();
+            let fp = reload::file_fingerprint(f, overrides);
+            let result = ReadyPolicy::load_for_serving(sandbox, f, overrides);
+            out.push((i, (f, started, fp, result)));
+        }
+    };
+    let mut all: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers).map(|_| s.spawn(load)).collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a policy load does not panic"))
+            .collect()
+    });
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, l)| l).collect()
 }
 
 /// Run the daemon until SIGTERM or SIGINT.

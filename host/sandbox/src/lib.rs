@@ -136,6 +136,17 @@ struct Inner {
     config: SandboxConfig,
     deadline_ticks: u64,
     ticker: Ticker,
+    /// The components in use, by digest: a policy file naming one already
+    /// loaded shares it (compiled code, pre-linked form, description)
+    /// rather than loading it again. Weak, so a version no plugin uses any
+    /// more is freed.
+    loaded: Mutex<std::collections::HashMap<String, std::sync::Weak<Loaded>>>,
+}
+
+/// What every plugin of the same component shares.
+struct Loaded {
+    pre: bindings::PolicyPre<State>,
+    description: Description,
 }
 
 impl fmt::Debug for Sandbox {
@@ -265,6 +276,7 @@ impl Sandbox {
                 config,
                 deadline_ticks,
                 ticker,
+                loaded: Mutex::default(),
             }),
         })
     }
@@ -301,13 +313,13 @@ impl fmt::Display for PluginId {
     }
 }
 
-/// A loaded, validated, pre-linked policy. Cheap to clone.
+/// A loaded, validated, pre-linked policy. Cheap to clone; plugins of the
+/// same component (by digest) in one sandbox share its compiled form.
 #[derive(Clone)]
 pub struct Plugin {
     sandbox: Sandbox,
-    pre: bindings::PolicyPre<State>,
+    loaded: Arc<Loaded>,
     id: Arc<PluginId>,
-    description: Arc<Description>,
     /// Calls that took longer than the sandbox's deadline, by wall clock.
     over_deadline: Arc<AtomicU64>,
     /// How the component was obtained, for the load-time figures.
@@ -320,13 +332,17 @@ impl fmt::Debug for Plugin {
     }
 }
 
-/// Whether a component was compiled now or read from the precompiled cache.
+/// Whether a component was compiled now, read from the precompiled cache,
+/// or shared with a plugin of the same digest already loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provenance {
     /// Compiled from the `.wasm` bytes.
     Compiled,
     /// Deserialized from the digest-keyed cache.
     Cached,
+    /// The same component, already loaded in this sandbox for another
+    /// policy file: nothing compiled, read or described again.
+    Shared,
 }
 
 /// An evaluation that did not produce a value, classified.
@@ -354,6 +370,29 @@ impl EvalError {
 }
 
 impl Plugin {
+    /// A plugin of a loaded component, named `label` (its file, or
+    /// `builtin:<name>`).
+    fn of(
+        sandbox: &Sandbox,
+        loaded: Arc<Loaded>,
+        label: &str,
+        digest: String,
+        provenance: Provenance,
+    ) -> Plugin {
+        Plugin {
+            sandbox: sandbox.clone(),
+            id: Arc::new(PluginId {
+                source: label.to_string(),
+                name: loaded.description.name.clone(),
+                version: loaded.description.version.clone(),
+                digest,
+            }),
+            loaded,
+            over_deadline: Default::default(),
+            provenance,
+        }
+    }
+
     /// The plugin's identity.
     pub fn id(&self) -> &Arc<PluginId> {
         &self.id
@@ -361,7 +400,7 @@ impl Plugin {
 
     /// What the policy said about itself at load.
     pub fn description(&self) -> &Description {
-        &self.description
+        &self.loaded.description
     }
 
     /// How many calls (of this plugin and its clones) took longer than the
@@ -443,6 +482,7 @@ impl Plugin {
         };
         let started = Instant::now();
         let outcome = self
+            .loaded
             .pre
             .instantiate(&mut store)
             .and_then(|policy| f(&policy, &mut store));

@@ -21,7 +21,7 @@ use vedfolnir_core::guard;
 use vedfolnir_core::model::{Param, PolicyInput, Sample, SignalId, SignalWindow};
 use wasmtime::component::Component;
 
-use crate::{Plugin, PluginId, Provenance, Sandbox, bindings};
+use crate::{Loaded, Plugin, Provenance, Sandbox, bindings};
 
 /// The contract's package name.
 pub const CONTRACT_PACKAGE: &str = "vedfolnir:autoscaler";
@@ -153,6 +153,9 @@ impl Sandbox {
         check_memory_minimum(bytes, self.inner.config.memory_cap)
             .map_err(|m| fail(Stage::Decode, m))?;
         let digest = hex(&Sha256::digest(bytes));
+        if let Some(loaded) = self.in_use(&digest) {
+            return Ok(Plugin::of(self, loaded, label, digest, Provenance::Shared));
+        }
         let (component, provenance) = self
             .compile_cached(bytes, &digest)
             .map_err(|m| fail(Stage::Decode, m))?;
@@ -192,19 +195,12 @@ impl Sandbox {
             .and_then(bindings::PolicyPre::new)
             .map_err(|e| fail(Stage::Link, format!("{e:#}")))?;
 
-        let mut plugin = Plugin {
-            sandbox: self.clone(),
-            pre,
-            id: Arc::new(PluginId {
-                source: label.to_string(),
-                name: "(describing)".into(),
-                version: String::new(),
-                digest,
-            }),
-            description: Arc::new(vedfolnir_core::Description::new("", "", "")),
-            over_deadline: Default::default(),
-            provenance,
-        };
+        // Described and checked on a plugin of its own, then shared.
+        let describing = Arc::new(Loaded {
+            pre: pre.clone(),
+            description: vedfolnir_core::Description::new("(describing)", "", ""),
+        });
+        let plugin = Plugin::of(self, describing, label, digest.clone(), provenance);
         let description = plugin
             .call("describe", 0, |policy, store| {
                 policy
@@ -219,11 +215,6 @@ impl Sandbox {
                 "describe returned an empty name".into(),
             ));
         }
-        plugin.id = Arc::new(PluginId {
-            name: description.name.clone(),
-            version: description.version.clone(),
-            ..(*plugin.id).clone()
-        });
         let defaults = description.default_params();
         for spec in &description.params {
             if spec.default.kind() != spec.kind {
@@ -238,7 +229,8 @@ impl Sandbox {
                 ));
             }
         }
-        plugin.description = Arc::new(description);
+        let loaded = Arc::new(Loaded { pre, description });
+        let plugin = Plugin::of(self, loaded.clone(), label, digest.clone(), provenance);
         match plugin.validate_config(&defaults) {
             Ok(Ok(())) => {}
             Ok(Err(errors)) => {
@@ -255,7 +247,23 @@ impl Sandbox {
                 ));
             }
         }
+        self.keep_in_use(digest, &loaded);
         Ok(plugin)
+    }
+
+    /// The component of `digest`, when a plugin of this sandbox still uses
+    /// it.
+    fn in_use(&self, digest: &str) -> Option<Arc<Loaded>> {
+        let loaded = self.inner.loaded.lock().expect("loaded lock");
+        loaded.get(digest).and_then(std::sync::Weak::upgrade)
+    }
+
+    /// Remember a component that passed every stage, and forget those no
+    /// plugin uses any more.
+    fn keep_in_use(&self, digest: String, loaded: &Arc<Loaded>) {
+        let mut map = self.inner.loaded.lock().expect("loaded lock");
+        map.retain(|_, w| w.strong_count() > 0);
+        map.insert(digest, Arc::downgrade(loaded));
     }
 
     /// Compile, or read the compiled form from the digest-keyed cache.

@@ -351,6 +351,38 @@ fn precompiled_cache_is_used_and_survives_corruption() {
 }
 
 #[test]
+fn policy_files_naming_the_same_component_share_it_until_none_uses_it() {
+    let sandbox = Sandbox::new(SandboxConfig {
+        deadline: Duration::from_secs(20),
+        ..Default::default()
+    })
+    .unwrap();
+    let bytes = std::fs::read(policy_path("threshold-score").unwrap()).unwrap();
+    let a = sandbox.load_bytes("a.toml", &bytes).unwrap();
+    assert_eq!(a.provenance, Provenance::Compiled);
+    let b = sandbox.load_bytes("b.toml", &bytes).unwrap();
+    assert_eq!(b.provenance, Provenance::Shared);
+    // Each keeps its own name for logs and errors; both describe the same.
+    assert_eq!(
+        (a.id().source.as_str(), b.id().source.as_str()),
+        ("a.toml", "b.toml")
+    );
+    assert_eq!(a.id().digest, b.id().digest);
+    assert_eq!(b.id().name, "threshold-score");
+    assert_eq!(a.description(), b.description());
+    let input = sample_input(&b);
+    assert_eq!(a.evaluate(&input).unwrap(), b.evaluate(&input).unwrap());
+    // Another component is not shared.
+    let other = std::fs::read(policy_path("target-tracking").unwrap()).unwrap();
+    let c = sandbox.load_bytes("c.toml", &other).unwrap();
+    assert_ne!(c.provenance, Provenance::Shared);
+    // Once no plugin uses it, it is loaded afresh.
+    drop((a, b));
+    let again = sandbox.load_bytes("a.toml", &bytes).unwrap();
+    assert_eq!(again.provenance, Provenance::Compiled);
+}
+
+#[test]
 fn evaluations_are_deterministic() {
     let plugin = threshold_score();
     let input = sample_input(&plugin);
