@@ -312,6 +312,42 @@ struct Row {
     rss: f64,
     engine: f64,
     read_by: BTreeMap<String, f64>,
+    /// Each stage's mean over the services' last pass, ms.
+    stages: Vec<(String, f64)>,
+}
+
+/// Each stage's mean time over the services' last pass (`/api/v1/status`).
+fn stage_means(port: u16) -> Vec<(String, f64)> {
+    let answer = docker::http_get(&port.to_string(), "/api/v1/status").unwrap_or_default();
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");
+    let status: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let mut sums: Vec<(String, f64, u32)> = Vec::new();
+    for service in status["services"]
+        .as_object()
+        .into_iter()
+        .flat_map(|s| s.values())
+    {
+        for stage in service["pace"]["stages_ms"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let (name, ms) = (
+                stage[0].as_str().unwrap_or("?"),
+                stage[1].as_f64().unwrap_or(0.0),
+            );
+            match sums.iter_mut().find(|(n, ..)| n == name) {
+                Some((_, sum, n)) => {
+                    *sum += ms;
+                    *n += 1;
+                }
+                None => sums.push((name.to_string(), ms, 1)),
+            }
+        }
+    }
+    sums.into_iter()
+        .map(|(name, sum, n)| (name, sum / f64::from(n)))
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -356,6 +392,7 @@ fn measure(
     std::thread::sleep(window);
     let (after, cpu1, engine1) = (scrape(port), cpu_seconds(pid), engine_cpu());
     let rss = rss_mib(pid);
+    let stages = stage_means(port);
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -372,6 +409,7 @@ fn measure(
         rss,
         engine: (engine1 - engine0) / secs - idle,
         read_by: after.read_by,
+        stages,
     }
 }
 
@@ -418,9 +456,9 @@ fn main() {
         idle * 100.0
     );
     println!(
-        "| stats read by | evaluations due | done | late | on time | pass p50 | pass p99 | daemon CPU | daemon RSS | engine CPU beyond idle | daemon + engine |"
+        "| stats read by | evaluations due | done | late | on time | pass p50 | pass p99 | daemon CPU | daemon RSS | engine CPU beyond idle | daemon + engine | mean stage times of the last pass (ms) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let on_time = ((r.done - r.late) / r.due * 100.0).min(100.0);
         let read_by = r
@@ -430,8 +468,14 @@ fn main() {
             .map(|(p, n)| format!("{p} {n:.0}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let stages = r
+            .stages
+            .iter()
+            .map(|(name, ms)| format!("{name} {ms:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         println!(
-            "| {} ({read_by}) | {:.0} | {:.0} | {:.0} | {on_time:.1}% | {:.0} ms | {:.0} ms | {:.1}% | {:.0} MiB | {:.1}% | {:.1}% |",
+            "| {} ({read_by}) | {:.0} | {:.0} | {:.0} | {on_time:.1}% | {:.0} ms | {:.0} ms | {:.1}% | {:.0} MiB | {:.1}% | {:.1}% | {stages} |",
             r.path,
             r.due,
             r.done,

@@ -101,7 +101,7 @@ fn load_at_start(
 /// Load every file, on as many threads as there are cores (each load
 /// parses, links and smoke-tests; files naming one component share it), in
 /// the listing's order.
-fn load_all<'a>(
+pub(crate) fn load_all<'a>(
     sandbox: &vedfolnir_sandbox::Sandbox,
     files: &'a [PathBuf],
     overrides: &Overrides,

@@ -312,10 +312,7 @@ impl Prometheus {
         span_ms: u64,
     ) -> Option<SignalWindow> {
         use std::sync::atomic::Ordering::Relaxed;
-        let members = || -> Vec<String> {
-            let m = group.members.lock().expect("members lock");
-            m.iter().cloned().collect()
-        };
+        let members = || group.members.lock().expect("members lock");
         if members().len() < 2 || group.ungroupable.load(Relaxed) {
             return None;
         }
@@ -328,7 +325,8 @@ impl Prometheus {
         if !fresh {
             let now = crate::clock::now_ms();
             // Everyone who joined while this pass waited is asked for too.
-            match self.fetch_group(template, &members(), now, span_ms).await {
+            let asked: Vec<String> = members().iter().cloned().collect();
+            match self.fetch_group(template, &asked, now, span_ms).await {
                 Ok(f) => *latest = Some(f),
                 Err(Ungroupable(why)) => {
                     group.ungroupable.store(true, Relaxed);
@@ -517,10 +515,11 @@ fn by_service(
         (Some("matrix" | "vector"), Some(r)) => r,
         (other, _) => return Err(Ungroupable(format!("a grouped answer of type {other:?}"))),
     };
+    let members: std::collections::HashSet<&str> = members.iter().map(|m| m.as_str()).collect();
     let mut out: HashMap<String, Vec<&Value>> = HashMap::new();
     for series in result {
         let service = series["metric"]["service"].as_str();
-        match service.filter(|s| members.iter().any(|m| m.as_str() == *s)) {
+        match service.filter(|s| members.contains(s)) {
             Some(s) => out.entry(s.to_string()).or_default().push(series),
             None => {
                 return Err(Ungroupable(format!(
