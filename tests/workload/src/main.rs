@@ -37,9 +37,19 @@ const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 
 /// Set by the SIGTERM handler.
 static TERMINATING: AtomicBool = AtomicBool::new(false);
+/// The write end of the pipe the SIGTERM handler wakes the exit thread by.
+static WAKE_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 extern "C" fn on_sigterm(_: libc::c_int) {
     TERMINATING.store(true, Ordering::SeqCst);
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; a one-byte buffer on the
+        // stack, to a pipe this process owns.
+        unsafe {
+            libc::write(fd, [1u8].as_ptr().cast(), 1);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -128,9 +138,23 @@ fn serve(port: u16) {
             on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
     }
-    thread::spawn(|| {
+    // The exit thread sleeps on a pipe the handler writes to (no polling:
+    // a thousand idle replicas must not keep the host busy).
+    let mut fds = [-1; 2];
+    // SAFETY: pipe(2) fills the two-element array it is given.
+    let piped = unsafe { libc::pipe(fds.as_mut_ptr()) } == 0;
+    if piped {
+        WAKE_FD.store(fds[1], Ordering::SeqCst);
+    }
+    thread::spawn(move || {
         while !TERMINATING.load(Ordering::SeqCst) {
-            thread::sleep(Duration::from_millis(20));
+            if piped {
+                let mut byte = 0u8;
+                // SAFETY: reads at most one byte into a local.
+                unsafe { libc::read(fds[0], (&mut byte as *mut u8).cast(), 1) };
+            } else {
+                thread::sleep(Duration::from_millis(20));
+            }
         }
         eprintln!("workload: SIGTERM, exiting");
         std::process::exit(0);
