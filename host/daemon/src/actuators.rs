@@ -17,7 +17,7 @@ use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
 use crate::config::{Rollout, Target, TargetKind};
-use crate::engine::{Engine, EngineError, Readiness, Replica, replicas};
+use crate::engine::{Engine, EngineError, Readiness, Replica};
 
 /// What a target is now, as its engine shows it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -157,7 +157,8 @@ impl Actuator for DockerActuator {
 
     fn status(&self) -> BoxFuture<'_, Result<Observed, EngineError>> {
         Box::pin(async move {
-            let all = replicas(&self.engine, &self.target).await?;
+            // The engine's shared view: one listing for every service.
+            let all = crate::engine::observe(&self.engine, &self.target).await?;
             let running = running_among(&self.engine, &self.target, &all).await?;
             let ready = all
                 .iter()
@@ -191,14 +192,17 @@ impl Actuator for DockerActuator {
         action: &'a str,
     ) -> BoxFuture<'a, Result<ScaleReport, EngineError>> {
         Box::pin(async move {
-            match &self.target.kind {
+            let report = match &self.target.kind {
                 TargetKind::Compose { .. } => {
                     compose::scale(&self.engine, &self.rollout, plan, action).await
                 }
                 TargetKind::Swarm => {
                     swarm::scale(&self.engine, &self.target, &self.rollout, plan.to).await
                 }
-            }
+            };
+            // The next pass sees what the scale did, not a listing from before.
+            self.engine.view.forget();
+            report
         })
     }
 
@@ -209,12 +213,14 @@ impl Actuator for DockerActuator {
         tidy: bool,
     ) -> BoxFuture<'a, Result<ScaleReport, EngineError>> {
         Box::pin(async move {
-            match &self.target.kind {
+            let report = match &self.target.kind {
                 TargetKind::Compose { .. } => {
                     compose::settle(&self.engine, &self.target, plan, action, tidy).await
                 }
                 TargetKind::Swarm => swarm::settle(&self.engine, &self.target, plan).await,
-            }
+            };
+            self.engine.view.forget();
+            report
         })
     }
 
@@ -230,6 +236,7 @@ impl Actuator for DockerActuator {
                     compose::remove(&self.engine, &r.id, Some(0)).await,
                 ));
             }
+            self.engine.view.forget();
             out
         })
     }

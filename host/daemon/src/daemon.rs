@@ -194,6 +194,7 @@ async fn serve(
         stopping: false.into(),
         options: options.clone(),
         retiring: Mutex::new(Vec::new()),
+        engines: Default::default(),
     });
     let (stop_tx, mut server_stop) = watch::channel(false);
     let app = api::router(shared.clone());

@@ -3,10 +3,15 @@
 //! target's replicas by label.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
-use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
+use bollard::models::{ContainerInspectResponse, ContainerSummary, EventMessage, HealthStatusEnum};
+use bollard::query_parameters::{
+    EventsOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+};
+use futures_util::StreamExt;
 
 use crate::config::{Target, TargetKind};
 
@@ -108,6 +113,8 @@ pub struct Engine {
     /// The host's memory, bytes (the memory limit of a container that has
     /// none); `None` when the engine does not say.
     pub host_memory: Option<u64>,
+    /// What the passes of every service on this engine share.
+    pub view: Arc<View>,
 }
 
 /// Why connecting failed, in words that say what to do.
@@ -165,6 +172,7 @@ impl Engine {
             api_version: format!("{}.{}", api.major_version, api.minor_version),
             host_cpus: info.ncpu.unwrap_or(1).max(1) as f64,
             host_memory: info.mem_total.filter(|m| *m > 0).map(|m| m as u64),
+            view: Arc::default(),
         })
     }
 }
@@ -379,4 +387,264 @@ pub async fn inspect(engine: &Engine, id: &str) -> Result<ContainerInspectRespon
         .inspect_container(id, None::<InspectContainerOptions>)
         .await
         .map_err(|e| api_error(engine, &format!("inspecting container {id}"), e))
+}
+
+/// How long one listing of the engine's containers, and one read of its
+/// OOM events, serve every service's pass: a daemon of 500 services asks
+/// the engine once, not 500 times, per pass.
+pub const SHARED_FOR: Duration = Duration::from_secs(2);
+
+/// A container's inspect is taken again after this long even when its
+/// listing shows no change (its OOM flag can change while it runs).
+pub const INSPECT_AGAIN_AFTER: Duration = Duration::from_secs(60);
+
+/// What the passes of every service on one engine share: one listing of
+/// all containers and one read of the OOM events per [`SHARED_FOR`], each
+/// filtered by target in memory, and each container's inspect for as long
+/// as its state and health in the listing do not change (at most
+/// [`INSPECT_AGAIN_AFTER`]). What scales reads the engine afresh and then
+/// [`View::forget`]s the listing.
+#[derive(Debug, Default)]
+pub struct View {
+    listing: tokio::sync::Mutex<Option<(Instant, Arc<Vec<ContainerSummary>>)>>,
+    oom: tokio::sync::Mutex<Option<(Instant, Arc<Vec<EventMessage>>)>>,
+    inspected: std::sync::Mutex<HashMap<String, Inspected>>,
+}
+
+/// A container's inspect, kept while its listing says the same.
+#[derive(Debug, Clone)]
+struct Inspected {
+    at: Instant,
+    /// State and health, as the listing shows them.
+    seen: (String, String),
+    replica: Replica,
+}
+
+impl View {
+    /// Drop the listing: the next pass lists the engine again (after a
+    /// scale, which changed it).
+    pub fn forget(&self) {
+        if let Ok(mut l) = self.listing.try_lock() {
+            *l = None;
+        }
+    }
+
+    /// Every container on the engine, at most [`SHARED_FOR`] old.
+    async fn listing(&self, engine: &Engine) -> Result<Arc<Vec<ContainerSummary>>, EngineError> {
+        let mut kept = self.listing.lock().await;
+        if let Some((at, list)) = kept.as_ref()
+            && at.elapsed() < SHARED_FOR
+        {
+            return Ok(list.clone());
+        }
+        let list = engine
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default().all(true).build(),
+            ))
+            .await
+            .map_err(|e| api_error(engine, "listing containers", e))?;
+        let list = Arc::new(list);
+        *kept = Some((crate::clock::monotonic(), list.clone()));
+        Ok(list)
+    }
+
+    /// The engine's OOM events of the last `window_s` up to `now_s`, at
+    /// most [`SHARED_FOR`] old.
+    async fn oom_events(
+        &self,
+        engine: &Engine,
+        now_s: i64,
+        window_s: i64,
+    ) -> Result<Arc<Vec<EventMessage>>, EngineError> {
+        let mut kept = self.oom.lock().await;
+        if let Some((at, events)) = kept.as_ref()
+            && at.elapsed() < SHARED_FOR
+        {
+            return Ok(events.clone());
+        }
+        let filters: HashMap<String, Vec<String>> = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("event".to_string(), vec!["oom".to_string()]),
+        ]);
+        // With `until` the engine replays its buffer and ends the stream.
+        let mut stream = engine.docker.events(Some(
+            EventsOptionsBuilder::default()
+                .since(&(now_s - window_s).to_string())
+                .until(&now_s.to_string())
+                .filters(&filters)
+                .build(),
+        ));
+        let mut events = Vec::new();
+        while let Some(event) = stream.next().await {
+            events.push(event.map_err(|e| api_error(engine, "reading engine events", e))?);
+        }
+        let events = Arc::new(events);
+        *kept = Some((crate::clock::monotonic(), events.clone()));
+        Ok(events)
+    }
+}
+
+/// Whether a container's labels carry every `key=value` of `wanted`.
+fn labelled(labels: &HashMap<String, String>, wanted: &[String]) -> bool {
+    wanted.iter().all(|w| {
+        let (k, v) = w.split_once('=').unwrap_or((w.as_str(), ""));
+        labels.get(k).is_some_and(|l| l == v)
+    })
+}
+
+/// OOM kills of the target's containers over the `window_s` seconds up to
+/// `now_s`, from the engine's shared read of its events.
+pub async fn oom_kills(
+    engine: &Engine,
+    target: &Target,
+    now_s: i64,
+    window_s: i64,
+) -> Result<u32, EngineError> {
+    let events = engine.view.oom_events(engine, now_s, window_s).await?;
+    let wanted = label_filter(target);
+    let empty = HashMap::new();
+    Ok(events
+        .iter()
+        .filter(|e| {
+            let attributes = e.actor.as_ref().and_then(|a| a.attributes.as_ref());
+            labelled(attributes.unwrap_or(&empty), &wanted)
+        })
+        .count() as u32)
+}
+
+/// The state and health a listing shows of a container: `running` and
+/// `healthy` from `Up 5 minutes (healthy)`.
+fn seen(summary: &ContainerSummary) -> (String, String) {
+    let state = summary.state.map(|s| s.to_string()).unwrap_or_default();
+    let status = summary.status.as_deref().unwrap_or("");
+    let health = status
+        .rsplit_once('(')
+        .and_then(|(_, h)| h.strip_suffix(')'))
+        .unwrap_or("")
+        .to_string();
+    (state, health)
+}
+
+/// The target's containers as [`replicas`] finds them, from the engine's
+/// shared view: its listing filtered here, and an inspect only for a
+/// container that is new or changed (or not inspected for
+/// [`INSPECT_AGAIN_AFTER`]). What a pass observes; what scales calls
+/// [`replicas`].
+pub async fn observe(engine: &Engine, target: &Target) -> Result<Vec<Replica>, EngineError> {
+    let listing = engine.view.listing(engine).await?;
+    let wanted = label_filter(target);
+    let swarm = matches!(target.kind, TargetKind::Swarm);
+    let empty = HashMap::new();
+    let mut out = Vec::new();
+    for summary in listing.iter() {
+        let labels = summary.labels.as_ref().unwrap_or(&empty);
+        let Some(id) = summary.id.as_deref() else {
+            continue;
+        };
+        let seen = seen(summary);
+        if !labelled(labels, &wanted)
+            || labels.get(ONEOFF_LABEL).map(String::as_str) == Some("True")
+            || (swarm && seen.0 != "running")
+        {
+            continue;
+        }
+        let kept = {
+            let inspected = engine.view.inspected.lock().expect("inspected lock");
+            inspected
+                .get(id)
+                .filter(|i| i.seen == seen && i.at.elapsed() < INSPECT_AGAIN_AFTER)
+                .map(|i| i.replica.clone())
+        };
+        let replica = match kept {
+            Some(r) => r,
+            None => match engine
+                .docker
+                .inspect_container(id, None::<InspectContainerOptions>)
+                .await
+            {
+                Ok(i) => {
+                    let replica = replica_of(&i, labels, summary.created.unwrap_or(0));
+                    let at = crate::clock::monotonic();
+                    let keep = Inspected {
+                        at,
+                        seen,
+                        replica: replica.clone(),
+                    };
+                    engine
+                        .view
+                        .inspected
+                        .lock()
+                        .expect("inspected lock")
+                        .insert(id.to_string(), keep);
+                    replica
+                }
+                // Removed between the listing and the inspect.
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(api_error(engine, &format!("inspecting container {id}"), e)),
+            },
+        };
+        out.push(replica);
+    }
+    // Forget what is no longer listed.
+    let listed: std::collections::HashSet<&str> =
+        listing.iter().filter_map(|s| s.id.as_deref()).collect();
+    engine
+        .view
+        .inspected
+        .lock()
+        .expect("inspected lock")
+        .retain(|id, _| listed.contains(id.as_str()));
+    out.sort_by_key(|r| (r.number.unwrap_or(u32::MAX), r.created));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::ContainerSummaryStateEnum;
+
+    #[test]
+    fn a_listing_shows_state_and_health_apart_from_the_uptime() {
+        let summary = |state, status: &str| ContainerSummary {
+            state: Some(state),
+            status: Some(status.to_string()),
+            ..Default::default()
+        };
+        let running = ContainerSummaryStateEnum::RUNNING;
+        assert_eq!(
+            seen(&summary(running, "Up 5 minutes (healthy)")),
+            ("running".into(), "healthy".into())
+        );
+        // The uptime moves every pass; what is kept does not.
+        assert_eq!(
+            seen(&summary(running, "Up 6 minutes (healthy)")),
+            seen(&summary(running, "Up 5 minutes (healthy)"))
+        );
+        assert_eq!(
+            seen(&summary(running, "Up 2 seconds (health: starting)")).1,
+            "health: starting"
+        );
+        assert_eq!(seen(&summary(running, "Up 1 hour")).1, "");
+        let exited = ContainerSummaryStateEnum::EXITED;
+        assert_eq!(
+            seen(&summary(exited, "Exited (137) 3 seconds ago")).0,
+            "exited"
+        );
+    }
+
+    #[test]
+    fn a_container_is_the_targets_when_it_carries_every_label() {
+        let labels = HashMap::from([
+            (PROJECT_LABEL.to_string(), "shop".to_string()),
+            (SERVICE_LABEL.to_string(), "web".to_string()),
+        ]);
+        let wanted = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let project = format!("{PROJECT_LABEL}=shop");
+        let web = format!("{SERVICE_LABEL}=web");
+        let api = format!("{SERVICE_LABEL}=api");
+        assert!(labelled(&labels, &wanted(&[&project, &web])));
+        assert!(!labelled(&labels, &wanted(&[&project, &api])));
+        assert!(!labelled(&labels, &wanted(&[&project, &web, "tier=front"])));
+    }
 }

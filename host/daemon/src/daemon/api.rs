@@ -698,6 +698,7 @@ mod tests {
             },
             sources: crate::sources::Sources::new(),
             retiring: Mutex::default(),
+            engines: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

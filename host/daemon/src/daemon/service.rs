@@ -27,7 +27,7 @@ use crate::audit::{Actor, AuditRecord, Event, PluginRecord};
 use crate::clock::{SystemClock, format_time};
 use crate::controller::manual::{self, ManualError, Request, Wanted};
 use crate::controller::{self, Context, LATE_AFTER, Pass, PassError, reconcile};
-use crate::engine::{Engine, EngineError};
+use crate::engine::EngineError;
 use crate::policy::{ReadyPolicy, signal_values, verdict};
 use crate::sources::Sources;
 use crate::sources::docker::DockerStats;
@@ -129,7 +129,7 @@ async fn ready<'a>(
 ) -> Result<&'a Seams, PassError> {
     if seams.is_none() {
         let target = &policy.file.target;
-        let engine = Engine::connect(target.docker_host.as_deref()).await?;
+        let engine = shared.engine(target.docker_host.as_deref()).await?;
         *seams = Some(Seams {
             sources: shared
                 .sources
@@ -212,6 +212,10 @@ async fn run(
         };
         if let Err(e) = result {
             failed(&shared, &service, &e);
+            if matches!(e, PassError::Engine(EngineError::Unreachable { .. })) {
+                let host = policy.file.target.docker_host.as_deref();
+                shared.forget_engine(host).await;
+            }
             if matches!(e, PassError::Engine(_)) {
                 seams = None;
             }

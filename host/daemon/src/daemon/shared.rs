@@ -91,4 +91,31 @@ pub struct Shared {
     pub sources: Sources,
     /// Loops being stopped (their files were removed), awaited at exit.
     pub retiring: Mutex<Vec<JoinHandle<()>>>,
+    /// One connection per engine address (`None`: `DOCKER_HOST` or the
+    /// local socket), shared by every service on it, so their passes share
+    /// the engine's view (one listing per pass, not one per service).
+    pub engines: tokio::sync::Mutex<BTreeMap<Option<String>, crate::engine::Engine>>,
+}
+
+impl Shared {
+    /// The engine at `host`, connected once.
+    pub async fn engine(
+        &self,
+        host: Option<&str>,
+    ) -> Result<crate::engine::Engine, crate::engine::EngineError> {
+        let mut engines = self.engines.lock().await;
+        let key = host.map(str::to_string);
+        if let Some(e) = engines.get(&key) {
+            return Ok(e.clone());
+        }
+        let engine = crate::engine::Engine::connect(host).await?;
+        engines.insert(key, engine.clone());
+        Ok(engine)
+    }
+
+    /// Forget the connection to `host`: the next [`Shared::engine`]
+    /// connects again (after the engine stopped answering).
+    pub async fn forget_engine(&self, host: Option<&str>) {
+        self.engines.lock().await.remove(&host.map(str::to_string));
+    }
 }

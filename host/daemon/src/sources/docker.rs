@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerCpuStats, ContainerStatsResponse};
-use bollard::query_parameters::{EventsOptionsBuilder, StatsOptionsBuilder};
+use bollard::query_parameters::StatsOptionsBuilder;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use vedfolnir_core::model::SignalId;
@@ -32,7 +32,7 @@ use vedfolnir_core::model::SignalId;
 use super::cgroup::{self, Cgroups, Counters, Located};
 use super::{Ask, MetricSource, Reading, SourceReport};
 use crate::config::{SourceKind, Target};
-use crate::engine::{Engine, Readiness, Replica, api_error, is_gone, label_filter};
+use crate::engine::{Engine, Readiness, Replica, api_error, is_gone};
 
 /// What the stats API says of one replica.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -425,36 +425,6 @@ pub struct ServiceUsage {
 /// How far back `oom_kills` looks.
 pub const OOM_WINDOW_S: i64 = 3600;
 
-/// OOM events of the target's containers over the `window_s` seconds up
-/// to `now_s` (seconds since the epoch).
-pub async fn oom_kills(
-    engine: &Engine,
-    target: &Target,
-    now_s: i64,
-    window_s: i64,
-) -> Result<u32, crate::engine::EngineError> {
-    let now = now_s;
-    let filters: HashMap<String, Vec<String>> = HashMap::from([
-        ("type".to_string(), vec!["container".to_string()]),
-        ("event".to_string(), vec!["oom".to_string()]),
-        ("label".to_string(), label_filter(target)),
-    ]);
-    // With `until` the engine replays its buffer and ends the stream.
-    let mut stream = engine.docker.events(Some(
-        EventsOptionsBuilder::default()
-            .since(&(now - window_s).to_string())
-            .until(&now.to_string())
-            .filters(&filters)
-            .build(),
-    ));
-    let mut n = 0;
-    while let Some(event) = stream.next().await {
-        event.map_err(|e| api_error(engine, "reading engine events", e))?;
-        n += 1;
-    }
-    Ok(n)
-}
-
 /// What [`DockerStats::service_usage`] reads: each running replica's
 /// counters (CPU, memory, throttling), and the engine's OOM events.
 #[derive(Debug, Clone, Copy)]
@@ -500,14 +470,8 @@ impl DockerStats {
             }
         }
         let oom_kills = if wanted.events {
-            match oom_kills(
-                &self.engine,
-                &self.target,
-                now.div_euclid(1000),
-                OOM_WINDOW_S,
-            )
-            .await
-            {
+            let now_s = now.div_euclid(1000);
+            match crate::engine::oom_kills(&self.engine, &self.target, now_s, OOM_WINDOW_S).await {
                 Ok(n) => Some(n),
                 Err(e) => {
                     errors.push(format!("OOM events: {e}"));
@@ -696,6 +660,7 @@ mod tests {
             api_version: String::new(),
             host_cpus,
             host_memory,
+            view: Default::default(),
         }
     }
 
