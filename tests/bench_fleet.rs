@@ -423,11 +423,19 @@ fn main() {
     let interval = Duration::from_secs(env_num("VEDFOLNIR_BENCH_INTERVAL_SECS", 15));
     let health = env_or("VEDFOLNIR_BENCH_HEALTH", "60s");
     let paths = env_or("VEDFOLNIR_BENCH_PATHS", "cgroup,api");
+    // Two runs removing the same containers at once deadlock dockerd 20.10
+    // (its network code): one run at a time.
+    let lock =
+        std::fs::File::create(std::env::temp_dir().join("vedfolnir-bench-fleet.lock")).unwrap();
+    if lock.try_lock().is_err() {
+        panic!("another fleet bench is running (or still removing its containers)");
+    }
     let scratch = tempfile::tempdir().unwrap();
     let policies = scratch.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
     write_policies(&policies, services);
 
+    // Dropped before the lock: the containers are gone when it is released.
     let _fleet = start_fleet(services, replicas, &health);
     // Let the containers settle (start-up, first health checks).
     std::thread::sleep(Duration::from_secs(20));

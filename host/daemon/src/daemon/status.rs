@@ -196,15 +196,32 @@ impl ServiceStatus {
         }
     }
 
-    /// Record a pass's replica counts, dropping what is too old.
+    /// Record a pass's replica counts, dropping what is too old. A run of
+    /// passes with the same counts keeps only its first and last point:
+    /// the chart is a step line, so nothing between them is lost, and a
+    /// steady service holds two points instead of one per pass (ten
+    /// thousand services would otherwise hold 2,880 each after 12 hours).
     pub fn record(&mut self, at: TimestampMs, running: u32, ready: u32) {
-        self.history.push_back((at, running, ready));
+        let n = self.history.len();
+        let same = |p: &(TimestampMs, u32, u32)| (p.1, p.2) == (running, ready);
+        if n >= 2 && same(&self.history[n - 2]) && same(&self.history[n - 1]) {
+            self.history[n - 1].0 = at;
+        } else {
+            self.history.push_back((at, running, ready));
+        }
+        let cutoff = at - HISTORY_MS;
         while self.history.len() > HISTORY_POINTS
-            || self
-                .history
-                .front()
-                .is_some_and(|(t, _, _)| *t < at - HISTORY_MS)
+            || self.history.front().is_some_and(|(t, _, _)| *t < cutoff)
         {
+            // A run that began before the cutoff and goes on after it
+            // begins at the cutoff.
+            let crosses = self.history.len() >= 2
+                && self.history[1].0 >= cutoff
+                && (self.history[0].1, self.history[0].2) == (self.history[1].1, self.history[1].2);
+            if crosses && self.history.len() <= HISTORY_POINTS {
+                self.history[0].0 = cutoff;
+                break;
+            }
             self.history.pop_front();
         }
     }
@@ -304,5 +321,39 @@ mod tests {
         let mut none = ServiceStatus::default();
         none.seed(&records[4..], now, SEED_RECORDS);
         assert!(none.history.is_empty());
+    }
+
+    #[test]
+    fn a_steady_service_keeps_two_points_and_the_steps_between_changes() {
+        let mut s = ServiceStatus::default();
+        for i in 0..100 {
+            s.record(i * 15_000, 2, 2);
+        }
+        assert_eq!(
+            s.history.iter().copied().collect::<Vec<_>>(),
+            [(0, 2, 2), (99 * 15_000, 2, 2)]
+        );
+        // A change, then steady again: each run by its ends.
+        s.record(100 * 15_000, 3, 2);
+        s.record(101 * 15_000, 3, 3);
+        s.record(102 * 15_000, 3, 3);
+        s.record(103 * 15_000, 3, 3);
+        assert_eq!(
+            s.history.iter().copied().collect::<Vec<_>>(),
+            [
+                (0, 2, 2),
+                (99 * 15_000, 2, 2),
+                (100 * 15_000, 3, 2),
+                (101 * 15_000, 3, 3),
+                (103 * 15_000, 3, 3)
+            ]
+        );
+        // Twelve hours on, the run still shows from the cutoff.
+        let later = 103 * 15_000 + HISTORY_MS + 60_000;
+        s.record(later, 3, 3);
+        assert_eq!(
+            s.history.iter().copied().collect::<Vec<_>>(),
+            [(later - HISTORY_MS, 3, 3), (later, 3, 3)]
+        );
     }
 }
