@@ -258,7 +258,11 @@ fn main() {
         &policies,
         &format!("http://127.0.0.1:{port}"),
         &dir.path().join("state"),
-        (interval, interval * 2, window),
+        vedfolnir_autoscaler::bench::FleetTimes {
+            interval,
+            warmup: interval * 2,
+            window,
+        },
         edge,
     );
     let e = edges.lock().unwrap().clone();

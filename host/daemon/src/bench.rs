@@ -123,6 +123,17 @@ pub struct FleetFigures {
     pub load: std::time::Duration,
 }
 
+/// When the fleet's passes run and are counted.
+#[derive(Debug, Clone, Copy)]
+pub struct FleetTimes {
+    /// Between two passes of a service.
+    pub interval: std::time::Duration,
+    /// Run, uncounted, before the window.
+    pub warmup: std::time::Duration,
+    /// The passes counted.
+    pub window: std::time::Duration,
+}
+
 /// An actuator of a fixed replica count that never scales: the engine is
 /// not what the Prometheus fleet measures.
 #[derive(Debug)]
@@ -168,11 +179,11 @@ pub fn prometheus_fleet(
     policies: &[std::path::PathBuf],
     prometheus_url: &str,
     dir: &Path,
-    (interval, warmup, window): (
-        std::time::Duration,
-        std::time::Duration,
-        std::time::Duration,
-    ),
+    FleetTimes {
+        interval,
+        warmup,
+        window,
+    }: FleetTimes,
     edge: std::sync::Arc<dyn Fn(bool) + Send + Sync>,
 ) -> FleetFigures {
     let sandbox = vedfolnir_sandbox::Sandbox::new(vedfolnir_sandbox::SandboxConfig::default())
@@ -192,7 +203,11 @@ pub fn prometheus_fleet(
         .enable_all()
         .build()
         .expect("a runtime");
-    let times = (interval, warmup, window);
+    let times = FleetTimes {
+        interval,
+        warmup,
+        window,
+    };
     let mut figures = rt.block_on(fleet_loops(loaded, prometheus_url, dir, times, edge));
     figures.load = load;
     figures
@@ -262,11 +277,11 @@ async fn fleet_loops(
     policies: Vec<std::sync::Arc<crate::policy::ReadyPolicy>>,
     prometheus_url: &str,
     dir: &Path,
-    (interval, warmup, window): (
-        std::time::Duration,
-        std::time::Duration,
-        std::time::Duration,
-    ),
+    FleetTimes {
+        interval,
+        warmup,
+        window,
+    }: FleetTimes,
     edge: std::sync::Arc<dyn Fn(bool) + Send + Sync>,
 ) -> FleetFigures {
     use std::sync::{Arc, Mutex};
