@@ -285,26 +285,39 @@ pub async fn replicas(engine: &Engine, target: &Target) -> Result<Vec<Replica>, 
     let mut out = Vec::with_capacity(list.len());
     for summary in list {
         let labels = summary.labels.unwrap_or_default();
-        if labels.get(ONEOFF_LABEL).map(String::as_str) == Some("True") {
+        let Some(id) = summary.id else { continue };
+        if is_oneoff(&labels) {
             continue;
         }
-        let Some(id) = summary.id else { continue };
-        let inspect = match engine
-            .docker
-            .inspect_container(&id, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(i) => i,
-            // Removed between the list and the inspect.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => continue,
-            Err(e) => return Err(api_error(engine, &format!("inspecting container {id}"), e)),
-        };
-        out.push(replica_of(&inspect, &labels, summary.created.unwrap_or(0)));
+        let created = summary.created.unwrap_or(0);
+        out.extend(inspect_replica(engine, &id, &labels, created).await?);
     }
     out.sort_by_key(|r| (r.number.unwrap_or(u32::MAX), r.created));
     Ok(out)
+}
+
+/// A Compose `run` container: not a replica.
+fn is_oneoff(labels: &HashMap<String, String>) -> bool {
+    labels.get(ONEOFF_LABEL).map(String::as_str) == Some("True")
+}
+
+/// A listed container, inspected, as a replica; `None` when it was removed
+/// between the listing and the inspect.
+async fn inspect_replica(
+    engine: &Engine,
+    id: &str,
+    labels: &HashMap<String, String>,
+    created: i64,
+) -> Result<Option<Replica>, EngineError> {
+    match engine
+        .docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(i) => Ok(Some(replica_of(&i, labels, created))),
+        Err(e) if is_gone(&e) => Ok(None),
+        Err(e) => Err(api_error(engine, &format!("inspecting container {id}"), e)),
+    }
 }
 
 fn replica_of(
@@ -406,9 +419,46 @@ pub const INSPECT_AGAIN_AFTER: Duration = Duration::from_secs(60);
 /// [`View::forget`]s the listing.
 #[derive(Debug, Default)]
 pub struct View {
-    listing: tokio::sync::Mutex<Option<(Instant, Arc<Vec<ContainerSummary>>)>>,
-    oom: tokio::sync::Mutex<Option<(Instant, Arc<Vec<EventMessage>>)>>,
+    listing: Fresh<Vec<ContainerSummary>>,
+    oom: Fresh<Vec<EventMessage>>,
     inspected: std::sync::Mutex<HashMap<String, Inspected>>,
+}
+
+/// A value read from the engine and shared for [`SHARED_FOR`]; one read at
+/// a time, the others wait for it.
+#[derive(Debug)]
+struct Fresh<T>(tokio::sync::Mutex<Option<(Instant, Arc<T>)>>);
+
+impl<T> Default for Fresh<T> {
+    fn default() -> Self {
+        Fresh(tokio::sync::Mutex::new(None))
+    }
+}
+
+impl<T> Fresh<T> {
+    /// The value kept, or what `read` gives when it is older than
+    /// [`SHARED_FOR`].
+    async fn get<F>(&self, read: impl FnOnce() -> F) -> Result<Arc<T>, EngineError>
+    where
+        F: Future<Output = Result<T, EngineError>>,
+    {
+        let mut kept = self.0.lock().await;
+        if let Some((at, value)) = kept.as_ref()
+            && at.elapsed() < SHARED_FOR
+        {
+            return Ok(value.clone());
+        }
+        let value = Arc::new(read().await?);
+        *kept = Some((crate::clock::monotonic(), value.clone()));
+        Ok(value)
+    }
+
+    /// Drop the value kept (unless a read is under way).
+    fn forget(&self) {
+        if let Ok(mut kept) = self.0.try_lock() {
+            *kept = None;
+        }
+    }
 }
 
 /// A container's inspect, kept while its listing says the same.
@@ -424,29 +474,21 @@ impl View {
     /// Drop the listing: the next pass lists the engine again (after a
     /// scale, which changed it).
     pub fn forget(&self) {
-        if let Ok(mut l) = self.listing.try_lock() {
-            *l = None;
-        }
+        self.listing.forget();
     }
 
     /// Every container on the engine, at most [`SHARED_FOR`] old.
     async fn listing(&self, engine: &Engine) -> Result<Arc<Vec<ContainerSummary>>, EngineError> {
-        let mut kept = self.listing.lock().await;
-        if let Some((at, list)) = kept.as_ref()
-            && at.elapsed() < SHARED_FOR
-        {
-            return Ok(list.clone());
-        }
-        let list = engine
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default().all(true).build(),
-            ))
+        self.listing
+            .get(|| async {
+                let all = ListContainersOptionsBuilder::default().all(true).build();
+                engine
+                    .docker
+                    .list_containers(Some(all))
+                    .await
+                    .map_err(|e| api_error(engine, "listing containers", e))
+            })
             .await
-            .map_err(|e| api_error(engine, "listing containers", e))?;
-        let list = Arc::new(list);
-        *kept = Some((crate::clock::monotonic(), list.clone()));
-        Ok(list)
     }
 
     /// The engine's OOM events of the last `window_s` up to `now_s`, at
@@ -457,31 +499,28 @@ impl View {
         now_s: i64,
         window_s: i64,
     ) -> Result<Arc<Vec<EventMessage>>, EngineError> {
-        let mut kept = self.oom.lock().await;
-        if let Some((at, events)) = kept.as_ref()
-            && at.elapsed() < SHARED_FOR
-        {
-            return Ok(events.clone());
-        }
-        let filters: HashMap<String, Vec<String>> = HashMap::from([
-            ("type".to_string(), vec!["container".to_string()]),
-            ("event".to_string(), vec!["oom".to_string()]),
-        ]);
-        // With `until` the engine replays its buffer and ends the stream.
-        let mut stream = engine.docker.events(Some(
-            EventsOptionsBuilder::default()
-                .since(&(now_s - window_s).to_string())
-                .until(&now_s.to_string())
-                .filters(&filters)
-                .build(),
-        ));
-        let mut events = Vec::new();
-        while let Some(event) = stream.next().await {
-            events.push(event.map_err(|e| api_error(engine, "reading engine events", e))?);
-        }
-        let events = Arc::new(events);
-        *kept = Some((crate::clock::monotonic(), events.clone()));
-        Ok(events)
+        self.oom
+            .get(|| async {
+                let filters: HashMap<String, Vec<String>> = HashMap::from([
+                    ("type".to_string(), vec!["container".to_string()]),
+                    ("event".to_string(), vec!["oom".to_string()]),
+                ]);
+                // With `until` the engine replays its buffer and ends the stream.
+                let mut stream = engine.docker.events(Some(
+                    EventsOptionsBuilder::default()
+                        .since(&(now_s - window_s).to_string())
+                        .until(&now_s.to_string())
+                        .filters(&filters)
+                        .build(),
+                ));
+                let mut events = Vec::new();
+                while let Some(event) = stream.next().await {
+                    let event = event.map_err(|e| api_error(engine, "reading engine events", e))?;
+                    events.push(event);
+                }
+                Ok(events)
+            })
+            .await
     }
 }
 
@@ -543,10 +582,7 @@ pub async fn observe(engine: &Engine, target: &Target) -> Result<Vec<Replica>, E
             continue;
         };
         let seen = seen(summary);
-        if !labelled(labels, &wanted)
-            || labels.get(ONEOFF_LABEL).map(String::as_str) == Some("True")
-            || (swarm && seen.0 != "running")
-        {
+        if !labelled(labels, &wanted) || is_oneoff(labels) || (swarm && seen.0 != "running") {
             continue;
         }
         let kept = {
@@ -558,31 +594,20 @@ pub async fn observe(engine: &Engine, target: &Target) -> Result<Vec<Replica>, E
         };
         let replica = match kept {
             Some(r) => r,
-            None => match engine
-                .docker
-                .inspect_container(id, None::<InspectContainerOptions>)
-                .await
-            {
-                Ok(i) => {
-                    let replica = replica_of(&i, labels, summary.created.unwrap_or(0));
-                    let at = crate::clock::monotonic();
-                    let keep = Inspected {
-                        at,
-                        seen,
-                        replica: replica.clone(),
-                    };
-                    engine
-                        .view
-                        .inspected
-                        .lock()
-                        .expect("inspected lock")
-                        .insert(id.to_string(), keep);
-                    replica
-                }
-                // Removed between the listing and the inspect.
-                Err(e) if is_gone(&e) => continue,
-                Err(e) => return Err(api_error(engine, &format!("inspecting container {id}"), e)),
-            },
+            None => {
+                let created = summary.created.unwrap_or(0);
+                let Some(replica) = inspect_replica(engine, id, labels, created).await? else {
+                    continue;
+                };
+                let keep = Inspected {
+                    at: crate::clock::monotonic(),
+                    seen,
+                    replica: replica.clone(),
+                };
+                let mut inspected = engine.view.inspected.lock().expect("inspected lock");
+                inspected.insert(id.to_string(), keep);
+                replica
+            }
         };
         out.push(replica);
     }
