@@ -239,8 +239,7 @@ async fn fleet_loop(
         if due >= to {
             break;
         }
-        let late =
-            due.elapsed().as_secs_f64() > interval.as_secs_f64() * crate::controller::LATE_AFTER;
+        let late = crate::controller::is_late(due.elapsed(), interval);
         let (sources, state, audit, telemetry) = &*shared;
         let cx = crate::controller::Context {
             actuator: &Fixed(2),

@@ -82,6 +82,12 @@ pub struct Context<'a> {
 /// due is late: counted in `/metrics`, the status and `report`.
 pub const LATE_AFTER: f64 = 0.1;
 
+/// Whether a pass that started `late_by` after it was due is late, at
+/// `interval`.
+pub fn is_late(late_by: Duration, interval: Duration) -> bool {
+    late_by.as_secs_f64() > interval.as_secs_f64() * LATE_AFTER
+}
+
 /// Why a pass stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {

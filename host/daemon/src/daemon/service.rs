@@ -26,7 +26,7 @@ use crate::actuators::DockerActuator;
 use crate::audit::{Actor, AuditRecord, Event, PluginRecord};
 use crate::clock::{SystemClock, format_time};
 use crate::controller::manual::{self, ManualError, Request, Wanted};
-use crate::controller::{self, Context, LATE_AFTER, Pass, PassError, reconcile};
+use crate::controller::{self, Context, Pass, PassError, reconcile};
 use crate::engine::EngineError;
 use crate::policy::{ReadyPolicy, signal_values, verdict};
 use crate::sources::Sources;
@@ -193,7 +193,7 @@ async fn run(
             }
             due = ticker.tick(), if !stopping => (None, due.elapsed()),
         };
-        let late = late_by.as_secs_f64() > shared.options.interval.as_secs_f64() * LATE_AFTER;
+        let late = controller::is_late(late_by, shared.options.interval);
         // The policy as of this pass: a reload swaps it between passes.
         let policy = policy_rx.borrow().clone();
         if let Some(LoopCommand::Pause {

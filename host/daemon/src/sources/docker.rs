@@ -207,11 +207,6 @@ impl DockerStats {
     pub fn new(engine: Engine, target: Target) -> DockerStats {
         let local = engine.host.starts_with("unix://");
         let cgroups = if local { Cgroups::from_env() } else { None };
-        DockerStats::with_cgroups(engine, target, cgroups)
-    }
-
-    /// The source reading the cgroups given (`None`: the API only).
-    pub fn with_cgroups(engine: Engine, target: Target, cgroups: Option<Cgroups>) -> DockerStats {
         DockerStats {
             engine,
             target,

@@ -255,7 +255,7 @@ impl Prometheus {
                 .await
                 .and_then(|d| one_series(&d, "value"))
                 .map_err(|e| format!("reading its newest timestamp: {e}"))?;
-            Ok((samples, newest.last().map(|s| (s.value * 1000.0) as i64)))
+            Ok((samples, newest_ms(&newest)))
         };
         finish(signal, expr, fetched.await, now, span_ms, step_s)
     }
@@ -273,7 +273,7 @@ impl Prometheus {
         if let Some(template) = Template::of(expr, service) {
             let group = self.join(template.clone(), span_ms, service);
             if let Some(w) = self
-                .grouped(&group, &template, service, signal, expr, span_ms)
+                .grouped(&group, &template, service, signal, expr, (now, span_ms))
                 .await
             {
                 return w;
@@ -309,7 +309,7 @@ impl Prometheus {
         service: &str,
         signal: &SignalId,
         expr: &str,
-        span_ms: u64,
+        (now, span_ms): (TimestampMs, u64),
     ) -> Option<SignalWindow> {
         use std::sync::atomic::Ordering::Relaxed;
         let members = || group.members.lock().expect("members lock");
@@ -323,7 +323,7 @@ impl Prometheus {
             .as_ref()
             .is_some_and(|f| f.at.elapsed() < GROUP_FRESH && f.asked.contains(service));
         if !fresh {
-            let now = crate::clock::now_ms();
+            // The window ends at the pass that fetches; the others share it.
             // Everyone who joined while this pass waited is asked for too.
             let asked: Vec<String> = members().iter().cloned().collect();
             match self.fetch_group(template, &asked, now, span_ms).await {
@@ -391,7 +391,7 @@ impl Prometheus {
             };
             for (service, s) in samples {
                 let t = match newest.get(&service) {
-                    Some(Ok(v)) => Ok(v.last().map(|s| (s.value * 1000.0) as i64)),
+                    Some(Ok(v)) => Ok(newest_ms(v)),
                     Some(Err(e)) => Err(format!("reading its newest timestamp: {e}")),
                     None => Ok(None),
                 };
@@ -443,6 +443,12 @@ fn seconds(ms: i64) -> String {
 /// days need 26 s).
 fn step_for(span_ms: u64) -> u64 {
     (STEP_MS / 1000).max(span_ms.div_ceil(10_000 * 1000))
+}
+
+/// The time of the newest real sample, ms, from the answer of
+/// [`newest_query`] (its value is a time in seconds).
+fn newest_ms(answer: &[Sample]) -> Option<i64> {
+    answer.last().map(|s| (s.value * 1000.0) as i64)
 }
 
 /// The instant query of `expr`'s newest real sample.
