@@ -21,6 +21,8 @@
 // time whole runs: the daemon's injected clock does not apply here.
 #![allow(clippy::disallowed_methods)]
 
+#[allow(dead_code)]
+mod bench_proc;
 #[allow(dead_code, unused_imports)]
 mod daemon;
 #[allow(dead_code)]
@@ -28,6 +30,7 @@ mod docker;
 #[allow(dead_code)]
 mod util;
 
+use bench_proc::{cpu_seconds, rss_mib};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -67,27 +70,6 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn ms(d: f64) -> String {
     format!("{:.0} ms", d * 1000.0)
-}
-
-fn rss_and_cpu(pid: u32) -> (u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss_kib = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    // utime and stime, in clock ticks (fields 14 and 15 of stat).
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let hz = 100.0; // USER_HZ on Linux
-    (rss_kib, ticks as f64 / hz)
 }
 
 fn main() {
@@ -257,17 +239,17 @@ fn main() {
         d.expect_line(s, Duration::from_secs(60));
     }
     let pid = d.child.id();
-    let (_, cpu0) = rss_and_cpu(pid);
+    let cpu0 = cpu_seconds(pid);
     let t0 = Instant::now();
-    let mut peak = 0;
+    let mut peak = 0.0_f64;
     let mut samples = Vec::new();
     while t0.elapsed() < Duration::from_secs(idle_secs) {
         std::thread::sleep(Duration::from_secs(1));
-        let (rss, _) = rss_and_cpu(pid);
+        let rss = rss_mib(pid) * 1024.0;
         peak = peak.max(rss);
-        samples.push(rss as f64);
+        samples.push(rss);
     }
-    let (rss_end, cpu1) = rss_and_cpu(pid);
+    let (rss_end, cpu1) = (rss_mib(pid) * 1024.0, cpu_seconds(pid));
     let cpu_pct = (cpu1 - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
     let passes = d
         .lines_so_far(Duration::from_millis(50))
@@ -280,8 +262,8 @@ fn main() {
     println!(
         "| {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.2}% |",
         median(&mut samples) / 1024.0,
-        peak as f64 / 1024.0,
-        rss_end as f64 / 1024.0,
+        peak / 1024.0,
+        rss_end / 1024.0,
         cpu_pct
     );
 }

@@ -30,10 +30,13 @@
 #![allow(clippy::disallowed_methods)]
 
 #[allow(dead_code)]
+mod bench_proc;
+#[allow(dead_code)]
 mod docker;
 #[allow(dead_code)]
 mod util;
 
+use bench_proc::{cpu_seconds, env_num, rss_mib};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -46,12 +49,6 @@ const PROJECT: &str = "vfleet";
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    env_or(name, &default.to_string())
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a number"))
 }
 
 fn docker(args: &[&str]) -> std::process::Output {
@@ -150,37 +147,6 @@ fn write_policies(dir: &Path, services: u64) {
             );
         std::fs::write(dir.join(format!("app{s}.toml")), text).unwrap();
     }
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime, in clock ticks (fields 14 and 15 of stat); USER_HZ 100.
-    (tick(11) + tick(12)) as f64 / 100.0
-}
-
-/// Resident memory of a process, MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }
 
 /// The engine's processes: dockerd and containerd (not the shims, which

@@ -24,48 +24,18 @@
 #![allow(clippy::disallowed_methods)]
 
 #[allow(dead_code)]
+mod bench_proc;
+#[allow(dead_code)]
 mod docker;
 #[allow(dead_code)]
 mod util;
 
+use bench_proc::{cpu_seconds, env_num, rss_mib};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} is not a number"))
-        })
-        .unwrap_or(default)
-}
-
-/// CPU seconds (user + system) this process has used.
-fn own_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    (fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()) as f64 / 100.0
-}
-
-fn own_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap()
-        / 1024.0
-}
 
 /// The exporter: every service's three metrics, on 127.0.0.1; returns its
 /// port and the CPU time its thread spent, ns.
@@ -248,10 +218,10 @@ fn main() {
             "prometheus_http_requests_total{code=\"200\",handler=\"/api/v1/query",
         );
         seen.lock().unwrap().push(Edge {
-            cpu: own_cpu(),
+            cpu: cpu_seconds(std::process::id()),
             exporter_ns: exporter_cpu.load(Ordering::Relaxed),
             queries,
-            rss: own_rss_mib(),
+            rss: rss_mib(std::process::id()),
         });
     });
     let f = vedfolnir_autoscaler::bench::prometheus_fleet(

@@ -17,34 +17,15 @@
 #![allow(clippy::disallowed_methods)]
 
 #[allow(dead_code)]
+mod bench_proc;
+#[allow(dead_code)]
 mod docker;
 #[allow(dead_code)]
 mod util;
 
+use bench_proc::{env_num, rss_mib};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} is not a number"))
-        })
-        .unwrap_or(default)
-}
-
-/// Resident memory of a process, MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
 
 /// Services whose plugin `/api/v1/status` shows.
 fn serving(port: u16) -> usize {
