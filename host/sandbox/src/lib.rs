@@ -545,28 +545,35 @@ impl Plugin {
 
 /// Per-evaluation host state. Dropped with the store after every call.
 struct State {
-    wasi: WasiCtx,
+    /// The deny-everything WASI context, built on the guest's first WASI
+    /// call: most evaluations make none (a policy that neither prints nor
+    /// reads a clock), and building one (random and clock contexts, two
+    /// output pipes) is a measurable part of a fresh instance's cost.
+    wasi: Option<Wasi>,
+    /// What the context is built from.
+    now: Duration,
+    output_cap: usize,
     table: ResourceTable,
     limits: Limits,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
     plugin: Arc<PluginId>,
     log_lines: u32,
     max_log_lines: u32,
 }
 
-/// The seed of every evaluation's randomness: fixed, so a replay draws the
-/// same numbers. Policies hold no secrets, so predictability costs nothing.
-const RANDOM_SEED: u64 = 0x7665_6466_6f6c_6e69;
+/// A WASI context and the pipes its stdout and stderr write to.
+struct Wasi {
+    ctx: WasiCtx,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
 
-impl State {
-    fn new(config: &SandboxConfig, now_ms: i64, plugin: Arc<PluginId>) -> State {
-        let stdout = MemoryOutputPipe::new(config.output_cap);
-        let stderr = MemoryOutputPipe::new(config.output_cap);
-        let now = Duration::from_millis(now_ms.max(0) as u64);
+impl Wasi {
+    fn new(now: Duration, output_cap: usize) -> Wasi {
+        let stdout = MemoryOutputPipe::new(output_cap);
+        let stderr = MemoryOutputPipe::new(output_cap);
         // WasiCtxBuilder::new() starts with no env, no args, no preopens,
         // closed stdin, and every socket address denied.
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+        let ctx = wasmtime_wasi::WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .wall_clock(FixedClock(now))
@@ -578,24 +585,47 @@ impl State {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        Wasi {
+            ctx,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// The seed of every evaluation's randomness: fixed, so a replay draws the
+/// same numbers. Policies hold no secrets, so predictability costs nothing.
+const RANDOM_SEED: u64 = 0x7665_6466_6f6c_6e69;
+
+impl State {
+    fn new(config: &SandboxConfig, now_ms: i64, plugin: Arc<PluginId>) -> State {
         State {
-            wasi,
+            wasi: None,
+            now: Duration::from_millis(now_ms.max(0) as u64),
+            output_cap: config.output_cap,
             table: ResourceTable::new(),
             limits: Limits {
                 cap: config.memory_cap,
                 denied: None,
             },
-            stdout,
-            stderr,
             plugin,
             log_lines: 0,
             max_log_lines: config.max_log_lines,
         }
     }
 
+    /// What the guest wrote to `stdout` or `stderr`.
+    fn output(&self, stream: &str) -> Vec<u8> {
+        match &self.wasi {
+            Some(w) if stream == "stdout" => w.stdout.contents().to_vec(),
+            Some(w) => w.stderr.contents().to_vec(),
+            None => Vec::new(),
+        }
+    }
+
     fn forward_output(&self) {
-        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
-            let bytes = pipe.contents();
+        for stream in ["stdout", "stderr"] {
+            let bytes = self.output(stream);
             if bytes.is_empty() {
                 continue;
             }
@@ -612,7 +642,7 @@ impl State {
     /// the Rust runtime's tip to set `RUST_BACKTRACE`: no environment
     /// reaches the sandbox, so the tip cannot be followed.
     fn stderr_tail(&self) -> String {
-        let bytes = self.stderr.contents();
+        let bytes = self.output("stderr");
         let text = String::from_utf8_lossy(&bytes);
         let text: Vec<&str> = text
             .lines()
@@ -632,8 +662,10 @@ impl State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let (now, cap) = (self.now, self.output_cap);
+        let wasi = self.wasi.get_or_insert_with(|| Wasi::new(now, cap));
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: &mut wasi.ctx,
             table: &mut self.table,
         }
     }
