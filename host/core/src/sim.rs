@@ -660,29 +660,33 @@ impl History {
         long: bool,
     ) -> SignalWindow {
         let cut = now - self.fine_ms as i64;
-        let mut samples = Vec::new();
-        let mut coarse_end = if long { i64::MIN } else { cut };
-        let buckets = if long { self.coarse.len() } else { 0 };
-        for (start, v) in self.coarse.iter().take(buckets) {
-            let end = start + self.bucket_ms as i64;
-            if end > cut {
-                break;
-            }
-            samples.push(Sample {
-                // A bucket's mean is stamped at its midpoint.
-                at: start + self.bucket_ms as i64 / 2,
-                value: v[index],
-            });
-            coarse_end = end;
-        }
-        for (at, v) in &self.fine {
-            if *at >= coarse_end && *at <= now {
-                samples.push(Sample {
-                    at: *at,
-                    value: v[index],
-                });
-            }
-        }
+        let bucket = self.bucket_ms as i64;
+        // The closed buckets that end by the cut (both lists ascend), then
+        // the fine samples from where they end up to `now`: found by
+        // search and copied once into a list of the right size.
+        let buckets = if long {
+            self.coarse
+                .partition_point(|(start, _)| start + bucket <= cut)
+        } else {
+            0
+        };
+        let coarse_end = match buckets.checked_sub(1) {
+            Some(last) => self.coarse[last].0 + bucket,
+            None if long => i64::MIN,
+            None => cut,
+        };
+        let from = self.fine.partition_point(|(at, _)| *at < coarse_end);
+        let to = self.fine.partition_point(|(at, _)| *at <= now).max(from);
+        let mut samples = Vec::with_capacity(buckets + to - from);
+        // A bucket's mean is stamped at its midpoint.
+        samples.extend(self.coarse.range(..buckets).map(|(start, v)| Sample {
+            at: start + bucket / 2,
+            value: v[index],
+        }));
+        samples.extend(self.fine.range(from..to).map(|(at, v)| Sample {
+            at: *at,
+            value: v[index],
+        }));
         SignalWindow {
             signal,
             samples,
