@@ -340,13 +340,12 @@ fn demand_series(
     replicas: &[Sample],
     current: u32,
 ) -> Vec<Sample> {
-    samples
-        .iter()
-        .filter(|s| s.value.is_finite())
-        .map(|s| Sample {
-            at: s.at,
-            value: config.tracker.kind.total_at(s, replicas, current),
-        })
+    config
+        .tracker
+        .kind
+        .totals(samples, replicas, current)
+        .filter(|(s, _)| s.value.is_finite())
+        .map(|(s, value)| Sample { at: s.at, value })
         .collect()
 }
 

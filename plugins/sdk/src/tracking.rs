@@ -94,12 +94,76 @@ impl Kind {
     pub fn total_at(self, s: &Sample, replicas: &[Sample], current: u32) -> f64 {
         match self {
             Kind::Total => s.value,
-            Kind::Average => {
-                let then = value_at(replicas, s.at).unwrap_or(f64::from(current));
-                s.value * then.max(1.0)
-            }
+            Kind::Average => self.total_with(s, value_at(replicas, s.at), current),
         }
     }
+
+    /// [`Kind::total_at`] of every sample of `metric`, in order: the same
+    /// values, with `replicas` read in one pass alongside (linear time, for
+    /// a whole window) instead of searched for each sample.
+    pub fn totals<'a>(
+        self,
+        metric: &'a [Sample],
+        replicas: &'a [Sample],
+        current: u32,
+    ) -> impl Iterator<Item = (&'a Sample, f64)> + 'a {
+        let mut then = ValueAt::new(replicas);
+        metric.iter().map(move |s| match self {
+            Kind::Total => (s, s.value),
+            Kind::Average => (s, self.total_with(s, then.at(s.at), current)),
+        })
+    }
+
+    fn total_with(self, s: &Sample, then: Option<f64>, current: u32) -> f64 {
+        match self {
+            Kind::Total => s.value,
+            Kind::Average => s.value * then.unwrap_or(f64::from(current)).max(1.0),
+        }
+    }
+}
+
+/// [`value_at`] for times that ascend, in one pass over the samples.
+struct ValueAt<'a> {
+    samples: &'a [Sample],
+    next: usize,
+    newest: Option<f64>,
+    last: TimestampMs,
+}
+
+impl<'a> ValueAt<'a> {
+    fn new(samples: &'a [Sample]) -> ValueAt<'a> {
+        ValueAt {
+            samples,
+            next: 0,
+            newest: None,
+            last: TimestampMs::MIN,
+        }
+    }
+
+    /// The value of the newest finite sample at or before `at`.
+    fn at(&mut self, at: TimestampMs) -> Option<f64> {
+        if at < self.last {
+            // Out of order: search, as value_at does.
+            return value_at(self.samples, at);
+        }
+        self.last = at;
+        while let Some(s) = self.samples.get(self.next)
+            && s.at <= at
+        {
+            if s.value.is_finite() {
+                self.newest = Some(s.value);
+            }
+            self.next += 1;
+        }
+        self.newest
+    }
+}
+
+/// The samples of `metric` (ascending) in `[from, to]`, found by search.
+fn within(metric: &[Sample], from: TimestampMs, to: TimestampMs) -> &[Sample] {
+    let lo = metric.partition_point(|s| s.at < from);
+    let hi = metric.partition_point(|s| s.at <= to).max(lo);
+    &metric[lo..hi]
 }
 
 /// One metric held near a target.
@@ -144,10 +208,8 @@ impl Tracker {
         now: TimestampMs,
         window: DurationMs,
     ) -> impl Iterator<Item = u32> + 'a {
-        let from = now - window as i64;
-        metric
+        within(metric, now - window as i64, now)
             .iter()
-            .filter(move |s| s.at >= from && s.at <= now)
             .filter_map(move |s| {
                 let then = value_at(replicas, s.at).map_or(current, |r| r.round().max(0.0) as u32);
                 self.desired(then, s.value)
@@ -167,10 +229,9 @@ impl Tracker {
         now: TimestampMs,
         window: DurationMs,
     ) -> impl Iterator<Item = f64> + 'a {
-        let from = now - window as i64;
-        metric
+        within(metric, now - window as i64, now)
             .iter()
-            .filter(move |s| s.at >= from && s.at <= now && s.value.is_finite())
+            .filter(|s| s.value.is_finite())
             .map(move |s| self.kind.total_at(s, replicas, current) / self.target)
     }
 
@@ -785,5 +846,50 @@ mod tests {
         );
         assert_eq!(Kind::from_total(true), Kind::Total);
         assert_eq!(Kind::from_total(false), Kind::Average);
+    }
+
+    #[test]
+    fn totals_over_a_window_equal_total_at_of_each_sample() {
+        // Replica counts with a gap, a NaN and a repeated time; metric
+        // samples before, between, on and after them, one out of order.
+        let replicas = samples(&[
+            (10, 2.0),
+            (20, f64::NAN),
+            (30, 5.0),
+            (30, 6.0),
+            (55, 0.0),
+            (70, 3.0),
+        ]);
+        let metric = samples(&[
+            (0, 0.5),
+            (10, 0.5),
+            (20, f64::NAN),
+            (25, 0.25),
+            (30, 1.0),
+            (40, 0.75),
+            (35, 0.5),
+            (55, 2.0),
+            (90, 0.1),
+        ]);
+        for kind in [Kind::Average, Kind::Total] {
+            let each: Vec<f64> = metric
+                .iter()
+                .map(|s| kind.total_at(s, &replicas, 7))
+                .collect();
+            let walked: Vec<f64> = kind.totals(&metric, &replicas, 7).map(|(_, v)| v).collect();
+            assert_eq!(
+                format!("{each:?}"),
+                format!("{walked:?}"),
+                "{kind:?}: the one-pass walk reads the same counts"
+            );
+        }
+        assert_eq!(
+            Kind::Average
+                .totals(&metric, &replicas, 7)
+                .map(|(_, v)| v)
+                .nth(4),
+            Some(6.0),
+            "at 30 the newest count at or before it is the second at 30"
+        );
     }
 }
