@@ -389,7 +389,14 @@ pub async fn settle(
                         continue;
                     }
                 }
-                Some(_) | None => {}
+                // Stopped but still there, and this run only judges: it
+                // no longer counts, but it was not removed.
+                Some(r) => {
+                    notes.push(format!("{} is {}, not removed", r.name, r.state));
+                    report.reached -= 1;
+                    continue;
+                }
+                None => {}
             }
             report.removed.push(victim.name.clone());
             report.reached -= 1;

@@ -16,7 +16,9 @@ use crate::audit::{Actor, AuditRecord, Event};
 use crate::engine::Replica;
 
 /// Finish every interrupted scale of `service`, then sweep; returns the
-/// finished records written.
+/// finished records written. A dry run judges and returns the same
+/// records but writes none, removes nothing and starts no cooldown: it
+/// leaves the scale open for a real run to finish.
 pub async fn reconcile(cx: &Context<'_>, service: &str) -> Result<Vec<AuditRecord>, PassError> {
     let open = cx.audit.summary(service)?;
     let mut out = Vec::new();
@@ -42,8 +44,16 @@ pub async fn reconcile(cx: &Context<'_>, service: &str) -> Result<Vec<AuditRecor
         finished.time_ms = now;
         finished.event = Event::ScaleFinished;
         finished.plan = None;
-        finished.reasons.push("reconciled at start".into());
         finished.report = Some(report.clone());
+        if cx.dry_run {
+            finished.dry_run = true;
+            finished
+                .reasons
+                .push("judged by a dry run: left open for a real run to finish".into());
+            out.push(finished);
+            continue;
+        }
+        finished.reasons.push("reconciled at start".into());
         cx.audit.append(&finished)?;
         if report.moved() {
             // Conservative: the cooldown starts at the reconciliation.
@@ -54,8 +64,12 @@ pub async fn reconcile(cx: &Context<'_>, service: &str) -> Result<Vec<AuditRecor
         out.push(finished);
     }
     for (request, carried_out) in &open.unanswered {
-        let record = unanswered(request, carried_out.as_ref(), cx.clock.now_ms());
-        cx.audit.append(&record)?;
+        let mut record = unanswered(request, carried_out.as_ref(), cx.clock.now_ms());
+        if cx.dry_run {
+            record.dry_run = true;
+        } else {
+            cx.audit.append(&record)?;
+        }
         out.push(record);
     }
     let observed = cx.actuator.status().await?;
@@ -66,6 +80,10 @@ pub async fn reconcile(cx: &Context<'_>, service: &str) -> Result<Vec<AuditRecor
 /// One line for a record [`reconcile`] wrote.
 pub fn describe(r: &AuditRecord) -> String {
     match &r.report {
+        Some(rep) if r.dry_run => format!(
+            "an interrupted scale {} -> {} ({}) looks {:?}, {} running; a dry run leaves it open for a real run to finish",
+            r.from, r.to, r.action_id, rep.outcome, rep.reached
+        ),
         Some(rep) => format!(
             "reconciled an interrupted scale {} -> {} ({}): {:?}, {} running",
             r.from, r.to, r.action_id, rep.outcome, rep.reached

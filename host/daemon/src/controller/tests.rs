@@ -275,6 +275,35 @@ async fn a_partial_scale_is_audited_as_partial_and_starts_its_cooldown() {
 }
 
 #[tokio::test]
+async fn a_dry_run_judges_an_interrupted_scale_but_leaves_it_open() {
+    let mut w = World::new(3, Behaviour::Obey);
+    let started = crate::audit::AuditRecord {
+        direction: Direction::Up,
+        from: 2,
+        to: 3,
+        ..crate::audit::AuditRecord::new("web", Event::ScaleStarted, Actor::Manual, 5)
+    };
+    w.audit.append(&started).unwrap();
+    w.dry_run = true;
+    let judged = reconcile::reconcile(&w.cx(), "web").await.unwrap();
+    assert_eq!(judged.len(), 1);
+    assert!(judged[0].dry_run);
+    assert!(reconcile::describe(&judged[0]).contains("leaves it open"));
+    assert_eq!(
+        w.events(),
+        [Event::ScaleStarted],
+        "a dry run writes nothing"
+    );
+    assert!(w.state().last_scale_up.is_none(), "nor starts a cooldown");
+    // A real run then finishes it, once.
+    w.dry_run = false;
+    let done = reconcile::reconcile(&w.cx(), "web").await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert!(!done[0].dry_run);
+    assert_eq!(w.events(), [Event::ScaleStarted, Event::ScaleFinished]);
+}
+
+#[tokio::test]
 async fn an_intent_without_an_outcome_is_reconciled_once() {
     let w = World::new(3, Behaviour::Obey);
     let started = crate::audit::AuditRecord {
