@@ -708,6 +708,82 @@ fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
 }
 
 #[test]
+fn two_daemons_with_different_state_directories_on_one_compose_service_one_acts() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("twostate", 3, image());
+    // Idle replicas: after 3 s of low cpu and memory the policy scales
+    // down 3 -> 2, then its cooldown (1h) holds.
+    p.policy(
+        r#"
+[cooldown]
+down = "1h"
+[params.cpu-low]
+for = "3s"
+[params.memory-low]
+for = "3s"
+"#,
+    );
+    let other_state = p.state_dir().with_file_name("state-other");
+    let mut first = Daemon::spawn(
+        &p,
+        &p.policy_path(),
+        free_port(),
+        &["--interval", "1s"],
+        &[],
+    );
+    first.expect_line("vedfolnir: ", Duration::from_secs(30));
+    let mut second = Daemon::spawn(
+        &p,
+        &p.policy_path(),
+        free_port(),
+        &["--interval", "1s"],
+        &[("VEDFOLNIR_STATE_DIR", other_state.to_str().unwrap())],
+    );
+    // The second is refused the target, naming the first, on every pass.
+    let refused = second.expect_line("pass failed", Duration::from_secs(30));
+    assert!(
+        refused.contains("another vedfolnir-autoscaler")
+            && refused.contains(&format!("pid {}", first.child.id()))
+            && refused.contains("(run)"),
+        "{refused}"
+    );
+    // So is a command line with a third state directory; a dry run,
+    // which changes nothing, is not.
+    let third = p.state_dir().with_file_name("state-third");
+    let third = third.to_str().unwrap();
+    let out = p.cli(&["scale-up", "--state-dir", third]).expect_code(9);
+    assert!(
+        out.stderr.contains("another vedfolnir-autoscaler")
+            && out.stderr.contains(&format!("pid {}", first.child.id()))
+            && out.stderr.contains("compose-"),
+        "refused by the target's lock, not the state directory's: {}",
+        out.stderr
+    );
+    p.cli(&["check", "--dry-run", "--state-dir", third])
+        .expect_code(0);
+    first.expect_line("SCALE DOWN 3 -> 2", Duration::from_secs(60));
+    let seen = second.lines_so_far(Duration::from_secs(3));
+    assert!(
+        !seen.iter().any(|(_, l)| l.contains("SCALE")),
+        "the second never acts while the first holds the target: {seen:?}"
+    );
+    assert_eq!(p.running("vedfolnir").len(), 2, "one scale, by one daemon");
+    // The first gone, the second takes the target at its next pass.
+    first.signal("KILL");
+    let _ = first.child.wait();
+    let mut line = second.expect_line("vedfolnir: ", Duration::from_secs(10));
+    for _ in 0..3 {
+        if !line.contains("pass failed") {
+            break;
+        }
+        line = second.expect_line("vedfolnir: ", Duration::from_secs(10));
+    }
+    assert!(!line.contains("pass failed"), "{line}");
+}
+
+#[test]
 fn a_dry_run_audits_what_it_would_do_once_per_cooldown_with_a_shadow_and_leaves_an_interrupted_scale_open()
  {
     if !engine() {

@@ -966,6 +966,7 @@ fn the_daemons_compose_file_is_valid_and_asks_for_the_socket_group() {
         "VEDFOLNIR_API_TOKEN_FILE: /run/secrets/api-token",
         "/sys/fs/cgroup:/host/cgroup:ro",
         "VEDFOLNIR_CGROUP_ROOT: /host/cgroup",
+        "locks:/run/vedfolnir-autoscaler",
     ] {
         assert!(config.contains(wanted), "{wanted}:\n{config}");
     }

@@ -23,10 +23,10 @@ fi
 profile=${BUILD_PROFILE:-release}
 cargo build --profile "$profile" --locked --quiet -p vedfolnir-autoscaler --target "$musl"
 rm -rf "$ctx"
-# The state and cache folders exist in the image, owned by the daemon's
-# user, so named volumes mounted there start writable.
+# The state, cache and lock folders exist in the image, owned by the
+# daemon's user, so named volumes mounted there start writable.
 mkdir -p "$ctx/rootfs/var/lib/vedfolnir-autoscaler" "$ctx/rootfs/var/cache/vedfolnir-autoscaler" \
-    "$ctx/rootfs/etc/vedfolnir/policies"
+    "$ctx/rootfs/run/vedfolnir-autoscaler" "$ctx/rootfs/etc/vedfolnir/policies"
 [ "$profile" = dev ] && dir=debug || dir=$profile
 cp "target/$musl/$dir/vedfolnir-autoscaler" "$ctx/"
 cp deploy/docker/Dockerfile "$ctx/"

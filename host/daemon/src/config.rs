@@ -332,6 +332,17 @@ pub struct Target {
     pub docker_host: Option<String>,
 }
 
+impl Target {
+    /// The target's name among every target of its engine, for its lock:
+    /// `compose-<project>-<service>` or `swarm-<service>`.
+    pub fn lock_name(&self) -> String {
+        match &self.kind {
+            TargetKind::Compose { project } => format!("compose-{project}-{}", self.name),
+            TargetKind::Swarm => format!("swarm-{}", self.name),
+        }
+    }
+}
+
 /// How a scale is rolled out (the seed's `update_config`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rollout {

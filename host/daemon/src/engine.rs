@@ -104,6 +104,9 @@ pub struct Engine {
     pub docker: Docker,
     /// Where it is, for messages.
     pub host: String,
+    /// The engine's own ID (`docker info`): the same whichever address
+    /// reaches it; what the lock of a target is keyed by.
+    pub id: String,
     /// The engine's own version (e.g. 20.10.24).
     pub version: String,
     /// The API version agreed on.
@@ -168,6 +171,7 @@ impl Engine {
         Ok(Engine {
             docker,
             host: host.clone(),
+            id: info.id.unwrap_or_else(|| host.clone()),
             version: version.version.unwrap_or_default(),
             api_version: format!("{}.{}", api.major_version, api.minor_version),
             host_cpus: info.ncpu.unwrap_or(1).max(1) as f64,

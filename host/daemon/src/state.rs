@@ -448,47 +448,13 @@ impl StateDir {
     /// who should be waited for. Released when the returned file is dropped
     /// (or the process dies).
     pub fn lock(&self, service: &str, holder: &str, now: TimestampMs) -> Result<File, StateError> {
-        let path = self.dir.join(format!("{service}.lock"));
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| StateError::Write {
-                path: path.clone(),
-                source,
-            })?;
-        match f.try_lock() {
-            Ok(()) => {
-                // Say who holds it, for the next one who tries.
-                let line = format!(
-                    "pid {} ({holder}), since {}\n",
-                    std::process::id(),
-                    crate::clock::format_time(now)
-                );
-                let mut w = &f;
-                let _ = f.set_len(0).and_then(|_| w.write_all(line.as_bytes()));
-                Ok(f)
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                let holder = fs::read_to_string(&path).unwrap_or_default();
-                let holder = holder.trim();
-                Err(Busy {
-                    service: service.to_string(),
-                    hint: if holder.contains("(run)") {
-                        " (a running daemon takes manual scales on its API: POST /api/v1/services/<service>/scale)"
-                    } else {
-                        ""
-                    },
-                    holder: if holder.is_empty() { "a process" } else { holder }.to_string(),
-                    path,
-                }
-                .into())
-            }
-            Err(fs::TryLockError::Error(source)) => Err(StateError::Write { path, source }),
-        }
+        take_lock(
+            &self.dir.join(format!("{service}.lock")),
+            service,
+            holder,
+            now,
+        )
     }
-
     /// The state of one service. None yet means no scale happened. A
     /// corrupt or empty file is moved aside and the state rebuilt from the
     /// audit log ([`recover`]).
@@ -598,6 +564,106 @@ impl StateDir {
             &serde_json::to_vec(history).expect("history serializes"),
         )
         .map_err(|source| StateError::Write { path, source })
+    }
+}
+
+/// The directory of the locks that keep one scaler per target on an
+/// engine, whatever its state directory: `$VEDFOLNIR_LOCK_DIR`, else
+/// `/run/vedfolnir-autoscaler` (created when it can be), else one under
+/// the system's temporary directory. Every process that may scale the
+/// same targets must see the same directory (mount it into a container).
+pub fn lock_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("VEDFOLNIR_LOCK_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let run = PathBuf::from("/run/vedfolnir-autoscaler");
+    if fs::create_dir_all(&run).is_ok() {
+        return run;
+    }
+    std::env::temp_dir().join("vedfolnir-autoscaler-locks")
+}
+
+/// Take the lock of one target on one engine (`engine_id`: the engine's
+/// own ID, the same whichever address reaches it) in [`lock_dir`], for
+/// `holder`: two scalers with different state directories, or a cron
+/// `check` beside a daemon, never act on one target at once. Named for
+/// the target, so the refusal says which; released with the file.
+pub fn lock_target(
+    engine_id: &str,
+    target: &str,
+    service: &str,
+    holder: &str,
+    now: TimestampMs,
+) -> Result<File, StateError> {
+    let dir = lock_dir();
+    fs::create_dir_all(&dir).map_err(|source| StateError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let engine: String = clean(engine_id).chars().take(12).collect();
+    let path = dir.join(format!("{}@{engine}.lock", clean(target)));
+    take_lock(&path, service, holder, now)
+}
+
+/// Take the lock file at `path` without waiting, writing who holds it; or
+/// the holder it names.
+fn take_lock(
+    path: &Path,
+    service: &str,
+    holder: &str,
+    now: TimestampMs,
+) -> Result<File, StateError> {
+    let path = path.to_path_buf();
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StateError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    match f.try_lock() {
+        Ok(()) => {
+            // Say who holds it, for the next one who tries.
+            let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let line = format!(
+                "pid {} ({holder}) on {}, since {}\n",
+                std::process::id(),
+                host.trim(),
+                crate::clock::format_time(now)
+            );
+            let mut w = &f;
+            let _ = f.set_len(0).and_then(|_| w.write_all(line.as_bytes()));
+            Ok(f)
+        }
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            Err(Busy {
+                service: service.to_string(),
+                hint: if holder.contains("(run)") {
+                    " (a running daemon takes manual scales on its API: POST /api/v1/services/<service>/scale)"
+                } else {
+                    ""
+                },
+                holder: if holder.is_empty() { "a process" } else { holder }.to_string(),
+                path,
+            }
+            .into())
+        }
+        Err(fs::TryLockError::Error(source)) => Err(StateError::Write { path, source }),
     }
 }
 

@@ -68,17 +68,33 @@ struct Shell {
     telemetry: Telemetry,
     dry_run: bool,
     notifier: Option<tokio::task::JoinHandle<()>>,
+    /// The target's lock on its engine, for a command that may scale.
+    _target: Option<std::fs::File>,
 }
 
 impl Shell {
+    /// Connect for `command`; one that may scale (`act`, not a dry run)
+    /// holds the target's lock on its engine, or is refused naming who
+    /// holds it.
     async fn open(
         setup: &Setup<'_>,
         file: &PolicyFile,
         state: StateDir,
         act: Option<&ActArgs>,
+        command: &str,
     ) -> Result<Shell> {
         let target = &file.target;
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
+        let lock = match act {
+            Some(a) if !a.dry_run => Some(crate::state::lock_target(
+                &engine.id,
+                &target.lock_name(),
+                &file.service,
+                command,
+                SystemClock.now_ms(),
+            )?),
+            _ => None,
+        };
         let (audit, notifier) = audit_log(setup, act);
         Ok(Shell {
             sources: sources(setup, &engine, file),
@@ -92,6 +108,7 @@ impl Shell {
             telemetry: Telemetry::log_only(),
             dry_run: act.is_some_and(|a| a.dry_run),
             notifier,
+            _target: lock,
         })
     }
 
@@ -214,7 +231,7 @@ pub fn scale(
     let file = file_only(setup, args, command)?;
     let (state, _lock) = locked(setup.state_dir, &file.service, command)?;
     runtime()?.block_on(async {
-        let shell = Shell::open(setup, &file, state, Some(act)).await?;
+        let shell = Shell::open(setup, &file, state, Some(act), command).await?;
         shell.reconcile(&file.service).await?;
         let request = Request {
             actor: Actor::Manual,
@@ -336,7 +353,7 @@ pub fn check(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<Exit
     )?);
     let (state, _lock) = locked(setup.state_dir, &policy.file.service, "check")?;
     runtime()?.block_on(async {
-        let shell = Shell::open(setup, &policy.file, state, Some(act)).await?;
+        let shell = Shell::open(setup, &policy.file, state, Some(act), "check").await?;
         shell.reconcile(&policy.file.service).await?;
         let pass = controller::pass(&shell.context(), &policy).await;
         let dry_run = shell.dry_run;
@@ -506,7 +523,7 @@ pub fn report(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
     )?);
     runtime()?.block_on(async {
         let state = StateDir::open(setup.state_dir)?;
-        let shell = Shell::open(setup, &policy.file, state, None).await?;
+        let shell = Shell::open(setup, &policy.file, state, None, "report").await?;
         let service = &policy.file.service;
         let seen = controller::look(&shell.context(), &policy).await?;
         let record = shell.audit.summary(service)?;

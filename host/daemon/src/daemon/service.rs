@@ -103,6 +103,8 @@ struct Seams {
     actuator: DockerActuator,
     sources: Sources,
     reconciled: bool,
+    /// The lock of the target on its engine, held while connected.
+    _target: std::fs::File,
 }
 
 impl Seams {
@@ -130,7 +132,17 @@ async fn ready<'a>(
     if seams.is_none() {
         let target = &policy.file.target;
         let engine = shared.engine(target.docker_host.as_deref()).await?;
+        // One scaler per target on an engine, whatever its state
+        // directory: until the holder lets go, every pass says who holds it.
+        let lock = crate::state::lock_target(
+            &engine.id,
+            &target.lock_name(),
+            &policy.file.service,
+            "run",
+            crate::clock::now_ms(),
+        )?;
         *seams = Some(Seams {
+            _target: lock,
             sources: shared
                 .sources
                 .clone()

@@ -651,6 +651,7 @@ mod tests {
             )
             .unwrap(),
             host: "unix:///nowhere".into(),
+            id: "test".into(),
             version: String::new(),
             api_version: String::new(),
             host_cpus,
