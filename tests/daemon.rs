@@ -708,6 +708,58 @@ fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
 }
 
 #[test]
+fn health_answers_ok_only_once_the_start_reconciliation_is_written() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("ready", 2, image());
+    p.policy("");
+    // An interrupted scale from a previous run: an intent, no outcome.
+    std::fs::create_dir_all(p.state_dir()).unwrap();
+    let audit = p.state_dir().join("audit.jsonl");
+    std::fs::write(
+        &audit,
+        r#"{"time_ms":1000,"action_id":"vedfolnir-1000-1","service":"vedfolnir","event":"scale-started","actor":"auto","direction":"up","from":2,"to":3}
+"#,
+    )
+    .unwrap();
+    let d = Daemon::spawn(
+        &p,
+        &p.policy_path(),
+        free_port(),
+        &["--interval", "1s"],
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut refused = 0;
+    loop {
+        assert!(Instant::now() < deadline, "never healthy");
+        match http_get(&d.port(), "/health") {
+            Ok(answer)
+                if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") =>
+            {
+                break;
+            }
+            Ok(answer) => {
+                assert!(
+                    answer.contains("not yet reconciled for vedfolnir"),
+                    "{answer}"
+                );
+                refused += 1;
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Ready means reconciled: the outcome is already written.
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        text.contains("\"scale-finished\"") && text.contains("reconciled at start"),
+        "healthy before the reconciliation was written ({refused} answers 503 before):\n{text}"
+    );
+}
+
+#[test]
 fn two_daemons_with_different_state_directories_on_one_compose_service_one_acts() {
     if !engine() {
         return;

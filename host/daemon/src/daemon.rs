@@ -191,6 +191,7 @@ async fn serve(
         state,
         status: Mutex::new(Status::default()),
         commands: Mutex::new(BTreeMap::new()),
+        reconciled: Mutex::default(),
         stopping: false.into(),
         options: options.clone(),
         retiring: Mutex::new(Vec::new()),

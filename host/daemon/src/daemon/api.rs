@@ -562,7 +562,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/metrics", get(metrics_handler))
-        .route("/health", get(|| async { "ok\n" }))
+        .route("/health", get(health))
         .route("/webhook/alertmanager", post(webhook_handler))
         .route("/api/v1/status", get(status))
         .route("/api/v1/decisions", get(decisions))
@@ -570,6 +570,33 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/services/{service}/pause", post(pause))
         .route("/api/v1/services/{service}/resume", post(resume))
         .with_state(api)
+}
+
+/// `ok` once every service's loop has reconciled the actions a stop
+/// interrupted (what it found is written before it is ready); 503 naming
+/// those still to, while their engine has not been reached.
+async fn health(State(api): State<Arc<Api>>) -> Response {
+    let pending: Vec<String> = {
+        let reconciled = api.reconciled.lock().expect("reconciled lock");
+        api.commands
+            .lock()
+            .expect("commands lock")
+            .keys()
+            .filter(|s| !reconciled.contains(*s))
+            .cloned()
+            .collect()
+    };
+    if pending.is_empty() {
+        return "ok\n".into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "starting: interrupted actions not yet reconciled for {} (its engine not reached yet)\n",
+            pending.join(", ")
+        ),
+    )
+        .into_response()
 }
 
 async fn metrics_handler(
@@ -686,6 +713,7 @@ mod tests {
             state: crate::state::StateDir::open(dir).unwrap(),
             status: Mutex::default(),
             commands: Mutex::default(),
+            reconciled: Mutex::default(),
             stopping: stopping.into(),
             options: super::super::shared::RunOptions {
                 policies: Vec::new(),
@@ -752,6 +780,28 @@ mod tests {
             .map(|r| r.event)
             .collect();
         assert_eq!(events, [Event::Requested, Event::Answered]);
+    }
+
+    #[tokio::test]
+    async fn health_waits_for_every_loop_to_reconcile() {
+        let dir = tempfile::tempdir().unwrap();
+        let (shared, url) = serve(dir.path(), false).await;
+        let get = || async {
+            let r = reqwest::get(format!("{url}/health")).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        };
+        assert_eq!(
+            get().await,
+            (200, "ok\n".into()),
+            "no loop: nothing to wait for"
+        );
+        let (tx, _rx) = mpsc::channel(1);
+        shared.commands.lock().unwrap().insert("web".into(), tx);
+        let (code, body) = get().await;
+        assert_eq!(code, 503, "{body}");
+        assert!(body.contains("not yet reconciled for web"), "{body}");
+        shared.reconciled.lock().unwrap().insert("web".into());
+        assert_eq!(get().await, (200, "ok\n".into()));
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub fn retire(shared: &Arc<Shared>, service: &str, spawned: Spawned) {
         .lock()
         .expect("commands lock")
         .remove(service);
+    shared
+        .reconciled
+        .lock()
+        .expect("reconciled lock")
+        .remove(service);
     let forget = |shared: &Shared, service: &str| {
         shared
             .status
@@ -163,6 +168,11 @@ async fn ready<'a>(
             outln!("{service}: {}", reconcile::describe(&r));
         }
         s.reconciled = true;
+        shared
+            .reconciled
+            .lock()
+            .expect("reconciled lock")
+            .insert(service.clone());
     }
     Ok(s)
 }

@@ -82,6 +82,9 @@ pub struct Shared {
     pub status: Mutex<Status>,
     /// Each service's request channel (closed by its loop when it stops).
     pub commands: Mutex<BTreeMap<String, mpsc::Sender<LoopCommand>>>,
+    /// The services whose interrupted actions were reconciled at their
+    /// loop's start: `/health` answers 200 once every loop's is.
+    pub reconciled: Mutex<std::collections::BTreeSet<String>>,
     /// The daemon is stopping: requests are refused, not queued.
     pub stopping: std::sync::atomic::AtomicBool,
     /// The options.
