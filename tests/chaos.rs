@@ -533,6 +533,26 @@ fn what_an_interrupted_scale_down_left_stopped_is_removed_and_an_abandoned_repli
     });
     std::fs::create_dir_all(p.state_dir()).unwrap();
     std::fs::write(p.state_dir().join("audit.jsonl"), format!("{intent}\n")).unwrap();
+    // A dry run first: it judges the scale and says so, but closes no real
+    // action, removes nothing and claims no removal.
+    let out = p.cli(&["check", "--dry-run"]).expect_code(0);
+    assert!(
+        out.stderr.contains("an interrupted scale 4 -> 2") && out.stderr.contains("leaves it open"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !p.audit()
+            .iter()
+            .any(|r| r["action_id"] == "vedfolnir-1000-7" && r["event"] == "scale-finished"),
+        "a dry run closed the real action: {:?}",
+        p.audit()
+    );
+    assert_eq!(
+        cmd("docker", &["inspect", &stopped], &[]).code,
+        0,
+        "a dry run removed the stopped replica"
+    );
     let out = p.cli(&["scale-up", "4"]).expect_code(0);
     assert!(
         out.stderr
