@@ -159,11 +159,8 @@ impl Actuator for DockerActuator {
         Box::pin(async move {
             // The engine's shared view: one listing for every service.
             let all = crate::engine::observe(&self.engine, &self.target).await?;
-            let running = running_among(&self.engine, &self.target, &all).await?;
-            let ready = all
-                .iter()
-                .filter(|r| r.readiness == Readiness::Ready)
-                .count() as u32;
+            let (running, current) = running_among(&self.engine, &self.target, &all).await?;
+            let ready = ready_among(&all, current.as_ref());
             Ok(Observed {
                 replicas: all,
                 running,
@@ -245,20 +242,36 @@ impl Actuator for DockerActuator {
 /// Running replicas among a target's listed ones (Compose counts them;
 /// Swarm asks for its running tasks). A Compose service with no container
 /// at all (running or not) is not found: there is nothing to clone.
+/// The running replicas, and for a Swarm service the containers of the
+/// tasks it wants running (`None` for Compose: every container listed is
+/// a replica).
 async fn running_among(
     engine: &Engine,
     target: &Target,
     all: &[Replica],
-) -> Result<u32, EngineError> {
+) -> Result<(u32, Option<std::collections::HashSet<String>>), EngineError> {
     match target.kind {
         TargetKind::Compose { .. } => {
             if all.is_empty() {
                 return Err(not_found(target));
             }
-            Ok(all.iter().filter(|r| r.is_running()).count() as u32)
+            Ok((all.iter().filter(|r| r.is_running()).count() as u32, None))
         }
-        TargetKind::Swarm => Ok(swarm::state(engine, target).await?.running),
+        TargetKind::Swarm => {
+            let state = swarm::state(engine, target).await?;
+            Ok((state.running, Some(state.current)))
+        }
     }
+}
+
+/// The ready replicas among `all`: only those of `current` tasks when
+/// given, so a container still running while its task shuts down (after
+/// a scale-down) is not counted ready.
+fn ready_among(all: &[Replica], current: Option<&std::collections::HashSet<String>>) -> u32 {
+    all.iter()
+        .filter(|r| r.readiness == Readiness::Ready)
+        .filter(|r| current.is_none_or(|c| c.contains(&r.id)))
+        .count() as u32
 }
 
 fn not_found(target: &Target) -> EngineError {
@@ -406,6 +419,37 @@ impl ScaleReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_whose_swarm_task_is_shutting_down_is_not_ready() {
+        let replica = |id: &str, readiness| Replica {
+            id: id.into(),
+            name: id.into(),
+            number: None,
+            created: 0,
+            state: "running".into(),
+            readiness,
+            oom_killed: false,
+            started_at: String::new(),
+            ip: None,
+            published: Vec::new(),
+            ours: false,
+            action: None,
+        };
+        // Right after a scale-down 3 -> 1: all three containers still run
+        // and pass their healthchecks, but Swarm wants only a's task.
+        let all = [
+            replica("a", Readiness::Ready),
+            replica("b", Readiness::Ready),
+            replica("c", Readiness::Ready),
+        ];
+        let current: std::collections::HashSet<String> = ["a".to_string()].into();
+        assert_eq!(ready_among(&all, Some(&current)), 1);
+        // Compose: every container listed is a replica.
+        assert_eq!(ready_among(&all, None), 3);
+        let starting = [replica("a", Readiness::Starting)];
+        assert_eq!(ready_among(&starting, Some(&current)), 0);
+    }
 
     #[test]
     fn outcomes() {

@@ -13,12 +13,16 @@ use crate::config::{Rollout, Target};
 use crate::engine::{Engine, EngineError, api_error};
 
 /// A Swarm service's replica counts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SwarmState {
     /// Tasks running now.
     pub running: u32,
     /// The replica count the service asks for.
     pub desired: u32,
+    /// The containers of the tasks Swarm wants running: a container whose
+    /// task is being shut down (after a scale-down) still runs for a
+    /// moment, but is no longer one of the service's replicas.
+    pub current: std::collections::HashSet<String>,
 }
 
 /// The Swarm service's running tasks.
@@ -77,9 +81,21 @@ pub async fn state(engine: &Engine, target: &Target) -> Result<SwarmState, Engin
                 .unwrap_or(false)
         })
         .count() as u32;
+    let current = tasks
+        .iter()
+        .filter_map(|t| {
+            t.status
+                .as_ref()?
+                .container_status
+                .as_ref()?
+                .container_id
+                .clone()
+        })
+        .collect();
     Ok(SwarmState {
         running,
         desired: desired.clamp(0, i64::from(u32::MAX)) as u32,
+        current,
     })
 }
 
