@@ -126,6 +126,22 @@ pub struct SignalWindow {
     pub missing_reason: Option<String>,
 }
 
+impl SignalWindow {
+    /// The value this pass read: the newest sample, unless the signal is
+    /// missing (a reason is given, however much history the window still
+    /// holds) or that sample is not finite; else why not. What the status
+    /// and `/metrics` both show, so they never disagree.
+    pub fn current(&self) -> Result<f64, &str> {
+        if let Some(why) = &self.missing_reason {
+            return Err(why);
+        }
+        match self.samples.last() {
+            Some(s) if s.value.is_finite() => Ok(s.value),
+            _ => Err("no sample"),
+        }
+    }
+}
+
 /// A parameter value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

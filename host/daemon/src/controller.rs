@@ -512,10 +512,9 @@ pub fn inputs_of(input: &PolicyInput) -> BTreeMap<String, serde_json::Value> {
 pub fn signals_of(input: &PolicyInput) -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
     for w in &input.signals {
-        let v = match (&w.missing_reason, w.samples.last()) {
-            (Some(why), _) => serde_json::json!({ "missing": why }),
-            (None, Some(s)) if s.value.is_finite() => serde_json::json!(s.value),
-            (None, _) => serde_json::json!({ "missing": "no sample" }),
+        let v = match w.current() {
+            Ok(value) => serde_json::json!(value),
+            Err(why) => serde_json::json!({ "missing": why }),
         };
         out.insert(w.signal.to_string(), v);
     }

@@ -246,14 +246,16 @@ impl Metrics {
         }
     }
 
-    /// Publish a pass's signal windows: the newest finite value of each, or
-    /// no sample (and `signal_missing` 1) when it has none.
+    /// Publish a pass's signal windows: the value each pass read
+    /// ([`SignalWindow::current`], as the status shows it), or no sample
+    /// (and `signal_missing` 1) when it is missing, whatever history the
+    /// window still holds from earlier runs.
     pub fn observe_signals(&self, service: &str, windows: &[SignalWindow]) {
         let label = ServiceLabel {
             service: service.to_string(),
         };
         for w in windows {
-            let newest = w.samples.iter().rev().find(|s| s.value.is_finite());
+            let newest = w.current().ok();
             let missing = SignalLabel {
                 service: service.to_string(),
                 signal: w.signal.to_string(),
@@ -266,8 +268,8 @@ impl Metrics {
             }
             if let Some((_, family)) = self.gauges.iter().find(|(s, _)| s == &w.signal) {
                 match newest {
-                    Some(s) => {
-                        family.get_or_create(&label).set(s.value);
+                    Some(value) => {
+                        family.get_or_create(&label).set(value);
                     }
                     None => {
                         family.remove(&label);
@@ -333,6 +335,41 @@ impl Metrics {
 mod tests {
     use super::*;
     use vedfolnir_core::model::Sample;
+
+    #[test]
+    fn a_missing_signal_with_history_from_earlier_runs_is_still_missing() {
+        // A state directory's history still holds samples from earlier
+        // `check` runs; this pass's read failed.
+        let m = Metrics::new();
+        let stale = |signal: SignalId, value: f64| SignalWindow {
+            signal,
+            samples: vec![Sample { at: 1, value }, Sample { at: 2, value }],
+            missing_reason: Some("no replica answered".to_string()),
+        };
+        m.observe_signals(
+            "web",
+            &[
+                stale(SignalId::ResponseTimeP95, 0.00475),
+                stale(SignalId::ErrorRate, 0.0),
+            ],
+        );
+        let text = m.encode();
+        for (gauge, signal) in [
+            ("response_time_p95", "response-time-p95"),
+            ("error_rate", "error-rate"),
+        ] {
+            assert!(
+                !text.contains(&format!("vedfolnir_autoscaler_{gauge}{{")),
+                "{gauge}: {text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "vedfolnir_autoscaler_signal_missing{{service=\"web\",signal=\"{signal}\"}} 1.0"
+                )),
+                "{signal}: {text}"
+            );
+        }
+    }
 
     #[test]
     fn a_missing_signal_has_no_sample_and_is_flagged() {
