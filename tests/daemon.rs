@@ -404,6 +404,20 @@ fn the_policies_folder_is_hot_reloaded_and_a_bad_file_keeps_the_last_good_versio
     d.expect_line("reloaded", Duration::from_secs(10));
     assert!(d.status()["load_errors"].as_array().unwrap().is_empty());
     assert!(!d.metrics().contains("policy_load_error{"));
+    // Broken again, then written back to exactly the content it serves:
+    // nothing needs loading, but the error is over and goes.
+    let good = std::fs::read_to_string(&store_policy).unwrap();
+    std::fs::write(&store_policy, format!("max_replica = 3\n{good}")).unwrap();
+    let line = d.expect_line("reload of", Duration::from_secs(10));
+    assert!(line.contains("store.toml failed"), "{line}");
+    assert_eq!(d.status()["load_errors"].as_array().unwrap().len(), 1);
+    std::fs::write(&store_policy, &good).unwrap();
+    d.expect_line(
+        "store.toml is back to the version being served: its load error is cleared",
+        Duration::from_secs(10),
+    );
+    assert!(d.status()["load_errors"].as_array().unwrap().is_empty());
+    assert!(!d.metrics().contains("policy_load_error{"));
     // A module that is not a component is rejected by path and stage.
     std::fs::write(folder.join("junk.wasm"), b"\0asm junk").unwrap();
     let line = d.expect_line("junk.wasm rejected", Duration::from_secs(10));

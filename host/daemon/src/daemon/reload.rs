@@ -298,9 +298,15 @@ impl Registry {
         let mut changed = 0;
         for path in &listing.policies {
             let fp = file_fingerprint(path, &self.overrides);
-            if self.serving.get(path).is_some_and(|e| e.fingerprint == fp)
-                || self.failed.get(path) == Some(&fp)
-            {
+            if self.serving.get(path).is_some_and(|e| e.fingerprint == fp) {
+                // Written back to the content being served: its last
+                // failure is over, though nothing needs loading.
+                if self.failed.remove(path).is_some() {
+                    self.restored(path, shared);
+                }
+                continue;
+            }
+            if self.failed.get(path) == Some(&fp) {
                 continue;
             }
             changed += 1;
@@ -312,6 +318,18 @@ impl Registry {
             self.report(path, fp, result, started, shared);
         }
         changed
+    }
+
+    /// A failed file written back to the content it serves: its load error
+    /// goes from the status and `/metrics`, and the log says why.
+    fn restored(&self, path: &Path, shared: &Shared) {
+        let key = path.display().to_string();
+        let mut status = shared.status.lock().expect("status lock");
+        clear_error(&mut status.load_errors, shared, &key);
+        outln!(
+            "vedfolnir-autoscaler: {} is back to the version being served: its load error is cleared",
+            path.display()
+        );
     }
 
     /// Stop the loops of removed files (not of those under a missing root:
