@@ -388,6 +388,34 @@ fn a_replica_that_never_gets_healthy_is_rolled_back_audited_and_starts_no_cooldo
 }
 
 #[test]
+fn report_reads_a_missing_state_directory_as_empty_and_creates_nothing() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("readonly", 1, image());
+    p.policy("");
+    let missing = p.state_dir().with_file_name("never-made");
+    let out = p
+        .cli(&["report", "--state-dir", missing.to_str().unwrap()])
+        .expect_code(0);
+    assert!(
+        out.stderr.contains("no state directory at")
+            && out.stderr.contains("--state-dir or VEDFOLNIR_STATE_DIR"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("last scale-down: never"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !missing.exists(),
+        "a read-only command created its state directory"
+    );
+}
+
+#[test]
 fn check_replaces_a_replica_removed_behind_its_back_up_to_min() {
     if !engine() {
         return;

@@ -421,6 +421,15 @@ impl StateDir {
         })
     }
 
+    /// The state directory at `dir` for reading only: nothing is created
+    /// (a missing directory reads as one where nothing was recorded).
+    pub fn read_only(dir: &Path) -> StateDir {
+        StateDir {
+            dir: dir.to_path_buf(),
+            audit: AuditLog::in_dir(dir),
+        }
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir

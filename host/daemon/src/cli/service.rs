@@ -521,8 +521,16 @@ pub fn report(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
         &args.policy,
         &overrides(args),
     )?);
+    // A read-only command creates nothing: a missing state directory is
+    // said, and read as one where nothing was recorded.
+    if !setup.state_dir.is_dir() {
+        eprintln!(
+            "note: no state directory at {}: nothing recorded there (point --state-dir or VEDFOLNIR_STATE_DIR at the daemon's)",
+            setup.state_dir.display()
+        );
+    }
     runtime()?.block_on(async {
-        let state = StateDir::open(setup.state_dir)?;
+        let state = StateDir::read_only(setup.state_dir);
         let shell = Shell::open(setup, &policy.file, state, None, "report").await?;
         let service = &policy.file.service;
         let seen = controller::look(&shell.context(), &policy).await?;
