@@ -216,6 +216,15 @@ fn the_example_and_demo_policies_validate() {
     // signal its policy reads.
     let out = run(&["validate", "deploy/demo/policy.toml"]).expect_code(0);
     assert!(!out.stdout.contains("note:"), "{}", out.stdout);
+    // `--policy FILE`, as every other command takes it, alone or beside
+    // the files given as arguments.
+    let out = run(&["validate", "--policy", POLICY]).expect_code(0);
+    assert_eq!(out.stdout.matches("ok (threshold-score@").count(), 1);
+    let out = run(&["validate", POLICY, "--policy", "deploy/demo/policy.toml"]).expect_code(0);
+    assert_eq!(out.stdout.matches("ok (threshold-score@").count(), 2);
+    // Neither: clap says a file is needed.
+    let out = run(&["validate"]).expect_code(2);
+    assert!(out.stderr.contains("required"), "{}", out.stderr);
 }
 
 #[test]

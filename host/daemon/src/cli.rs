@@ -210,7 +210,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 max_replicas,
             },
         ),
-        Command::Validate { policies, .. } => policy::validate(&sandbox, &policies),
+        Command::Validate {
+            mut policies,
+            policy,
+            ..
+        } => {
+            policies.extend(policy);
+            policy::validate(&sandbox, &policies)
+        }
         Command::Simulate(args) => simulate::simulate(&sandbox, *args),
         Command::Run {
             policies,

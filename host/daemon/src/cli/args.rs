@@ -292,8 +292,12 @@ pub enum Command {
     #[command(after_help = "Example: vedfolnir-autoscaler validate /etc/vedfolnir/policies/*.toml")]
     Validate {
         /// Policy files (TOML).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "policy")]
         policies: Vec<PathBuf>,
+        /// A policy file, as every other command takes it (repeatable;
+        /// with the files given as arguments, all are checked).
+        #[arg(long, value_name = "FILE")]
+        policy: Vec<PathBuf>,
         #[command(flatten)]
         sandbox: SandboxArgs,
     },
