@@ -150,6 +150,15 @@ fn plugin_parameters_are_checked_against_the_plugin() {
         "{}",
         out.stderr
     );
+    // The plugin's own check runs on the rest in the same run: its problem
+    // is not hidden behind the unknown and ill-typed keys.
+    assert!(
+        out.stderr
+            .contains("params.missing.cpu: must be \"hold\", \"ignore\" or \"last-value\""),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("3 problems"), "{}", out.stderr);
 }
 
 #[test]

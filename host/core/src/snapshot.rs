@@ -372,6 +372,22 @@ pub fn resolve_params(
     specs: &[ParamSpec],
     raw: &BTreeMap<String, RawParam>,
 ) -> Result<Vec<Param>, Vec<ConfigError>> {
+    let (params, errors) = resolve_params_partly(specs, raw);
+    if errors.is_empty() {
+        Ok(params)
+    } else {
+        Err(errors)
+    }
+}
+
+/// [`resolve_params`], keeping what resolved beside the problems: the
+/// parameters that were set and are good, and every problem, so the
+/// checks that follow (the plugin's own, the signals) can still run on
+/// the rest and report in the same run.
+pub fn resolve_params_partly(
+    specs: &[ParamSpec],
+    raw: &BTreeMap<String, RawParam>,
+) -> (Vec<Param>, Vec<ConfigError>) {
     let mut errors = Vec::new();
     for key in raw.keys() {
         if !specs.iter().any(|s| &s.key == key) {
@@ -416,11 +432,7 @@ pub fn resolve_params(
             value,
         });
     }
-    if errors.is_empty() {
-        Ok(params)
-    } else {
-        Err(errors)
-    }
+    (params, errors)
 }
 
 /// Every parameter with its effective value: the ones set, and the declared

@@ -210,14 +210,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 max_replicas,
             },
         ),
-        Command::Validate {
-            mut policies,
-            policy,
-            ..
-        } => {
-            policies.extend(policy);
-            policy::validate(&sandbox, &policies)
-        }
+        Command::Validate(args) => policy::validate(&sandbox, &args.files()),
         Command::Simulate(args) => simulate::simulate(&sandbox, *args),
         Command::Run {
             policies,

@@ -12,7 +12,7 @@ use vedfolnir_core::guard::{self, Decision, GuardState, PolicyFailure};
 use vedfolnir_core::model::{
     Direction, Param, PolicyInput, Recommendation, SignalId, visible_signals,
 };
-use vedfolnir_core::snapshot::{effective_params, resolve_params};
+use vedfolnir_core::snapshot::{effective_params, resolve_params_partly};
 use vedfolnir_sandbox::{LoadError, Plugin, Sandbox};
 
 use crate::config::{PluginRef, PolicyFile, Problem, Problems, Rejected, SignalSource};
@@ -377,14 +377,17 @@ fn check_params(
         message,
     };
     let description = plugin.description();
-    let params = resolve_params(&description.params, raw).map_err(|errors| -> Vec<Problem> {
-        errors
-            .into_iter()
-            .map(|e| problem(&e.key, e.message))
-            .collect()
-    })?;
+    // An unknown or ill-typed parameter does not stop the checks that
+    // follow: they run on the rest (its default in its place), so every
+    // problem comes out in one run.
+    let (params, bad) = resolve_params_partly(&description.params, raw);
+    let mut problems: Vec<Problem> = bad
+        .into_iter()
+        .map(|e| problem(&e.key, e.message))
+        .collect();
     let effective = effective_params(&description.params, &params);
-    let (mut problems, notes) = coverage::check(path, description, &params, &effective, routed);
+    let (more, notes) = coverage::check(path, description, &params, &effective, routed);
+    problems.extend(more);
     match plugin.validate_config(&params) {
         Ok(Ok(())) => {}
         Ok(Err(errors)) => problems.extend(errors.into_iter().map(|e| problem(&e.key, e.message))),

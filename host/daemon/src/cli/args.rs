@@ -290,17 +290,28 @@ pub enum Command {
     Limits(LimitsArgs),
     /// Check policy files without evaluating: every problem, with file and key.
     #[command(after_help = "Example: vedfolnir-autoscaler validate /etc/vedfolnir/policies/*.toml")]
-    Validate {
-        /// Policy files (TOML).
-        #[arg(required_unless_present = "policy")]
-        policies: Vec<PathBuf>,
-        /// A policy file, as every other command takes it (repeatable;
-        /// with the files given as arguments, all are checked).
-        #[arg(long, value_name = "FILE")]
-        policy: Vec<PathBuf>,
-        #[command(flatten)]
-        sandbox: SandboxArgs,
-    },
+    Validate(ValidateArgs),
+}
+
+/// `validate`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Policy files (TOML).
+    #[arg(required_unless_present = "policy")]
+    pub policies: Vec<PathBuf>,
+    /// A policy file, as every other command takes it (repeatable; with
+    /// the files given as arguments, all are checked).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+impl ValidateArgs {
+    /// Every file to check: the arguments, then the `--policy` ones.
+    pub fn files(&self) -> Vec<PathBuf> {
+        [self.policies.as_slice(), &self.policy].concat()
+    }
 }
 
 impl Command {
@@ -315,7 +326,7 @@ impl Command {
             | Command::Reset { sandbox, .. }
             | Command::Check { sandbox, .. }
             | Command::Run { sandbox, .. }
-            | Command::Validate { sandbox, .. } => Some(sandbox),
+            | Command::Validate(ValidateArgs { sandbox, .. }) => Some(sandbox),
             Command::Simulate(args) => Some(&args.sandbox),
             Command::Plugin { command } => match command {
                 PluginCommand::Check { sandbox, .. }
