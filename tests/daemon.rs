@@ -497,6 +497,7 @@ fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
     let (code, body) = request(&addr, "POST", "/webhook/alertmanager", &auth, "{}");
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("VEDFOLNIR_ALERTMANAGER_TOKEN"), "{body}");
+    assert!(body.contains("the Alertmanager webhook is off"), "{body}");
     // Unknown service, bad body.
     let (code, _) = request(
         &addr,

@@ -150,17 +150,21 @@ fn admit(shared: &Api, headers: &HeaderMap, service: &str) -> Result<(), Box<Res
 struct Guarded {
     /// What it is, as a refusal names it.
     what: &'static str,
+    /// "is" or "are", to agree with `what`.
+    verb: &'static str,
     /// Where its token is configured.
     configured_by: &'static str,
 }
 
 const API_WRITES: Guarded = Guarded {
     what: "the API's write endpoints",
+    verb: "are",
     configured_by: "--api-token-file or VEDFOLNIR_API_TOKEN",
 };
 
 const ALERTMANAGER_WEBHOOK: Guarded = Guarded {
     what: "the Alertmanager webhook",
+    verb: "is",
     configured_by: "--alertmanager-token-file or VEDFOLNIR_ALERTMANAGER_TOKEN",
 };
 
@@ -180,7 +184,7 @@ fn authorize(endpoint: &Guarded, token: Option<&str>, headers: &HeaderMap) -> Re
             result: "disabled",
             response: Box::new(json(
                 403,
-                serde_json::json!({ "error": format!("{} are off: no token is configured ({})", endpoint.what, endpoint.configured_by) }),
+                serde_json::json!({ "error": format!("{} {} off: no token is configured ({})", endpoint.what, endpoint.verb, endpoint.configured_by) }),
             )),
         });
     };
