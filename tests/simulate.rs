@@ -132,6 +132,56 @@ fn every_builtin_policy_replays_a_flash_crowd_side_by_side_with_a_chart() {
 }
 
 #[test]
+fn each_row_names_its_bounds_and_a_bound_that_decided_is_said() {
+    // A builtin runs with its default bounds; a policy file with its own.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wide.toml");
+    std::fs::write(
+        &file,
+        "service = \"simulated\"\nplugin = \"builtin:target-tracking\"\nmin_replicas = 1\nmax_replicas = 40\n",
+    )
+    .unwrap();
+    let args = [
+        "simulate",
+        "--quiet",
+        "--shape",
+        "diurnal",
+        "--duration",
+        "1d",
+        "--peak",
+        "2000",
+        "--policy",
+        "builtin:target-tracking",
+        "--policy",
+        file.to_str().unwrap(),
+    ];
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = run(&json_args).expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = report["results"].as_array().unwrap();
+    let narrow = &rows[0];
+    let wide = &rows[1];
+    assert_eq!(wide["min_replicas"], 1);
+    assert_eq!(wide["max_replicas"], 40);
+    let max = narrow["max_replicas"].as_u64().unwrap();
+    assert!(max < 40, "{narrow}");
+    // The narrow one sat at its bound while violating.
+    let at_max = narrow["violation_minutes_at_max"].as_f64().unwrap();
+    assert!(
+        at_max > 0.0 && at_max <= narrow["slo_violation_minutes"].as_f64().unwrap(),
+        "{narrow}"
+    );
+    let text = run(&args).expect_code(0).stdout;
+    assert!(text.contains("1-40"), "{text}");
+    assert!(text.contains("different replica bounds"), "{text}");
+    assert!(
+        text.contains(&format!("target-tracking: at its max_replicas ({max}) for")),
+        "{text}"
+    );
+}
+
+#[test]
 fn the_table_names_the_columns_and_the_same_run_gives_the_same_numbers() {
     let args = [
         "simulate",

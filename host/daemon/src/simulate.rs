@@ -159,8 +159,17 @@ pub struct Row {
     pub policy: String,
     /// The plugin's name and version.
     pub plugin: String,
+    /// The replica bounds this policy ran with: its file's, or the
+    /// `--min-replicas`/`--max-replicas` given (a builtin's defaults
+    /// otherwise). A row is only comparable with another of the same.
+    pub min_replicas: u32,
+    /// See `min_replicas`.
+    pub max_replicas: u32,
     /// SLO-violation minutes.
     pub slo_violation_minutes: f64,
+    /// Of those, the minutes the policy was at `max_replicas`: the bound,
+    /// not the policy, decided them.
+    pub violation_minutes_at_max: f64,
     /// Replica-hours (starting replicas included).
     pub replica_hours: f64,
     /// Scale actions.
@@ -592,6 +601,8 @@ struct Replay<'a> {
     actions: Vec<String>,
     /// The SLO violation in progress, if the last step violated.
     violation: Option<Violation>,
+    /// Violating steps at `max_replicas`, ms.
+    violation_at_max_ms: u64,
     violations: Vec<String>,
 }
 
@@ -649,6 +660,7 @@ impl<'a> Replay<'a> {
             failed: 0,
             actions: Vec::new(),
             violation: None,
+            violation_at_max_ms: 0,
             violations: Vec::new(),
         })
     }
@@ -661,6 +673,9 @@ impl<'a> Replay<'a> {
         let obs = self.model.advance(t, step_ms, load);
         self.tally.observe(&obs, step_ms, self.options.slo);
         let violated = self.options.slo.violated_by(&obs);
+        if violated && obs.replicas >= self.entry.policy.file.guard.max_replicas {
+            self.violation_at_max_ms += step_ms;
+        }
         self.columns
             .add(k, obs.load, obs.replicas, obs.p95, violated);
         let now = t + step_ms as i64;
@@ -771,7 +786,10 @@ impl<'a> Replay<'a> {
             over_deadline_evaluations: self.entry.policy.plugin.over_deadline(),
             policy: self.entry.label.clone(),
             plugin: format!("{} {}", d.name, d.version),
+            min_replicas: self.entry.policy.file.guard.min_replicas,
+            max_replicas: self.entry.policy.file.guard.max_replicas,
             slo_violation_minutes: tally.violation_minutes(),
+            violation_minutes_at_max: self.violation_at_max_ms as f64 / 60_000.0,
             replica_hours: tally.replica_hours(),
             actions: tally.actions,
             reversals: tally.reversals,
@@ -906,8 +924,9 @@ pub fn table(report: &Report, options: &Options) -> String {
         .max(6);
     let _ = writeln!(
         s,
-        "{:<width$}  {:>14}  {:>13}  {:>7}  {:>15}  {:>5}  {:>9}  {:>8}",
+        "{:<width$}  {:>8}  {:>14}  {:>13}  {:>7}  {:>15}  {:>5}  {:>9}  {:>8}",
         "policy",
+        "replicas",
         "SLO-violation",
         "replica-hours",
         "actions",
@@ -918,14 +937,15 @@ pub fn table(report: &Report, options: &Options) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<width$}  {:>14}  {:>13}  {:>7}  {:>15}  {:>5}  {:>9}  {:>8}",
-        "", "minutes", "", "", "", "", "", "requests"
+        "{:<width$}  {:>8}  {:>14}  {:>13}  {:>7}  {:>15}  {:>5}  {:>9}  {:>8}",
+        "", "min-max", "minutes", "", "", "", "", "", "requests"
     );
     for r in &report.results {
         let _ = writeln!(
             s,
-            "{:<width$}  {:>14.1}  {:>13.1}  {:>7}  {:>15}  {:>5}  {:>8.3}s  {:>7.3}%",
+            "{:<width$}  {:>8}  {:>14.1}  {:>13.1}  {:>7}  {:>15}  {:>5}  {:>8.3}s  {:>7.3}%",
             r.policy,
+            format!("{}-{}", r.min_replicas, r.max_replicas),
             r.slo_violation_minutes,
             r.replica_hours,
             r.actions,
@@ -948,9 +968,32 @@ pub fn table(report: &Report, options: &Options) -> String {
 }
 
 /// What went wrong in the plugin, and what took longer than the daemon
-/// would allow, per policy.
+/// would allow, per policy; where a bound, not a policy, decided.
 fn notes(s: &mut String, report: &Report) {
     use std::fmt::Write as _;
+    let bounds: std::collections::BTreeSet<(u32, u32)> = report
+        .results
+        .iter()
+        .map(|r| (r.min_replicas, r.max_replicas))
+        .collect();
+    if bounds.len() > 1 {
+        let _ = writeln!(
+            s,
+            "
+the policies ran with different replica bounds (the column \"replicas\"): a row is \
+             comparable only with one of the same bounds; --min-replicas and --max-replicas set them for all"
+        );
+    }
+    for r in &report.results {
+        if r.violation_minutes_at_max > 0.0 {
+            let _ = writeln!(
+                s,
+                "\n{}: at its max_replicas ({}) for {:.1} of its {:.1} SLO-violation minutes: \
+                 the bound, not the policy, decided those",
+                r.policy, r.max_replicas, r.violation_minutes_at_max, r.slo_violation_minutes
+            );
+        }
+    }
     for r in &report.results {
         if r.over_deadline_evaluations > 0 {
             let _ = writeln!(
