@@ -723,6 +723,69 @@ fn the_api_scales_pauses_and_resumes_with_a_token_rate_limited_and_notified() {
 }
 
 #[test]
+fn metrics_show_a_signal_missing_now_as_missing_whatever_history_the_state_holds() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("stale", 1, image());
+    // Both signals scraped from a port nothing listens on: missing at
+    // every pass, with a reason.
+    p.policy(
+        "[signals.response-time-p95]\nsource = \"scrape\"\nmetric = \"vedfolnir_request_duration_seconds\"\n\
+         [signals.error-rate]\nsource = \"scrape\"\nmetric = \"vedfolnir_errors_total\"\ntotal = \"vedfolnir_requests_total\"\n\
+         [scrape]\nport = 9\npath = \"/metrics\"\n",
+    );
+    // What earlier `check` runs left in the state directory's history.
+    std::fs::create_dir_all(p.state_dir()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let history = serde_json::json!({ "signals": {
+        "response-time-p95": [[now - 30_000, 0.00475], [now - 15_000, 0.00475]],
+        "error-rate": [[now - 30_000, 0.0], [now - 15_000, 0.0]],
+    }});
+    std::fs::write(
+        p.state_dir().join("vedfolnir.samples.json"),
+        history.to_string(),
+    )
+    .unwrap();
+    let mut d = Daemon::spawn(
+        &p,
+        &p.policy_path(),
+        free_port(),
+        &["--interval", "1s"],
+        &[],
+    );
+    d.expect_line("vedfolnir: ", Duration::from_secs(30));
+    d.expect_line("vedfolnir: ", Duration::from_secs(10));
+    let status = d.status();
+    let signals = &status["services"]["vedfolnir"]["signals"];
+    for signal in ["response-time-p95", "error-rate"] {
+        assert!(
+            signals[signal]["missing"].is_string(),
+            "{signal}: {signals}"
+        );
+    }
+    let m = d.metrics();
+    for (gauge, signal) in [
+        ("response_time_p95", "response-time-p95"),
+        ("error_rate", "error-rate"),
+    ] {
+        assert!(
+            !m.contains(&format!("vedfolnir_autoscaler_{gauge}{{")),
+            "{gauge} shows a value from the old history:\n{m}"
+        );
+        assert!(
+            m.contains(&format!(
+                "vedfolnir_autoscaler_signal_missing{{service=\"vedfolnir\",signal=\"{signal}\"}} 1"
+            )),
+            "{signal}:\n{m}"
+        );
+    }
+}
+
+#[test]
 fn health_answers_ok_only_once_the_start_reconciliation_is_written() {
     if !engine() {
         return;
