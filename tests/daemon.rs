@@ -786,6 +786,75 @@ fn metrics_show_a_signal_missing_now_as_missing_whatever_history_the_state_holds
 }
 
 #[test]
+fn status_pause_and_resume_from_the_command_line() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("why", 2, image());
+    p.policy("");
+    let token = "a-token-of-twenty-chars";
+    let mut d = Daemon::spawn(
+        &p,
+        &p.policy_path(),
+        free_port(),
+        &["--interval", "1s"],
+        &[("VEDFOLNIR_API_TOKEN", token)],
+    );
+    d.expect_line("vedfolnir: ", Duration::from_secs(30));
+    let url = format!("http://{}", d.listen);
+    let state = p.state_dir();
+    let env = [
+        ("VEDFOLNIR_URL", url.as_str()),
+        ("VEDFOLNIR_STATE_DIR", state.to_str().unwrap()),
+    ];
+    let cli = |args: &[&str], env: &[(&str, &str)]| crate::util::run_env(args, env);
+    let out = cli(&["status", "vedfolnir"], &env).expect_code(0);
+    assert!(
+        out.stdout.contains("from the daemon at")
+            && out.stdout.contains("vedfolnir: 2 running")
+            && out.stdout.contains("bounds 2-5")
+            && out.stdout.contains("last decision"),
+        "{}",
+        out.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&cli(&["status", "--json"], &env).expect_code(0).stdout).unwrap();
+    assert_eq!(json["vedfolnir"]["max_replicas"], 5, "{json}");
+    cli(&["status", "nope"], &env).expect_code(6);
+    // At an address where nothing listens, with no state directory: exit 5.
+    cli(
+        &["status"],
+        &[
+            ("VEDFOLNIR_URL", "http://127.0.0.1:9"),
+            ("VEDFOLNIR_STATE_DIR", "/nonexistent/state"),
+        ],
+    )
+    .expect_code(5);
+    // Without the token: refused, saying where to put it.
+    let out = cli(&["pause", "vedfolnir"], &env).expect_code(2);
+    assert!(out.stderr.contains("--api-token-file"), "{}", out.stderr);
+    let with_token = [env[0], env[1], ("VEDFOLNIR_API_TOKEN", token)];
+    let out = cli(&["pause", "vedfolnir", "--reason", "release"], &with_token).expect_code(0);
+    assert!(out.stdout.contains("vedfolnir: paused"), "{}", out.stdout);
+    let out = cli(&["status", "vedfolnir"], &env).expect_code(0);
+    assert!(out.stdout.contains("PAUSED"), "{}", out.stdout);
+    let out = cli(&["resume", "vedfolnir"], &with_token).expect_code(0);
+    assert!(out.stdout.contains("vedfolnir: resumed"), "{}", out.stdout);
+    let out = cli(&["resume", "vedfolnir"], &with_token).expect_code(0);
+    assert!(out.stdout.contains("was not paused"), "{}", out.stdout);
+    // No daemon: what the state directory kept.
+    drop(d);
+    let out = cli(&["status"], &env).expect_code(0);
+    assert!(
+        out.stdout.contains("no daemon answered at")
+            && out.stdout.contains("from the state directory")
+            && out.stdout.contains("vedfolnir:"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
 fn health_answers_ok_only_once_the_start_reconciliation_is_written() {
     if !engine() {
         return;

@@ -7,6 +7,7 @@ pub mod args;
 pub mod limits;
 pub mod load;
 pub mod policy;
+pub mod remote;
 pub mod render;
 pub mod scaffold;
 pub mod service;
@@ -59,6 +60,9 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             EngineError::Api { .. } => 1,
         });
     }
+    if cause.is::<remote::NoDaemon>() {
+        return Some(5);
+    }
     if cause.is::<ScaleFailed>() {
         return Some(7);
     }
@@ -101,7 +105,7 @@ const MAX_TOKEN_FILE_BYTES: u64 = 64 << 10;
 
 /// A bearer token (`what`: "API", "Alertmanager webhook"): from the file
 /// named, or the environment variable `var`. At least 16 characters.
-fn token(file: Option<&Path>, var: &str, what: &str) -> Result<Option<String>> {
+pub(crate) fn token(file: Option<&Path>, var: &str, what: &str) -> Result<Option<String>> {
     let (token, from) = match file {
         Some(f) => (
             files::read_text(f, MAX_TOKEN_FILE_BYTES).map_err(|e| {
@@ -248,13 +252,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reset { args, act, .. } => service::reset(&setup, &args, &act),
         Command::Check { args, act, .. } => service::check(&setup, &args, &act),
         Command::Plugin { command } => plugin(&sandbox, command),
-        Command::Load(_) | Command::Limits(_) => {
-            unreachable!("answered before the sandbox is built")
-        }
+        // `load`, `limits`, `status`, `pause`, `resume`: see `without_policies`.
+        _ => unreachable!("answered before the sandbox is built"),
     }
 }
 
-/// The commands that load no policy: `plugin new`, `load`, `limits`.
+/// The commands that load no policy: `plugin new`, `load`, `limits`,
+/// `status`, `pause`, `resume`.
 fn without_policies(command: &Command) -> Result<ExitCode> {
     match command {
         Command::Plugin {
@@ -262,6 +266,9 @@ fn without_policies(command: &Command) -> Result<ExitCode> {
         } => scaffold::run(name, dir.clone(), sdk.as_deref()),
         Command::Load(args) => load::run(args),
         Command::Limits(args) => limits::run(args),
+        Command::Status(args) => remote::status(args),
+        Command::Pause(args) => remote::pause(args, true),
+        Command::Resume(args) => remote::pause(args, false),
         _ => unreachable!("every other command loads policies"),
     }
 }

@@ -291,6 +291,62 @@ pub enum Command {
     /// Check policy files without evaluating: every problem, with file and key.
     #[command(after_help = "Example: vedfolnir-autoscaler validate /etc/vedfolnir/policies/*.toml")]
     Validate(ValidateArgs),
+    /// Why each service holds or scales, from a running daemon's API (else
+    /// from the state directory): replicas, bounds, the last decision and
+    /// its reasons, scores, signals against their thresholds, paused.
+    ///
+    /// Example: vedfolnir-autoscaler status vedfolnir
+    Status(StatusArgs),
+    /// Pause automatic scaling of a service on a running daemon (audited).
+    ///
+    /// Example: vedfolnir-autoscaler pause vedfolnir --reason "release in progress"
+    Pause(PauseArgs),
+    /// Resume automatic scaling of a service on a running daemon (audited).
+    ///
+    /// Example: vedfolnir-autoscaler resume vedfolnir
+    Resume(PauseArgs),
+}
+
+/// Where a running daemon's API answers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// The daemon's address (its `--listen`).
+    #[arg(long, env = "VEDFOLNIR_URL", default_value = "http://127.0.0.1:9464")]
+    pub url: String,
+}
+
+/// `status`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// One service (default: every service).
+    pub service: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Print JSON: the daemon's `/api/v1/status`, or
+    /// `{"from": "state-directory", "services": {...}}` without one.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pause`'s and `resume`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct PauseArgs {
+    /// The service.
+    pub service: String,
+    /// Why, for the audit log.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// A file holding the API's bearer token (the daemon's
+    /// `--api-token-file`); or the token itself in `VEDFOLNIR_API_TOKEN`.
+    #[arg(long, env = "VEDFOLNIR_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// Print the daemon's JSON answer.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `validate`'s arguments.
@@ -334,7 +390,11 @@ impl Command {
                 | PluginCommand::List { sandbox } => Some(sandbox),
                 PluginCommand::New { .. } => None,
             },
-            Command::Load(_) | Command::Limits(_) => None,
+            Command::Load(_)
+            | Command::Limits(_)
+            | Command::Status(_)
+            | Command::Pause(_)
+            | Command::Resume(_) => None,
         }
     }
 

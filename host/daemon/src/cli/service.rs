@@ -182,7 +182,7 @@ fn sources(setup: &Setup<'_>, engine: &Engine, file: &PolicyFile) -> Sources {
         .with(Arc::new(Scrape::default()))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
