@@ -65,6 +65,15 @@ pub fn format_duration(ms: u64) -> String {
     Pretty(ms).to_string()
 }
 
+/// How long ago, for people: [`format_duration`] to the nearest second
+/// from one second up (`1m22s`, not `1m21s916ms`), milliseconds below.
+pub fn format_elapsed(ms: u64) -> String {
+    if ms < 1_000 {
+        return format_duration(ms);
+    }
+    format_duration((ms + 500) / 1_000 * 1_000)
+}
+
 /// Displays milliseconds as [`format_duration`] does, without allocating:
 /// `format!("held {}", Pretty(ms))`. Policies write one per reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +107,15 @@ impl std::fmt::Display for Pretty {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elapsed_time_is_said_to_the_second() {
+        assert_eq!(format_elapsed(81_916), "1m22s");
+        assert_eq!(format_elapsed(81_400), "1m21s");
+        assert_eq!(format_elapsed(999), "999ms");
+        assert_eq!(format_elapsed(59_600), "1m");
+        assert_eq!(format_elapsed(0), "0s");
+    }
 
     #[test]
     fn parses_the_units_operators_write() {

@@ -17,5 +17,5 @@ pub mod sim;
 pub mod snapshot;
 pub mod window;
 
-pub use duration::{format_duration, parse_duration};
+pub use duration::{format_duration, format_elapsed, parse_duration};
 pub use model::*;

@@ -143,17 +143,10 @@ fn only(services: &Value, service: Option<&str>) -> Result<Value> {
     }
 }
 
-/// A number at a sensible precision: three significant digits.
+/// A JSON number for people ([`super::render::number`]).
 fn short(v: &Value) -> String {
-    match v.as_f64() {
-        Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
-        Some(x) if x.abs() < 1000.0 => {
-            let digits = (2 - x.abs().log10().floor() as i32).clamp(0, 6) as usize;
-            format!("{x:.digits$}")
-        }
-        Some(x) => format!("{x}"),
-        None => v.to_string(),
-    }
+    v.as_f64()
+        .map_or_else(|| v.to_string(), super::render::number)
 }
 
 /// The daemon's status as text, a block per service.
@@ -271,7 +264,7 @@ fn from_state_dir(a: &StatusArgs, unreachable: anyhow::Error) -> Result<ExitCode
         t.as_i64().map_or("never".into(), |t| {
             format!(
                 "{} ago",
-                vedfolnir_core::format_duration(((now - t).max(0) as u64) / 1000 * 1000)
+                vedfolnir_core::format_elapsed((now - t).max(0) as u64)
             )
         })
     };

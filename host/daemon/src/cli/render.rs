@@ -53,13 +53,26 @@ pub fn decision(policy: &ReadyPolicy, input: &PolicyInput, e: &Evaluation) -> St
     out
 }
 
+/// A number for people: whole numbers as they are, others to three
+/// significant digits (`0.255`, not `0.25510209933986244`).
+pub fn number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        return format!("{}", x as i64);
+    }
+    if !x.is_finite() || x.abs() >= 1000.0 {
+        return format!("{x:.0}");
+    }
+    let digits = (2 - x.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{x:.digits$}")
+}
+
 fn reason_line(r: &Reason) -> String {
     let mut facts = Vec::new();
     if let Some(v) = r.observed {
-        facts.push(format!("observed {v}"));
+        facts.push(format!("observed {}", number(v)));
     }
     if let Some(t) = r.threshold {
-        facts.push(format!("threshold {t}"));
+        facts.push(format!("threshold {}", number(t)));
     }
     if let Some(h) = r.held_for {
         facts.push(format!("held {}", format_duration(h)));
@@ -158,4 +171,20 @@ pub fn check(
     }
     out.push_str(&decision(policy, input, e));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number;
+
+    #[test]
+    fn numbers_are_said_to_three_significant_digits() {
+        assert_eq!(number(0.25510209933986244), "0.255");
+        assert_eq!(number(0.00475), "0.00475");
+        assert_eq!(number(12.3456), "12.3");
+        assert_eq!(number(2.0), "2");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(1234.56), "1235");
+        assert_eq!(number(-0.5), "-0.500");
+    }
 }

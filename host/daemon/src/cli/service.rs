@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use vedfolnir_core::duration::format_duration;
+use vedfolnir_core::duration::format_elapsed;
 use vedfolnir_core::model::{Direction, TimestampMs};
 use vedfolnir_sandbox::Sandbox;
 
@@ -316,7 +316,7 @@ pub fn reset(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<Exit
     let now = SystemClock.now_ms();
     let before = state.reset_cooldowns(service, now, act.dry_run)?;
     let ago = |t: Option<TimestampMs>| {
-        t.map(|t| format!("{} ago", format_duration((now - t).max(0) as u64)))
+        t.map(|t| format!("{} ago", format_elapsed((now - t).max(0) as u64)))
             .unwrap_or_else(|| "never".into())
     };
     let what = format!(
@@ -670,7 +670,7 @@ fn last_actions(record: &audit::Summary, now: TimestampMs) -> String {
                 let _ = writeln!(
                     out,
                     "last {label}: {} ago, {} -> {} ({:?}, {:?})",
-                    format_duration((now - r.time_ms).max(0) as u64),
+                    format_elapsed((now - r.time_ms).max(0) as u64),
                     r.from,
                     rep.map(|p| p.reached).unwrap_or(r.to),
                     r.actor,
@@ -686,7 +686,7 @@ fn last_actions(record: &audit::Summary, now: TimestampMs) -> String {
             r.direction,
             r.from,
             r.to,
-            format_duration((now - r.time_ms).max(0) as u64)
+            format_elapsed((now - r.time_ms).max(0) as u64)
         );
     }
     out
