@@ -128,6 +128,42 @@ fn every_policy_file_problem_is_reported_at_once() {
         "{}",
         out.stderr
     );
+    // The same as JSON, for a script: one object, the same exit code.
+    let out = run(&["validate", "--json", path.to_str().unwrap()]).expect_code(2);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["files"][0]["ok"], false);
+    let keys: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 3, "{v}");
+    assert!(
+        keys.contains(&"cooldown.up") && keys.contains(&"max_replica"),
+        "{v}"
+    );
+    let out = run(&["validate", "--json", POLICY]).expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert!(
+        v["files"][0]["plugin"]
+            .as_str()
+            .unwrap()
+            .starts_with("threshold-score@"),
+        "{v}"
+    );
+    let out = run(&["plugin", "list", "--json"]).expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["plugin"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"builtin:threshold-score"), "{v}");
+    assert!(v[0]["digest"].as_str().unwrap().len() == 64, "{v}");
 }
 
 #[test]

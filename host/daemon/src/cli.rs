@@ -214,7 +214,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 max_replicas,
             },
         ),
-        Command::Validate(args) => policy::validate(&sandbox, &args.files()),
+        Command::Validate(args) => policy::validate(&sandbox, &args.files(), args.json),
         Command::Simulate(args) => simulate::simulate(&sandbox, *args),
         Command::Run {
             policies,
@@ -299,7 +299,7 @@ fn plugin(sandbox: &Sandbox, command: PluginCommand) -> Result<ExitCode> {
         PluginCommand::Test {
             file, scenarios, ..
         } => policy::plugin_test(sandbox, &file, &scenarios),
-        PluginCommand::List { .. } => policy::plugin_list(sandbox),
+        PluginCommand::List { json, .. } => policy::plugin_list(sandbox, json),
         PluginCommand::New { .. } => unreachable!("answered before the sandbox is built"),
     }
 }

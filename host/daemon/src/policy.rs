@@ -152,11 +152,9 @@ pub fn signal_values(input: &PolicyInput) -> String {
         .iter()
         .map(|w| {
             let name = w.signal.to_string();
-            match w.samples.last() {
-                Some(s) if w.missing_reason.is_none() && s.value.is_finite() => {
-                    format!("{name} {}", signal_value(&w.signal, s.value))
-                }
-                _ => format!("{name} missing"),
+            match w.current() {
+                Ok(v) => format!("{name} {}", signal_value(&w.signal, v)),
+                Err(_) => format!("{name} missing"),
             }
         })
         .collect::<Vec<_>>()

@@ -359,6 +359,10 @@ pub struct ValidateArgs {
     /// the files given as arguments, all are checked).
     #[arg(long, value_name = "FILE")]
     pub policy: Vec<PathBuf>,
+    /// Print JSON: `{"ok": bool, "files": [{"path", "ok", "plugin",
+    /// "service", "notes"}], "problems": [{"file", "key", "message"}]}`.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 }
@@ -387,7 +391,7 @@ impl Command {
             Command::Plugin { command } => match command {
                 PluginCommand::Check { sandbox, .. }
                 | PluginCommand::Test { sandbox, .. }
-                | PluginCommand::List { sandbox } => Some(sandbox),
+                | PluginCommand::List { sandbox, .. } => Some(sandbox),
                 PluginCommand::New { .. } => None,
             },
             Command::Load(_)
@@ -621,6 +625,10 @@ pub enum PluginCommand {
     List {
         #[command(flatten)]
         sandbox: SandboxArgs,
+        /// Print JSON: a list of `{"plugin", "name", "version", "summary",
+        /// "digest"}`.
+        #[arg(long)]
+        json: bool,
     },
     /// Start a policy crate: a queue-depth policy, its golden scenarios, a
     /// native test and a policy file, which `cargo test` and `cargo build

@@ -100,26 +100,68 @@ fn read_snapshot(path: &Path) -> Result<Snapshot> {
         .map_err(|e| InvalidInput(format!("{}: not a valid snapshot: {e}", path.display())).into())
 }
 
-pub fn validate(sandbox: &Sandbox, paths: &[PathBuf]) -> Result<ExitCode> {
+/// `validate`: every problem of every file in one run (exit 2), or each
+/// file's plugin and notes. `json`: one object on stdout with the same
+/// exit codes (2 problems, 3 a plugin rejected).
+pub fn validate(sandbox: &Sandbox, paths: &[PathBuf], json: bool) -> Result<ExitCode> {
     let mut problems = Vec::new();
+    let mut files = Vec::new();
+    let mut rejected = None;
     for path in paths {
         match ReadyPolicy::load(sandbox, path, &Overrides::default()) {
             Ok(p) => {
-                outln!(
-                    "{}: ok ({} for service {})",
-                    path.display(),
-                    p.plugin.id(),
-                    p.file.service
-                );
-                for note in &p.notes {
-                    outln!("  note: {}: {}", note.key, note.message);
+                if !json {
+                    outln!(
+                        "{}: ok ({} for service {})",
+                        path.display(),
+                        p.plugin.id(),
+                        p.file.service
+                    );
+                    for note in &p.notes {
+                        outln!("  note: {}: {}", note.key, note.message);
+                    }
                 }
+                files.push(serde_json::json!({
+                    "path": path, "ok": true, "plugin": p.plugin.id().to_string(),
+                    "service": p.file.service,
+                    "notes": p.notes.iter().map(|n| serde_json::json!({"key": n.key, "message": n.message})).collect::<Vec<_>>(),
+                }));
             }
-            Err(PolicyError::Config(Problems(mut list))) => problems.append(&mut list),
+            Err(PolicyError::Config(Problems(mut list))) => {
+                files.push(serde_json::json!({ "path": path, "ok": false }));
+                problems.append(&mut list);
+            }
+            Err(PolicyError::Plugin(e)) if json => {
+                files.push(serde_json::json!({ "path": path, "ok": false }));
+                problems.push(crate::config::Problem {
+                    file: path.clone(),
+                    key: "plugin".into(),
+                    message: e.to_string(),
+                });
+                rejected = Some(3);
+            }
             Err(PolicyError::Plugin(e)) => {
                 return Err(e).with_context(|| format!("{}: plugin", path.display()));
             }
         }
+    }
+    if json {
+        let listed: Vec<_> = problems
+            .iter()
+            .map(|p| serde_json::json!({ "file": p.file, "key": p.key, "message": p.message }))
+            .collect();
+        let ok = problems.is_empty();
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "ok": ok, "files": files, "problems": listed })
+            )?
+        );
+        return Ok(match (ok, rejected) {
+            (true, _) => ExitCode::SUCCESS,
+            (false, Some(code)) => ExitCode::from(code),
+            (false, None) => ExitCode::from(2),
+        });
     }
     if problems.is_empty() {
         Ok(ExitCode::SUCCESS)
@@ -224,11 +266,22 @@ pub fn plugin_test(sandbox: &Sandbox, file: &str, scenario_paths: &[PathBuf]) ->
 }
 
 /// `plugin list`: the policies built into this binary.
-pub fn plugin_list(sandbox: &Sandbox) -> Result<ExitCode> {
+pub fn plugin_list(sandbox: &Sandbox, json: bool) -> Result<ExitCode> {
+    let mut listed = Vec::new();
     for (name, _, bytes) in vedfolnir_plugin_artifacts::POLICIES {
         let plugin = sandbox.load_bytes(&format!("builtin:{name}"), bytes)?;
         let d = plugin.description();
-        outln!("builtin:{name}  {}  {}", d.version, d.summary);
+        if json {
+            listed.push(serde_json::json!({
+                "plugin": format!("builtin:{name}"), "name": d.name, "version": d.version,
+                "summary": d.summary, "digest": plugin.id().digest,
+            }));
+        } else {
+            outln!("builtin:{name}  {}  {}", d.version, d.summary);
+        }
+    }
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&listed)?);
     }
     Ok(ExitCode::SUCCESS)
 }
