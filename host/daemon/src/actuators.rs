@@ -422,20 +422,7 @@ mod tests {
 
     #[test]
     fn a_container_whose_swarm_task_is_shutting_down_is_not_ready() {
-        let replica = |id: &str, readiness| Replica {
-            id: id.into(),
-            name: id.into(),
-            number: None,
-            created: 0,
-            state: "running".into(),
-            readiness,
-            oom_killed: false,
-            started_at: String::new(),
-            ip: None,
-            published: Vec::new(),
-            ours: false,
-            action: None,
-        };
+        let replica = Replica::running;
         // Right after a scale-down 3 -> 1: all three containers still run
         // and pass their healthchecks, but Swarm wants only a's task.
         let all = [

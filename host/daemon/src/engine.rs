@@ -226,6 +226,26 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// A running replica named `name` (its id too), for tests: no address,
+    /// no published port, not one of ours.
+    #[cfg(test)]
+    pub(crate) fn running(name: &str, readiness: Readiness) -> Replica {
+        Replica {
+            id: name.into(),
+            name: name.into(),
+            number: None,
+            created: 0,
+            state: "running".into(),
+            readiness,
+            oom_killed: false,
+            started_at: String::new(),
+            ip: None,
+            published: Vec::new(),
+            ours: false,
+            action: None,
+        }
+    }
+
     /// Running (whatever its health).
     pub fn is_running(&self) -> bool {
         self.readiness != Readiness::Down

@@ -979,8 +979,7 @@ fn notes(s: &mut String, report: &Report) {
     if bounds.len() > 1 {
         let _ = writeln!(
             s,
-            "
-the policies ran with different replica bounds (the column \"replicas\"): a row is \
+            "\nthe policies ran with different replica bounds (the column \"replicas\"): a row is \
              comparable only with one of the same bounds; --min-replicas and --max-replicas set them for all"
         );
     }

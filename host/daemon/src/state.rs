@@ -415,10 +415,7 @@ impl StateDir {
             path: dir.to_path_buf(),
             source,
         })?;
-        Ok(StateDir {
-            dir: dir.to_path_buf(),
-            audit: AuditLog::in_dir(dir),
-        })
+        Ok(StateDir::read_only(dir))
     }
 
     /// The state directory at `dir` for reading only: nothing is created

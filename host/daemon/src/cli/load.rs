@@ -623,18 +623,9 @@ mod tests {
 
     fn replica(name: &str, readiness: Readiness, published: Vec<(u16, u16)>) -> engine::Replica {
         engine::Replica {
-            id: name.into(),
-            name: name.into(),
-            number: None,
-            created: 0,
-            state: "running".into(),
-            readiness,
-            oom_killed: false,
-            started_at: String::new(),
             ip: Some("172.17.0.9".into()),
             published,
-            ours: false,
-            action: None,
+            ..engine::Replica::running(name, readiness)
         }
     }
 

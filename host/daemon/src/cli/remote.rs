@@ -118,7 +118,8 @@ pub fn status(a: &StatusArgs) -> Result<ExitCode> {
             "{} answered {code} to /api/v1/status",
             a.api.url
         )),
-        Err(unreachable) => from_state_dir(a, unreachable),
+        Err(e) if e.is::<NoDaemon>() => from_state_dir(a, e),
+        Err(e) => Err(e),
     }
 }
 

@@ -664,18 +664,8 @@ mod tests {
 
     fn replica(name: &str, ip: &str) -> Replica {
         Replica {
-            id: name.into(),
-            name: name.into(),
-            number: None,
-            created: 0,
-            state: "running".into(),
-            readiness: Readiness::Ready,
-            oom_killed: false,
-            started_at: String::new(),
             ip: Some(ip.into()),
-            published: vec![],
-            ours: false,
-            action: None,
+            ..Replica::running(name, Readiness::Ready)
         }
     }
 
