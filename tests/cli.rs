@@ -970,3 +970,95 @@ fn run_refuses_an_interval_of_0() {
         out.stderr
     );
 }
+
+#[test]
+fn completions_are_made_for_each_shell_from_the_same_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]).expect_code(0);
+        // fish names a long flag without its dashes (`-l policy`).
+        let flag = |f: &str| match shell {
+            "fish" => format!("-l {f}"),
+            _ => format!("--{f}"),
+        };
+        for word in [
+            "status".into(),
+            "scale-up".into(),
+            flag("policy"),
+            flag("state-dir"),
+        ] {
+            assert!(out.stdout.contains(&word), "{shell} lacks {word}");
+        }
+    }
+    // The bash script parses.
+    let (_dir, script) = temp_file(
+        "vedfolnir-autoscaler.bash",
+        &run(&["completions", "bash"]).expect_code(0).stdout,
+    );
+    let parsed = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let out = run(&["completions", "tcsh"]).expect_code(2);
+    assert!(out.stderr.contains("possible values"), "{}", out.stderr);
+}
+
+#[test]
+fn the_install_script_puts_the_binary_manual_pages_completions_and_unit_in_place() {
+    let dest = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::util::root().join("deploy/install.sh"))
+        .env("BIN", env!("CARGO_BIN_EXE_vedfolnir-autoscaler"))
+        .env("DESTDIR", dest.path())
+        .env("PREFIX", "/usr")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = |p: &str| dest.path().join(p.trim_start_matches('/'));
+    let man = at("/usr/share/man/man1");
+    for command in ["", "-run", "-status", "-plugin-new"] {
+        let page = std::fs::read_to_string(man.join(format!("vedfolnir-autoscaler{command}.1")))
+            .unwrap_or_else(|e| panic!("vedfolnir-autoscaler{command}.1: {e}"));
+        assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+    }
+    let status = std::fs::read_to_string(man.join("vedfolnir-autoscaler-status.1")).unwrap();
+    assert!(status.contains("VEDFOLNIR_URL"), "{status}");
+    for file in [
+        "/usr/bin/vedfolnir-autoscaler",
+        "/usr/share/bash-completion/completions/vedfolnir-autoscaler",
+        "/usr/share/zsh/site-functions/_vedfolnir-autoscaler",
+        "/usr/share/fish/vendor_completions.d/vedfolnir-autoscaler.fish",
+        "/usr/share/doc/vedfolnir-autoscaler/operations.md",
+    ] {
+        assert!(at(file).is_file(), "{file} not installed");
+    }
+    // The unit runs the binary where it was put.
+    let unit =
+        std::fs::read_to_string(at("/etc/systemd/system/vedfolnir-autoscaler.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/bin/vedfolnir-autoscaler run")
+            && unit.contains("file:///usr/share/doc/vedfolnir-autoscaler/operations.md"),
+        "{unit}"
+    );
+    // `man` renders the page where it is installed.
+    if let Ok(rendered) = std::process::Command::new("man")
+        .arg("-l")
+        .arg(man.join("vedfolnir-autoscaler-status.1"))
+        .env("MANWIDTH", "80")
+        .output()
+    {
+        let text = String::from_utf8_lossy(&rendered.stdout);
+        assert!(
+            rendered.status.success() && text.contains("SYNOPSIS"),
+            "{text}"
+        );
+    }
+}

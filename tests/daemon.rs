@@ -800,7 +800,13 @@ fn status_pause_and_resume_from_the_command_line() {
         &["--interval", "1s"],
         &[("VEDFOLNIR_API_TOKEN", token)],
     );
-    d.expect_line("vedfolnir: ", Duration::from_secs(30));
+    let line = d.expect_line("vedfolnir: HOLD", Duration::from_secs(30));
+    // The decision line sets each score beside the one the policy scales at
+    // (threshold-score: up 3, down 5).
+    assert!(
+        line.contains("scores up ") && line.contains("/3 down ") && line.contains("/5"),
+        "{line}"
+    );
     let url = format!("http://{}", d.listen);
     let state = p.state_dir();
     let env = [
@@ -813,13 +819,16 @@ fn status_pause_and_resume_from_the_command_line() {
         out.stdout.contains("from the daemon at")
             && out.stdout.contains("vedfolnir: 2 running")
             && out.stdout.contains("bounds 2-5")
-            && out.stdout.contains("last decision"),
+            && out.stdout.contains("last decision")
+            && out.stdout.contains("(scales up at 3)")
+            && out.stdout.contains("cooldowns: scale-up "),
         "{}",
         out.stdout
     );
     let json: serde_json::Value =
         serde_json::from_str(&cli(&["status", "--json"], &env).expect_code(0).stdout).unwrap();
     assert_eq!(json["vedfolnir"]["max_replicas"], 5, "{json}");
+    assert_eq!(json["vedfolnir"]["score_thresholds"]["down"], 5.0, "{json}");
     cli(&["status", "nope"], &env).expect_code(6);
     // At an address where nothing listens, with no state directory: exit 5.
     cli(

@@ -343,6 +343,16 @@ fn compose_scales_2_4_2_cloning_limits_and_never_touching_other_services() {
     assert!(report.contains("replicas: 2 running, 2 ready"), "{report}");
     assert!(report.contains("last scale-up:"), "{report}");
     assert!(!report.contains("never"), "{report}");
+    // Why it holds: the recommendation with its scores against the ones it
+    // scales at, the guard rails' words, the verdict.
+    assert!(
+        report.contains("recommendation: ")
+            && report.contains("(scores up ")
+            && report.contains("/3 down ")
+            && report.contains("guard rails:")
+            && report.contains("decision: "),
+        "{report}"
+    );
 }
 
 #[test]

@@ -109,6 +109,29 @@ impl GuardState {
         self.last_scale_down
             .map(|t| now.saturating_sub(t).max(0) as u64)
     }
+
+    /// When the last scale either way finished: what a scale-down's
+    /// cooldown counts from.
+    pub fn last_scale(&self) -> Option<TimestampMs> {
+        self.last_scale_up.max(self.last_scale_down)
+    }
+
+    /// When each direction's cooldown ends (or ended): `(up, down)`; `None`
+    /// for a direction that never started one. A scale-up waits
+    /// `cooldown_up` after the last scale-up, a scale-down `cooldown_down`
+    /// after the last scale either way.
+    pub fn cooldowns_end(
+        &self,
+        config: &GuardConfig,
+    ) -> (Option<TimestampMs>, Option<TimestampMs>) {
+        let end = |t: Option<TimestampMs>, wait: DurationMs| {
+            t.map(|t| t.saturating_add(wait.min(i64::MAX as u64) as i64))
+        };
+        (
+            end(self.last_scale_up, config.cooldown_up),
+            end(self.last_scale(), config.cooldown_down),
+        )
+    }
 }
 
 /// Why a policy produced no recommendation.
@@ -498,11 +521,7 @@ pub fn decide(
             }
         }
         Direction::Down => {
-            let last_any = match (state.last_scale_up, state.last_scale_down) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-            if let Some(elapsed) = since(last_any).filter(|e| *e < config.cooldown_down) {
+            if let Some(elapsed) = since(state.last_scale()).filter(|e| *e < config.cooldown_down) {
                 push(
                     Rule::CooldownDown,
                     Some(target),
@@ -1031,5 +1050,29 @@ mod tests {
         let d = manual(&config, 5, 7);
         assert_eq!(d.direction, Direction::Hold);
         assert_eq!(d.reasons.last().unwrap().rule, Rule::NoChange);
+    }
+
+    #[test]
+    fn a_scale_down_cooldown_counts_from_the_last_scale_either_way() {
+        let config = GuardConfig::default();
+        let never = GuardState::default();
+        assert_eq!(never.cooldowns_end(&config), (None, None));
+        let state = GuardState {
+            last_scale_up: Some(NOW - 2 * MIN),
+            last_scale_down: Some(NOW - 30 * MIN),
+            paused: false,
+        };
+        let (up, down) = state.cooldowns_end(&config);
+        assert_eq!(up, Some(NOW + 3 * MIN));
+        // From the scale-up two minutes ago, not the older scale-down.
+        assert_eq!(down, Some(NOW + 8 * MIN));
+        let only_down = GuardState {
+            last_scale_up: None,
+            ..state
+        };
+        assert_eq!(
+            only_down.cooldowns_end(&config),
+            (None, Some(NOW - 20 * MIN))
+        );
     }
 }

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod limits;
 pub mod load;
+pub mod manual;
 pub mod policy;
 pub mod remote;
 pub mod render;
@@ -252,13 +253,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reset { args, act, .. } => service::reset(&setup, &args, &act),
         Command::Check { args, act, .. } => service::check(&setup, &args, &act),
         Command::Plugin { command } => plugin(&sandbox, command),
-        // `load`, `limits`, `status`, `pause`, `resume`: see `without_policies`.
+        // `load`, `limits`, `status`, `pause`, `resume`, `completions`,
+        // `man`: see `without_policies`.
         _ => unreachable!("answered before the sandbox is built"),
     }
 }
 
 /// The commands that load no policy: `plugin new`, `load`, `limits`,
-/// `status`, `pause`, `resume`.
+/// `status`, `pause`, `resume`, `completions`, `man`.
 fn without_policies(command: &Command) -> Result<ExitCode> {
     match command {
         Command::Plugin {
@@ -269,6 +271,8 @@ fn without_policies(command: &Command) -> Result<ExitCode> {
         Command::Status(args) => remote::status(args),
         Command::Pause(args) => remote::pause(args, true),
         Command::Resume(args) => remote::pause(args, false),
+        Command::Completions { shell } => manual::completions(*shell),
+        Command::Man(args) => manual::man(args),
         _ => unreachable!("every other command loads policies"),
     }
 }

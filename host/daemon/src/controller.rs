@@ -132,6 +132,9 @@ pub struct Pass {
     pub report: Option<ScaleReport>,
     /// The decision as the state file keeps it.
     pub last: LastDecision,
+    /// The guard rails' clocks after the pass (a scale it ran starts its
+    /// cooldown), as its next pass will read them.
+    pub guard: GuardState,
     /// How long each stage took.
     pub timings: Timings,
 }
@@ -240,6 +243,7 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         collected,
         report,
         last,
+        guard: state.guard(cx.dry_run),
         timings,
     })
 }

@@ -49,12 +49,16 @@ pub mod fuzz;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::FromArgMatches as _;
 
 /// Parse the command line, set up logging, run the command, and turn its
 /// error into the exit code `main.rs` documents.
 pub fn main() -> ExitCode {
-    let cli = cli::args::Cli::parse();
+    let matches = cli::args::command().get_matches();
+    let cli = match cli::args::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()),

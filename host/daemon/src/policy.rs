@@ -60,6 +60,51 @@ pub struct ReadyPolicy {
     pub shadow: Option<Shadow>,
     /// How much signal history it needs, ms (see `history_span_ms`).
     pub history_span_ms: u64,
+    /// The scores at which it scales, when its parameters name them.
+    pub score_thresholds: ScoreThresholds,
+}
+
+/// The scores at which a policy scales, when its parameters name them
+/// (`decision.up-score` and `decision.down-score`, as threshold-score
+/// declares): what the decision line and the status compare its scores
+/// with. A policy whose scores count replicas (target-tracking) has none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct ScoreThresholds {
+    /// The up score at which it scales up.
+    pub up: Option<f64>,
+    /// The down score at which it scales down.
+    pub down: Option<f64>,
+}
+
+impl ScoreThresholds {
+    fn of(plugin: &Plugin, params: &[Param]) -> ScoreThresholds {
+        let mut t = ScoreThresholds::default();
+        for p in effective_params(&plugin.description().params, params) {
+            let vedfolnir_core::model::ParamValue::Number(n) = p.value else {
+                continue;
+            };
+            match p.key.as_str() {
+                "decision.up-score" => t.up = Some(n),
+                "decision.down-score" => t.down = Some(n),
+                _ => {}
+            }
+        }
+        t
+    }
+
+    /// `up 0/3 down 5/5` (a score beside the one it must reach), or the
+    /// scores alone where the policy names no threshold.
+    pub fn compare(&self, up: f64, down: f64) -> String {
+        let against = |score: f64, at: Option<f64>| match at {
+            Some(at) => format!("{score}/{at}"),
+            None => format!("{score}"),
+        };
+        format!(
+            "up {} down {}",
+            against(up, self.up),
+            against(down, self.down)
+        )
+    }
 }
 
 /// A shadow policy, loaded and checked like the live one.
@@ -271,6 +316,7 @@ impl ReadyPolicy {
             .map_err(|p| PolicyError::Config(Problems(p)))?;
         Ok(ReadyPolicy {
             history_span_ms: history_span_ms(&plugin, &checked.params),
+            score_thresholds: ScoreThresholds::of(&plugin, &checked.params),
             visible: checked.visible,
             notes: checked.notes,
             file,

@@ -305,6 +305,52 @@ pub enum Command {
     ///
     /// Example: vedfolnir-autoscaler resume vedfolnir
     Resume(PauseArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell).
+    ///
+    /// Example: vedfolnir-autoscaler completions bash > /usr/share/bash-completion/completions/vedfolnir-autoscaler
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, write one page per command to a folder, or
+    /// print the command reference as Markdown; each made from the
+    /// definitions `--help` prints.
+    ///
+    /// Example: vedfolnir-autoscaler man --out /usr/local/share/man/man1
+    Man(ManArgs),
+}
+
+/// `man`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Write `vedfolnir-autoscaler.1` and a page per command
+    /// (`vedfolnir-autoscaler-run.1`, ...) to this folder.
+    #[arg(long, value_name = "DIR", conflicts_with = "markdown")]
+    pub out: Option<PathBuf>,
+    /// Print every command's `--help` as one Markdown page (what
+    /// docs/commands.md holds).
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+/// The command line as clap sees it, for parsing and for what is made
+/// from it (completions, manual pages, the reference): environment
+/// variables' values are never printed in help (`WEBHOOK_URL` may hold a
+/// secret), only their names.
+pub fn command() -> clap::Command {
+    fn env_names_only(cmd: clap::Command) -> clap::Command {
+        let subcommands: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        let mut cmd = cmd.mut_args(|a| a.hide_env_values(true));
+        for name in subcommands {
+            cmd = cmd.mut_subcommand(name, env_names_only);
+        }
+        cmd
+    }
+    env_names_only(<Cli as clap::CommandFactory>::command())
 }
 
 /// Where a running daemon's API answers.
@@ -398,7 +444,9 @@ impl Command {
             | Command::Limits(_)
             | Command::Status(_)
             | Command::Pause(_)
-            | Command::Resume(_) => None,
+            | Command::Resume(_)
+            | Command::Completions { .. }
+            | Command::Man(_) => None,
         }
     }
 

@@ -14,6 +14,7 @@ use super::service::runtime;
 use crate::clock::{Clock as _, SystemClock, format_time};
 use crate::engine::EngineError;
 use crate::state::StateDir;
+use vedfolnir_core::model::TimestampMs;
 
 /// How long a daemon may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -110,7 +111,7 @@ pub fn status(a: &StatusArgs) -> Result<ExitCode> {
             if a.json {
                 outln!("{}", serde_json::to_string_pretty(&services)?);
             } else {
-                out!("{}", render(&services, &a.api.url));
+                out!("{}", render(&services, &a.api.url, SystemClock.now_ms()));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -150,8 +151,55 @@ fn short(v: &Value) -> String {
         .map_or_else(|| v.to_string(), super::render::number)
 }
 
-/// The daemon's status as text, a block per service.
-fn render(services: &Value, url: &str) -> String {
+/// What is left of a cooldown that ends at `ends` (ms since the epoch).
+fn left(ends: &Value, now: TimestampMs) -> String {
+    match ends.as_i64() {
+        Some(end) if end > now => format!(
+            "{} left",
+            vedfolnir_core::format_elapsed((end - now) as u64)
+        ),
+        Some(_) => "over".into(),
+        None => "none yet".into(),
+    }
+}
+
+/// A service's scores beside the ones it scales at, its thresholds, and
+/// what is left of each cooldown at `now`.
+fn against_thresholds(v: &Value, now: TimestampMs) -> String {
+    let mut s = String::new();
+    if let Some(sc) = v["scores"].as_object() {
+        let against = |score: &Value, at: &Value, verb: &str| match at.as_f64() {
+            Some(_) => format!("{} ({verb} at {})", short(score), short(at)),
+            None => short(score),
+        };
+        let at = &v["score_thresholds"];
+        let _ = writeln!(
+            s,
+            "  scores: up {}, down {}",
+            against(&sc["up"], &at["up"], "scales up"),
+            against(&sc["down"], &at["down"], "scales down")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  cooldowns: scale-up {}, scale-down {}",
+        left(&v["cooldown_up_ends_ms"], now),
+        left(&v["cooldown_down_ends_ms"], now)
+    );
+    let thresholds: Vec<String> = v["thresholds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some(format!("{} {}", t[0].as_str()?, t[1].as_str()?)))
+        .collect();
+    if !thresholds.is_empty() {
+        let _ = writeln!(s, "  thresholds: {}", thresholds.join(", "));
+    }
+    s
+}
+
+/// The daemon's status as text, a block per service, at `now`.
+fn render(services: &Value, url: &str, now: TimestampMs) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "from the daemon at {url}");
     for (name, v) in services.as_object().into_iter().flatten() {
@@ -185,23 +233,7 @@ fn render(services: &Value, url: &str) -> String {
                 d["summary"].as_str().unwrap_or("")
             );
         }
-        if let Some(sc) = v["scores"].as_object() {
-            let _ = writeln!(
-                s,
-                "  scores: up {}, down {}",
-                short(&sc["up"]),
-                short(&sc["down"])
-            );
-        }
-        let thresholds: Vec<String> = v["thresholds"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| Some(format!("{} {}", t[0].as_str()?, t[1].as_str()?)))
-            .collect();
-        if !thresholds.is_empty() {
-            let _ = writeln!(s, "  thresholds: {}", thresholds.join(", "));
-        }
+        s.push_str(&against_thresholds(v, now));
         for (signal, value) in v["signals"].as_object().into_iter().flatten() {
             match value.get("missing") {
                 Some(why) => {
@@ -292,4 +324,50 @@ fn from_state_dir(a: &StatusArgs, unreachable: anyhow::Error) -> Result<ExitCode
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: TimestampMs = 1_800_000_000_000;
+
+    #[test]
+    fn the_status_sets_scores_beside_their_thresholds_and_says_what_is_left_of_each_cooldown() {
+        let services = serde_json::json!({
+            "web": {
+                "replicas": 3, "ready": 3, "min_replicas": 2, "max_replicas": 5,
+                "scores": { "up": 1.0, "down": 0.25510209933986244 },
+                "score_thresholds": { "up": 3.0, "down": 5.0 },
+                "cooldown_up_ends_ms": NOW + 133_000,
+                "cooldown_down_ends_ms": NOW - 1,
+                "signals": { "cpu": 0.5, "queue-depth": { "missing": "no source provides it" } },
+                "passes": 4
+            },
+            "target": {
+                "scores": { "up": 2.0, "down": 0.0 },
+                "score_thresholds": { "up": null, "down": null },
+                "cooldown_up_ends_ms": null
+            }
+        });
+        let text = render(&services, "http://127.0.0.1:9464", NOW);
+        assert!(
+            text.contains("scores: up 1 (scales up at 3), down 0.255 (scales down at 5)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cooldowns: scale-up 2m13s left, scale-down over"),
+            "{text}"
+        );
+        assert!(
+            text.contains("queue-depth: MISSING (no source provides it)"),
+            "{text}"
+        );
+        // A policy that names no threshold: its scores alone.
+        assert!(text.contains("scores: up 2, down 0\n"), "{text}");
+        assert!(
+            text.contains("cooldowns: scale-up none yet, scale-down none yet"),
+            "{text}"
+        );
+    }
 }

@@ -21,12 +21,22 @@ pub fn decision(policy: &ReadyPolicy, input: &PolicyInput, e: &Evaluation) -> St
         "replicas {} (ready {}, min {}, max {})",
         input.current_replicas, input.ready_replicas, input.min_replicas, input.max_replicas
     );
+    out.push_str(&judgement(policy, e));
+    out
+}
+
+/// The plugin's recommendation with its scores (beside the ones it scales
+/// at) and every reason, the guard rails' interventions, the verdict.
+pub fn judgement(policy: &ReadyPolicy, e: &Evaluation) -> String {
+    let mut out = String::new();
     match (&e.recommendation, &e.failure) {
         (Some(rec), _) => {
             let _ = writeln!(
                 out,
-                "\nrecommendation: {} to {}  (scale-up score {}, scale-down score {})",
-                rec.direction, rec.desired_replicas, rec.scale_up_score, rec.scale_down_score
+                "\nrecommendation: {} to {}  (scores {})",
+                rec.direction,
+                rec.desired_replicas,
+                (policy.score_thresholds).compare(rec.scale_up_score, rec.scale_down_score)
             );
             for r in &rec.reasons {
                 let _ = writeln!(out, "  {}", reason_line(r));

@@ -621,7 +621,7 @@ fn report_text(
             render::read_by(u)
         );
     }
-    out.push_str(&scores_line(&seen.evaluation));
+    out.push_str(&render::judgement(policy, &seen.evaluation));
     out.push_str(&last_actions(record, now));
     out
 }
@@ -640,22 +640,6 @@ fn pace_text(pace: &crate::state::Pace) -> String {
         "passes: {} recorded, {} late; the last took {} ms{slowest}\n",
         pace.passes, pace.late, pace.last_ms
     )
-}
-
-fn scores_line(e: &crate::policy::Evaluation) -> String {
-    match &e.recommendation {
-        Some(r) => format!(
-            "scores: scale-up {}, scale-down {} -> {} to {}\n",
-            r.scale_up_score, r.scale_down_score, r.direction, r.desired_replicas
-        ),
-        None => format!(
-            "scores: none ({})\n",
-            e.failure
-                .as_ref()
-                .map(|f| f.message.as_str())
-                .unwrap_or("no recommendation")
-        ),
-    }
 }
 
 fn last_actions(record: &audit::Summary, now: TimestampMs) -> String {

@@ -286,7 +286,7 @@ async fn turn(
         late,
         interval: shared.options.interval,
     });
-    outln!("{}", decision_line(&policy.file.service, &p, cx.dry_run));
+    outln!("{}", decision_line(policy, &p, cx.dry_run));
     if record_divergence(shared, policy, &p, &mut divergence.last) {
         divergence.count += 1;
     }
@@ -401,11 +401,15 @@ async fn api_scale(
 }
 
 /// One line per decision, for the terminal and the journal.
-fn decision_line(service: &str, p: &Pass, dry_run: bool) -> String {
+fn decision_line(policy: &ReadyPolicy, p: &Pass, dry_run: bool) -> String {
+    let service = &policy.file.service;
     let d = &p.evaluation.decision;
     let verdict = verdict(d, if dry_run { "WOULD SCALE" } else { "SCALE" });
     let scores = match (&p.evaluation.recommendation, &p.evaluation.failure) {
-        (Some(r), _) => format!("scores up {} down {}", r.scale_up_score, r.scale_down_score),
+        (Some(r), _) => format!(
+            "scores {}",
+            (policy.score_thresholds).compare(r.scale_up_score, r.scale_down_score)
+        ),
         (None, Some(f)) => format!("policy failed ({}): {}", f.kind, f.message),
         (None, None) => String::new(),
     };
@@ -452,6 +456,7 @@ fn publish(shared: &Shared, policy: &ReadyPolicy, p: &Pass, divergences: u64, la
     );
     s.signals = controller::signals_of(&p.input);
     s.scores = p.evaluation.scores();
+    (s.cooldown_up_ends_ms, s.cooldown_down_ends_ms) = p.guard.cooldowns_end(&policy.file.guard);
     s.passes += 1;
     s.pace.record(
         &p.timings,

@@ -9,7 +9,7 @@ use vedfolnir_core::snapshot::effective_params;
 
 use crate::audit::{AuditRecord, Event, PluginRecord, Scores};
 use crate::clock::{format_time, now_ms};
-use crate::policy::ReadyPolicy;
+use crate::policy::{ReadyPolicy, ScoreThresholds};
 use crate::state::LastDecision;
 
 /// A failed policy file or module, as the status API shows it.
@@ -68,6 +68,13 @@ pub struct ServiceStatus {
     pub signals: BTreeMap<String, serde_json::Value>,
     /// The live policy's scores.
     pub scores: Option<Scores>,
+    /// The scores at which it scales, where its parameters name them.
+    pub score_thresholds: ScoreThresholds,
+    /// When the scale-up cooldown ends or ended (ms since the epoch), as
+    /// the last pass saw the state; absent when no scale-up ever finished.
+    pub cooldown_up_ends_ms: Option<TimestampMs>,
+    /// When the scale-down cooldown (from the last scale either way) ends.
+    pub cooldown_down_ends_ms: Option<TimestampMs>,
     /// The last decision ("would scale" in a dry run).
     pub last_decision: Option<LastDecision>,
     /// The shadow policy, when there is one.
@@ -252,6 +259,7 @@ impl Status {
         s.policy_loaded = format_time(now_ms());
         s.min_replicas = policy.file.guard.min_replicas;
         s.max_replicas = policy.file.guard.max_replicas;
+        s.score_thresholds = policy.score_thresholds;
         s.thresholds = effective_params(&policy.plugin.description().params, &policy.params)
             .into_iter()
             .filter(|p| p.key.ends_with(".threshold") || p.key.starts_with("target."))
