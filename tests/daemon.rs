@@ -827,6 +827,8 @@ fn status_pause_and_resume_from_the_command_line() {
     );
     let json: serde_json::Value =
         serde_json::from_str(&cli(&["status", "--json"], &env).expect_code(0).stdout).unwrap();
+    assert_eq!(json["from"], "daemon", "{json}");
+    let json = &json["services"];
     assert_eq!(json["vedfolnir"]["max_replicas"], 5, "{json}");
     assert_eq!(json["vedfolnir"]["score_thresholds"]["down"], 5.0, "{json}");
     cli(&["status", "nope"], &env).expect_code(6);

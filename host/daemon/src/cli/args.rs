@@ -370,8 +370,10 @@ pub struct StatusArgs {
     pub api: ApiArgs,
     #[command(flatten)]
     pub state: StateArgs,
-    /// Print JSON: the daemon's `/api/v1/status`, or
-    /// `{"from": "state-directory", "services": {...}}` without one.
+    /// Print JSON: `{"from": "daemon", "services": {...}}`, each service
+    /// as `/api/v1/status` shows it, or `{"from": "state-directory",
+    /// "services": {...}}`, each as its state file keeps it, when no daemon
+    /// answers.
     #[arg(long)]
     pub json: bool,
 }

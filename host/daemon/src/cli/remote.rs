@@ -109,7 +109,8 @@ pub fn status(a: &StatusArgs) -> Result<ExitCode> {
         Ok((200, status)) => {
             let services = only(&status["services"], a.service.as_deref())?;
             if a.json {
-                outln!("{}", serde_json::to_string_pretty(&services)?);
+                let out = serde_json::json!({ "from": "daemon", "services": services });
+                outln!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 out!("{}", render(&services, &a.api.url, SystemClock.now_ms()));
             }
