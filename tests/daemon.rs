@@ -42,8 +42,18 @@ impl Daemon {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Daemon {
+        Daemon::spawn_in(&p.state_dir(), policies, port, args, env)
+    }
+
+    /// `run --policies <policies>` with the state directory `state`.
+    pub(crate) fn spawn_in(
+        state: &Path,
+        policies: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let listen = format!("127.0.0.1:{port}");
-        let state = p.state_dir();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vedfolnir-autoscaler"))
             .args([
                 "run",
@@ -53,7 +63,7 @@ impl Daemon {
                 &listen,
             ])
             .args(args)
-            .env("VEDFOLNIR_STATE_DIR", &state)
+            .env("VEDFOLNIR_STATE_DIR", state)
             .env("VEDFOLNIR_LOG", "info")
             .env_remove("DRY_RUN")
             .env_remove("WEBHOOK_URL")

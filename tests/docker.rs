@@ -26,7 +26,7 @@ pub(crate) fn cmd(program: &str, args: &[&str], env: &[(&str, &str)]) -> Output 
         .into()
 }
 
-fn docker(args: &[&str]) -> Output {
+pub(crate) fn docker(args: &[&str]) -> Output {
     cmd("docker", args, &[])
 }
 
@@ -612,10 +612,78 @@ fn is_root() -> bool {
     cmd("id", &["-u"], &[]).stdout.trim() == "0"
 }
 
-/// Leaves the swarm on drop, if this test created it.
-struct Swarm {
+/// A one-node swarm with one service of the workload image, for one test
+/// at a time (the tests of this binary run in parallel; two would init and
+/// leave one swarm under each other). On drop: the service removed, and
+/// the swarm left if this test made it, as it was found.
+pub(crate) struct Swarm {
     created: bool,
-    service: String,
+    pub(crate) service: String,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Swarm {
+    /// Join or make the swarm, and start `service` with `replicas`.
+    pub(crate) fn up(service: &str, replicas: u32) -> Swarm {
+        static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let guard = ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let image = image();
+        let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).stdout;
+        let created = state.trim() == "inactive";
+        if created {
+            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]).expect_code(0);
+        }
+        let swarm = Swarm {
+            created,
+            service: format!("{service}{}", std::process::id()),
+            _one_at_a_time: guard,
+        };
+        let replicas = replicas.to_string();
+        docker(&[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            &swarm.service,
+            "--replicas",
+            &replicas,
+            "--limit-cpu",
+            "0.5",
+            image,
+        ])
+        .expect_code(0);
+        swarm.wait_for(&format!("{replicas}/{replicas}"), Duration::from_secs(60));
+        swarm
+    }
+
+    /// Wait until `docker service ls` shows `replicas` (`running/desired`).
+    pub(crate) fn wait_for(&self, replicas: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while swarm_replicas(&self.service) != replicas {
+            assert!(
+                Instant::now() < deadline,
+                "{} never showed {replicas}: {}",
+                self.service,
+                swarm_replicas(&self.service)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// A label on the service (`None` when it has none).
+    pub(crate) fn label(&self, key: &str) -> Option<String> {
+        let out = docker(&[
+            "service",
+            "inspect",
+            "--format",
+            &format!("{{{{index .Spec.Labels \"{key}\"}}}}"),
+            &self.service,
+        ])
+        .expect_code(0)
+        .stdout;
+        let v = out.trim();
+        (!v.is_empty() && v != "<no value>").then(|| v.to_string())
+    }
 }
 
 impl Drop for Swarm {
@@ -629,7 +697,7 @@ impl Drop for Swarm {
     }
 }
 
-fn swarm_replicas(service: &str) -> String {
+pub(crate) fn swarm_replicas(service: &str) -> String {
     docker(&[
         "service",
         "ls",
@@ -649,34 +717,7 @@ fn swarm_scales_1_3_1_by_the_service_replica_count() {
     if !engine() {
         return;
     }
-    let image = image();
-    let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).stdout;
-    let created = state.trim() == "inactive";
-    if created {
-        docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]).expect_code(0);
-    }
-    let swarm = Swarm {
-        created,
-        service: format!("vtswarm{}", std::process::id()),
-    };
-    docker(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        &swarm.service,
-        "--replicas",
-        "1",
-        "--limit-cpu",
-        "0.5",
-        image,
-    ])
-    .expect_code(0);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while swarm_replicas(&swarm.service) != "1/1" {
-        assert!(Instant::now() < deadline, "the swarm service never started");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let swarm = Swarm::up("vtswarm", 1);
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("swarm.toml");
     std::fs::write(

@@ -9,6 +9,7 @@ mod chaos;
 mod cli;
 mod daemon;
 mod docker;
+mod ha;
 mod operator;
 mod page;
 mod plugin_new;

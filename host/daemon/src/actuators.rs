@@ -28,6 +28,9 @@ pub struct Observed {
     pub running: u32,
     /// Running and ready (healthy, or without a healthcheck).
     pub ready: u32,
+    /// What the last scale wrote on a Swarm service (its cooldown clocks,
+    /// epoch and action), whichever daemon wrote it.
+    pub marks: Option<swarm::Marks>,
 }
 
 /// What a scale will do, decided before it runs and written into its
@@ -138,6 +141,9 @@ pub struct DockerActuator {
     pub target: Target,
     /// How a scale is rolled out.
     pub rollout: Rollout,
+    /// The lease a Swarm write is fenced by (a daemon among several);
+    /// `None`: writes carry no epoch (one scaler, or a Compose target).
+    pub lease: Option<crate::lease::Lease>,
 }
 
 /// A target in words.
@@ -159,12 +165,13 @@ impl Actuator for DockerActuator {
         Box::pin(async move {
             // The engine's shared view: one listing for every service.
             let all = crate::engine::observe(&self.engine, &self.target).await?;
-            let (running, current) = running_among(&self.engine, &self.target, &all).await?;
-            let ready = ready_among(&all, current.as_ref());
+            let (running, swarm) = running_among(&self.engine, &self.target, &all).await?;
+            let ready = ready_among(&all, swarm.as_ref().map(|s| &s.current));
             Ok(Observed {
                 replicas: all,
                 running,
                 ready,
+                marks: swarm.map(|s| s.marks),
             })
         })
     }
@@ -194,7 +201,24 @@ impl Actuator for DockerActuator {
                     compose::scale(&self.engine, &self.rollout, plan, action).await
                 }
                 TargetKind::Swarm => {
-                    swarm::scale(&self.engine, &self.target, &self.rollout, plan.to).await
+                    let fence = match &self.lease {
+                        Some(lease) => Some(lease.fence().ok_or_else(|| EngineError::Fenced {
+                            why: format!(
+                                "this daemon does not hold the lease ({}); nothing written",
+                                lease.role.borrow().name()
+                            ),
+                        })?),
+                        None => None,
+                    };
+                    swarm::scale(
+                        &self.engine,
+                        &self.target,
+                        &self.rollout,
+                        plan.to,
+                        action,
+                        fence,
+                    )
+                    .await
                 }
             };
             // The next pass sees what the scale did, not a listing from before.
@@ -242,14 +266,14 @@ impl Actuator for DockerActuator {
 /// Running replicas among a target's listed ones (Compose counts them;
 /// Swarm asks for its running tasks). A Compose service with no container
 /// at all (running or not) is not found: there is nothing to clone.
-/// The running replicas, and for a Swarm service the containers of the
-/// tasks it wants running (`None` for Compose: every container listed is
-/// a replica).
+/// The running replicas, and for a Swarm service its state: the
+/// containers of the tasks it wants running, its marks (`None` for
+/// Compose: every container listed is a replica).
 async fn running_among(
     engine: &Engine,
     target: &Target,
     all: &[Replica],
-) -> Result<(u32, Option<std::collections::HashSet<String>>), EngineError> {
+) -> Result<(u32, Option<swarm::SwarmState>), EngineError> {
     match target.kind {
         TargetKind::Compose { .. } => {
             if all.is_empty() {
@@ -259,7 +283,7 @@ async fn running_among(
         }
         TargetKind::Swarm => {
             let state = swarm::state(engine, target).await?;
-            Ok((state.running, Some(state.current)))
+            Ok((state.running, Some(state)))
         }
     }
 }

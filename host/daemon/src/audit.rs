@@ -348,6 +348,12 @@ pub enum Event {
     /// A request the daemon stopped under before answering, found at the
     /// next start, with what became of it.
     Unanswered,
+    /// This daemon took the lease of the Swarm targets (`reasons`: the
+    /// epoch, and from whom): it acts from now on.
+    Takeover,
+    /// This daemon lost the lease (another took it, or it could not renew
+    /// in time): it acts no more, and writes nothing to the service.
+    LeaseLost,
 }
 
 /// One line of `audit.jsonl`.

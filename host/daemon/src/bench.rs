@@ -155,6 +155,7 @@ impl crate::actuators::Actuator for Fixed {
                 replicas: Vec::new(),
                 running: self.0,
                 ready: self.0,
+                marks: None,
             })
         })
     }
@@ -251,6 +252,7 @@ async fn fleet_loop(
             dry_run: true,
             evaluate: crate::controller::Evaluate::OffThread,
             late,
+            standby: None,
         };
         let watch = crate::clock::Stopwatch::start();
         let pass = crate::controller::pass(&cx, &policy).await;

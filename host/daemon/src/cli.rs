@@ -59,6 +59,8 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             EngineError::Unreachable { .. } => 5,
             EngineError::NotFound { .. } => 6,
             EngineError::Api { .. } => 1,
+            // Another holds the Swarm targets' lease.
+            EngineError::Fenced { .. } => 9,
         });
     }
     if cause.is::<remote::NoDaemon>() {
@@ -81,6 +83,7 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     match cause.downcast_ref::<ManualError>() {
         Some(ManualError::Refused { .. }) => return Some(2),
+        Some(ManualError::Standby { .. }) => return Some(9),
         Some(ManualError::Pass(p)) => return code_of(p),
         None => {}
     }
@@ -191,11 +194,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let setup = service::Setup {
         sandbox: &sandbox,
         state_dir: &state_dir,
-        prometheus: command.prometheus().and_then(|p| {
-            p.prometheus_url
-                .as_deref()
-                .map(|url| crate::sources::prometheus::Prometheus::new(url, p.prometheus_timeout))
-        }),
+        prometheus: prometheus_of(&command),
     };
     match command {
         Command::Evaluate {
@@ -223,6 +222,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             act,
             tokens,
+            lease,
             min_replicas,
             max_replicas,
             ..
@@ -234,7 +234,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 min_replicas,
                 max_replicas,
             },
-            run_options(policies, interval, listen, &act, &tokens)?,
+            run_options(policies, interval, listen, &act, &tokens, &lease)?,
         ),
         Command::ScaleUp {
             replicas,
@@ -257,6 +257,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         // `man`: see `without_policies`.
         _ => unreachable!("answered before the sandbox is built"),
     }
+}
+
+/// The Prometheus source a command's flags name, if any.
+fn prometheus_of(command: &Command) -> Option<crate::sources::prometheus::Prometheus> {
+    let p = command.prometheus()?;
+    let url = p.prometheus_url.as_deref()?;
+    Some(crate::sources::prometheus::Prometheus::new(
+        url,
+        p.prometheus_timeout,
+    ))
 }
 
 /// The commands that load no policy: `plugin new`, `load`, `limits`,
@@ -284,6 +294,7 @@ fn run_options(
     listen: std::net::SocketAddr,
     act: &args::ActArgs,
     tokens: &args::TokenArgs,
+    lease: &args::LeaseArgs,
 ) -> Result<crate::daemon::RunOptions> {
     Ok(crate::daemon::RunOptions {
         policies,
@@ -293,6 +304,7 @@ fn run_options(
         api_token: tokens.api()?,
         alertmanager_token: tokens.alertmanager()?,
         webhook_url: act.webhook().map(str::to_string),
+        lease: lease.config()?,
     })
 }
 

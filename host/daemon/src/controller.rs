@@ -76,6 +76,10 @@ pub struct Context<'a> {
     /// This pass started more than [`LATE_AFTER`] of its interval after it
     /// was due (the daemon's loop; never for `check` or a replay).
     pub late: bool,
+    /// Another daemon leads (it holds the lease of the Swarm targets; the
+    /// words name it): the pass observes, collects and evaluates, so its
+    /// windows are warm at a takeover, but changes and records nothing.
+    pub standby: Option<&'a str>,
 }
 
 /// A pass that starts more than this share of its interval after it was
@@ -177,13 +181,15 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
     let mut timings = Timings::default();
     let mut watch = Stopwatch::start();
     let observed = cx.actuator.status().await?;
-    reconcile::sweep(cx, service, &observed.replicas).await?;
+    if cx.standby.is_none() {
+        reconcile::sweep(cx, service, &observed.replicas).await?;
+    }
     timings.observe = watch.lap();
     let now = cx.clock.now_ms();
     let mut state = cx.state.state(service, now)?;
     let mut collected = collect(cx, policy, &observed, now, Save::Yes).await?;
     timings.collect = watch.lap();
-    let guard = state.guard(cx.dry_run);
+    let guard = guard_of(&state, &observed, cx.dry_run);
     let windows = std::mem::take(&mut collected.windows);
     let input = input_for(policy, &guard, &observed, windows, now);
     let judged = evaluate(cx.evaluate, policy, input, guard).await?;
@@ -200,7 +206,10 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
     let held = (!judged.evaluation.decision.is_scale())
         .then(|| held_cause(&judged, &collected))
         .flatten();
-    let planned = plan(cx.dry_run, &judged, &state, held.as_deref(), now);
+    let planned = match cx.standby {
+        Some(_) => Plan::Quiet,
+        None => plan(cx.dry_run, &judged, &state, held.as_deref(), now),
+    };
     let note = track_hold(
         &mut state,
         held,
@@ -243,9 +252,22 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         collected,
         report,
         last,
-        guard: state.guard(cx.dry_run),
+        guard: guard_of(&state, &observed, cx.dry_run),
         timings,
     })
+}
+
+/// The guard rails' clocks: the state file's, and for a live Swarm target
+/// the later of each and what the last scale wrote on the service
+/// (whichever daemon led then), so a new leader honours the old one's
+/// cooldowns.
+fn guard_of(state: &ServiceState, observed: &Observed, dry_run: bool) -> GuardState {
+    let mut guard = state.guard(dry_run);
+    if let Some(m) = observed.marks.as_ref().filter(|_| !dry_run) {
+        guard.last_scale_up = guard.last_scale_up.max(m.last_scale_up);
+        guard.last_scale_down = guard.last_scale_down.max(m.last_scale_down);
+    }
+    guard
 }
 
 /// The decision as the state file keeps it.

@@ -36,6 +36,7 @@ use crate::state::StateDir;
 use crate::telemetry::Telemetry;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::notifier::{self, Delivery, Notifier};
+pub use api::lease_line;
 use reload::Registry;
 pub use shared::RunOptions;
 use shared::Shared;
@@ -193,9 +194,14 @@ async fn serve(
         commands: Mutex::new(BTreeMap::new()),
         reconciled: Mutex::default(),
         stopping: false.into(),
-        options: options.clone(),
+        // The address bound (a port 0 given is a port now).
+        options: RunOptions {
+            listen: addr,
+            ..options.clone()
+        },
         retiring: Mutex::new(Vec::new()),
         engines: Default::default(),
+        lease: Default::default(),
     });
     let (stop_tx, mut server_stop) = watch::channel(false);
     let app = api::router(shared.clone());
@@ -217,17 +223,7 @@ async fn serve(
     watch_until_stopped(&mut registry, &shared, events).await?;
     drop(watcher);
     outln!("vedfolnir-autoscaler: stopping after the passes in flight");
-    // Refuse new requests; the loops answer those already queued.
-    shared
-        .stopping
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    // Every loop at once: stopped one after another, a loop would go on
-    // starting passes (and scale actions) while the one before it finished.
-    futures_util::future::join_all(registry.drain().into_iter().map(|s| s.stop())).await;
-    let retiring = std::mem::take(&mut *shared.retiring.lock().expect("retiring lock"));
-    for r in retiring {
-        let _ = r.await;
-    }
+    stop_loops(&mut registry, &shared).await;
     let _ = stop_tx.send(true);
     let _ = server.await;
     // Drop every sender so the notifier's queue ends, then give it a
@@ -239,6 +235,23 @@ async fn serve(
         eprintln!("vedfolnir-autoscaler: notifications still pending at exit were dropped");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stop every loop after its pass in flight, then let go of the lease.
+async fn stop_loops(registry: &mut Registry, shared: &Shared) {
+    // Refuse new requests; the loops answer those already queued.
+    shared
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // Every loop at once: stopped one after another, a loop would go on
+    // starting passes (and scale actions) while the one before it finished.
+    futures_util::future::join_all(registry.drain().into_iter().map(|s| s.stop())).await;
+    let retiring = std::mem::take(&mut *shared.retiring.lock().expect("retiring lock"));
+    for r in retiring {
+        let _ = r.await;
+    }
+    // No loop acts any more: another daemon may take the lease at once.
+    shared.release_lease().await;
 }
 
 fn print_banner(options: &RunOptions, services: usize, addr: std::net::SocketAddr) {

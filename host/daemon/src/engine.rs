@@ -55,6 +55,13 @@ pub enum EngineError {
         /// What was being done, and the engine's answer.
         message: String,
     },
+    /// A write to a Swarm service refused by its fence: this daemon's lease
+    /// ran out, or a higher epoch wrote to the service.
+    #[error("fenced: {why}")]
+    Fenced {
+        /// Which, and that nothing was written.
+        why: String,
+    },
 }
 
 impl EngineError {
@@ -69,6 +76,14 @@ impl EngineError {
     pub fn not_found(what: impl Into<String>) -> EngineError {
         EngineError::NotFound { what: what.into() }
     }
+}
+
+/// This host's name, for the holder of a lock or lease.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// Phrase a bollard error, naming what was being done: an answer from the

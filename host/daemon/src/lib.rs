@@ -37,6 +37,7 @@ mod controller;
 mod daemon;
 mod engine;
 mod errors;
+mod lease;
 mod markup;
 mod policy;
 mod simulate;

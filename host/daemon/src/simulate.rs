@@ -700,6 +700,7 @@ impl<'a> Replay<'a> {
             dry_run: false,
             evaluate: Evaluate::Inline,
             late: false,
+            standby: None,
         };
         let pass = self
             .runtime

@@ -643,11 +643,10 @@ fn take_lock(
     match f.try_lock() {
         Ok(()) => {
             // Say who holds it, for the next one who tries.
-            let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
             let line = format!(
                 "pid {} ({holder}) on {}, since {}\n",
                 std::process::id(),
-                host.trim(),
+                crate::engine::host_name(),
                 crate::clock::format_time(now)
             );
             let mut w = &f;

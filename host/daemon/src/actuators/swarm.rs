@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::{Outcome, ScalePlan, ScaleReport, not_found};
 use crate::config::{Rollout, Target};
 use crate::engine::{Engine, EngineError, api_error};
+use crate::lease::Fence;
 
 /// A Swarm service's replica counts.
 #[derive(Debug, Clone)]
@@ -23,6 +24,44 @@ pub struct SwarmState {
     /// task is being shut down (after a scale-down) still runs for a
     /// moment, but is no longer one of the service's replicas.
     pub current: std::collections::HashSet<String>,
+    /// What the autoscaler wrote on the service with its last scale.
+    pub marks: Marks,
+}
+
+/// The service label holding the epoch of the last write (the fence).
+pub const EPOCH_LABEL: &str = "io.vedfolnir.autoscaler.epoch";
+/// The service label holding when the last scale-up was written (ms).
+pub const LAST_UP_LABEL: &str = "io.vedfolnir.autoscaler.last-scale-up";
+/// ... and the last scale-down.
+pub const LAST_DOWN_LABEL: &str = "io.vedfolnir.autoscaler.last-scale-down";
+/// The service label naming the last action: `<action id> <from>-><to>`.
+pub const LAST_ACTION_LABEL: &str = "io.vedfolnir.autoscaler.last-action";
+
+/// What the autoscaler keeps on a Swarm service, written in the same
+/// update as the replica count, so whichever daemon leads next honours the
+/// cooldowns and knows the last action.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Marks {
+    /// The epoch of the holder that wrote last.
+    pub epoch: Option<u64>,
+    /// When the last scale-up was written.
+    pub last_scale_up: Option<vedfolnir_core::model::TimestampMs>,
+    /// When the last scale-down was written.
+    pub last_scale_down: Option<vedfolnir_core::model::TimestampMs>,
+    /// The last action: `<action id> <from>-><to>`.
+    pub last_action: Option<String>,
+}
+
+impl Marks {
+    fn of(labels: Option<&HashMap<String, String>>) -> Marks {
+        let get = |k: &str| labels.and_then(|l| l.get(k));
+        Marks {
+            epoch: get(EPOCH_LABEL).and_then(|v| v.parse().ok()),
+            last_scale_up: get(LAST_UP_LABEL).and_then(|v| v.parse().ok()),
+            last_scale_down: get(LAST_DOWN_LABEL).and_then(|v| v.parse().ok()),
+            last_action: get(LAST_ACTION_LABEL).cloned(),
+        }
+    }
 }
 
 /// The Swarm service's running tasks.
@@ -48,6 +87,7 @@ pub async fn state(engine: &Engine, target: &Target) -> Result<SwarmState, Engin
             ));
         }
     };
+    let marks = Marks::of(service.spec.as_ref().and_then(|s| s.labels.as_ref()));
     let desired = service
         .spec
         .as_ref()
@@ -96,6 +136,7 @@ pub async fn state(engine: &Engine, target: &Target) -> Result<SwarmState, Engin
         running,
         desired: desired.clamp(0, i64::from(u32::MAX)) as u32,
         current,
+        marks,
     })
 }
 
@@ -125,19 +166,72 @@ pub async fn settle(
     Ok(report)
 }
 
-/// Scale a Swarm service by its replica count and wait (the monitor
-/// window) for its running tasks to match.
-pub async fn scale(
+/// Whether a write fenced by `fence` may go on a service whose labels
+/// say `marks`: the holder's lease has not run out by its own clock, and
+/// no higher epoch has written to the service.
+fn check_fence(fence: &Fence, marks: &Marks, service: &str) -> Result<(), EngineError> {
+    if !fence.holds(Instant::now()) {
+        return Err(EngineError::Fenced {
+            why: format!(
+                "the lease (epoch {}) ran out by this daemon's clock before the write to {service}; nothing written",
+                fence.epoch
+            ),
+        });
+    }
+    match marks.epoch {
+        Some(theirs) if theirs > fence.epoch => Err(EngineError::Fenced {
+            why: format!(
+                "{service} was last written at epoch {theirs}, above this daemon's {}: another leader took over; nothing written",
+                fence.epoch
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The labels a write sets beside the replica count: the epoch, the
+/// cooldown clock of its direction, the action.
+fn mark(labels: &mut HashMap<String, String>, fence: Option<&Fence>, write: &Write<'_>) {
+    if let Some(f) = fence {
+        labels.insert(EPOCH_LABEL.into(), f.epoch.to_string());
+    }
+    let clock = match write.to.cmp(&write.from) {
+        std::cmp::Ordering::Greater => Some(LAST_UP_LABEL),
+        std::cmp::Ordering::Less => Some(LAST_DOWN_LABEL),
+        std::cmp::Ordering::Equal => None,
+    };
+    if let Some(k) = clock {
+        labels.insert(k.into(), write.at.to_string());
+    }
+    labels.insert(
+        LAST_ACTION_LABEL.into(),
+        format!("{} {}->{}", write.action, write.from, write.to),
+    );
+}
+
+/// One scale's write: the action, the counts, when.
+#[derive(Debug, Clone, Copy)]
+pub struct Write<'a> {
+    /// The action id.
+    pub action: &'a str,
+    /// The count asked before.
+    pub from: u32,
+    /// The count asked now.
+    pub to: u32,
+    /// When (ms since the epoch): the cooldown's start.
+    pub at: vedfolnir_core::model::TimestampMs,
+}
+
+/// Write the replica count `to` with its marks, against the version
+/// read (someone else's update in between: read again and retry, up to
+/// five times); `Ok(Err(why))` when the engine refused the update.
+async fn write_count(
     engine: &Engine,
     target: &Target,
-    rollout: &Rollout,
     to: u32,
-) -> Result<ScaleReport, EngineError> {
-    let started = Instant::now();
-    let before = state(engine, target).await?;
-    let mut report = ScaleReport::new(before.running, to);
-    // Optimistic concurrency: update against the version we read; if
-    // someone else updated the service in between, read again and retry.
+    action: &str,
+    fence: Option<Fence>,
+) -> Result<Result<(), String>, EngineError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -148,9 +242,34 @@ pub async fn scale(
             .map_err(|e| api_error(engine, &format!("inspecting service {}", target.name), e))?;
         let version = service.version.and_then(|v| v.index).unwrap_or(0);
         let mut spec = service.spec.unwrap_or_default();
-        if let Some(r) = spec.mode.as_mut().and_then(|m| m.replicated.as_mut()) {
-            r.replicas = Some(i64::from(to));
+        // Checked against what this version of the service says: a higher
+        // epoch written since makes the update fail out of sequence, and
+        // the next round sees it.
+        if let Some(f) = &fence {
+            check_fence(f, &Marks::of(spec.labels.as_ref()), &target.name)?;
         }
+        let Some(replicated) = spec.mode.as_mut().and_then(|m| m.replicated.as_mut()) else {
+            return Ok(Err(format!(
+                "service {} is not in replicated mode",
+                target.name
+            )));
+        };
+        let asked = replicated
+            .replicas
+            .unwrap_or(0)
+            .clamp(0, i64::from(u32::MAX)) as u32;
+        replicated.replicas = Some(i64::from(to));
+        let write = Write {
+            action,
+            from: asked,
+            to,
+            at: crate::clock::now_ms(),
+        };
+        mark(
+            spec.labels.get_or_insert_with(HashMap::new),
+            fence.as_ref(),
+            &write,
+        );
         let options = UpdateServiceOptionsBuilder::default()
             .version(version as i32)
             .build();
@@ -159,19 +278,43 @@ pub async fn scale(
             .update_service(&target.name, spec, options, None)
             .await
         {
-            Ok(_) => break,
+            Ok(_) => return Ok(Ok(())),
             Err(bollard::errors::Error::DockerResponseServerError { message, .. })
                 if message.contains("out of sequence") && attempts < 5 =>
             {
                 tracing::info!(service = %target.name, version, "service changed under us; retrying the update");
             }
             Err(e) => {
-                report.error = Some(
-                    api_error(engine, &format!("updating service {}", target.name), e).to_string(),
-                );
-                return Ok(report.finish(started));
+                return Ok(Err(api_error(
+                    engine,
+                    &format!("updating service {}", target.name),
+                    e,
+                )
+                .to_string()));
             }
         }
+    }
+}
+
+/// Scale a Swarm service by its replica count and wait (the monitor
+/// window) for its running tasks to match. With a `fence`, the write
+/// carries its epoch and is refused ([`EngineError::Fenced`]) when the
+/// lease ran out or a higher epoch wrote to the service; both are checked
+/// against the version the update is compared with.
+pub async fn scale(
+    engine: &Engine,
+    target: &Target,
+    rollout: &Rollout,
+    to: u32,
+    action: &str,
+    fence: Option<Fence>,
+) -> Result<ScaleReport, EngineError> {
+    let started = Instant::now();
+    let before = state(engine, target).await?;
+    let mut report = ScaleReport::new(before.running, to);
+    if let Err(e) = write_count(engine, target, to, action, fence).await? {
+        report.error = Some(e);
+        return Ok(report.finish(started));
     }
     // Converged when the running tasks equal the new count.
     let deadline = Instant::now() + Duration::from_millis(rollout.monitor_ms);

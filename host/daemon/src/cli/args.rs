@@ -253,6 +253,8 @@ pub enum Command {
         act: ActArgs,
         #[command(flatten)]
         tokens: TokenArgs,
+        #[command(flatten)]
+        lease: LeaseArgs,
         /// Replaces every policy's min_replicas.
         #[arg(long, env = "MIN_REPLICAS")]
         min_replicas: Option<u32>,
@@ -488,6 +490,42 @@ pub struct TokenArgs {
     /// Without one the webhook is off (403).
     #[arg(long, env = "VEDFOLNIR_ALERTMANAGER_TOKEN_FILE")]
     pub alertmanager_token_file: Option<PathBuf>,
+}
+
+/// The lease of the Swarm targets: daemons naming the same lease elect
+/// one leader; the others stand by.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Swarm lease")]
+pub struct LeaseArgs {
+    /// The Swarm config holding the lease (daemons that serve the same
+    /// policies name the same one).
+    #[arg(
+        long,
+        env = "VEDFOLNIR_LEASE_NAME",
+        default_value = "vedfolnir-autoscaler-lease"
+    )]
+    pub lease_name: String,
+    /// How long a standby waits on a lease whose holder fell silent before
+    /// it takes over.
+    #[arg(long, env = "VEDFOLNIR_LEASE_DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// How often the leader renews the lease and a standby looks at it (at
+    /// most half the duration).
+    #[arg(long, env = "VEDFOLNIR_LEASE_RENEW", default_value = "3s", value_parser = parse_duration)]
+    pub lease_renew: Duration,
+}
+
+impl LeaseArgs {
+    /// The lease's settings, checked.
+    pub fn config(&self) -> Result<crate::lease::LeaseConfig, super::InvalidInput> {
+        let config = crate::lease::LeaseConfig {
+            name: self.lease_name.clone(),
+            duration: self.lease_duration,
+            renew: self.lease_renew,
+        };
+        config.check().map_err(super::InvalidInput)?;
+        Ok(config)
+    }
 }
 
 /// `limits`' arguments.

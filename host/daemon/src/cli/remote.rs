@@ -109,9 +109,16 @@ pub fn status(a: &StatusArgs) -> Result<ExitCode> {
         Ok((200, status)) => {
             let services = only(&status["services"], a.service.as_deref())?;
             if a.json {
-                let out = serde_json::json!({ "from": "daemon", "services": services });
+                let out = serde_json::json!({
+                    "from": "daemon",
+                    "lease": status["lease"],
+                    "services": services,
+                });
                 outln!("{}", serde_json::to_string_pretty(&out)?);
             } else {
+                if let Some(line) = crate::daemon::lease_line(&status["lease"]) {
+                    outln!("{line}");
+                }
                 out!("{}", render(&services, &a.api.url, SystemClock.now_ms()));
             }
             Ok(ExitCode::SUCCESS)

@@ -102,6 +102,7 @@ impl Shell {
                 engine,
                 target: target.clone(),
                 rollout: file.rollout,
+                lease: None,
             },
             audit,
             state,
@@ -123,6 +124,7 @@ impl Shell {
             dry_run: self.dry_run,
             evaluate: Evaluate::OffThread,
             late: false,
+            standby: None,
         }
     }
 
@@ -427,6 +429,7 @@ pub fn health(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
             engine: engine.clone(),
             target: target.clone(),
             rollout: file.rollout,
+            lease: None,
         };
         let observed = actuator.status().await?;
         let mut problems = Vec::new();

@@ -78,6 +78,12 @@ pub enum ManualError {
     /// Reading the engine, the audit or the state failed.
     #[error(transparent)]
     Pass(#[from] PassError),
+    /// Another daemon leads the Swarm targets: send the request there.
+    #[error("{message}")]
+    Standby {
+        /// Who leads, and where its API answers.
+        message: String,
+    },
 }
 
 /// The replica count a request asks for, or why it makes no sense now.

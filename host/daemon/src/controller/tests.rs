@@ -70,6 +70,7 @@ impl Actuator for FakeActuator {
                 replicas,
                 running,
                 ready: running,
+                marks: None,
             })
         })
     }
@@ -217,6 +218,7 @@ impl World {
             dry_run: self.dry_run,
             evaluate: Evaluate::OffThread,
             late: false,
+            standby: None,
         }
     }
 
@@ -685,6 +687,7 @@ async fn an_evaluation_does_not_hold_the_async_worker() {
             replicas: vec![],
             running: 3,
             ready: 3,
+            marks: None,
         },
         vec![],
         w.clock.now_ms(),
@@ -759,6 +762,7 @@ fn judged(from: u32, to: u32, failed: bool) -> Judged {
             replicas: vec![],
             running: from,
             ready: from,
+            marks: None,
         },
         vec![],
         0,

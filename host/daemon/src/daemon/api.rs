@@ -330,7 +330,7 @@ async fn record(shared: &Api, r: AuditRecord) -> Result<(), String> {
 /// the rest 500.
 fn error_reply(e: &ManualError) -> (u16, serde_json::Value) {
     let code = match e {
-        ManualError::Refused { .. } => 409,
+        ManualError::Refused { .. } | ManualError::Standby { .. } => 409,
         ManualError::Pass(PassError::Engine(_)) => 502,
         ManualError::Pass(_) => 500,
     };
@@ -493,17 +493,56 @@ async fn resume(
 }
 
 async fn status(State(shared): State<Arc<Api>>) -> Response {
+    let lease = lease_view(&shared).await;
     let status = shared.status.lock().expect("status lock");
     let body = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "dry_run": shared.options.dry_run,
         "interval_ms": shared.options.interval.as_millis() as u64,
+        "lease": lease,
         "services": status.services,
         "load_errors": status.load_errors.values().collect::<Vec<_>>(),
         "modules": status.modules,
         "missing_folders": status.missing_roots,
     });
     json(200, body)
+}
+
+/// The lease of the Swarm targets as the status shows it: this daemon's
+/// role, the epoch, the holder; `null` while no Swarm target is served.
+pub(crate) async fn lease_view(shared: &Shared) -> serde_json::Value {
+    let Some(task) = shared.lease.lock().await.as_ref().map(|t| t.lease.clone()) else {
+        return serde_json::Value::Null;
+    };
+    let role = task.role.borrow().clone();
+    let holder = match &role {
+        crate::lease::Role::Leader { .. } => Some(task.me.clone()),
+        crate::lease::Role::Standby { holder, .. } => holder.clone(),
+        crate::lease::Role::Unknown { .. } => None,
+    };
+    serde_json::json!({
+        "name": task.config.name,
+        "role": role.name(),
+        "epoch": role.epoch(),
+        "holder": holder,
+        "me": task.me,
+        "why": (role.fence(tokio::time::Instant::now()).is_none()).then(|| role.standing_by()),
+        "duration_ms": task.config.duration.as_millis() as u64,
+        "renew_ms": task.config.renew.as_millis() as u64,
+    })
+}
+
+/// The lease in a line, for the page and the command line's `status`.
+pub fn lease_line(v: &serde_json::Value) -> Option<String> {
+    let name = v["name"].as_str()?;
+    let epoch = v["epoch"].as_u64().map_or("-".into(), |e| e.to_string());
+    Some(match v["role"].as_str() {
+        Some("leader") => format!("lease {name}: this daemon leads (epoch {epoch}) and acts"),
+        _ => format!(
+            "lease {name}: {} (this daemon evaluates every pass and acts on nothing)",
+            v["why"].as_str().unwrap_or("standby")
+        ),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -552,6 +591,7 @@ async fn page(State(shared): State<Arc<Api>>) -> Response {
         decisions,
         load_errors,
         missing_folders,
+        lease: lease_line(&lease_view(&shared).await),
         audit_error,
     });
     axum::response::Html(body).into_response()
@@ -727,10 +767,12 @@ mod tests {
                 api_token: Some(TOKEN.into()),
                 alertmanager_token: None,
                 webhook_url: None,
+                lease: crate::lease::LeaseConfig::default(),
             },
             sources: crate::sources::Sources::new(),
             retiring: Mutex::default(),
             engines: Default::default(),
+            lease: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

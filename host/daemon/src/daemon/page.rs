@@ -40,6 +40,9 @@ pub struct Snapshot {
     pub missing_folders: Vec<String>,
     /// Set when the audit log could not be read.
     pub audit_error: Option<String>,
+    /// The lease of the Swarm targets, in words (this daemon's role, the
+    /// epoch, the holder); `None` without a Swarm target.
+    pub lease: Option<String>,
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:70em}\
@@ -69,6 +72,9 @@ pub fn render(s: &Snapshot) -> String {
         format_time(s.now),
         s.interval_s.max(1),
     );
+    if let Some(lease) = &s.lease {
+        let _ = write!(out, "<p id=\"lease\">{}</p>", escape(lease));
+    }
     if s.services.is_empty() {
         out.push_str("<p>No policy is serving a service yet.</p>");
     }
@@ -516,8 +522,10 @@ mod tests {
             }],
             missing_folders: vec![],
             audit_error: None,
+            lease: Some("lease l: standby: <b> leads (epoch 3)".into()),
         });
         assert!(page.contains("http-equiv=\"refresh\" content=\"15\""));
+        assert!(page.contains("<p id=\"lease\">lease l: standby: &lt;b&gt; leads (epoch 3)</p>"));
         assert!(
             page.contains("<span class=\"over\">cpu-high.threshold 0.7</span>"),
             "{page}"

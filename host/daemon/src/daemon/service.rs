@@ -25,9 +25,11 @@ use super::status::{SEED_RECORDS, ShadowView};
 use crate::actuators::DockerActuator;
 use crate::audit::{Actor, AuditRecord, Event, PluginRecord};
 use crate::clock::{SystemClock, format_time};
+use crate::config::TargetKind;
 use crate::controller::manual::{self, ManualError, Request, Wanted};
 use crate::controller::{self, Context, Pass, PassError, reconcile};
 use crate::engine::EngineError;
+use crate::lease::{Lease, Role};
 use crate::policy::{ReadyPolicy, signal_values, verdict};
 use crate::sources::Sources;
 use crate::sources::docker::DockerStats;
@@ -108,11 +110,25 @@ struct Seams {
     actuator: DockerActuator,
     sources: Sources,
     reconciled: bool,
-    /// The lock of the target on its engine, held while connected.
-    _target: std::fs::File,
+    /// The lock of a Compose target on its engine, held while connected
+    /// (a Swarm target is held by the lease instead).
+    _target: Option<std::fs::File>,
+    /// The lease of a Swarm target.
+    lease: Option<Lease>,
 }
 
 impl Seams {
+    /// Why this daemon does not act on the target now (another leads), or
+    /// `None` when it may.
+    fn standby(&self) -> Option<String> {
+        let lease = self.lease.as_ref()?;
+        let role = lease.role.borrow();
+        match role.fence(tokio::time::Instant::now()) {
+            Some(_) => None,
+            None => Some(role.standing_by()),
+        }
+    }
+
     fn context<'a>(&'a self, shared: &'a Shared, late: bool) -> Context<'a> {
         Context {
             actuator: &self.actuator,
@@ -124,6 +140,7 @@ impl Seams {
             dry_run: shared.options.dry_run,
             evaluate: controller::Evaluate::OffThread,
             late,
+            standby: None,
         }
     }
 }
@@ -137,17 +154,26 @@ async fn ready<'a>(
     if seams.is_none() {
         let target = &policy.file.target;
         let engine = shared.engine(target.docker_host.as_deref()).await?;
-        // One scaler per target on an engine, whatever its state
-        // directory: until the holder lets go, every pass says who holds it.
-        let lock = crate::state::lock_target(
-            &engine.id,
-            &target.lock_name(),
-            &policy.file.service,
-            "run",
-            crate::clock::now_ms(),
-        )?;
+        // One scaler per target: a Swarm's daemons elect one by the lease
+        // in the Swarm's store; on one engine, whatever the state
+        // directory, the lock file; until the holder lets go, every pass
+        // says who holds it.
+        let (lock, lease) = match target.kind {
+            TargetKind::Swarm => (None, Some(shared.lease(&engine).await)),
+            TargetKind::Compose { .. } => {
+                let lock = crate::state::lock_target(
+                    &engine.id,
+                    &target.lock_name(),
+                    &policy.file.service,
+                    "run",
+                    crate::clock::now_ms(),
+                )?;
+                (Some(lock), None)
+            }
+        };
         *seams = Some(Seams {
             _target: lock,
+            lease: lease.clone(),
             sources: shared
                 .sources
                 .clone()
@@ -157,6 +183,7 @@ async fn ready<'a>(
                 engine,
                 target: target.clone(),
                 rollout: policy.file.rollout,
+                lease,
             },
             reconciled: false,
         });
@@ -184,6 +211,20 @@ struct Divergence {
     count: u64,
 }
 
+/// Resolves when the lease's role changes; never without a lease (or
+/// once its task has ended).
+async fn role_changed(rx: &mut Option<watch::Receiver<Role>>) {
+    let alive = match rx.as_mut() {
+        Some(r) => r.changed().await.is_ok(),
+        None => false,
+    };
+    if alive {
+        return;
+    }
+    *rx = None;
+    std::future::pending::<()>().await
+}
+
 async fn run(
     policy_rx: watch::Receiver<Arc<ReadyPolicy>>,
     shared: Arc<Shared>,
@@ -193,6 +234,10 @@ async fn run(
     let service = policy_rx.borrow().file.service.clone();
     let mut seams: Option<Seams> = None;
     let mut divergence = Divergence::default();
+    // The lease's role (a Swarm target): a change runs a pass at once, so
+    // a takeover acts without waiting out the interval.
+    let mut role: Option<watch::Receiver<Role>> = None;
+    let mut led: Option<u64> = None;
     let mut ticker = tokio::time::interval(shared.options.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Told to stop, the loop runs no more passes and takes no more
@@ -214,6 +259,7 @@ async fn run(
                 continue;
             }
             due = ticker.tick(), if !stopping => (None, due.elapsed()),
+            _ = role_changed(&mut role), if !stopping => (None, Duration::ZERO),
         };
         let late = controller::is_late(late_by, shared.options.interval);
         // The policy as of this pass: a reload swaps it between passes.
@@ -229,7 +275,13 @@ async fn run(
             continue;
         }
         let result = match ready(&mut seams, &policy, &shared).await {
-            Ok(s) => turn(s, &policy, &shared, command, late, &mut divergence).await,
+            Ok(s) => {
+                if role.is_none() {
+                    role = s.lease.as_ref().map(|l| l.role.clone());
+                }
+                lease_changes(&shared, &service, s, &mut led);
+                turn(s, &policy, &shared, command, late, &mut divergence).await
+            }
             Err(e) => Err(fail_command(command, e)),
         };
         if let Err(e) = result {
@@ -256,6 +308,54 @@ fn fail_command(command: Option<LoopCommand>, e: PassError) -> PassError {
     e
 }
 
+/// Record a change of this daemon's part for the service (the epoch it
+/// leads at, `led`): a takeover, or the lease lost (each audited, so
+/// notified).
+fn lease_changes(shared: &Shared, service: &str, seams: &Seams, led: &mut Option<u64>) {
+    let Some(lease) = &seams.lease else {
+        return;
+    };
+    let (leading, why) = {
+        let role = lease.role.borrow();
+        let now = tokio::time::Instant::now();
+        (role.fence(now).map(|f| f.epoch), role.standing_by())
+    };
+    if *led == leading {
+        return;
+    }
+    let now = crate::clock::now_ms();
+    let mut records = Vec::new();
+    if let Some(epoch) = *led {
+        records.push((
+            Event::LeaseLost,
+            format!(
+                "lease {} lost at epoch {epoch}: {why}; this daemon writes nothing to {service}",
+                lease.config.name
+            ),
+        ));
+    }
+    if let Some(epoch) = leading {
+        records.push((
+            Event::Takeover,
+            format!(
+                "lease {} taken at epoch {epoch} by {} ({}): this daemon acts on {service}",
+                lease.config.name, lease.me.name, lease.me.listen
+            ),
+        ));
+    }
+    for (event, reason) in records {
+        outln!("{service}: {reason}");
+        let record = AuditRecord {
+            reasons: vec![reason],
+            ..AuditRecord::new(service, event, Actor::Auto, now)
+        };
+        if let Err(e) = shared.audit.append(&record) {
+            tracing::warn!(service = %service, "cannot record a change of lease: {e}");
+        }
+    }
+    *led = leading;
+}
+
 /// One turn of the loop: a request, or a pass.
 async fn turn(
     seams: &Seams,
@@ -265,7 +365,11 @@ async fn turn(
     late: bool,
     divergence: &mut Divergence,
 ) -> Result<(), PassError> {
-    let cx = seams.context(shared, late);
+    let standby = seams.standby();
+    let cx = Context {
+        standby: standby.as_deref(),
+        ..seams.context(shared, late)
+    };
     if let Some(LoopCommand::Scale {
         replicas,
         reason,
@@ -273,7 +377,12 @@ async fn turn(
         reply,
     }) = command
     {
-        let answer = api_scale(&cx, policy, replicas, reason, request).await;
+        let answer = match &standby {
+            Some(why) => Err(ManualError::Standby {
+                message: format!("this daemon does not act on {}: {why}", policy.file.service),
+            }),
+            None => api_scale(&cx, policy, replicas, reason, request).await,
+        };
         let _ = reply.send(answer);
         return Ok(());
     }
@@ -286,7 +395,11 @@ async fn turn(
         late,
         interval: shared.options.interval,
     });
-    outln!("{}", decision_line(policy, &p, cx.dry_run));
+    let mut line = decision_line(policy, &p, cx.dry_run);
+    if let Some(why) = &standby {
+        line = format!("{line}; {why}: not acted on");
+    }
+    outln!("{line}");
     if record_divergence(shared, policy, &p, &mut divergence.last) {
         divergence.count += 1;
     }

@@ -6,18 +6,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::status::Status;
 use crate::audit::AuditLog;
 use crate::controller::PassError;
 use crate::controller::manual::{self, ManualError};
+use crate::engine::Engine;
+use crate::lease::{Change, Holder, Lease, SwarmStore};
 use crate::sources::Sources;
 use crate::sources::alertmanager::AlertBook;
 use crate::state::StateDir;
 use crate::telemetry::Telemetry;
-use crate::telemetry::metrics::Metrics;
+use crate::telemetry::metrics::{LeaseLabel, Metrics};
 
 /// What `run` was asked to do.
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ pub struct RunOptions {
     pub alertmanager_token: Option<String>,
     /// Where each action is posted (WEBHOOK_URL).
     pub webhook_url: Option<String>,
+    /// The lease of the Swarm targets.
+    pub lease: crate::lease::LeaseConfig,
 }
 
 /// An API request for a service's loop.
@@ -97,23 +101,94 @@ pub struct Shared {
     /// One connection per engine address (`None`: `DOCKER_HOST` or the
     /// local socket), shared by every service on it, so their passes share
     /// the engine's view (one listing per pass, not one per service).
-    pub engines: tokio::sync::Mutex<BTreeMap<Option<String>, crate::engine::Engine>>,
+    pub engines: tokio::sync::Mutex<BTreeMap<Option<String>, Engine>>,
+    /// The lease of the Swarm targets, started by the first loop with one.
+    pub lease: tokio::sync::Mutex<Option<LeaseTask>>,
+}
+
+/// The lease task and how to stop it.
+#[derive(Debug)]
+pub struct LeaseTask {
+    /// What the loops read.
+    pub lease: Lease,
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
 }
 
 impl Shared {
     /// The engine at `host`, connected once.
-    pub async fn engine(
-        &self,
-        host: Option<&str>,
-    ) -> Result<crate::engine::Engine, crate::engine::EngineError> {
+    pub async fn engine(&self, host: Option<&str>) -> Result<Engine, crate::engine::EngineError> {
         let mut engines = self.engines.lock().await;
         let key = host.map(str::to_string);
         if let Some(e) = engines.get(&key) {
             return Ok(e.clone());
         }
-        let engine = crate::engine::Engine::connect(host).await?;
+        let engine = Engine::connect(host).await?;
         engines.insert(key, engine.clone());
         Ok(engine)
+    }
+
+    /// The lease of the Swarm targets, kept on `engine` (a Swarm manager),
+    /// started on first use: a look now, then one every renewal interval.
+    pub async fn lease(&self, engine: &Engine) -> Lease {
+        let mut task = self.lease.lock().await;
+        if let Some(t) = task.as_ref() {
+            return t.lease.clone();
+        }
+        let config = self.options.lease.clone();
+        let store = Box::new(SwarmStore {
+            engine: engine.clone(),
+            name: config.name.clone(),
+        });
+        let me = Holder::me(&self.listen_url(), "run");
+        let metrics = self.metrics.clone();
+        let label = LeaseLabel {
+            lease: config.name.clone(),
+        };
+        metrics.leader.get_or_create(&label).set(0.0);
+        let on_change = Box::new(move |change: &Change| match change {
+            Change::Took { epoch, from } => {
+                metrics.leader.get_or_create(&label).set(1.0);
+                metrics.lease_takeovers.get_or_create(&label).inc();
+                let from = from
+                    .as_ref()
+                    .map_or(String::new(), |h| format!(" from {}", h.name));
+                outln!(
+                    "lease {}: took it at epoch {epoch}{from}; this daemon acts",
+                    label.lease
+                );
+            }
+            Change::Lost { epoch, why } => {
+                metrics.leader.get_or_create(&label).set(0.0);
+                metrics.lease_lost.get_or_create(&label).inc();
+                outln!(
+                    "lease {}: lost it (epoch {epoch}): {why}; this daemon stands by",
+                    label.lease
+                );
+            }
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let (lease, handle) = crate::lease::spawn(store, me, config, on_change, stop_rx);
+        *task = Some(LeaseTask {
+            lease: lease.clone(),
+            stop,
+            handle,
+        });
+        lease
+    }
+
+    /// Let go of the lease (a standby takes it at its next look), if this
+    /// daemon holds it.
+    pub async fn release_lease(&self) {
+        if let Some(t) = self.lease.lock().await.take() {
+            let _ = t.stop.send(true);
+            let _ = t.handle.await;
+        }
+    }
+
+    /// Where this daemon's API answers, as a URL for callers sent here.
+    pub fn listen_url(&self) -> String {
+        format!("http://{}", self.options.listen)
     }
 
     /// Forget the connection to `host`: the next [`Shared::engine`]

@@ -73,6 +73,7 @@ impl Actuator for Model {
             replicas: vec![],
             running: service.replicas(),
             ready: service.ready(now),
+            marks: None,
         };
         Box::pin(async move { Ok(observed) })
     }

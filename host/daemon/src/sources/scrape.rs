@@ -719,6 +719,7 @@ mod tests {
             replicas: vec![replica("web-1", "127.0.0.1")],
             running: 1,
             ready: 1,
+            marks: None,
         };
         let s = queue(up);
         let ask = Ask {

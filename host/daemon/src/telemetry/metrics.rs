@@ -94,6 +94,19 @@ pub struct Metrics {
     /// Replicas whose stats the last pass read by each path (cgroup-v1,
     /// cgroup-v2, api).
     pub stats_replicas: Family<StatsPathLabel, GaugeF>,
+    /// 1 while this daemon holds the lease of the Swarm targets, 0 while
+    /// it stands by.
+    pub leader: Family<LeaseLabel, GaugeF>,
+    /// Times this daemon took the lease.
+    pub lease_takeovers: Family<LeaseLabel, Counter>,
+    /// Times this daemon lost the lease (taken by another, or not renewed
+    /// in time).
+    pub lease_lost: Family<LeaseLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaseLabel {
+    pub lease: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -240,6 +253,9 @@ impl Metrics {
             api_requests: r.add("api_requests", "API requests that change something, by result (kind)"),
             passes_late: r.add("passes_late", "Automatic passes that started more than a tenth of their interval after they were due"),
             stats_replicas: r.add("stats_replicas", "Replicas whose CPU and memory the last pass read by each path (cgroup-v1, cgroup-v2: the cgroup files; api: the engine's stats)"),
+            leader: r.add("leader", "1 while this daemon holds the lease of the Swarm targets (it acts), 0 while it stands by"),
+            lease_takeovers: r.add("lease_takeovers", "Times this daemon took the lease of the Swarm targets"),
+            lease_lost: r.add("lease_lost", "Times this daemon lost the lease (another took it, or it could not renew in time)"),
             evaluation_seconds: evaluation_family(r.0),
             pass_seconds: pass_family(r.0),
             registry: std::mem::take(r.0),

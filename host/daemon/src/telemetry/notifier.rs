@@ -58,6 +58,8 @@ pub fn is_action(event: Event) -> bool {
             | Event::ShadowDiverged
             | Event::AbandonedRemoved
             | Event::Unanswered
+            | Event::Takeover
+            | Event::LeaseLost
     )
 }
 
@@ -94,6 +96,8 @@ pub fn text_of(r: &AuditRecord) -> String {
         Event::ShadowDiverged => "the shadow policy diverges".into(),
         Event::AbandonedRemoved => "abandoned replicas removed".into(),
         Event::Unanswered => "an API request was never answered".into(),
+        Event::Takeover => "this daemon took over: it is the leader".into(),
+        Event::LeaseLost => "this daemon lost the lease: it is standby".into(),
         Event::Requested | Event::Answered => format!("API request {:?}", r.event),
         Event::ScaleStarted | Event::Held => format!("{:?}", r.event),
     };
