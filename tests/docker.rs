@@ -619,6 +619,8 @@ fn is_root() -> bool {
 pub(crate) struct Swarm {
     created: bool,
     pub(crate) service: String,
+    /// The lease the test's scalers name (removed at the end).
+    pub(crate) lease: String,
     _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
 
@@ -636,6 +638,7 @@ impl Swarm {
         let swarm = Swarm {
             created,
             service: format!("{service}{}", std::process::id()),
+            lease: format!("{service}-lease{}", std::process::id()),
             _one_at_a_time: guard,
         };
         let replicas = replicas.to_string();
@@ -689,6 +692,7 @@ impl Swarm {
 impl Drop for Swarm {
     fn drop(&mut self) {
         let _ = docker(&["service", "rm", &self.service]);
+        let _ = docker(&["config", "rm", &self.lease]);
         if self.created {
             let _ = docker(&["swarm", "leave", "--force"]);
             // `swarm init` made this bridge; leaving does not remove it.
@@ -732,7 +736,13 @@ fn swarm_scales_1_3_1_by_the_service_replica_count() {
     let run = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--policy", policy.to_str().unwrap()]);
-        run_env(&all, &[("VEDFOLNIR_STATE_DIR", state.to_str().unwrap())])
+        run_env(
+            &all,
+            &[
+                ("VEDFOLNIR_STATE_DIR", state.to_str().unwrap()),
+                ("VEDFOLNIR_LEASE_NAME", &swarm.lease),
+            ],
+        )
     };
     run(&["scale-up", "3"]).expect_code(0);
     assert_eq!(swarm_replicas(&swarm.service), "3/3");

@@ -13,22 +13,23 @@ const TOKEN: &str = "a-token-of-twenty-chars";
 
 /// The lease made short so the test is quick: a standby takes a silent
 /// lease after 4 s; the leader renews every second.
-const LEASE: [&str; 6] = [
-    "--interval",
-    "1s",
-    "--lease-duration",
-    "4s",
-    "--lease-renew",
-    "1s",
+const LEASE: [(&str, &str); 2] = [
+    ("VEDFOLNIR_LEASE_DURATION", "4s"),
+    ("VEDFOLNIR_LEASE_RENEW", "1s"),
 ];
 
-fn daemon(state: &Path, policy: &Path) -> Daemon {
+fn daemon(swarm: &Swarm, state: &Path, policy: &Path) -> Daemon {
     Daemon::spawn_in(
         state,
         policy,
         free_port(),
-        &LEASE,
-        &[("VEDFOLNIR_API_TOKEN", TOKEN)],
+        &["--interval", "1s"],
+        &[
+            ("VEDFOLNIR_API_TOKEN", TOKEN),
+            ("VEDFOLNIR_LEASE_NAME", &swarm.lease),
+            LEASE[0],
+            LEASE[1],
+        ],
     )
 }
 
@@ -78,8 +79,8 @@ fn one_of_two_daemons_acts_the_other_takes_over_and_a_woken_leader_writes_nothin
     )
     .unwrap();
     let (sa, sb) = (dir.path().join("a"), dir.path().join("b"));
-    let mut a = daemon(&sa, &policy);
-    let mut b = daemon(&sb, &policy);
+    let mut a = daemon(&swarm, &sa, &policy);
+    let mut b = daemon(&swarm, &sb, &policy);
 
     // Exactly one leads and acts.
     let (first, _) = leader(&mut [&mut a, &mut b], 1, Duration::from_secs(30));
@@ -114,10 +115,31 @@ fn one_of_two_daemons_acts_the_other_takes_over_and_a_woken_leader_writes_nothin
     assert_eq!(code, 409, "{body}");
     assert!(body.contains(&lead.listen), "{body}");
     let m = stand.metrics();
-    assert!(
-        m.contains("vedfolnir_autoscaler_leader{lease=\"vedfolnir-autoscaler-lease\"} 0"),
-        "{m}"
-    );
+    let gauge = |v: u8| {
+        format!(
+            "vedfolnir_autoscaler_leader{{lease=\"{}\"}} {v}",
+            swarm.lease
+        )
+    };
+    assert!(m.contains(&gauge(0)), "{m}");
+    assert!(lead.metrics().contains(&gauge(1)));
+    // A command line's scale while a daemon leads: refused, naming it, and
+    // nothing written.
+    let out = crate::util::run_env(
+        &["scale-up", "3", "--policy", policy.to_str().unwrap()],
+        &[
+            (
+                "VEDFOLNIR_STATE_DIR",
+                dir.path().join("cli").to_str().unwrap(),
+            ),
+            ("VEDFOLNIR_LEASE_NAME", &swarm.lease),
+            LEASE[0],
+            LEASE[1],
+        ],
+    )
+    .expect_code(9);
+    assert!(out.stderr.contains(&lead.listen), "{}", out.stderr);
+    assert_eq!(crate::docker::swarm_replicas(&swarm.service), "2/2");
 
     // The leader dies; the service drops to 1 meanwhile: the standby takes
     // over within the lease and a look, and restores it.
@@ -139,7 +161,7 @@ fn one_of_two_daemons_acts_the_other_takes_over_and_a_woken_leader_writes_nothin
 
     // The old leader comes back: it stands by.
     drop(lead);
-    let mut back = daemon(lead_dir, &policy);
+    let mut back = daemon(&swarm, lead_dir, &policy);
     back.expect_line("standby", Duration::from_secs(20));
     let started_before = events(lead_dir, "scale-started").len();
 

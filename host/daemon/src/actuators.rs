@@ -53,6 +53,10 @@ pub struct ScalePlan {
     /// Containers to stop and remove (Compose scale-down).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<PlannedReplica>,
+    /// The lease's epoch the planner led at (a Swarm target among several
+    /// daemons): the write goes only if it still leads at this epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
 }
 
 /// One container a plan creates or stops.
@@ -78,6 +82,7 @@ impl ScalePlan {
             template: None,
             create: Vec::new(),
             stop: Vec::new(),
+            epoch: None,
         }
     }
 }
@@ -146,6 +151,25 @@ pub struct DockerActuator {
     pub lease: Option<crate::lease::Lease>,
 }
 
+impl DockerActuator {
+    /// The fence a Swarm write carries: `None` without a lease; refused
+    /// when the lease is not this process's now.
+    fn fence(&self) -> Result<Option<crate::lease::Fence>, EngineError> {
+        let Some(lease) = &self.lease else {
+            return Ok(None);
+        };
+        match lease.fence() {
+            Some(f) => Ok(Some(f)),
+            None => Err(EngineError::Fenced {
+                why: format!(
+                    "this process does not hold the lease now ({}); nothing written",
+                    lease.role.borrow().standing_by()
+                ),
+            }),
+        }
+    }
+}
+
 /// A target in words.
 pub fn describe(t: &Target) -> String {
     match &t.kind {
@@ -182,10 +206,10 @@ impl Actuator for DockerActuator {
                 TargetKind::Compose { project } => {
                     compose::plan(&self.engine, &self.target, project, to).await
                 }
-                TargetKind::Swarm => Ok(ScalePlan::counts(
-                    swarm::state(&self.engine, &self.target).await?.running,
-                    to,
-                )),
+                TargetKind::Swarm => Ok(ScalePlan {
+                    epoch: self.fence()?.map(|f| f.epoch),
+                    ..ScalePlan::counts(swarm::state(&self.engine, &self.target).await?.running, to)
+                }),
             }
         })
     }
@@ -201,15 +225,18 @@ impl Actuator for DockerActuator {
                     compose::scale(&self.engine, &self.rollout, plan, action).await
                 }
                 TargetKind::Swarm => {
-                    let fence = match &self.lease {
-                        Some(lease) => Some(lease.fence().ok_or_else(|| EngineError::Fenced {
+                    let fence = self.fence()?;
+                    // A plan made under an earlier term is not carried out.
+                    if let Some(f) = fence
+                        && plan.epoch != Some(f.epoch)
+                    {
+                        return Err(EngineError::Fenced {
                             why: format!(
-                                "this daemon does not hold the lease ({}); nothing written",
-                                lease.role.borrow().name()
+                                "planned at epoch {:?}, and this daemon now leads at epoch {}; nothing written",
+                                plan.epoch, f.epoch
                             ),
-                        })?),
-                        None => None,
-                    };
+                        });
+                    }
                     swarm::scale(
                         &self.engine,
                         &self.target,

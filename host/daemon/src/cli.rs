@@ -222,7 +222,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             act,
             tokens,
-            lease,
             min_replicas,
             max_replicas,
             ..
@@ -234,7 +233,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 min_replicas,
                 max_replicas,
             },
-            run_options(policies, interval, listen, &act, &tokens, &lease)?,
+            run_options(policies, interval, listen, &act, &tokens)?,
         ),
         Command::ScaleUp {
             replicas,
@@ -294,7 +293,6 @@ fn run_options(
     listen: std::net::SocketAddr,
     act: &args::ActArgs,
     tokens: &args::TokenArgs,
-    lease: &args::LeaseArgs,
 ) -> Result<crate::daemon::RunOptions> {
     Ok(crate::daemon::RunOptions {
         policies,
@@ -304,7 +302,7 @@ fn run_options(
         api_token: tokens.api()?,
         alertmanager_token: tokens.alertmanager()?,
         webhook_url: act.webhook().map(str::to_string),
-        lease: lease.config()?,
+        lease: act.lease.config()?,
     })
 }
 

@@ -621,6 +621,62 @@ pub fn spawn(
     )
 }
 
+/// The lease held for one action (a command line's scale), released by
+/// [`Held::release`].
+#[derive(Debug)]
+pub struct Held {
+    /// What the actuator's writes are fenced by.
+    pub lease: Lease,
+    stop: watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Held {
+    /// Let go (another takes it at its next look).
+    pub async fn release(self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+    }
+}
+
+/// Take the lease for one action, renewing it while the action runs: at
+/// once when no one holds it or its holder let go; after `duration` of
+/// silence when its holder stopped renewing; refused ([`EngineError::Fenced`],
+/// naming the holder) when the holder renews meanwhile.
+pub async fn hold_for_action(
+    store: Box<dyn Store>,
+    me: Holder,
+    config: LeaseConfig,
+) -> Result<Held, EngineError> {
+    let (stop, stop_rx) = watch::channel(false);
+    let name = config.name.clone();
+    let wait = config.duration + config.renew * 2;
+    let on_change: OnChange = Box::new(|_| {});
+    let (lease, handle) = spawn(store, me, config, on_change, stop_rx);
+    let mut role = lease.role.clone();
+    let deadline = Instant::now() + wait;
+    loop {
+        if lease.fence().is_some() {
+            return Ok(Held {
+                lease,
+                stop,
+                handle,
+            });
+        }
+        let changed = tokio::time::timeout_at(deadline, role.changed()).await;
+        if !matches!(changed, Ok(Ok(()))) {
+            let why = role.borrow().standing_by();
+            let _ = stop.send(true);
+            let _ = handle.await;
+            return Err(EngineError::Fenced {
+                why: format!(
+                    "the Swarm targets' lease {name} is not free ({why}): send the scale to the leader's API (POST <leader>/api/v1/services/<service>/scale), or stop it"
+                ),
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 pub mod memory {
     //! The lease in memory, for tests: the same compare-and-swap rules.

@@ -108,6 +108,8 @@ pub struct ActArgs {
     /// Where each action is posted as JSON (with a Slack-compatible `text`).
     #[arg(long, env = "WEBHOOK_URL")]
     pub webhook_url: Option<String>,
+    #[command(flatten)]
+    pub lease: LeaseArgs,
 }
 
 impl ActArgs {
@@ -253,8 +255,6 @@ pub enum Command {
         act: ActArgs,
         #[command(flatten)]
         tokens: TokenArgs,
-        #[command(flatten)]
-        lease: LeaseArgs,
         /// Replaces every policy's min_replicas.
         #[arg(long, env = "MIN_REPLICAS")]
         min_replicas: Option<u32>,
@@ -493,7 +493,8 @@ pub struct TokenArgs {
 }
 
 /// The lease of the Swarm targets: daemons naming the same lease elect
-/// one leader; the others stand by.
+/// one leader; the others stand by. A command line's scale takes it for
+/// the action, or is refused naming the holder.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Swarm lease")]
 pub struct LeaseArgs {

@@ -23,7 +23,7 @@ use super::{InvalidInput, ScaleFailed, Unhealthy, render};
 use crate::actuators::{self, Actuator, DockerActuator, Outcome, ScaleReport};
 use crate::audit::{self, Actor, AuditLog, AuditRecord, Event};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Overrides, PolicyFile};
+use crate::config::{Overrides, PolicyFile, TargetKind};
 use crate::controller::manual::{self, Request, Wanted};
 use crate::controller::{self, Context, Evaluate, reconcile};
 use crate::engine::{Engine, Readiness};
@@ -68,8 +68,11 @@ struct Shell {
     telemetry: Telemetry,
     dry_run: bool,
     notifier: Option<tokio::task::JoinHandle<()>>,
-    /// The target's lock on its engine, for a command that may scale.
+    /// The target's lock on its engine, for a command that may scale a
+    /// Compose target.
     _target: Option<std::fs::File>,
+    /// The lease, for a command that may scale a Swarm target.
+    lease: Option<crate::lease::Held>,
 }
 
 impl Shell {
@@ -85,15 +88,27 @@ impl Shell {
     ) -> Result<Shell> {
         let target = &file.target;
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
-        let lock = match act {
-            Some(a) if !a.dry_run => Some(crate::state::lock_target(
-                &engine.id,
-                &target.lock_name(),
-                &file.service,
-                command,
-                SystemClock.now_ms(),
-            )?),
-            _ => None,
+        let (lock, lease) = match (act, &target.kind) {
+            (Some(a), TargetKind::Swarm) if !a.dry_run => {
+                let store = Box::new(crate::lease::SwarmStore {
+                    engine: engine.clone(),
+                    name: a.lease.lease_name.clone(),
+                });
+                let me = crate::lease::Holder::me("", command);
+                let held = crate::lease::hold_for_action(store, me, a.lease.config()?).await?;
+                (None, Some(held))
+            }
+            (Some(a), _) if !a.dry_run => (
+                Some(crate::state::lock_target(
+                    &engine.id,
+                    &target.lock_name(),
+                    &file.service,
+                    command,
+                    SystemClock.now_ms(),
+                )?),
+                None,
+            ),
+            _ => (None, None),
         };
         let (audit, notifier) = audit_log(setup, act);
         Ok(Shell {
@@ -102,7 +117,7 @@ impl Shell {
                 engine,
                 target: target.clone(),
                 rollout: file.rollout,
-                lease: None,
+                lease: lease.as_ref().map(|h| h.lease.clone()),
             },
             audit,
             state,
@@ -110,6 +125,7 @@ impl Shell {
             dry_run: act.is_some_and(|a| a.dry_run),
             notifier,
             _target: lock,
+            lease,
         })
     }
 
@@ -136,11 +152,18 @@ impl Shell {
         Ok(())
     }
 
-    /// Let queued notifications go out (a few seconds at most).
+    /// Let go of the lease, if held; let queued notifications go out (a
+    /// few seconds at most).
     async fn close(self) {
         let Shell {
-            audit, notifier, ..
+            audit,
+            notifier,
+            lease,
+            ..
         } = self;
+        if let Some(held) = lease {
+            held.release().await;
+        }
         close_audit(audit, notifier).await;
     }
 }
