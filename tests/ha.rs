@@ -18,6 +18,17 @@ const LEASE: [(&str, &str); 2] = [
     ("VEDFOLNIR_LEASE_RENEW", "1s"),
 ];
 
+/// The chaos series' lease: [`LEASE`], or the daemon's defaults (10 s,
+/// renewed every 3 s) with `VEDFOLNIR_HA_DEFAULT_LEASE=1`, as
+/// `scripts/ha-chaos.sh` measures the failover.
+fn chaos_lease() -> Vec<(&'static str, &'static str)> {
+    if std::env::var("VEDFOLNIR_HA_DEFAULT_LEASE").as_deref() == Ok("1") {
+        Vec::new()
+    } else {
+        LEASE.to_vec()
+    }
+}
+
 fn daemon(swarm: &Swarm, state: &Path, policy: &Path) -> Daemon {
     Daemon::spawn_in(
         state,
@@ -189,4 +200,358 @@ fn one_of_two_daemons_acts_the_other_takes_over_and_a_woken_leader_writes_nothin
     drop(stand);
     drop(back);
     drop(swarm);
+}
+
+/// One of the two daemons of a chaos series: its state directory, its own
+/// endpoint to the engine (so its engine can be cut alone), its process,
+/// and what its lines said of the lease.
+struct Node {
+    name: &'static str,
+    dir: std::path::PathBuf,
+    proxy: crate::shells::Proxy,
+    daemon: Option<Daemon>,
+    /// How many of its lines were read.
+    read: usize,
+    /// The epoch it leads at, as its lines last said.
+    leads: Option<u64>,
+    /// When its first pass as leader printed its decision.
+    first_pass: Option<Instant>,
+}
+
+impl Node {
+    fn new(name: &'static str, root: &Path) -> Node {
+        Node {
+            name,
+            dir: root.join(name),
+            proxy: crate::shells::Proxy::start(),
+            daemon: None,
+            read: 0,
+            leads: None,
+            first_pass: None,
+        }
+    }
+
+    fn start(&mut self, swarm: &Swarm, policy: &Path) {
+        let host = self.proxy.host();
+        let mut env = vec![
+            ("DOCKER_HOST", host.as_str()),
+            ("VEDFOLNIR_LEASE_NAME", swarm.lease.as_str()),
+        ];
+        env.extend(chaos_lease());
+        self.daemon = Some(Daemon::spawn_in(
+            &self.dir,
+            policy,
+            free_port(),
+            &["--interval", "1s"],
+            &env,
+        ));
+        self.read = 0;
+        self.leads = None;
+    }
+
+    /// Read its new lines: the epoch it took, when; that it lost; its
+    /// first decision as leader.
+    fn poll(&mut self, service: &str, wait: Duration) -> Option<(u64, Instant)> {
+        let d = self.daemon.as_mut()?;
+        let lines = d.lines_so_far(wait);
+        let mut took = None;
+        for (at, line) in &lines[self.read..] {
+            if let Some(rest) = line.split("took it at epoch ").nth(1) {
+                let epoch = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+                let epoch: u64 = epoch.parse().ok()?;
+                self.leads = Some(epoch);
+                self.first_pass = None;
+                took = Some((epoch, *at));
+            } else if line.contains(": lost it (epoch ") {
+                self.leads = None;
+            } else if self.leads.is_some()
+                && self.first_pass.is_none()
+                && line.starts_with(&format!("{service}: "))
+                && line.contains("scores")
+                && !line.contains("standby")
+            {
+                self.first_pass = Some(*at);
+            }
+        }
+        self.read = lines.len();
+        took
+    }
+}
+
+/// The audit records of a state directory, in order.
+fn audit(state: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(state.join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect()
+}
+
+/// What a chaos series found, over both daemons' audit logs.
+#[derive(Debug, Default)]
+struct Tally {
+    intents: usize,
+    open: usize,
+    doubled: usize,
+    shared_epochs: usize,
+    fenced_writes: usize,
+}
+
+fn tally(dirs: &[&Path]) -> Tally {
+    let logs: Vec<Vec<serde_json::Value>> = dirs.iter().map(|d| audit(d)).collect();
+    let mut t = Tally::default();
+    let mut epochs: Vec<std::collections::BTreeSet<u64>> = Vec::new();
+    for log in &logs {
+        let mut finished: std::collections::BTreeMap<&str, usize> = Default::default();
+        let mut mine = std::collections::BTreeSet::new();
+        for r in log {
+            let id = r["action_id"].as_str().unwrap_or("");
+            match r["event"].as_str() {
+                Some("scale-started") => {
+                    t.intents += 1;
+                    finished.entry(id).or_default();
+                    if let Some(e) = r["plan"]["epoch"].as_u64() {
+                        mine.insert(e);
+                    }
+                }
+                Some("scale-finished") => *finished.entry(id).or_default() += 1,
+                _ => {}
+            }
+        }
+        t.open += finished.values().filter(|n| **n == 0).count();
+        t.doubled += finished.values().filter(|n| **n > 1).count();
+        epochs.push(mine);
+    }
+    t.shared_epochs = epochs[0].intersection(&epochs[1]).count();
+    // A write that went through (the count moved) from a plan whose epoch
+    // another daemon had already passed when it started.
+    for (i, log) in logs.iter().enumerate() {
+        let other = &logs[1 - i];
+        let starts: std::collections::BTreeMap<&str, (u64, i64)> = log
+            .iter()
+            .filter(|r| r["event"] == "scale-started")
+            .filter_map(|r| {
+                Some((
+                    r["action_id"].as_str()?,
+                    (r["plan"]["epoch"].as_u64()?, r["time_ms"].as_i64()?),
+                ))
+            })
+            .collect();
+        for r in log.iter().filter(|r| r["event"] == "scale-finished") {
+            let Some((epoch, at)) = starts.get(r["action_id"].as_str().unwrap_or("")) else {
+                continue;
+            };
+            let moved = r["report"]["reached"] != r["report"]["from"]
+                && r["report"]["error"]
+                    .as_str()
+                    .is_none_or(|e| !e.starts_with("fenced"));
+            let passed = other.iter().any(|o| {
+                o["event"] == "takeover"
+                    && o["time_ms"].as_i64().is_some_and(|t| t < *at)
+                    && o["reasons"][0]
+                        .as_str()
+                        .and_then(|s| s.split("epoch ").nth(1))
+                        .and_then(|s| s.split_whitespace().next())
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .is_some_and(|e| e > *epoch)
+            });
+            if moved && passed {
+                t.fenced_writes += 1;
+            }
+        }
+    }
+    t
+}
+
+/// What a round does to a daemon: SIGKILL (restarted after), SIGSTOP
+/// (SIGCONT after), or its engine endpoint cut (restored after).
+const FAULTS: [&str; 3] = ["kill", "stop", "cut"];
+
+fn ha_rounds() -> u32 {
+    std::env::var("VEDFOLNIR_HA_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+fn ha_seed() -> u64 {
+    std::env::var("VEDFOLNIR_HA_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x4a11_5eed)
+}
+
+/// Wait until exactly one node says it leads (a woken old leader has
+/// said it lost); its index.
+fn leading(nodes: &mut [Node], service: &str, limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    loop {
+        for n in nodes.iter_mut() {
+            n.poll(service, Duration::from_millis(20));
+        }
+        let claims: Vec<usize> = (0..nodes.len())
+            .filter(|i| nodes[*i].leads.is_some())
+            .collect();
+        if let [one] = claims[..] {
+            return one;
+        }
+        assert!(Instant::now() < deadline, "not one leader: {claims:?}");
+    }
+}
+
+#[test]
+fn kill_stop_and_cut_under_two_daemons_lose_no_intent_and_fence_every_stale_write() {
+    if !engine() {
+        return;
+    }
+    let rounds = ha_rounds();
+    let mut rng = crate::chaos::Rng(ha_seed());
+    let swarm = Swarm::up("vtchaos", 2);
+    let root = tempfile::tempdir().unwrap();
+    let policy = root.path().join("ha.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "service = \"{}\"\nplugin = \"builtin:threshold-score\"\nmin_replicas = 2\nmax_replicas = 3\n[target]\nkind = \"swarm\"\n[rollout]\nmonitor = \"30s\"\n",
+            swarm.service
+        ),
+    )
+    .unwrap();
+    let mut nodes = [Node::new("a", root.path()), Node::new("b", root.path())];
+    for n in nodes.iter_mut() {
+        n.start(&swarm, &policy);
+    }
+    let mut failovers = Vec::new();
+    for round in 0..rounds {
+        let lead = leading(&mut nodes, &swarm.service, Duration::from_secs(30));
+        let epoch = nodes[lead].leads.unwrap();
+        // A scale in flight: the service pushed out of its bounds (below
+        // or above), which the leader restores at its next pass.
+        let out_of_bounds = if rng.next(2) == 0 { 1 } else { 5 };
+        docker(&[
+            "service",
+            "scale",
+            "-d",
+            &format!("{}={out_of_bounds}", swarm.service),
+        ])
+        .expect_code(0);
+        std::thread::sleep(Duration::from_millis(rng.next(1500)));
+        // The fault: each on the leader in the first three rounds, then
+        // drawn, mostly on the leader.
+        let (victim, fault) = match round {
+            0..3 => (lead, FAULTS[round as usize]),
+            _ => (
+                if rng.next(4) == 0 { 1 - lead } else { lead },
+                FAULTS[rng.next(3) as usize],
+            ),
+        };
+        let at = Instant::now();
+        match fault {
+            "kill" => {
+                let d = nodes[victim].daemon.as_mut().unwrap();
+                d.child.kill().unwrap();
+                let _ = d.child.wait();
+            }
+            "stop" => nodes[victim].daemon.as_ref().unwrap().signal("STOP"),
+            _ => nodes[victim].proxy.cut(),
+        }
+        nodes[victim].leads = None;
+        if victim == lead {
+            // The other takes over: the failover is from the fault to its
+            // line saying so.
+            let other = 1 - lead;
+            let deadline = at + Duration::from_secs(60);
+            let first_pass = loop {
+                nodes[other].poll(&swarm.service, Duration::from_millis(50));
+                if nodes[other].leads.is_some_and(|e| e > epoch)
+                    && let Some(when) = nodes[other].first_pass
+                {
+                    break when;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: no takeover after {fault}"
+                );
+            };
+            failovers.push(first_pass.duration_since(at));
+        } else {
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        // The fault ends: the killed one restarts, the stopped one wakes,
+        // the cut one is reconnected.
+        match fault {
+            "kill" => {
+                nodes[victim].daemon = None;
+                nodes[victim].start(&swarm, &policy);
+            }
+            "stop" => nodes[victim].daemon.as_ref().unwrap().signal("CONT"),
+            _ => nodes[victim].proxy.restore(),
+        }
+        // The leader brings the service back within its bounds.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            for n in nodes.iter_mut() {
+                n.poll(&swarm.service, Duration::from_millis(20));
+            }
+            let r = crate::docker::swarm_replicas(&swarm.service);
+            if r == "2/2" || r == "3/3" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the service stays at {r}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        eprintln!(
+            "round {round}: {fault} of {} ({}), epoch {epoch}, failover {:?}",
+            nodes[victim].name,
+            if victim == lead { "leader" } else { "standby" },
+            if victim == lead {
+                failovers.last().copied()
+            } else {
+                None
+            }
+        );
+    }
+    // Stopped as an operator would (each lets go), then the logs judged.
+    for n in nodes.iter_mut() {
+        n.daemon = None;
+    }
+    let t = tally(&[&nodes[0].dir, &nodes[1].dir]);
+    failovers.sort();
+    let pick = |q: f64| {
+        failovers
+            .get(((failovers.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+    };
+    eprintln!(
+        "{rounds} rounds: {} intents, {} without an outcome, {} with two, {} epochs used by both daemons, {} writes by a fenced leader; failover over {} leader faults: p50 {:?}, p95 {:?}, max {:?}",
+        t.intents,
+        t.open,
+        t.doubled,
+        t.shared_epochs,
+        t.fenced_writes,
+        failovers.len(),
+        pick(0.5),
+        pick(0.95),
+        failovers.last()
+    );
+    assert_eq!((t.open, t.doubled), (0, 0), "{t:?}");
+    assert_eq!(t.shared_epochs, 0, "{t:?}");
+    assert_eq!(t.fenced_writes, 0, "{t:?}");
+    assert!(t.intents > 0, "no scale ran: {t:?}");
+    let service = swarm.service.clone();
+    drop(swarm);
+    // No container of the service is left once it is removed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let filter = format!("label=com.docker.swarm.service.name={service}");
+    loop {
+        let left = docker(&["ps", "-aq", "--filter", &filter]).stdout;
+        if left.trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "containers left: {left}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
