@@ -169,6 +169,21 @@ fn one_of_two_daemons_acts_the_other_takes_over_and_a_woken_leader_writes_nothin
         Some("2")
     );
     assert_eq!(events(stand_dir, "scale-finished").len(), 1);
+    // `report` names who leads, at which epoch, and the last write.
+    let report = crate::util::run_env(
+        &["report", "--policy", policy.to_str().unwrap()],
+        &[
+            ("VEDFOLNIR_STATE_DIR", stand_dir.to_str().unwrap()),
+            ("VEDFOLNIR_LEASE_NAME", &swarm.lease),
+        ],
+    )
+    .expect_code(0)
+    .stdout;
+    assert!(
+        report.contains(&format!("http://{}) at epoch 2", stand.listen))
+            && report.contains("last write at epoch 2"),
+        "{report}"
+    );
 
     // The old leader comes back: it stands by.
     drop(lead);

@@ -248,7 +248,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ..
         } => service::scale(&setup, &args, &act, Wanted::Down(replicas), "scale-down"),
         Command::Health { args, .. } => service::health(&setup, &args),
-        Command::Report { args, .. } => service::report(&setup, &args),
+        Command::Report {
+            args, lease_name, ..
+        } => service::report(&setup, &args, &lease_name),
         Command::Reset { args, act, .. } => service::reset(&setup, &args, &act),
         Command::Check { args, act, .. } => service::check(&setup, &args, &act),
         Command::Plugin { command } => plugin(&sandbox, command),

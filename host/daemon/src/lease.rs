@@ -338,6 +338,10 @@ impl Role {
             Role::Standby {
                 holder: Some(h),
                 epoch,
+            } if h.listen.is_empty() => format!("standby: {} holds it (epoch {epoch})", h.name),
+            Role::Standby {
+                holder: Some(h),
+                epoch,
             } => format!("standby: {} leads (epoch {epoch}, {})", h.name, h.listen),
             Role::Standby { epoch, .. } => {
                 format!("standby: the lease (epoch {epoch}) has no holder yet")
@@ -417,6 +421,13 @@ impl Elector {
     /// Its role now.
     pub fn role(&self) -> &Role {
         &self.role
+    }
+
+    /// When a look could take the lease: the moment the version it watches
+    /// will have stood still for the lease's duration (so a standby looks
+    /// then, not up to a renewal interval later).
+    pub fn due(&self) -> Option<Instant> {
+        self.watching.map(|(_, since)| since + self.config.duration)
     }
 
     /// Look at the record at `now` (read before the store is asked) and
@@ -589,8 +600,17 @@ pub fn spawn(
         let mut ticker = tokio::time::interval(renew);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A standby also looks when a silent lease falls due.
+            let due = elector.due().filter(|d| *d > Instant::now());
+            let falls_due = async {
+                match due {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = ticker.tick() => {}
+                _ = falls_due => {}
                 _ = stop.changed() => break,
             }
             let now = Instant::now();
@@ -788,6 +808,8 @@ mod tests {
         b.step(&store, quiet + 5 * S).await;
         b.step(&store, quiet + 9 * S).await;
         assert_eq!(b.role().name(), "standby");
+        // Its next look is due when the version has stood still 10 s.
+        assert_eq!(b.due(), Some(quiet + 10 * S));
         let took = b.step(&store, quiet + 10 * S).await;
         assert_eq!(
             took,

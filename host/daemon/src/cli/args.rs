@@ -199,6 +199,14 @@ pub enum Command {
     Report {
         #[command(flatten)]
         args: PolicyArgs,
+        /// The Swarm config holding the lease of the Swarm targets (shown
+        /// for a Swarm target: who leads, at which epoch).
+        #[arg(
+            long,
+            env = "VEDFOLNIR_LEASE_NAME",
+            default_value = "vedfolnir-autoscaler-lease"
+        )]
+        lease_name: String,
         #[command(flatten)]
         state: StateArgs,
         #[command(flatten)]

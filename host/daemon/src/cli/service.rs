@@ -541,7 +541,7 @@ fn print_health(
 
 /// `report`: replicas, metrics, scores and the last actions, from the
 /// engine and the audit log. Nothing is saved.
-pub fn report(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
+pub fn report(setup: &Setup<'_>, args: &PolicyArgs, lease_name: &str) -> Result<ExitCode> {
     let policy = Arc::new(ReadyPolicy::load(
         setup.sandbox,
         &args.policy,
@@ -563,14 +563,65 @@ pub fn report(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
         let record = shell.audit.summary(service)?;
         let now = SystemClock.now_ms();
         let pace = shell.context().state.state(service, now)?.pace;
+        let lease = lease_of(&shell, lease_name).await?;
         if args.json {
-            print_report_json(&policy, &shell, &seen, &record, &pace)?;
+            print_report_json(&policy, &shell, &seen, &record, &pace, &lease)?;
         } else {
             out!("{}", report_text(&policy, &shell, &seen, &record, now));
+            out!("{}", lease_text(&lease, seen.observed.marks.as_ref()));
             out!("{}", pace_text(&pace));
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The lease of a Swarm target, as its record says: `None` for a
+/// Compose target; `Some(None)` while no daemon ever took it.
+async fn lease_of(shell: &Shell, name: &str) -> Result<Option<Option<crate::lease::Record>>> {
+    if !matches!(shell.actuator.target.kind, TargetKind::Swarm) {
+        return Ok(None);
+    }
+    let store = crate::lease::SwarmStore {
+        engine: shell.actuator.engine.clone(),
+        name: name.to_string(),
+    };
+    use crate::lease::Store as _;
+    Ok(Some(store.read().await?.map(|(_, record)| record)))
+}
+
+/// Who leads a Swarm target, and what the last write left on the service.
+fn lease_text(
+    lease: &Option<Option<crate::lease::Record>>,
+    marks: Option<&actuators::swarm::Marks>,
+) -> String {
+    let Some(lease) = lease else {
+        return String::new();
+    };
+    let mut out = match lease {
+        None => "lease: never taken (no daemon serves this Swarm yet)\n".to_string(),
+        Some(r) => match &r.holder {
+            Some(h) => format!(
+                "lease: held by {} ({}) at epoch {}\n",
+                h.name,
+                if h.listen.is_empty() {
+                    "a command line"
+                } else {
+                    &h.listen
+                },
+                r.epoch
+            ),
+            None => format!("lease: free (let go at epoch {})\n", r.epoch),
+        },
+    };
+    if let Some(m) = marks {
+        let _ = writeln!(
+            out,
+            "on the service: last write at epoch {}, last action {}",
+            m.epoch.map_or("-".into(), |e| e.to_string()),
+            m.last_action.as_deref().unwrap_or("none")
+        );
+    }
+    out
 }
 
 fn print_report_json(
@@ -579,6 +630,7 @@ fn print_report_json(
     seen: &controller::Look,
     record: &audit::Summary,
     pace: &crate::state::Pace,
+    lease: &Option<Option<crate::lease::Record>>,
 ) -> Result<()> {
     outln!(
         "{}",
@@ -597,6 +649,11 @@ fn print_report_json(
             "last_scale_down": record.last_down,
             "interrupted": record.interrupted,
             "pace": pace,
+            "lease": lease.as_ref().map(|l| l.as_ref().map(|r| serde_json::json!({
+                "holder": r.holder,
+                "epoch": r.epoch,
+            }))),
+            "marks": seen.observed.marks,
         }))?
     );
     Ok(())

@@ -186,9 +186,15 @@ impl Shared {
         }
     }
 
-    /// Where this daemon's API answers, as a URL for callers sent here.
+    /// Where this daemon's API answers, as a URL for callers sent here:
+    /// the listen address, or this host's name in place of an unspecified
+    /// one (0.0.0.0: every interface).
     pub fn listen_url(&self) -> String {
-        format!("http://{}", self.options.listen)
+        let listen = self.options.listen;
+        if listen.ip().is_unspecified() {
+            return format!("http://{}:{}", crate::engine::host_name(), listen.port());
+        }
+        format!("http://{listen}")
     }
 
     /// Forget the connection to `host`: the next [`Shared::engine`]
