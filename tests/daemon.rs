@@ -1137,28 +1137,37 @@ impl Drop for ComposeDown {
     }
 }
 
+/// The daemon's image, `vedfolnir-autoscaler:test`, built once from a
+/// static build of this checkout (deploy/docker/build.sh) with the quick
+/// profile: the image is what is tested, not the optimiser.
+pub(crate) fn daemon_image() -> &'static str {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = crate::util::root();
+        let out = Command::new(root.join("deploy/docker/build.sh"))
+            .current_dir(&root)
+            .env("IMAGE", "vedfolnir-autoscaler:test")
+            .env("BUILD_PROFILE", "image-test")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "deploy/docker/build.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    "vedfolnir-autoscaler:test"
+}
+
 #[test]
 fn the_daemons_from_scratch_image_runs_from_its_compose_file_and_scales_through_the_socket() {
     if !engine() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
-    let root = crate::util::root();
-    // The image, from a static build of this checkout (deploy/docker/build.sh),
-    // with the quick profile: the image is what is tested, not the optimiser.
-    let out = Command::new(root.join("deploy/docker/build.sh"))
-        .current_dir(&root)
-        .env("IMAGE", "vedfolnir-autoscaler:test")
-        .env("BUILD_PROFILE", "image-test")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "deploy/docker/build.sh failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    daemon_image();
     let p = Project::up("image", 1, image());
     // What the operator provides: a policies folder and a token, readable
     // by the daemon's user (65534).
@@ -1200,7 +1209,7 @@ fn the_daemons_from_scratch_image_runs_from_its_compose_file_and_scales_through_
     ];
     let project = format!("{}ctl", p.name);
     let down = ComposeDown(env.clone(), project.clone());
-    let file = root.join("deploy/docker/compose.yml");
+    let file = crate::util::root().join("deploy/docker/compose.yml");
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     crate::docker::cmd(
         "docker-compose",

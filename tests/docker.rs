@@ -701,6 +701,8 @@ impl Drop for Swarm {
     }
 }
 
+/// `running/desired` of the Swarm service named exactly `service` (the
+/// engine's name filter also matches longer names).
 pub(crate) fn swarm_replicas(service: &str) -> String {
     docker(&[
         "service",
@@ -708,10 +710,13 @@ pub(crate) fn swarm_replicas(service: &str) -> String {
         "--filter",
         &format!("name={service}"),
         "--format",
-        "{{.Replicas}}",
+        "{{.Name}} {{.Replicas}}",
     ])
     .expect_code(0)
     .stdout
+    .lines()
+    .find_map(|l| l.strip_prefix(&format!("{service} ")))
+    .unwrap_or("")
     .trim()
     .to_string()
 }

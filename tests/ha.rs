@@ -570,3 +570,110 @@ fn kill_stop_and_cut_under_two_daemons_lose_no_intent_and_fence_every_stale_writ
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// A stack deployed by a test, removed on drop with its secret.
+struct Stack {
+    name: String,
+    secret: String,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = docker(&["stack", "rm", &self.name]);
+        // The stack's tasks go away before its secret can.
+        let filter = format!("label=com.docker.stack.namespace={}", self.name);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !docker(&["ps", "-aq", "--filter", &filter])
+            .stdout
+            .trim()
+            .is_empty()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let _ = docker(&["secret", "rm", &self.secret]);
+    }
+}
+
+#[test]
+fn the_swarm_stack_runs_one_daemon_a_node_and_it_leads() {
+    use std::os::unix::fs::PermissionsExt;
+    if !engine() {
+        return;
+    }
+    let image = crate::daemon::daemon_image();
+    // The service the stack's policy scales: below its minimum of 2.
+    let swarm = Swarm::up("vtstack", 1);
+    let root = crate::util::root();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stack = Stack {
+        name: format!("vtstack{}", std::process::id()),
+        secret: format!("vtstack-token{}", std::process::id()),
+    };
+    // The shipped files, with this test's names: the service, the lease,
+    // the secret, a free port.
+    let text = std::fs::read_to_string(root.join("deploy/swarm/stack.yml"))
+        .unwrap()
+        .replace(
+            "VEDFOLNIR_LEASE_NAME: vedfolnir-autoscaler-lease",
+            &format!("VEDFOLNIR_LEASE_NAME: {}", swarm.lease),
+        )
+        .replace("vedfolnir-api-token", &stack.secret)
+        .replace("published: 9464", &format!("published: {}", free_port()));
+    std::fs::write(dir.path().join("stack.yml"), text).unwrap();
+    let policy = std::fs::read_to_string(root.join("deploy/swarm/policy.toml"))
+        .unwrap()
+        .replace("\"web\"", &format!("{:?}", swarm.service));
+    std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "correct-horse-battery-staple\n").unwrap();
+    docker(&["secret", "create", &stack.secret, token.to_str().unwrap()]).expect_code(0);
+    let gid = crate::docker::cmd("stat", &["-c", "%g", "/var/run/docker.sock"], &[])
+        .stdout
+        .trim()
+        .to_string();
+    let stack_file = dir.path().join("stack.yml");
+    crate::docker::cmd(
+        "docker",
+        &[
+            "stack",
+            "deploy",
+            "-c",
+            stack_file.to_str().unwrap(),
+            &stack.name,
+        ],
+        &[("DOCKER_GID", gid.as_str()), ("AUTOSCALER_IMAGE", image)],
+    )
+    .expect_code(0);
+    // One daemon runs on this one node (at most one a node): it takes the
+    // lease and restores the service's minimum.
+    swarm.wait_for("2/2", Duration::from_secs(120));
+    let service = format!("{}_autoscaler", stack.name);
+    let tasks = docker(&[
+        "service",
+        "ps",
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.CurrentState}} {{.Error}}",
+        &service,
+    ])
+    .expect_code(0)
+    .stdout;
+    assert_eq!(
+        tasks.lines().filter(|l| l.starts_with("Running")).count(),
+        1,
+        "{tasks}"
+    );
+    let logs = docker(&["service", "logs", "--raw", &service])
+        .expect_code(0)
+        .stdout;
+    assert!(logs.contains("took it at epoch 1"), "{logs}");
+    assert_eq!(
+        swarm.label("io.vedfolnir.autoscaler.epoch").as_deref(),
+        Some("1")
+    );
+    drop(stack);
+    drop(swarm);
+}
