@@ -170,13 +170,19 @@ fn one_of_two_daemons_acts_the_other_takes_over_and_a_woken_leader_writes_nothin
     swarm.wait_for("2/2", Duration::from_secs(60));
     // Its first decision as leader read warm windows: every signal has a
     // value (the docker source's CPU needs a previous read).
-    let lines = stand.lines_so_far(Duration::ZERO);
-    let first = lines
-        .iter()
-        .skip_while(|(_, l)| !l.contains("took it at epoch 2"))
-        .find(|(_, l)| l.starts_with(&format!("{}: ", swarm.service)) && l.contains("scores"))
-        .map(|(_, l)| l.clone())
-        .unwrap_or_default();
+    // (The line comes once its scale has converged: wait for it.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let lines = stand.lines_so_far(Duration::from_millis(200));
+        if let Some((_, l)) = lines
+            .iter()
+            .skip_while(|(_, l)| !l.contains("took it at epoch 2"))
+            .find(|(_, l)| l.starts_with(&format!("{}: ", swarm.service)) && l.contains("scores"))
+        {
+            break l.clone();
+        }
+        assert!(Instant::now() < deadline, "no decision after the takeover");
+    };
     assert!(
         first.contains("cpu ") && !first.contains("missing") && !first.contains("standby"),
         "{first}"

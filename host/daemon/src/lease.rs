@@ -193,6 +193,20 @@ pub struct SwarmStore {
     pub name: String,
 }
 
+impl SwarmStore {
+    /// The config holding `record`. Its data never changes (the engine
+    /// allows only label updates after creation): "vedfolnir-autoscaler
+    /// lease", base64.
+    fn spec(&self, record: &Record) -> ConfigSpec {
+        ConfigSpec {
+            name: Some(self.name.clone()),
+            labels: Some(record.labels()),
+            data: Some("dmVkZm9sbmlyLWF1dG9zY2FsZXIgbGVhc2UK".into()),
+            templating: None,
+        }
+    }
+}
+
 impl Store for SwarmStore {
     fn read(&self) -> BoxFuture<'_, Result<Option<(u64, Record)>, EngineError>> {
         Box::pin(async move {
@@ -222,14 +236,7 @@ impl Store for SwarmStore {
 
     fn create<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<Swap, EngineError>> {
         Box::pin(async move {
-            let spec = ConfigSpec {
-                name: Some(self.name.clone()),
-                labels: Some(record.labels()),
-                // The data is fixed: only labels may change after creation.
-                data: Some("dmVkZm9sbmlyLWF1dG9zY2FsZXIgbGVhc2UK".into()),
-                templating: None,
-            };
-            match self.engine.docker.create_config(spec).await {
+            match self.engine.docker.create_config(self.spec(record)).await {
                 Ok(_) => Ok(Swap::Won),
                 Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 409, ..
@@ -249,12 +256,7 @@ impl Store for SwarmStore {
         record: &'a Record,
     ) -> BoxFuture<'a, Result<Swap, EngineError>> {
         Box::pin(async move {
-            let spec = ConfigSpec {
-                name: Some(self.name.clone()),
-                labels: Some(record.labels()),
-                data: Some("dmVkZm9sbmlyLWF1dG9zY2FsZXIgbGVhc2UK".into()),
-                templating: None,
-            };
+            let spec = self.spec(record);
             let options = UpdateConfigOptionsBuilder::default()
                 .version(version as i64)
                 .build();
