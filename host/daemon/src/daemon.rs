@@ -21,6 +21,7 @@ pub mod status;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
@@ -119,7 +120,7 @@ pub(crate) fn load_all<'a>(
     let load = || {
         let mut out = Vec::new();
         loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(f) = files.get(i) else { break out };
             let started = Stopwatch::start();
             let fp = reload::file_fingerprint(f, overrides);
@@ -194,6 +195,7 @@ async fn serve(
         commands: Mutex::new(BTreeMap::new()),
         reconciled: Mutex::default(),
         stopping: false.into(),
+        started: false.into(),
         // The address bound (a port 0 given is a port now).
         options: RunOptions {
             listen: addr,
@@ -219,6 +221,8 @@ async fn serve(
     }
     // What changed since, and the folders' modules.
     registry.rescan(&shared).await;
+    // Every loop is registered: `/health` now waits for their reconciliation.
+    shared.started.store(true, Ordering::SeqCst);
     print_banner(&options, registry.services(), addr);
     watch_until_stopped(&mut registry, &shared, events).await?;
     drop(watcher);
@@ -240,9 +244,7 @@ async fn serve(
 /// Stop every loop after its pass in flight, then let go of the lease.
 async fn stop_loops(registry: &mut Registry, shared: &Shared) {
     // Refuse new requests; the loops answer those already queued.
-    shared
-        .stopping
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    shared.stopping.store(true, Ordering::SeqCst);
     // Every loop at once: stopped one after another, a loop would go on
     // starting passes (and scale actions) while the one before it finished.
     futures_util::future::join_all(registry.drain().into_iter().map(|s| s.stop())).await;

@@ -620,6 +620,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
 /// interrupted (what it found is written before it is ready); 503 naming
 /// those still to, while their engine has not been reached.
 async fn health(State(api): State<Arc<Api>>) -> Response {
+    if !api.started.load(std::sync::atomic::Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: the policies are loading\n",
+        )
+            .into_response();
+    }
     let pending: Vec<String> = {
         let reconciled = api.reconciled.lock().expect("reconciled lock");
         api.commands
@@ -759,6 +766,7 @@ mod tests {
             commands: Mutex::default(),
             reconciled: Mutex::default(),
             stopping: stopping.into(),
+            started: true.into(),
             options: super::super::shared::RunOptions {
                 policies: Vec::new(),
                 interval: Duration::from_secs(15),
@@ -836,6 +844,18 @@ mod tests {
             let r = reqwest::get(format!("{url}/health")).await.unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
         };
+        // Before the policies found at start have their loops: not ready.
+        shared
+            .started
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let (code, body) = get().await;
+        assert_eq!(
+            (code, body.as_str()),
+            (503, "starting: the policies are loading\n")
+        );
+        shared
+            .started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(
             get().await,
             (200, "ok\n".into()),

@@ -91,6 +91,9 @@ pub struct Shared {
     pub reconciled: Mutex<std::collections::BTreeSet<String>>,
     /// The daemon is stopping: requests are refused, not queued.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// The policies found at start have their loops (until then `/health`
+    /// has no loop to wait for, and must not say ok).
+    pub started: std::sync::atomic::AtomicBool,
     /// The options.
     pub options: RunOptions,
     /// The sources every service reads (Prometheus, the alerts); each
