@@ -354,17 +354,11 @@ fn point(who: &str, at: KillAt) -> String {
 }
 
 fn rounds() -> u32 {
-    std::env::var("VEDFOLNIR_CHAOS_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(8)
+    crate::util::env_or("VEDFOLNIR_CHAOS_ROUNDS", 8)
 }
 
 fn seed() -> u64 {
-    std::env::var("VEDFOLNIR_CHAOS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_cafe)
+    crate::util::env_or("VEDFOLNIR_CHAOS_SEED", 0x5eed_cafe)
 }
 
 #[test]

@@ -47,10 +47,8 @@ fn daemon(swarm: &Swarm, state: &Path, policy: &Path, webhook: &str) -> Daemon {
 
 /// The audit records of a state directory with `event`.
 fn events(state: &Path, event: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(state.join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    audit(state)
+        .into_iter()
         .filter(|r| r["event"] == event)
         .collect()
 }
@@ -415,20 +413,6 @@ fn tally(dirs: &[&Path]) -> Tally {
 /// (SIGCONT after), or its engine endpoint cut (restored after).
 const FAULTS: [&str; 3] = ["kill", "stop", "cut"];
 
-fn ha_rounds() -> u32 {
-    std::env::var("VEDFOLNIR_HA_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-}
-
-fn ha_seed() -> u64 {
-    std::env::var("VEDFOLNIR_HA_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x4a11_5eed)
-}
-
 /// Wait until exactly one node says it leads (a woken old leader has
 /// said it lost); its index.
 fn leading(nodes: &mut [Node], service: &str, limit: Duration) -> usize {
@@ -452,8 +436,8 @@ fn kill_stop_and_cut_under_two_daemons_lose_no_intent_and_fence_every_stale_writ
     if !engine() {
         return;
     }
-    let rounds = ha_rounds();
-    let mut rng = crate::chaos::Rng(ha_seed());
+    let rounds = crate::util::env_or("VEDFOLNIR_HA_ROUNDS", 3u32);
+    let mut rng = crate::chaos::Rng(crate::util::env_or("VEDFOLNIR_HA_SEED", 0x4a11_5eed));
     let swarm = Swarm::up("vtchaos", 2);
     let root = tempfile::tempdir().unwrap();
     let policy = root.path().join("ha.toml");

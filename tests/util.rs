@@ -33,6 +33,15 @@ impl Output {
     }
 }
 
+/// `name` from the environment, parsed; `default` when unset or not a
+/// value of its kind (the series' lengths and seeds).
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -224,29 +224,20 @@ impl Actuator for DockerActuator {
                 TargetKind::Compose { .. } => {
                     compose::scale(&self.engine, &self.rollout, plan, action).await
                 }
-                TargetKind::Swarm => {
-                    let fence = self.fence()?;
-                    // A plan made under an earlier term is not carried out.
-                    if let Some(f) = fence
-                        && plan.epoch != Some(f.epoch)
-                    {
-                        return Err(EngineError::Fenced {
-                            why: format!(
-                                "planned at epoch {:?}, and this daemon now leads at epoch {}; nothing written",
-                                plan.epoch, f.epoch
-                            ),
-                        });
+                TargetKind::Swarm => match self.fence() {
+                    Ok(fence) => {
+                        swarm::scale(
+                            &self.engine,
+                            &self.target,
+                            &self.rollout,
+                            plan,
+                            action,
+                            fence,
+                        )
+                        .await
                     }
-                    swarm::scale(
-                        &self.engine,
-                        &self.target,
-                        &self.rollout,
-                        plan.to,
-                        action,
-                        fence,
-                    )
-                    .await
-                }
+                    Err(e) => Err(e),
+                },
             };
             // The next pass sees what the scale did, not a listing from before.
             self.engine.view.forget();

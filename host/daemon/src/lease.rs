@@ -25,7 +25,7 @@
 //! take over. A leader that cannot renew in that time steps down
 //! (`lease-lost`). Every write to a Swarm service carries the writer's
 //! epoch as a label in the same update, compared and swapped on the
-//! service's version ([`crate::actuators::swarm`]): a writer whose epoch is
+//! service's version (in `actuators/swarm.rs`): a writer whose epoch is
 //! below the service's does not write.
 
 use std::collections::HashMap;

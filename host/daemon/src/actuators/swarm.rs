@@ -169,7 +169,21 @@ pub async fn settle(
 /// Whether a write fenced by `fence` may go on a service whose labels
 /// say `marks`: the holder's lease has not run out by its own clock, and
 /// no higher epoch has written to the service.
-fn check_fence(fence: &Fence, marks: &Marks, service: &str) -> Result<(), EngineError> {
+fn check_fence(
+    fence: &Fence,
+    planned_at: Option<u64>,
+    marks: &Marks,
+    service: &str,
+) -> Result<(), EngineError> {
+    // A plan made under another term is not carried out.
+    if planned_at != Some(fence.epoch) {
+        return Err(EngineError::Fenced {
+            why: format!(
+                "planned at epoch {planned_at:?}, and this daemon now leads at epoch {}; nothing written",
+                fence.epoch
+            ),
+        });
+    }
     if !fence.holds(Instant::now()) {
         return Err(EngineError::Fenced {
             why: format!(
@@ -228,10 +242,11 @@ pub struct Write<'a> {
 async fn write_count(
     engine: &Engine,
     target: &Target,
-    to: u32,
+    plan: &ScalePlan,
     action: &str,
     fence: Option<Fence>,
 ) -> Result<Result<(), String>, EngineError> {
+    let to = plan.to;
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -246,7 +261,12 @@ async fn write_count(
         // epoch written since makes the update fail out of sequence, and
         // the next round sees it.
         if let Some(f) = &fence {
-            check_fence(f, &Marks::of(spec.labels.as_ref()), &target.name)?;
+            check_fence(
+                f,
+                plan.epoch,
+                &Marks::of(spec.labels.as_ref()),
+                &target.name,
+            )?;
         }
         let Some(replicated) = spec.mode.as_mut().and_then(|m| m.replicated.as_mut()) else {
             return Ok(Err(format!(
@@ -305,14 +325,15 @@ pub async fn scale(
     engine: &Engine,
     target: &Target,
     rollout: &Rollout,
-    to: u32,
+    plan: &ScalePlan,
     action: &str,
     fence: Option<Fence>,
 ) -> Result<ScaleReport, EngineError> {
     let started = Instant::now();
+    let to = plan.to;
     let before = state(engine, target).await?;
     let mut report = ScaleReport::new(before.running, to);
-    if let Err(e) = write_count(engine, target, to, action, fence).await? {
+    if let Err(e) = write_count(engine, target, plan, action, fence).await? {
         report.error = Some(e);
         return Ok(report.finish(started));
     }
