@@ -5,27 +5,31 @@
 //! pushes a [`GuardReason`] recording the value before and after:
 //!
 //! ```text
-//!   paused? ──yes──> hold
+//!   paused? ──yes──> hold                                        paused
 //!     │no
-//!   current outside [min, max]? ──yes──> restore the bound (no cooldown,
-//!     │no                                no data needed: bounds are config)
-//!   policy failed (trap, timeout, oom, error)? ──yes──> hold
+//!   current outside [min, max]? ──yes──> restore the bound   restore_bounds
+//!     │no          (no cooldown, no data needed: bounds are config)
+//!   policy failed (trap, timeout, oom, error)? ──yes──> hold  policy_failed
 //!     │no
 //!   recommendation malformed (non-finite score,
-//!   direction disagrees with desired)? ──yes──> hold
+//!   direction disagrees with desired)? ──yes──> hold  invalid_recommendation
 //!     │no
-//!   recommends hold? ──yes──> hold
+//!   recommends hold? ──yes──> hold                            policy_hold
 //!     │no
-//!   a required signal missing or stale? ──yes──> hold
+//!   a required signal missing or stale? ──yes──> hold    missing_or_stale
 //!     │no
-//!   clamp desired to [min, max]; limit the step (2 up, 1 down)
+//!   clamp desired to [min, max];                                  clamp
+//!   limit the step (2 up, 1 down)                            limit_step
 //!     │
-//!   nothing left to change? ──yes──> hold
+//!   nothing left to change? ──yes──> hold                      no_change
 //!     │no
-//!   in cooldown for that direction? ──yes──> hold
+//!   in cooldown for that direction? ──yes──> hold               cooldown
 //!     │no
 //!   scale
 //! ```
+//!
+//! Each rule is a small function of its own (named on the right), and
+//! [`decide`] runs them in this order.
 //!
 //! Cooldowns are separate per direction: a scale-up waits `cooldown_up`
 //! after the last scale-up; a scale-down waits `cooldown_down` after the last
@@ -285,7 +289,9 @@ pub struct Requirements<'a> {
     pub required: &'a [SignalId],
 }
 
-/// Apply the guard rails to one evaluation. Pure: `now` comes from `input`.
+/// Apply the guard rails to one evaluation, rule by rule in the order the
+/// module's diagram draws: the first rule that stops it decides, with every
+/// intervention before it kept. Pure: `now` comes from `input`.
 pub fn decide(
     config: &GuardConfig,
     state: &GuardState,
@@ -293,259 +299,258 @@ pub fn decide(
     requirements: Requirements<'_>,
     outcome: Result<&Recommendation, &PolicyFailure>,
 ) -> Decision {
-    let now = input.now;
     let current = input.current_replicas;
-    let mut reasons = Vec::new();
-    let recommended = outcome.ok().map(|r| r.desired_replicas);
-    let hold = |reasons: Vec<GuardReason>| Decision {
+    let held = Decision {
         current,
-        recommended,
+        recommended: outcome.ok().map(|r| r.desired_replicas),
         target: current,
         direction: Direction::Hold,
-        reasons,
+        reasons: Vec::new(),
     };
-    let mut push = |rule, from: Option<u32>, to: Option<u32>, message: String| {
-        reasons.push(GuardReason {
-            rule,
-            from,
-            to,
-            message,
-        });
-    };
-
-    if state.paused {
-        push(
-            Rule::Paused,
-            None,
-            None,
-            "automatic scaling is paused by an operator".into(),
-        );
-        return hold(reasons);
+    if let Some(reason) = paused(state) {
+        return held.because(vec![reason]);
     }
-
     // Bounds are configuration, not metrics: restore them even when the
     // policy failed or the data is stale, and without waiting for a cooldown.
-    if current < config.min_replicas {
-        push(
-            Rule::BelowMinimum,
-            Some(current),
-            Some(config.min_replicas),
-            format!(
-                "{current} replicas is below the minimum {}: restoring it",
-                config.min_replicas
-            ),
-        );
-        return Decision {
-            current,
-            recommended,
-            target: config.min_replicas,
-            direction: Direction::Up,
-            reasons,
-        };
+    if let Some((target, reason)) = restore_bounds(config, current) {
+        return held.scaled_to(target).because(vec![reason]);
     }
-    if current > config.max_replicas {
-        push(
-            Rule::AboveMaximum,
-            Some(current),
-            Some(config.max_replicas),
-            format!(
-                "{current} replicas is above the maximum {}: restoring it",
-                config.max_replicas
-            ),
-        );
-        return Decision {
-            current,
-            recommended,
-            target: config.max_replicas,
-            direction: Direction::Down,
-            reasons,
-        };
-    }
-
     let rec = match outcome {
         Ok(rec) => rec,
-        Err(failure) => {
-            push(
-                Rule::PolicyFailed,
-                None,
-                None,
-                format!(
-                    "policy failed ({}): {}; holding",
-                    failure.kind, failure.message
-                ),
-            );
-            return hold(reasons);
-        }
+        Err(failure) => return held.because(vec![policy_failed(failure)]),
     };
-
-    if let Some(problem) = malformed(rec, current) {
-        push(
-            Rule::InvalidRecommendation,
-            None,
-            None,
-            format!("{problem}; holding"),
-        );
-        return hold(reasons);
+    if let Some(reason) = invalid_recommendation(rec, current).or_else(|| policy_hold(rec)) {
+        return held.because(vec![reason]);
     }
-
-    if rec.direction == Direction::Hold {
-        push(
-            Rule::PolicyHold,
-            None,
-            None,
-            "the policy recommends holding".into(),
-        );
-        return hold(reasons);
+    let data = missing_or_stale(config, input, requirements);
+    if !data.is_empty() {
+        return held.because(data);
     }
+    let (target, mut reasons) = clamp(config, rec.desired_replicas);
+    let (target, step) = limit_step(config, current, target);
+    reasons.extend(step);
+    let stop =
+        no_change(current, target).or_else(|| cooldown(config, state, input.now, current, target));
+    if let Some(reason) = stop {
+        reasons.push(reason);
+        return held.because(reasons);
+    }
+    held.scaled_to(target).because(reasons)
+}
 
-    let mut data_problem = false;
-    for signal in requirements.required {
-        match input.window(signal).and_then(|w| {
-            w.samples
-                .iter()
-                .rev()
-                .find(|s| s.value.is_finite())
-                .map(|s| (w, s))
-        }) {
-            None => {
-                let why = input
-                    .window(signal)
-                    .and_then(|w| w.missing_reason.clone())
-                    .unwrap_or_else(|| "no finite sample".into());
-                push(
-                    Rule::DataMissing,
-                    None,
-                    None,
-                    format!("required signal {signal} is missing ({why}); holding"),
-                );
-                data_problem = true;
-            }
-            Some((_, newest)) => {
-                let age = now.saturating_sub(newest.at).max(0) as u64;
-                if age > config.staleness {
-                    push(
-                        Rule::DataStale,
-                        None,
-                        None,
-                        format!(
-                            "required signal {signal} is stale: newest sample is {} old, limit {}; holding",
-                            format_duration(age),
-                            format_duration(config.staleness)
-                        ),
-                    );
-                    data_problem = true;
-                }
-            }
+impl Decision {
+    /// This decision, going to `target`.
+    fn scaled_to(self, target: u32) -> Decision {
+        Decision {
+            target,
+            direction: Direction::between(self.current, target),
+            ..self
         }
     }
-    if data_problem {
-        return hold(reasons);
+
+    /// This decision, with the rules' interventions that led to it.
+    fn because(self, reasons: Vec<GuardReason>) -> Decision {
+        Decision { reasons, ..self }
+    }
+}
+
+impl GuardReason {
+    /// An intervention that blocks, changing no count.
+    fn new(rule: Rule, message: String) -> GuardReason {
+        GuardReason {
+            rule,
+            from: None,
+            to: None,
+            message,
+        }
     }
 
-    let mut target = rec.desired_replicas;
-    if target > config.max_replicas {
-        push(
+    /// An intervention that changes the count from `from` to `to`.
+    fn change(rule: Rule, from: u32, to: u32, message: String) -> GuardReason {
+        GuardReason {
+            rule,
+            from: Some(from),
+            to: Some(to),
+            message,
+        }
+    }
+}
+
+/// Rule 1: an operator paused automatic scaling.
+fn paused(state: &GuardState) -> Option<GuardReason> {
+    state.paused.then(|| {
+        GuardReason::new(
+            Rule::Paused,
+            "automatic scaling is paused by an operator".into(),
+        )
+    })
+}
+
+/// Rule 2: a count outside `[min, max]` is restored to the bound it
+/// crossed, whatever the policy said.
+fn restore_bounds(config: &GuardConfig, current: u32) -> Option<(u32, GuardReason)> {
+    let (rule, bound, side) = if current < config.min_replicas {
+        (Rule::BelowMinimum, config.min_replicas, "below the minimum")
+    } else if current > config.max_replicas {
+        (Rule::AboveMaximum, config.max_replicas, "above the maximum")
+    } else {
+        return None;
+    };
+    let message = format!("{current} replicas is {side} {bound}: restoring it");
+    Some((bound, GuardReason::change(rule, current, bound, message)))
+}
+
+/// Rule 3: the policy gave no recommendation.
+fn policy_failed(failure: &PolicyFailure) -> GuardReason {
+    GuardReason::new(
+        Rule::PolicyFailed,
+        format!(
+            "policy failed ({}): {}; holding",
+            failure.kind, failure.message
+        ),
+    )
+}
+
+/// Rule 4: a recommendation that cannot be trusted ([`malformed`]).
+fn invalid_recommendation(rec: &Recommendation, current: u32) -> Option<GuardReason> {
+    malformed(rec, current)
+        .map(|problem| GuardReason::new(Rule::InvalidRecommendation, format!("{problem}; holding")))
+}
+
+/// Rule 5: the policy itself recommends holding.
+fn policy_hold(rec: &Recommendation) -> Option<GuardReason> {
+    (rec.direction == Direction::Hold)
+        .then(|| GuardReason::new(Rule::PolicyHold, "the policy recommends holding".into()))
+}
+
+/// Rule 6: every required signal without a finite sample, or whose newest
+/// is older than the staleness limit (all of them are named).
+fn missing_or_stale(
+    config: &GuardConfig,
+    input: &PolicyInput,
+    requirements: Requirements<'_>,
+) -> Vec<GuardReason> {
+    let mut reasons = Vec::new();
+    for signal in requirements.required {
+        let window = input.window(signal);
+        let newest = window.and_then(|w| w.samples.iter().rev().find(|s| s.value.is_finite()));
+        let Some(newest) = newest else {
+            let why = window
+                .and_then(|w| w.missing_reason.clone())
+                .unwrap_or_else(|| "no finite sample".into());
+            let message = format!("required signal {signal} is missing ({why}); holding");
+            reasons.push(GuardReason::new(Rule::DataMissing, message));
+            continue;
+        };
+        let age = input.now.saturating_sub(newest.at).max(0) as u64;
+        if age > config.staleness {
+            let message = format!(
+                "required signal {signal} is stale: newest sample is {} old, limit {}; holding",
+                format_duration(age),
+                format_duration(config.staleness)
+            );
+            reasons.push(GuardReason::new(Rule::DataStale, message));
+        }
+    }
+    reasons
+}
+
+/// Rule 7: the desired count, clamped to `[min, max]`.
+fn clamp(config: &GuardConfig, desired: u32) -> (u32, Vec<GuardReason>) {
+    let (min, max) = (config.min_replicas, config.max_replicas);
+    let mut reasons = Vec::new();
+    let mut target = desired;
+    if target > max {
+        let message = format!("desired {target} clamped to the maximum {max}");
+        reasons.push(GuardReason::change(
             Rule::ClampedToMax,
-            Some(target),
-            Some(config.max_replicas),
-            format!(
-                "desired {target} clamped to the maximum {}",
-                config.max_replicas
-            ),
-        );
-        target = config.max_replicas;
+            target,
+            max,
+            message,
+        ));
+        target = max;
     }
-    if target < config.min_replicas {
-        push(
+    if target < min {
+        let message = format!("desired {target} clamped to the minimum {min}");
+        reasons.push(GuardReason::change(
             Rule::ClampedToMin,
-            Some(target),
-            Some(config.min_replicas),
-            format!(
-                "desired {target} clamped to the minimum {}",
-                config.min_replicas
-            ),
-        );
-        target = config.min_replicas;
+            target,
+            min,
+            message,
+        ));
+        target = min;
     }
-    if target > current && target - current > config.max_step_up {
-        let limited = current + config.max_step_up;
-        push(
-            Rule::StepLimited,
-            Some(target),
-            Some(limited),
+    (target, reasons)
+}
+
+/// Rule 8: at most `max_step_up` replicas added, `max_step_down` removed,
+/// by one action.
+fn limit_step(config: &GuardConfig, current: u32, target: u32) -> (u32, Option<GuardReason>) {
+    let (limited, message) = if target > current && target - current > config.max_step_up {
+        (
+            current + config.max_step_up,
             format!("scale-up step limited to {} per action", config.max_step_up),
-        );
-        target = limited;
-    }
-    if target < current && current - target > config.max_step_down {
-        let limited = current - config.max_step_down;
-        push(
-            Rule::StepLimited,
-            Some(target),
-            Some(limited),
+        )
+    } else if target < current && current - target > config.max_step_down {
+        (
+            current - config.max_step_down,
             format!(
                 "scale-down step limited to {} per action",
                 config.max_step_down
             ),
-        );
-        target = limited;
-    }
+        )
+    } else {
+        return (target, None);
+    };
+    let reason = GuardReason::change(Rule::StepLimited, target, limited, message);
+    (limited, Some(reason))
+}
 
-    let direction = Direction::between(current, target);
-    if direction == Direction::Hold {
-        push(
+/// Rule 9: after the bounds, nothing is left to change.
+fn no_change(current: u32, target: u32) -> Option<GuardReason> {
+    (current == target).then(|| {
+        GuardReason::new(
             Rule::NoChange,
-            None,
-            None,
             format!("already at {current} after the bounds; holding"),
+        )
+    })
+}
+
+/// Rule 10: the direction's cooldown is running. A scale-up waits
+/// `cooldown_up` after the last scale-up; a scale-down `cooldown_down`
+/// after the last scale either way.
+fn cooldown(
+    config: &GuardConfig,
+    state: &GuardState,
+    now: TimestampMs,
+    current: u32,
+    target: u32,
+) -> Option<GuardReason> {
+    let (rule, last, wait, what) = match Direction::between(current, target) {
+        Direction::Up => (
+            Rule::CooldownUp,
+            state.last_scale_up,
+            config.cooldown_up,
+            "scale-up cooldown: last scale-up",
+        ),
+        Direction::Down => (
+            Rule::CooldownDown,
+            state.last_scale(),
+            config.cooldown_down,
+            "scale-down cooldown: last scale",
+        ),
+        Direction::Hold => return None,
+    };
+    let elapsed = now.saturating_sub(last?).max(0) as u64;
+    (elapsed < wait).then(|| {
+        let message = format!(
+            "{what} {} ago, cooldown {}, {} left",
+            format_duration(elapsed),
+            format_duration(wait),
+            format_duration(wait - elapsed)
         );
-        return hold(reasons);
-    }
-
-    let since = |t: Option<TimestampMs>| t.map(|t| now.saturating_sub(t).max(0) as u64);
-    match direction {
-        Direction::Up => {
-            if let Some(elapsed) = since(state.last_scale_up).filter(|e| *e < config.cooldown_up) {
-                push(
-                    Rule::CooldownUp,
-                    Some(target),
-                    Some(current),
-                    format!(
-                        "scale-up cooldown: last scale-up {} ago, cooldown {}, {} left",
-                        format_duration(elapsed),
-                        format_duration(config.cooldown_up),
-                        format_duration(config.cooldown_up - elapsed)
-                    ),
-                );
-                return hold(reasons);
-            }
-        }
-        Direction::Down => {
-            if let Some(elapsed) = since(state.last_scale()).filter(|e| *e < config.cooldown_down) {
-                push(
-                    Rule::CooldownDown,
-                    Some(target),
-                    Some(current),
-                    format!(
-                        "scale-down cooldown: last scale {} ago, cooldown {}, {} left",
-                        format_duration(elapsed),
-                        format_duration(config.cooldown_down),
-                        format_duration(config.cooldown_down - elapsed)
-                    ),
-                );
-                return hold(reasons);
-            }
-        }
-        Direction::Hold => unreachable!("handled above"),
-    }
-
-    Decision {
-        current,
-        recommended,
-        target,
-        direction,
-        reasons,
-    }
+        GuardReason::change(rule, target, current, message)
+    })
 }
 
 /// The guard rails' rule for an operator's request (`scale-up`,
@@ -1074,5 +1079,190 @@ mod tests {
             only_down.cooldowns_end(&config),
             (None, Some(NOW - 20 * MIN))
         );
+    }
+
+    fn config() -> GuardConfig {
+        GuardConfig::default()
+    }
+
+    #[test]
+    fn restore_bounds_table() {
+        // (current, expected target and rule); bounds 2..=5.
+        let table: &[(u32, Option<(u32, Rule)>)] = &[
+            (0, Some((2, Rule::BelowMinimum))),
+            (1, Some((2, Rule::BelowMinimum))),
+            (2, None),
+            (5, None),
+            (6, Some((5, Rule::AboveMaximum))),
+            (40, Some((5, Rule::AboveMaximum))),
+        ];
+        for (current, want) in table {
+            let got = restore_bounds(&config(), *current);
+            let got = got.map(|(t, r)| {
+                assert_eq!((r.from, r.to), (Some(*current), Some(t)), "{current}");
+                (t, r.rule)
+            });
+            assert_eq!(got, *want, "current {current}");
+        }
+    }
+
+    #[test]
+    fn clamp_table() {
+        let table: &[(u32, u32, &[Rule])] = &[
+            (0, 2, &[Rule::ClampedToMin]),
+            (2, 2, &[]),
+            (4, 4, &[]),
+            (5, 5, &[]),
+            (9, 5, &[Rule::ClampedToMax]),
+        ];
+        for (desired, target, rules) in table {
+            let (got, reasons) = clamp(&config(), *desired);
+            let got_rules: Vec<Rule> = reasons.iter().map(|r| r.rule).collect();
+            assert_eq!(
+                (got, got_rules.as_slice()),
+                (*target, *rules),
+                "desired {desired}"
+            );
+        }
+        // Bounds that cross (min above max) end at the minimum, both said.
+        let crossed = GuardConfig {
+            min_replicas: 4,
+            max_replicas: 3,
+            ..config()
+        };
+        let (got, reasons) = clamp(&crossed, 9);
+        assert_eq!(got, 4);
+        assert_eq!(reasons.len(), 2);
+    }
+
+    #[test]
+    fn limit_step_table() {
+        // (current, target, limited); steps 2 up and 1 down.
+        let table: &[(u32, u32, u32)] = &[
+            (3, 4, 4),
+            (3, 5, 5),
+            (2, 5, 4),
+            (5, 4, 4),
+            (5, 2, 4),
+            (3, 3, 3),
+        ];
+        for (current, target, limited) in table {
+            let (got, reason) = limit_step(&config(), *current, *target);
+            assert_eq!(got, *limited, "{current} -> {target}");
+            assert_eq!(reason.is_some(), limited != target, "{current} -> {target}");
+            if let Some(r) = reason {
+                assert_eq!(
+                    (r.rule, r.from, r.to),
+                    (Rule::StepLimited, Some(*target), Some(got))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cooldown_table() {
+        // (last up, last down, current -> target, the rule that holds).
+        type Row = (Option<i64>, Option<i64>, u32, u32, Option<Rule>);
+        let table: &[Row] = &[
+            (None, None, 3, 4, None),
+            (None, None, 3, 2, None),
+            (Some(4 * MIN), None, 3, 4, Some(Rule::CooldownUp)),
+            (Some(5 * MIN), None, 3, 4, None),
+            (Some(4 * MIN), None, 3, 2, Some(Rule::CooldownDown)),
+            (Some(11 * MIN), None, 3, 2, None),
+            (None, Some(9 * MIN), 3, 2, Some(Rule::CooldownDown)),
+            (None, Some(MIN), 3, 4, None),
+            (Some(MIN), Some(MIN), 3, 3, None),
+        ];
+        for (up, down, current, target, want) in table {
+            let state = GuardState {
+                last_scale_up: up.map(|a| NOW - a),
+                last_scale_down: down.map(|a| NOW - a),
+                paused: false,
+            };
+            let got = cooldown(&config(), &state, NOW, *current, *target);
+            assert_eq!(
+                got.as_ref().map(|r| r.rule),
+                *want,
+                "{up:?} {down:?} {current}->{target}"
+            );
+            if let Some(r) = got {
+                assert_eq!((r.from, r.to), (Some(*target), Some(*current)));
+                assert!(r.message.contains("left"), "{}", r.message);
+            }
+        }
+    }
+
+    #[test]
+    fn the_blocking_rules_say_why_or_stay_silent() {
+        let paused_state = GuardState {
+            paused: true,
+            ..GuardState::default()
+        };
+        assert_eq!(paused(&paused_state).map(|r| r.rule), Some(Rule::Paused));
+        assert!(paused(&GuardState::default()).is_none());
+        assert!(policy_hold(&rec(3, 4)).is_none());
+        assert_eq!(
+            policy_hold(&rec(3, 3)).map(|r| r.rule),
+            Some(Rule::PolicyHold)
+        );
+        assert!(invalid_recommendation(&rec(3, 4), 3).is_none());
+        let mut nan = rec(3, 4);
+        nan.scale_up_score = f64::NAN;
+        let r = invalid_recommendation(&nan, 3).unwrap();
+        assert!(r.message.contains("scale-up-score is NaN"), "{}", r.message);
+        assert!(no_change(3, 4).is_none());
+        assert_eq!(no_change(3, 3).map(|r| r.rule), Some(Rule::NoChange));
+        let failure = PolicyFailure {
+            kind: FailureKind::Timeout,
+            message: "past 100ms".into(),
+        };
+        assert_eq!(
+            policy_failed(&failure).message,
+            "policy failed (timeout): past 100ms; holding"
+        );
+    }
+
+    #[test]
+    fn missing_or_stale_names_every_required_signal_at_fault() {
+        let required = [SignalId::Cpu, SignalId::QueueDepth];
+        let needs = Requirements {
+            required: &required,
+        };
+        // cpu fresh, queue-depth absent.
+        let reasons = missing_or_stale(&config(), &input(3), needs);
+        let rules: Vec<Rule> = reasons.iter().map(|r| r.rule).collect();
+        assert_eq!(rules, [Rule::DataMissing]);
+        assert!(
+            reasons[0].message.contains("queue-depth"),
+            "{}",
+            reasons[0].message
+        );
+        // cpu two minutes old (limit one), queue-depth only NaN.
+        let mut old = input(3);
+        old.signals[0].samples[0].at = NOW - 2 * MIN;
+        old.signals.push(SignalWindow {
+            signal: SignalId::QueueDepth,
+            samples: vec![Sample {
+                at: NOW,
+                value: f64::NAN,
+            }],
+            missing_reason: None,
+        });
+        let reasons = missing_or_stale(&config(), &old, needs);
+        let rules: Vec<Rule> = reasons.iter().map(|r| r.rule).collect();
+        assert_eq!(rules, [Rule::DataStale, Rule::DataMissing]);
+        assert!(
+            reasons[0].message.contains("2m old"),
+            "{}",
+            reasons[0].message
+        );
+        assert!(
+            reasons[1].message.contains("no finite sample"),
+            "{}",
+            reasons[1].message
+        );
+        // Nothing required, nothing said.
+        assert!(missing_or_stale(&config(), &old, Requirements { required: &[] }).is_empty());
     }
 }

@@ -304,42 +304,17 @@ fn expand(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut samples = Vec::new();
-    if !d.segments.is_empty() {
-        // Newest segment covers offsets [0, len_n]; the one before it
-        // (len_n, len_n + len_{n-1}], and so on.
-        let total = lengths
-            .iter()
-            .fold(0u64, |sum, l| sum.saturating_add(l.unwrap_or(0)));
-        let count = total / step + 1;
-        if count > MAX_SAMPLES {
-            return Err(vec![SnapshotError {
+    let mut samples = if d.segments.is_empty() {
+        Vec::new()
+    } else {
+        let lengths: Vec<u64> = lengths.iter().map(|l| l.unwrap_or(0)).collect();
+        segment_samples(&d.segments, &lengths, step, end).map_err(|message| {
+            vec![SnapshotError {
                 key: key.to_string(),
-                message: format!(
-                    "{} at a step of {} is {count} samples, more than the {MAX_SAMPLES} a signal may have; shorten the segments or lengthen `step`",
-                    crate::duration::format_duration(total),
-                    crate::duration::format_duration(step),
-                ),
-            }]);
-        }
-        let mut offset = 0u64;
-        while offset <= total {
-            let mut boundary = 0u64;
-            let mut value = d.segments[0].value;
-            for (segment, len) in d.segments.iter().zip(&lengths).rev() {
-                boundary += len.unwrap_or(0);
-                if offset <= boundary {
-                    value = segment.value;
-                    break;
-                }
-            }
-            samples.push(Sample {
-                at: end.saturating_sub(offset as i64),
-                value: value.get(),
-            });
-            offset += step;
-        }
-    }
+                message,
+            }]
+        })?
+    };
     for (sample, ago) in d.samples.iter().zip(&explicit) {
         samples.push(Sample {
             at: end.saturating_sub(ago.unwrap_or(0).min(i64::MAX as u64) as i64),
@@ -348,6 +323,46 @@ fn expand(
     }
     samples.sort_by_key(|s| s.at);
     Ok((samples, d.missing.clone()))
+}
+
+/// The samples of consecutive segments (`lengths[i]` long each) ending at
+/// `end`, one each `step` back from it: the newest segment covers offsets
+/// `[0, len_n]`, the one before it `(len_n, len_n + len_{n-1}]`, and so on.
+/// Refused past [`MAX_SAMPLES`], saying what to change.
+fn segment_samples(
+    segments: &[Segment],
+    lengths: &[u64],
+    step: u64,
+    end: TimestampMs,
+) -> Result<Vec<Sample>, String> {
+    let total = lengths.iter().fold(0u64, |sum, l| sum.saturating_add(*l));
+    let count = total / step + 1;
+    if count > MAX_SAMPLES {
+        return Err(format!(
+            "{} at a step of {} is {count} samples, more than the {MAX_SAMPLES} a signal may have; shorten the segments or lengthen `step`",
+            crate::duration::format_duration(total),
+            crate::duration::format_duration(step),
+        ));
+    }
+    let mut samples = Vec::with_capacity(count as usize);
+    let mut offset = 0u64;
+    while offset <= total {
+        let mut boundary = 0u64;
+        let mut value = segments[0].value;
+        for (segment, len) in segments.iter().zip(lengths).rev() {
+            boundary += len;
+            if offset <= boundary {
+                value = segment.value;
+                break;
+            }
+        }
+        samples.push(Sample {
+            at: end.saturating_sub(offset as i64),
+            value: value.get(),
+        });
+        offset += step;
+    }
+    Ok(samples)
 }
 
 /// A parameter value as written in a policy or scenario file, before its

@@ -147,8 +147,6 @@ impl Sandbox {
             stage,
             message,
         };
-        let engine = &self.inner.engine;
-
         check_header(bytes).map_err(|m| fail(Stage::Decode, m))?;
         check_memory_minimum(bytes, self.inner.config.memory_cap)
             .map_err(|m| fail(Stage::Decode, m))?;
@@ -160,13 +158,28 @@ impl Sandbox {
             .compile_cached(bytes, &digest)
             .map_err(|m| fail(Stage::Decode, m))?;
 
+        let pre = self.link(&component).map_err(|(stage, m)| fail(stage, m))?;
+        let (loaded, plugin) = self
+            .describe(pre, label, &digest, provenance)
+            .map_err(|m| fail(Stage::Describe, m))?;
+        self.keep_in_use(digest, &loaded);
+        Ok(plugin)
+    }
+
+    /// The world, import and link stages: the component exports the
+    /// contract's world, imports only what a policy may
+    /// ([`ALLOWED_IMPORT_PREFIXES`]), and links against the host.
+    fn link(
+        &self,
+        component: &Component,
+    ) -> Result<bindings::PolicyPre<crate::State>, (Stage, String)> {
+        let engine = &self.inner.engine;
         let ty = component.component_type();
         let exports: Vec<String> = ty
             .exports(engine)
             .map(|(name, _)| name.to_string())
             .collect();
-        check_world(&exports).map_err(|m| fail(Stage::World, m))?;
-
+        check_world(&exports).map_err(|m| (Stage::World, m))?;
         let imports: Vec<String> = ty
             .imports(engine)
             .map(|(name, _)| name.to_string())
@@ -177,7 +190,7 @@ impl Sandbox {
             .filter(|n| !ALLOWED_IMPORT_PREFIXES.iter().any(|p| n.starts_with(p)))
             .collect();
         if !refused.is_empty() {
-            return Err(fail(
+            return Err((
                 Stage::Imports,
                 format!(
                     "imports {} which a policy may not use (policies get no filesystem, network or \
@@ -187,20 +200,28 @@ impl Sandbox {
                 ),
             ));
         }
-
-        let pre = self
-            .inner
+        self.inner
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .and_then(bindings::PolicyPre::new)
-            .map_err(|e| fail(Stage::Link, format!("{e:#}")))?;
+            .map_err(|e| (Stage::Link, format!("{e:#}")))
+    }
 
-        // Described and checked on a plugin of its own, then shared.
+    /// The describe stage: `describe` called on a plugin of its own, its
+    /// answer checked (a name, defaults of their declared kinds, defaults
+    /// the policy's own `validate-config` accepts), then the plugin made.
+    fn describe(
+        &self,
+        pre: bindings::PolicyPre<crate::State>,
+        label: &str,
+        digest: &str,
+        provenance: Provenance,
+    ) -> Result<(Arc<Loaded>, Plugin), String> {
         let describing = Arc::new(Loaded {
             pre: pre.clone(),
             description: vedfolnir_core::Description::new("(describing)", "", ""),
         });
-        let plugin = Plugin::of(self, describing, label, digest.clone(), provenance);
+        let plugin = Plugin::of(self, describing, label, digest.to_string(), provenance);
         let description = plugin
             .call("describe", 0, |policy, store| {
                 policy
@@ -208,47 +229,36 @@ impl Sandbox {
                     .call_describe(store)
             })
             .map(crate::convert::description)
-            .map_err(|e| fail(Stage::Describe, format!("{}: {}", e.kind, e.message)))?;
+            .map_err(|e| format!("{}: {}", e.kind, e.message))?;
         if description.name.is_empty() {
-            return Err(fail(
-                Stage::Describe,
-                "describe returned an empty name".into(),
-            ));
+            return Err("describe returned an empty name".into());
         }
         let defaults = description.default_params();
-        for spec in &description.params {
-            if spec.default.kind() != spec.kind {
-                return Err(fail(
-                    Stage::Describe,
-                    format!(
-                        "parameter {} is declared {} but its default is {}",
-                        spec.key,
-                        spec.kind,
-                        spec.default.kind()
-                    ),
-                ));
-            }
+        if let Some(spec) = description
+            .params
+            .iter()
+            .find(|p| p.default.kind() != p.kind)
+        {
+            return Err(format!(
+                "parameter {} is declared {} but its default is {}",
+                spec.key,
+                spec.kind,
+                spec.default.kind()
+            ));
         }
         let loaded = Arc::new(Loaded { pre, description });
-        let plugin = Plugin::of(self, loaded.clone(), label, digest.clone(), provenance);
+        let plugin = Plugin::of(self, loaded.clone(), label, digest.to_string(), provenance);
         match plugin.validate_config(&defaults) {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => Ok((loaded, plugin)),
             Ok(Err(errors)) => {
                 let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                return Err(fail(
-                    Stage::Describe,
-                    format!("the policy rejects its own defaults: {}", list.join("; ")),
-                ));
+                Err(format!(
+                    "the policy rejects its own defaults: {}",
+                    list.join("; ")
+                ))
             }
-            Err(e) => {
-                return Err(fail(
-                    Stage::Describe,
-                    format!("validate-config {}: {}", e.kind, e.message),
-                ));
-            }
+            Err(e) => Err(format!("validate-config {}: {}", e.kind, e.message)),
         }
-        self.keep_in_use(digest, &loaded);
-        Ok(plugin)
     }
 
     /// The component of `digest`, when a plugin of this sandbox still uses

@@ -47,7 +47,8 @@ fn calm_defaults() -> Calm {
     }
 }
 
-struct Config {
+/// The effective configuration, read from parameters.
+pub struct Config {
     metric: SignalId,
     kind: Kind,
     price: f64,
@@ -62,8 +63,7 @@ struct Config {
 }
 
 impl Config {
-    fn read(params: &[Param]) -> (Config, Result<(), Vec<ConfigError>>) {
-        let mut p = Params::new(params);
+    fn read(p: &mut Params) -> Config {
         let metric = p.signal("metric", "cpu");
         let total = p.boolean("metric.total", false);
         let positive = |p: &mut Params, key: &str, default: f64| {
@@ -73,9 +73,9 @@ impl Config {
             }
             v
         };
-        let price = positive(&mut p, "price", 0.05);
-        let slo = positive(&mut p, "slo.p95", 0.5);
-        let service_time = positive(&mut p, "service-time", 0.08);
+        let price = positive(p, "price", 0.05);
+        let slo = positive(p, "slo.p95", 0.5);
+        let service_time = positive(p, "service-time", 0.08);
         let workers = p.number("workers", 8.0);
         if !(1.0..=10_000.0).contains(&workers) || workers.fract() != 0.0 {
             p.error(
@@ -110,13 +110,13 @@ impl Config {
                 format!("must be from 0 to 10, found {margin}"),
             );
         }
-        let calm = calm_defaults().read(&mut p);
+        let calm = calm_defaults().read(p);
         let staleness = p.duration("staleness", MINUTE);
         if staleness == 0 {
             p.error("staleness", "must be longer than 0");
         }
         let workers = workers.clamp(1.0, 10_000.0) as u32;
-        let config = Config {
+        Config {
             metric,
             kind: Kind::from_total(total),
             price,
@@ -130,8 +130,7 @@ impl Config {
             margin,
             staleness,
             calm,
-        };
-        (config, p.finish())
+        }
     }
 
     fn hourly(&self, replicas: u32) -> f64 {
@@ -139,7 +138,9 @@ impl Config {
     }
 }
 
-impl Policy for CostAware {
+impl Configured for CostAware {
+    type Config = Config;
+
     fn describe() -> Description {
         Description {
             name: "cost-aware".into(),
@@ -184,49 +185,71 @@ impl Policy for CostAware {
         }
     }
 
-    fn validate_config(params: &[Param]) -> Result<(), Vec<ConfigError>> {
-        Config::read(params).1
+    fn read(params: &mut Params) -> Config {
+        Config::read(params)
     }
 
-    fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
-        let (config, valid) = Config::read(&input.params);
-        valid.map_err(|errors| vedfolnir_sdk::params::invalid(&errors))?;
-        Ok(evaluate(&config, input))
+    fn decide(config: &Config, input: &PolicyInput) -> Result<Recommendation, String> {
+        Ok(evaluate(config, input))
     }
 }
 
 fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
     let current = input.current_replicas;
-    let name = config.metric.name().to_string();
     let mut reasons = Vec::new();
+    if let Err(why) = newest(input, &config.metric, config.staleness) {
+        let name = config.metric.name();
+        reasons.push(Reason::new(format!("{name}-missing"), why));
+        return recommend(current, current, reasons);
+    }
     let samples = input
         .window(&config.metric)
         .map_or(&[][..], |w| w.samples.as_slice());
     let replicas: &[Sample] = input
         .window(&SignalId::InstanceCount)
         .map_or(&[], |w| w.samples.as_slice());
-    if let Err(why) = newest(input, &config.metric, config.staleness) {
-        reasons.push(Reason::new(format!("{name}-missing"), why));
-        return recommend(current, current, reasons);
-    }
-
-    // Demand in requests per second: decided on the mean over
-    // `scale-up.window` (or the newest sample, a panic), sized for its
-    // noise; a scale-down plans for the mean plus the noise margin over the
-    // stabilisation window (`tracking::Calm`'s levels, through the model).
-    let capacity = config.queue.capacity();
     let level = Levels::read(config, samples, replicas, input.now, current);
-    let p95_at = |demand: f64, n: u32| {
-        if n == 0 {
-            return f64::INFINITY;
-        }
-        config
-            .queue
-            .response_time_quantile(demand / f64::from(n), 0.95)
-    };
     let ceiling = input.max_replicas.max(1);
+    let (demand, rising) = plan(config, &level, current, ceiling, &mut reasons);
+    let mut n = slo_count(config, demand, current, ceiling, rising, &mut reasons);
+    if n < current {
+        n = scale_down_margin(config, demand, n, current, &mut reasons);
+    }
+    if let Some(more) = observed_p95_high(config, input, n, &mut reasons) {
+        n = more;
+    }
+    if config.budget > 0.0 {
+        n = budget_cap(config, demand, n, &mut reasons);
+    }
+    trade_off(config, demand, n, current, &mut reasons);
+    recommend(current, n, reasons)
+}
+
+/// The model's p95 response time for `demand` requests a second over `n`
+/// replicas (infinite for none).
+fn p95_at(config: &Config, demand: f64, n: u32) -> f64 {
+    if n == 0 {
+        return f64::INFINITY;
+    }
+    config
+        .queue
+        .response_time_quantile(demand / f64::from(n), 0.95)
+}
+
+/// The demand to plan for, in requests per second with the headroom, and
+/// whether demand is rising. It is decided on the mean over
+/// `scale-up.window` (or the newest sample, a panic), sized for its noise;
+/// a scale-down plans for the mean plus the noise margin over the
+/// stabilisation window (`tracking::Calm`'s levels, through the model).
+fn plan(
+    config: &Config,
+    level: &Levels,
+    current: u32,
+    ceiling: u32,
+    reasons: &mut Vec<Reason>,
+) -> (f64, bool) {
     let meets = |demand: f64| {
-        (1..=ceiling).find(|&n| p95_at(demand * (1.0 + config.headroom), n) <= config.slo)
+        (1..=ceiling).find(|&n| p95_at(config, demand * (1.0 + config.headroom), n) <= config.slo)
     };
     let rising = meets(level.decide).is_none_or(|n| n > current) || level.panic;
     let (planned, basis) = if rising {
@@ -251,99 +274,132 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         )
     };
     let demand = planned * (1.0 + config.headroom);
-    let p95 = |n: u32| p95_at(demand, n);
     reasons.push(Reason {
         observed: Some(level.newest),
         ..Reason::new(
             "demand",
             format!(
-                "demand {:.1} req/s now; {basis} (+{:.0}% headroom: {demand:.1}); one replica serves {capacity:.1}",
+                "demand {:.1} req/s now; {basis} (+{:.0}% headroom: {demand:.1}); one replica serves {:.1}",
                 level.newest,
-                config.headroom * 100.0
+                config.headroom * 100.0,
+                config.queue.capacity()
             ),
         )
     });
+    (demand, rising)
+}
 
-    let reachable = (1..=ceiling).find(|&n| p95(n) <= config.slo);
+/// The fewest replicas whose p95 meets the SLO (the maximum, said, when
+/// none does); never fewer than now while rising, never more otherwise.
+fn slo_count(
+    config: &Config,
+    demand: f64,
+    current: u32,
+    ceiling: u32,
+    rising: bool,
+    reasons: &mut Vec<Reason>,
+) -> u32 {
+    let reachable = (1..=ceiling).find(|&n| p95_at(config, demand, n) <= config.slo);
     if reachable.is_none() {
         reasons.push(Reason::new(
             "slo-unreachable",
             format!(
                 "even the maximum {ceiling} replicas give an estimated p95 of {} against the SLO {:.3}s",
-                seconds(p95(ceiling)),
+                seconds(p95_at(config, demand, ceiling)),
                 config.slo
             ),
         ));
     }
-    let mut n = reachable.unwrap_or(ceiling);
+    let n = reachable.unwrap_or(ceiling);
     if rising {
-        n = n.max(current);
+        n.max(current)
     } else {
-        // Not past the point of needing more: never more than now.
-        n = n.min(current);
+        n.min(current)
     }
-    if n < current {
-        // Hysteresis: shrink only to a count that would still meet the SLO
-        // with `scale-down.margin` more demand, so a load hovering at a
-        // boundary does not flap.
-        let strict = demand * (1.0 + config.margin);
-        let safe = (n..current)
-            .find(|&k| p95_at(strict, k) <= config.slo)
-            .unwrap_or(current);
-        if safe > n {
-            reasons.push(Reason::new(
-                "scale-down-margin",
-                format!(
-                    "{n} would meet the SLO, but only {safe} meets it with {:.0}% more demand: {safe}",
-                    config.margin * 100.0
-                ),
-            ));
-            n = safe;
-        }
-    }
+}
 
-    // The model's estimate against what is observed.
-    if let Some(observed) = input
+/// Hysteresis: shrink only to a count that would still meet the SLO with
+/// `scale-down.margin` more demand, so a load hovering at a boundary does
+/// not flap.
+fn scale_down_margin(
+    config: &Config,
+    demand: f64,
+    n: u32,
+    current: u32,
+    reasons: &mut Vec<Reason>,
+) -> u32 {
+    let strict = demand * (1.0 + config.margin);
+    let safe = (n..current)
+        .find(|&k| p95_at(config, strict, k) <= config.slo)
+        .unwrap_or(current);
+    if safe > n {
+        reasons.push(Reason::new(
+            "scale-down-margin",
+            format!(
+                "{n} would meet the SLO, but only {safe} meets it with {:.0}% more demand: {safe}",
+                config.margin * 100.0
+            ),
+        ));
+    }
+    safe.max(n)
+}
+
+/// The model's estimate against what is observed: a fresh observed p95
+/// above the SLO, where the model keeps or lowers the count, asks one more
+/// replica than now.
+fn observed_p95_high(
+    config: &Config,
+    input: &PolicyInput,
+    n: u32,
+    reasons: &mut Vec<Reason>,
+) -> Option<u32> {
+    let observed = input
         .window(&SignalId::ResponseTimeP95)
         .and_then(|w| w.samples.last())
         .filter(|s| s.value.is_finite() && input.now - s.at <= config.staleness as i64)
-        .map(|s| s.value)
-        && observed > config.slo
-        && n <= current
-    {
-        n = current + 1;
-        reasons.push(Reason {
-            observed: Some(observed),
-            threshold: Some(config.slo),
-            ..Reason::new(
-                "observed-p95-high",
-                format!(
-                    "observed p95 {observed:.3}s is above the SLO although the model expects it met: one more replica"
-                ),
-            )
-        });
+        .map(|s| s.value)?;
+    if observed <= config.slo || n > input.current_replicas {
+        return None;
     }
+    reasons.push(Reason {
+        observed: Some(observed),
+        threshold: Some(config.slo),
+        ..Reason::new(
+            "observed-p95-high",
+            format!(
+                "observed p95 {observed:.3}s is above the SLO although the model expects it met: one more replica"
+            ),
+        )
+    });
+    Some(input.current_replicas + 1)
+}
 
-    if config.budget > 0.0 {
-        let affordable = (config.budget / config.price + 1e-9).floor() as u32;
-        if n > affordable {
-            reasons.push(Reason {
-                observed: Some(config.hourly(n)),
-                threshold: Some(config.budget),
-                ..Reason::new(
-                    "budget-cap",
-                    format!(
-                        "the SLO needs {n} replicas ({:.2}/h) but the budget {:.2}/h buys {affordable}: estimated p95 {} (SLO at risk)",
-                        config.hourly(n),
-                        config.budget,
-                        seconds(p95(affordable))
-                    ),
-                )
-            });
-            n = affordable;
-        }
+/// At most what `budget` buys at `price`, saying what the SLO needed.
+fn budget_cap(config: &Config, demand: f64, n: u32, reasons: &mut Vec<Reason>) -> u32 {
+    let affordable = (config.budget / config.price + 1e-9).floor() as u32;
+    if n <= affordable {
+        return n;
     }
+    reasons.push(Reason {
+        observed: Some(config.hourly(n)),
+        threshold: Some(config.budget),
+        ..Reason::new(
+            "budget-cap",
+            format!(
+                "the SLO needs {n} replicas ({:.2}/h) but the budget {:.2}/h buys {affordable}: estimated p95 {} (SLO at risk)",
+                config.hourly(n),
+                config.budget,
+                seconds(p95_at(config, demand, affordable))
+            ),
+        )
+    });
+    affordable
+}
 
+/// The choice's cost and p95 against one replica fewer, and what a
+/// scale-down saves.
+fn trade_off(config: &Config, demand: f64, n: u32, current: u32, reasons: &mut Vec<Reason>) {
+    let p95 = |n: u32| p95_at(config, demand, n);
     let fewer = n.saturating_sub(1);
     let trade = if fewer == 0 {
         String::new()
@@ -377,7 +433,6 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             ),
         ));
     }
-    recommend(current, n, reasons)
 }
 
 /// The share of the replicas' capacity in use past which the newest sample

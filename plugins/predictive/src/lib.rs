@@ -27,7 +27,7 @@
 
 use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
-use vedfolnir_sdk::tracking::{Calm, Kind, Tracker, newest, recommend};
+use vedfolnir_sdk::tracking::{Calm, Decided, Kind, Tracker, newest, recommend};
 
 /// The policy.
 pub struct Predictive;
@@ -47,7 +47,8 @@ fn calm_defaults() -> Calm {
     }
 }
 
-struct Config {
+/// The effective configuration, read from parameters.
+pub struct Config {
     metric: SignalId,
     tracker: Tracker,
     /// The reactive part: target tracking that does not follow noise.
@@ -66,8 +67,7 @@ struct Config {
 }
 
 impl Config {
-    fn read(params: &[Param]) -> (Config, Result<(), Vec<ConfigError>>) {
-        let mut p = Params::new(params);
+    fn read(p: &mut Params) -> Config {
         let metric = p.signal("metric", "cpu");
         let total = p.boolean("metric.total", false);
         let target = p.number("target", 0.6);
@@ -81,7 +81,7 @@ impl Config {
                 format!("must be from 0 to below 1, found {tolerance}"),
             );
         }
-        let calm = calm_defaults().read(&mut p);
+        let calm = calm_defaults().read(p);
         let startup = p.duration("startup", MINUTE);
         let history = p.duration("history", 72 * HOUR);
         let season = p.duration("season", 24 * HOUR);
@@ -89,40 +89,7 @@ impl Config {
         let trend_window = p.duration("trend.window", 30 * MINUTE);
         let correction = p.duration("forecast.correction", 30 * MINUTE);
         let staleness = p.duration("staleness", MINUTE);
-        for (key, value) in [
-            ("season", season),
-            ("bucket", bucket),
-            ("trend.window", trend_window),
-            ("staleness", staleness),
-        ] {
-            if value == 0 {
-                p.error(key, "must be longer than 0");
-            }
-        }
-        if bucket > 0 && season > 0 {
-            if !season.is_multiple_of(bucket) {
-                p.error(
-                    "season",
-                    format!(
-                        "must be a whole number of buckets ({}), found {}",
-                        Pretty(bucket),
-                        Pretty(season)
-                    ),
-                );
-            } else if season / bucket < 2 {
-                p.error("bucket", "must be at most half the season");
-            }
-        }
-        if history < 2 * season {
-            p.error(
-                "history",
-                format!(
-                    "must cover at least two seasons ({}) for the seasonal forecast, found {}",
-                    Pretty(2 * season),
-                    Pretty(history)
-                ),
-            );
-        }
+        check_periods(p, [season, bucket, trend_window, staleness, history]);
         let fraction = |p: &mut Params, key: &str, default: f64| {
             let v = p.number(key, default);
             if !(v > 0.0 && v < 1.0) {
@@ -130,10 +97,10 @@ impl Config {
             }
             v
         };
-        let alpha = fraction(&mut p, "smoothing.level", 0.5);
-        let beta = fraction(&mut p, "smoothing.trend", 0.05);
-        let gamma = fraction(&mut p, "smoothing.season", 0.3);
-        let config = Config {
+        let alpha = fraction(p, "smoothing.level", 0.5);
+        let beta = fraction(p, "smoothing.trend", 0.05);
+        let gamma = fraction(p, "smoothing.season", 0.3);
+        Config {
             metric,
             tracker: Tracker {
                 kind: Kind::from_total(total),
@@ -151,12 +118,52 @@ impl Config {
             gamma,
             correction,
             staleness,
-        };
-        (config, p.finish())
+        }
     }
 }
 
-impl Policy for Predictive {
+/// The periods must be longer than 0, the season a whole number of at
+/// least two buckets, and the history at least two seasons.
+fn check_periods(p: &mut Params, [season, bucket, trend_window, staleness, history]: [u64; 5]) {
+    for (key, value) in [
+        ("season", season),
+        ("bucket", bucket),
+        ("trend.window", trend_window),
+        ("staleness", staleness),
+    ] {
+        if value == 0 {
+            p.error(key, "must be longer than 0");
+        }
+    }
+    if bucket > 0 && season > 0 {
+        if !season.is_multiple_of(bucket) {
+            p.error(
+                "season",
+                format!(
+                    "must be a whole number of buckets ({}), found {}",
+                    Pretty(bucket),
+                    Pretty(season)
+                ),
+            );
+        } else if season / bucket < 2 {
+            p.error("bucket", "must be at most half the season");
+        }
+    }
+    if history < 2 * season {
+        p.error(
+            "history",
+            format!(
+                "must cover at least two seasons ({}) for the seasonal forecast, found {}",
+                Pretty(2 * season),
+                Pretty(history)
+            ),
+        );
+    }
+}
+
+impl Configured for Predictive {
+    type Config = Config;
+
     fn describe() -> Description {
         Description {
             name: "predictive".into(),
@@ -189,14 +196,12 @@ impl Policy for Predictive {
         }
     }
 
-    fn validate_config(params: &[Param]) -> Result<(), Vec<ConfigError>> {
-        Config::read(params).1
+    fn read(params: &mut Params) -> Config {
+        Config::read(params)
     }
 
-    fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
-        let (config, valid) = Config::read(&input.params);
-        valid.map_err(|errors| vedfolnir_sdk::params::invalid(&errors))?;
-        Ok(evaluate(&config, input))
+    fn decide(config: &Config, input: &PolicyInput) -> Result<Recommendation, String> {
+        Ok(evaluate(config, input))
     }
 }
 
@@ -233,37 +238,12 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         }
     };
 
-    // Reactive: target tracking that does not follow the noise.
-    let decided = config.calm.decide(
-        &config.tracker,
-        (samples, replicas),
-        input.now,
-        current,
-        newest,
-    );
+    let decided = reactive(config, input, (samples, replicas), newest, &mut reasons);
     let reactive = decided.want;
-    reasons.push(Reason {
-        observed: Some(newest),
-        threshold: Some(config.tracker.target),
-        ..Reason::new(
-            "reactive",
-            format!(
-                "{name} {newest:.3} against target {:.3}; {}: reactive count {reactive}",
-                config.tracker.target, decided.basis
-            ),
-        )
-    });
-    if let Some(hpa) = decided.held_down {
-        reasons.push(Reason::new(
-            "scale-down-stabilized",
-            config.calm.held_down_message(hpa, reactive),
-        ));
-    }
-    let mut desired = reactive;
 
     // Predictive: only ever raises the count.
     let demand = demand_series(config, samples, replicas, current);
-    match forecast(config, &demand, input.now) {
+    let desired = match forecast(config, &demand, input.now) {
         Forecast::Needs {
             replicas: needed,
             demand: peak,
@@ -282,53 +262,122 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
                     ),
                 )
             });
-            // A forecast is a steady rise: like a reactive one without
-            // bursts, it waits until it is past `scale-up.tolerance`.
-            let past_band = f64::from(needed)
-                > (f64::from(current) * (1.0 + config.calm.up_tolerance))
-                    .max(f64::from(current) + 1.0);
-            if needed > desired && past_band {
-                // Sized like any scale-up: for the recent demand and its
-                // noise too, so the raise is not followed by another.
-                let to = needed
-                    .max(decided.sized_up)
-                    .max(replicas_for(config, hold_demand));
-                reasons.push(Reason::new(
-                    "forecast-raises",
-                    format!(
-                        "the forecast needs {needed}: the count rises from {desired} to {to} (the recent demand and its noise need {})",
-                        decided.sized_up
-                    ),
-                ));
-                desired = to;
-            }
-            if desired < current {
-                // Hysteresis: scale in only to a count that carries the
-                // forecast with the tolerance to spare, so a forecast
-                // hovering at a replica boundary does not flap.
-                let keep = replicas_for(config, hold_demand * (1.0 + config.tracker.tolerance));
-                if keep > desired {
-                    let to = keep.min(current);
-                    reasons.push(Reason::new(
-                        "forecast-holds",
-                        format!(
-                            "scale in only to {to}: the forecast for the next {} plus {:.0}% needs {keep}",
-                            Pretty(config.startup + config.calm.down_window.max(config.bucket)),
-                            config.tracker.tolerance * 100.0
-                        ),
-                    ));
-                    desired = to;
-                }
-            }
+            let desired = forecast_raises(
+                config,
+                current,
+                reactive,
+                needed,
+                &decided,
+                hold_demand,
+                &mut reasons,
+            );
+            forecast_holds(config, current, desired, hold_demand, &mut reasons)
         }
         Forecast::Unavailable(why) => {
             reasons.push(Reason::new(
                 "forecast-unavailable",
                 format!("{why}: reactive only"),
             ));
+            reactive
         }
-    }
+    };
     recommend(current, desired, reasons)
+}
+
+/// The reactive part: target tracking that does not follow the noise
+/// ([`Calm::decide`]), with its reasons.
+fn reactive(
+    config: &Config,
+    input: &PolicyInput,
+    windows: (&[Sample], &[Sample]),
+    newest: f64,
+    reasons: &mut Vec<Reason>,
+) -> Decided {
+    let name = config.metric.name();
+    let current = input.current_replicas;
+    let decided = config
+        .calm
+        .decide(&config.tracker, windows, input.now, current, newest);
+    let count = decided.want;
+    reasons.push(Reason {
+        observed: Some(newest),
+        threshold: Some(config.tracker.target),
+        ..Reason::new(
+            "reactive",
+            format!(
+                "{name} {newest:.3} against target {:.3}; {}: reactive count {count}",
+                config.tracker.target, decided.basis
+            ),
+        )
+    });
+    if let Some(hpa) = decided.held_down {
+        reasons.push(Reason::new(
+            "scale-down-stabilized",
+            config.calm.held_down_message(hpa, count),
+        ));
+    }
+    decided
+}
+
+/// The count the forecast raises the reactive one to, when it needs more
+/// than the reactive count and past `scale-up.tolerance` (a forecast is a
+/// steady rise: like a reactive one without bursts, it waits until then).
+/// Sized like any scale-up: for the recent demand and its noise too, so
+/// the raise is not followed by another.
+fn forecast_raises(
+    config: &Config,
+    current: u32,
+    reactive: u32,
+    needed: u32,
+    decided: &Decided,
+    hold_demand: f64,
+    reasons: &mut Vec<Reason>,
+) -> u32 {
+    let past_band = f64::from(needed)
+        > (f64::from(current) * (1.0 + config.calm.up_tolerance)).max(f64::from(current) + 1.0);
+    if needed <= reactive || !past_band {
+        return reactive;
+    }
+    let to = needed
+        .max(decided.sized_up)
+        .max(replicas_for(config, hold_demand));
+    reasons.push(Reason::new(
+        "forecast-raises",
+        format!(
+            "the forecast needs {needed}: the count rises from {reactive} to {to} (the recent demand and its noise need {})",
+            decided.sized_up
+        ),
+    ));
+    to
+}
+
+/// Hysteresis: scale in only to a count that carries the forecast with the
+/// tolerance to spare, so a forecast hovering at a replica boundary does
+/// not flap.
+fn forecast_holds(
+    config: &Config,
+    current: u32,
+    desired: u32,
+    hold_demand: f64,
+    reasons: &mut Vec<Reason>,
+) -> u32 {
+    if desired >= current {
+        return desired;
+    }
+    let keep = replicas_for(config, hold_demand * (1.0 + config.tracker.tolerance));
+    if keep <= desired {
+        return desired;
+    }
+    let to = keep.min(current);
+    reasons.push(Reason::new(
+        "forecast-holds",
+        format!(
+            "scale in only to {to}: the forecast for the next {} plus {:.0}% needs {keep}",
+            Pretty(config.startup + config.calm.down_window.max(config.bucket)),
+            config.tracker.tolerance * 100.0
+        ),
+    ));
+    to
 }
 
 /// The demand at each sample: the value times the replica count of its
@@ -647,7 +696,7 @@ mod tests {
 
     #[test]
     fn holt_winters_anticipates_the_daily_rise() {
-        let (config, _) = Config::read(&[Param {
+        let (config, _) = vedfolnir_sdk::read_config::<Predictive>(&[Param {
             key: "startup".into(),
             value: ParamValue::Duration(HOUR),
         }]);
@@ -670,7 +719,7 @@ mod tests {
     }
 
     fn seasonal_peak(correction: u64, demand: &[Sample], now: i64) -> (f64, String) {
-        let (config, valid) = Config::read(&[Param {
+        let (config, valid) = vedfolnir_sdk::read_config::<Predictive>(&[Param {
             key: "forecast.correction".into(),
             value: ParamValue::Duration(correction),
         }]);
@@ -730,7 +779,7 @@ mod tests {
 
     #[test]
     fn a_rising_line_is_extrapolated_with_too_little_history_for_a_season() {
-        let (config, _) = Config::read(&[]);
+        let (config, _) = vedfolnir_sdk::read_config::<Predictive>(&[]);
         let now = 10 * HOUR as i64;
         let demand: Vec<Sample> = (0..60)
             .map(|i| Sample {

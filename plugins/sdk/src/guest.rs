@@ -15,17 +15,6 @@ pub mod bindings {
 use bindings::vedfolnir::autoscaler::{host, types as wit};
 
 use crate::Policy;
-use crate::log::Level;
-
-pub(crate) fn log(level: Level, message: &str) {
-    let level = match level {
-        Level::Debug => host::Level::Debug,
-        Level::Info => host::Level::Info,
-        Level::Warn => host::Level::Warn,
-        Level::Error => host::Level::Error,
-    };
-    host::log(level, message);
-}
 
 /// `describe`, converted.
 pub fn describe<P: Policy>() -> wit::Description {

@@ -1,6 +1,7 @@
 //! Write a Vedfolnir Autoscaler scaling policy in Rust.
 //!
-//! Implement [`Policy`] on a type, call [`export_policy!`] once, and build
+//! Implement [`Policy`] on a type (or [`Configured`], when its parameters
+//! are read into a configuration), call [`export_policy!`] once, and build
 //! with `cargo build --target wasm32-wasip2 --release`: the result is a
 //! `.wasm` component that the daemon loads, sandboxes and hot-reloads. The
 //! same type runs natively in plain `cargo test` through [`testing`], on the
@@ -50,9 +51,9 @@ pub mod prelude {
     pub use crate::params::Params;
     pub use crate::window::{Held, held, latest_within};
     pub use crate::{
-        ConfigError, Description, Direction, DurationMs, Param, ParamKind, ParamSpec, ParamValue,
-        Policy, PolicyInput, Reason, Recommendation, Sample, SignalId, SignalSpec, SignalWindow,
-        TimestampMs,
+        ConfigError, Configured, Description, Direction, DurationMs, Param, ParamKind, ParamSpec,
+        ParamValue, Policy, PolicyInput, Reason, Recommendation, Sample, SignalId, SignalSpec,
+        SignalWindow, TimestampMs,
     };
 }
 
@@ -71,6 +72,52 @@ pub trait Policy {
 
     /// Evaluate one service.
     fn evaluate(input: &PolicyInput) -> Result<Recommendation, String>;
+}
+
+/// A policy whose parameters are read into a configuration of its own.
+/// Implement this instead of [`Policy`] and the glue is the SDK's: one
+/// [`read`](Configured::read) serves both calls, so `validate_config`
+/// reports every problem it records, and `evaluate` refuses an invalid
+/// configuration (naming every key) before it calls
+/// [`decide`](Configured::decide).
+pub trait Configured {
+    /// What the parameters are read into.
+    type Config;
+
+    /// As [`Policy::describe`].
+    fn describe() -> Description;
+
+    /// Read the parameters, recording each problem with
+    /// [`Params::error`](params::Params::error) and going on with a
+    /// fallback in its place, so that every problem is reported at once.
+    fn read(params: &mut params::Params<'_>) -> Self::Config;
+
+    /// Evaluate one service, on a configuration that read without a problem.
+    fn decide(config: &Self::Config, input: &PolicyInput) -> Result<Recommendation, String>;
+}
+
+impl<T: Configured> Policy for T {
+    fn describe() -> Description {
+        <T as Configured>::describe()
+    }
+
+    fn validate_config(params: &[Param]) -> Result<(), Vec<ConfigError>> {
+        read_config::<T>(params).1
+    }
+
+    fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
+        let (config, valid) = read_config::<T>(&input.params);
+        valid.map_err(|errors| params::invalid(&errors))?;
+        T::decide(&config, input)
+    }
+}
+
+/// A [`Configured`] policy's configuration, and every problem reading it
+/// found.
+pub fn read_config<T: Configured>(params: &[Param]) -> (T::Config, Result<(), Vec<ConfigError>>) {
+    let mut p = params::Params::new(params);
+    let config = T::read(&mut p);
+    (config, p.finish())
 }
 
 /// Export a [`Policy`] implementation as the component's

@@ -18,7 +18,16 @@ pub enum Level {
 /// Write one log line.
 pub fn log(level: Level, message: &str) {
     #[cfg(target_arch = "wasm32")]
-    crate::guest::log(level, message);
+    {
+        use crate::guest::bindings::vedfolnir::autoscaler::host;
+        let level = match level {
+            Level::Debug => host::Level::Debug,
+            Level::Info => host::Level::Info,
+            Level::Warn => host::Level::Warn,
+            Level::Error => host::Level::Error,
+        };
+        host::log(level, message);
+    }
     #[cfg(not(target_arch = "wasm32"))]
     eprintln!("[policy {level:?}] {message}");
 }

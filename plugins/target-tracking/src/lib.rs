@@ -45,7 +45,8 @@ struct Metric {
     tracker: Tracker,
 }
 
-struct Config {
+/// The effective configuration, read from parameters.
+pub struct Config {
     metrics: Vec<Metric>,
     up_window: u64,
     staleness: u64,
@@ -54,8 +55,7 @@ struct Config {
 }
 
 impl Config {
-    fn read(params: &[Param]) -> (Config, Result<(), Vec<ConfigError>>) {
-        let mut p = Params::new(params);
+    fn read(p: &mut Params) -> Config {
         let tolerance = p.number("tolerance", 0.1);
         if !(0.0..1.0).contains(&tolerance) {
             p.error(
@@ -82,16 +82,10 @@ impl Config {
                 });
             }
         };
-        add(&mut p, "target.cpu", SignalId::Cpu, Kind::Average, 0.6);
+        add(p, "target.cpu", SignalId::Cpu, Kind::Average, 0.6);
+        add(p, "target.memory", SignalId::Memory, Kind::Average, 0.0);
         add(
-            &mut p,
-            "target.memory",
-            SignalId::Memory,
-            Kind::Average,
-            0.0,
-        );
-        add(
-            &mut p,
+            p,
             "target.queue-depth",
             SignalId::QueueDepth,
             Kind::Total,
@@ -105,7 +99,7 @@ impl Config {
             }
         } else {
             match custom.parse::<SignalId>() {
-                Ok(signal) => add(&mut p, "custom.target", signal, Kind::Total, 0.0),
+                Ok(signal) => add(p, "custom.target", signal, Kind::Total, 0.0),
                 Err(e) => p.error("custom.signal", e.to_string()),
             }
         }
@@ -114,24 +108,25 @@ impl Config {
         if staleness == 0 {
             p.error("staleness", "must be longer than 0");
         }
-        let calm = Calm::default().read(&mut p);
+        let calm = Calm::default().read(p);
         if metrics.is_empty() && !bad_target {
             p.error(
                 "target.cpu",
                 "no metric has a target: set target.cpu, target.memory, target.queue-depth or custom.target above 0",
             );
         }
-        let config = Config {
+        Config {
             metrics,
             up_window,
             staleness,
             calm,
-        };
-        (config, p.finish())
+        }
     }
 }
 
-impl Policy for TargetTracking {
+impl Configured for TargetTracking {
+    type Config = Config;
+
     fn describe() -> Description {
         Description {
             name: "target-tracking".into(),
@@ -159,27 +154,36 @@ impl Policy for TargetTracking {
         }
     }
 
-    fn validate_config(params: &[Param]) -> Result<(), Vec<ConfigError>> {
-        Config::read(params).1
+    fn read(params: &mut Params) -> Config {
+        Config::read(params)
     }
 
-    fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
-        let (config, valid) = Config::read(&input.params);
-        valid.map_err(|errors| vedfolnir_sdk::params::invalid(&errors))?;
-        Ok(evaluate(&config, input))
+    fn decide(config: &Config, input: &PolicyInput) -> Result<Recommendation, String> {
+        Ok(evaluate(config, input))
     }
 }
 
-fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
+/// What the tracked metrics want together.
+#[derive(Default)]
+struct Tracked {
+    /// The highest count a metric with a usable value wants.
+    wanted: Option<u32>,
+    /// The highest of each metric's lowest count over
+    /// `scale-up.stabilization`, when that window is set.
+    stabilised_up: Option<u32>,
+    /// A scale-down held by the stabilisation window: the count and why.
+    held_down: Option<(u32, String)>,
+    /// The metrics without a usable value.
+    missing: Vec<String>,
+}
+
+/// Each metric's count and reason (or why it is missing), combined.
+fn track(config: &Config, input: &PolicyInput, reasons: &mut Vec<Reason>) -> Tracked {
     let current = input.current_replicas;
     let replicas: &[Sample] = input
         .window(&SignalId::InstanceCount)
         .map_or(&[], |w| w.samples.as_slice());
-    let mut reasons = Vec::new();
-    let mut wanted: Option<u32> = None;
-    let mut stabilised_up: Option<u32> = None;
-    let mut held_down: Option<(u32, String)> = None;
-    let mut missing = Vec::new();
+    let mut tracked = Tracked::default();
     for m in &config.metrics {
         let samples = input
             .window(&m.signal)
@@ -192,7 +196,7 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
                     format!("{name}-missing"),
                     format!("{why}; no scale-down while a metric is missing"),
                 ));
-                missing.push(name.to_string());
+                tracked.missing.push(name.to_string());
                 continue;
             }
         };
@@ -200,18 +204,25 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             decide(config, m, (samples, replicas), input.now, current, newest);
         reasons.push(reason);
         if held.is_some() {
-            held_down = held;
+            tracked.held_down = held;
         }
-        wanted = Some(wanted.map_or(want, |w| w.max(want)));
+        tracked.wanted = Some(tracked.wanted.map_or(want, |w| w.max(want)));
         if config.up_window > 0 {
             let low = m
                 .tracker
                 .lowest_recent(samples, replicas, current, input.now, config.up_window)
                 .unwrap_or(want);
-            stabilised_up = Some(stabilised_up.map_or(low, |l| l.max(low)));
+            tracked.stabilised_up = Some(tracked.stabilised_up.map_or(low, |l| l.max(low)));
         }
     }
-    let Some(want) = wanted else {
+    tracked
+}
+
+fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
+    let current = input.current_replicas;
+    let mut reasons = Vec::new();
+    let tracked = track(config, input, &mut reasons);
+    let Some(want) = tracked.wanted else {
         reasons.push(Reason::new(
             "no-metric",
             "no tracked metric has a usable value",
@@ -220,7 +231,7 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
     };
     let mut desired = want;
     if desired > current {
-        if let Some(low) = stabilised_up
+        if let Some(low) = tracked.stabilised_up
             && low < desired
         {
             reasons.push(Reason::new(
@@ -232,18 +243,18 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             ));
             desired = low.max(current);
         }
-    } else if desired < current && !missing.is_empty() {
+    } else if desired < current && !tracked.missing.is_empty() {
         reasons.push(Reason::new(
             "missing-blocks-down",
             format!(
                 "would scale down to {desired}, but {} is missing",
-                missing.join(", ")
+                tracked.missing.join(", ")
             ),
         ));
         desired = current;
     }
     if desired >= current
-        && let Some((high, why)) = held_down
+        && let Some((high, why)) = tracked.held_down
     {
         reasons.push(Reason {
             observed: Some(f64::from(high)),

@@ -254,9 +254,9 @@ impl MissingRule {
 }
 
 /// The effective configuration, read from parameters.
-struct Config {
-    up: Vec<(TermSpec, f64, f64, u64)>,
-    down: Vec<(TermSpec, f64, f64, u64)>,
+pub struct Config {
+    up: Vec<Term>,
+    down: Vec<Term>,
     above_min_weight: f64,
     up_score: f64,
     down_score: f64,
@@ -269,34 +269,21 @@ struct Config {
     missing: Vec<(SignalId, MissingRule)>,
 }
 
+/// A term with the threshold, weight and window its parameters set.
+type Term = (TermSpec, f64, f64, u64);
+
 impl Config {
-    fn read(params: &[Param]) -> (Config, Result<(), Vec<ConfigError>>) {
-        let mut p = Params::new(params);
-        let terms = |specs: Vec<TermSpec>, p: &mut Params| {
-            specs
-                .into_iter()
-                .map(|t| {
-                    let threshold = p.number(t.threshold_key, t.threshold);
-                    let weight = p.number(t.weight_key, t.weight);
-                    let window = p.duration(t.for_key, t.window);
-                    if weight < 0.0 {
-                        p.error(t.weight_key, "must not be negative");
-                    }
-                    (t, threshold, weight, window)
-                })
-                .collect::<Vec<_>>()
-        };
-        let up = terms(up_terms().into(), &mut p);
-        let down = terms(down_terms().into(), &mut p);
+    fn read(p: &mut Params) -> Config {
+        let up = read_terms(up_terms().into(), p);
+        let down = read_terms(down_terms().into(), p);
         let above_min_weight = p.number("above-min.weight", 1.0);
-        let up_score = p.number("decision.up-score", 3.0);
-        let down_score = p.number("decision.down-score", 5.0);
-        let urgent_score = p.number("decision.urgent-score", 7.0);
-        for (key, value) in [
-            ("decision.up-score", up_score),
-            ("decision.down-score", down_score),
-            ("decision.urgent-score", urgent_score),
-        ] {
+        let [up_score, down_score, urgent_score] = [
+            ("decision.up-score", 3.0),
+            ("decision.down-score", 5.0),
+            ("decision.urgent-score", 7.0),
+        ]
+        .map(|(key, default)| {
+            let value = p.number(key, default);
             if value <= 0.0 {
                 p.error(
                     key,
@@ -305,43 +292,19 @@ impl Config {
                     ),
                 );
             }
-        }
-        let step = |p: &mut Params, key: &str, default: f64| {
-            let v = p.number(key, default);
-            if v < 1.0 || v.fract() != 0.0 || v > 100.0 {
-                p.error(
-                    key,
-                    format!("must be a whole number from 1 to 100, found {v}"),
-                );
-                default as u32
-            } else {
-                v as u32
-            }
-        };
-        let step_up = step(&mut p, "step.up", 1.0);
-        let step_up_urgent = step(&mut p, "step.up-urgent", 2.0);
-        let step_down = step(&mut p, "step.down", 1.0);
+            value
+        });
+        let [step_up, step_up_urgent, step_down] = [
+            ("step.up", 1.0),
+            ("step.up-urgent", 2.0),
+            ("step.down", 1.0),
+        ]
+        .map(|(key, default)| read_step(p, key, default));
         let max_gap = p.duration("max-sample-gap", MINUTE);
         if max_gap == 0 {
             p.error("max-sample-gap", "must be longer than 0");
         }
-        let last_value_ttl = p.duration("missing.last-value-ttl", 2 * MINUTE);
-        let missing = signals()
-            .iter()
-            .zip(MISSING_KEYS)
-            .map(|(s, key)| {
-                let text = p.text(key, default_missing_rule(s));
-                let rule = MissingRule::parse(&text).unwrap_or_else(|| {
-                    p.error(
-                        key,
-                        format!("must be \"hold\", \"ignore\" or \"last-value\", found {text:?}"),
-                    );
-                    MissingRule::Hold
-                });
-                (s.clone(), rule)
-            })
-            .collect();
-        let config = Config {
+        Config {
             up,
             down,
             above_min_weight,
@@ -352,10 +315,9 @@ impl Config {
             step_up_urgent,
             step_down,
             max_gap,
-            last_value_ttl,
-            missing,
-        };
-        (config, p.finish())
+            last_value_ttl: p.duration("missing.last-value-ttl", 2 * MINUTE),
+            missing: read_missing(p),
+        }
     }
 
     fn missing_rule(&self, signal: &SignalId) -> MissingRule {
@@ -367,82 +329,64 @@ impl Config {
     }
 }
 
-impl Policy for ThresholdScore {
+/// Each term's threshold, weight (not negative) and window.
+fn read_terms(specs: Vec<TermSpec>, p: &mut Params) -> Vec<Term> {
+    specs
+        .into_iter()
+        .map(|t| {
+            let threshold = p.number(t.threshold_key, t.threshold);
+            let weight = p.number(t.weight_key, t.weight);
+            let window = p.duration(t.for_key, t.window);
+            if weight < 0.0 {
+                p.error(t.weight_key, "must not be negative");
+            }
+            (t, threshold, weight, window)
+        })
+        .collect()
+}
+
+/// A step: a whole number of replicas from 1 to 100.
+fn read_step(p: &mut Params, key: &str, default: f64) -> u32 {
+    let v = p.number(key, default);
+    if v < 1.0 || v.fract() != 0.0 || v > 100.0 {
+        p.error(
+            key,
+            format!("must be a whole number from 1 to 100, found {v}"),
+        );
+        default as u32
+    } else {
+        v as u32
+    }
+}
+
+/// Each signal's `missing.<signal>` rule.
+fn read_missing(p: &mut Params) -> Vec<(SignalId, MissingRule)> {
+    signals()
+        .iter()
+        .zip(MISSING_KEYS)
+        .map(|(s, key)| {
+            let text = p.text(key, default_missing_rule(s));
+            let rule = MissingRule::parse(&text).unwrap_or_else(|| {
+                p.error(
+                    key,
+                    format!("must be \"hold\", \"ignore\" or \"last-value\", found {text:?}"),
+                );
+                MissingRule::Hold
+            });
+            (s.clone(), rule)
+        })
+        .collect()
+}
+
+impl Configured for ThresholdScore {
+    type Config = Config;
+
     fn describe() -> Description {
-        let mut params = Vec::new();
-        for t in up_terms().into_iter().chain(down_terms()) {
-            let cmp = if t.above { "above" } else { "below" };
-            params.push(number(
-                &format!("{}.threshold", t.name),
-                t.threshold,
-                &format!("{} {cmp} which the term counts", t.what),
-            ));
-            params.push(number(
-                &format!("{}.weight", t.name),
-                t.weight,
-                "points the term adds to its score",
-            ));
-            params.push(ParamSpec {
-                key: format!("{}.for", t.name),
-                kind: ParamKind::Duration,
-                default: ParamValue::Duration(t.window),
-                description: "how long the condition must hold, without a break, to count".into(),
-            });
-        }
-        params.push(number(
-            "above-min.weight",
-            1.0,
-            "points added to the down score while replicas are above the minimum",
-        ));
-        params.push(number(
-            "decision.up-score",
-            3.0,
-            "up score at which to scale up (cpu or memory alone is enough)",
-        ));
-        params.push(number(
-            "decision.down-score",
-            5.0,
-            "down score at which to scale down (cpu and memory low, above minimum)",
-        ));
-        params.push(number(
-            "decision.urgent-score",
-            7.0,
-            "up score at which to scale up by step.up-urgent",
-        ));
-        params.push(number(
-            "step.up",
-            1.0,
-            "replicas added by a normal scale-up",
-        ));
-        params.push(number(
-            "step.up-urgent",
-            2.0,
-            "replicas added by an urgent scale-up",
-        ));
-        params.push(number("step.down", 1.0, "replicas removed by a scale-down"));
-        params.push(ParamSpec {
-            key: "max-sample-gap".into(),
-            kind: ParamKind::Duration,
-            default: ParamValue::Duration(MINUTE),
-            description: "longest gap between samples (and age of the newest) before the data counts as broken".into(),
-        });
-        params.push(ParamSpec {
-            key: "missing.last-value-ttl".into(),
-            kind: ParamKind::Duration,
-            default: ParamValue::Duration(2 * MINUTE),
-            description: "how old the last value may be for the last-value missing-data rule"
-                .into(),
-        });
-        for s in signals() {
-            params.push(ParamSpec {
-                key: format!("missing.{s}"),
-                kind: ParamKind::Text,
-                default: ParamValue::Text(default_missing_rule(&s).into()),
-                description: format!(
-                    "rule when {s} has no usable data: hold, ignore or last-value"
-                ),
-            });
-        }
+        let params = term_params()
+            .into_iter()
+            .chain(decision_params())
+            .chain(missing_params())
+            .collect();
         Description {
             name: "threshold-score".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -461,15 +405,99 @@ impl Policy for ThresholdScore {
         }
     }
 
-    fn validate_config(params: &[Param]) -> Result<(), Vec<ConfigError>> {
-        Config::read(params).1
+    fn read(params: &mut Params) -> Config {
+        Config::read(params)
     }
 
-    fn evaluate(input: &PolicyInput) -> Result<Recommendation, String> {
-        let (config, valid) = Config::read(&input.params);
-        valid.map_err(|errors| vedfolnir_sdk::params::invalid(&errors))?;
-        Ok(evaluate(&config, input))
+    fn decide(config: &Config, input: &PolicyInput) -> Result<Recommendation, String> {
+        Ok(evaluate(config, input))
     }
+}
+
+/// Each term's threshold, weight and window.
+fn term_params() -> Vec<ParamSpec> {
+    let mut params = Vec::new();
+    for t in up_terms().into_iter().chain(down_terms()) {
+        let cmp = if t.above { "above" } else { "below" };
+        params.push(number(
+            &format!("{}.threshold", t.name),
+            t.threshold,
+            &format!("{} {cmp} which the term counts", t.what),
+        ));
+        params.push(number(
+            &format!("{}.weight", t.name),
+            t.weight,
+            "points the term adds to its score",
+        ));
+        params.push(ParamSpec {
+            key: format!("{}.for", t.name),
+            kind: ParamKind::Duration,
+            default: ParamValue::Duration(t.window),
+            description: "how long the condition must hold, without a break, to count".into(),
+        });
+    }
+    params
+}
+
+/// The scores it decides at and the steps it takes.
+fn decision_params() -> Vec<ParamSpec> {
+    vec![
+        number(
+            "above-min.weight",
+            1.0,
+            "points added to the down score while replicas are above the minimum",
+        ),
+        number(
+            "decision.up-score",
+            3.0,
+            "up score at which to scale up (cpu or memory alone is enough)",
+        ),
+        number(
+            "decision.down-score",
+            5.0,
+            "down score at which to scale down (cpu and memory low, above minimum)",
+        ),
+        number(
+            "decision.urgent-score",
+            7.0,
+            "up score at which to scale up by step.up-urgent",
+        ),
+        number("step.up", 1.0, "replicas added by a normal scale-up"),
+        number(
+            "step.up-urgent",
+            2.0,
+            "replicas added by an urgent scale-up",
+        ),
+        number("step.down", 1.0, "replicas removed by a scale-down"),
+    ]
+}
+
+/// What broken data is and the rule for each signal without usable data.
+fn missing_params() -> Vec<ParamSpec> {
+    let mut params = vec![
+        ParamSpec {
+            key: "max-sample-gap".into(),
+            kind: ParamKind::Duration,
+            default: ParamValue::Duration(MINUTE),
+            description: "longest gap between samples (and age of the newest) before the data counts as broken".into(),
+        },
+        ParamSpec {
+            key: "missing.last-value-ttl".into(),
+            kind: ParamKind::Duration,
+            default: ParamValue::Duration(2 * MINUTE),
+            description: "how old the last value may be for the last-value missing-data rule"
+                .into(),
+        },
+    ];
+    for s in signals() {
+        params.push(ParamSpec {
+            key: format!("missing.{s}"),
+            kind: ParamKind::Text,
+            default: ParamValue::Text(default_missing_rule(&s).into()),
+            description: format!("rule when {s} has no usable data: hold, ignore or last-value"),
+        });
+    }
+    params
 }
 
 fn number(key: &str, default: f64, description: &str) -> ParamSpec {
@@ -572,174 +600,24 @@ fn standing<'a>(
 
 fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
     let mut reasons = Vec::new();
-    let mut must_hold = false;
     let standings: Vec<(SignalId, Standing)> = signals()
         .iter()
-        .map(|s| {
-            let st = standing(config, input, s, &mut reasons);
-            must_hold |= matches!(st, Standing::Hold);
-            (s.clone(), st)
-        })
+        .map(|s| (s.clone(), standing(config, input, s, &mut reasons)))
         .collect();
-
-    let score = |terms: &[(TermSpec, f64, f64, u64)], reasons: &mut Vec<Reason>| -> f64 {
-        let mut total = 0.0;
-        for (t, threshold, weight, window) in terms {
-            let Some((_, Standing::Usable { samples, as_of })) =
-                standings.iter().find(|(s, _)| *s == t.signal)
-            else {
-                continue;
-            };
-            let th = *threshold;
-            let h = if t.above {
-                held(samples, *as_of, config.max_gap, |v| v > th)
-            } else {
-                held(samples, *as_of, config.max_gap, |v| v < th)
-            };
-            if !h.satisfied() {
-                continue;
-            }
-            let held_for = h.held_for().unwrap_or(0);
-            let counts = held_for >= *window;
-            let cmp = if t.above { ">" } else { "<" };
-            let message = if counts {
-                format!(
-                    "{} {cmp} {th} for {} (window {}): +{weight}",
-                    t.signal,
-                    Pretty(held_for),
-                    Pretty(*window)
-                )
-            } else {
-                format!(
-                    "{} {cmp} {th} for only {} of the {} window: not counted",
-                    t.signal,
-                    Pretty(held_for),
-                    Pretty(*window)
-                )
-            };
-            reasons.push(Reason {
-                trigger: if counts {
-                    t.name.to_string()
-                } else {
-                    format!("{}-pending", t.name)
-                },
-                observed: h.latest(),
-                threshold: Some(th),
-                held_for: Some(held_for),
-                message,
-            });
-            if counts {
-                total += weight;
-            }
-        }
-        total
-    };
-    let up = score(&config.up, &mut reasons);
-    let mut down = score(&config.down, &mut reasons);
-    let current = input.current_replicas;
-    if current > input.min_replicas && config.above_min_weight > 0.0 {
-        down += config.above_min_weight;
-        reasons.push(Reason {
-            observed: Some(f64::from(current)),
-            threshold: Some(f64::from(input.min_replicas)),
-            ..Reason::new(
-                "above-min",
-                format!(
-                    "{current} replicas above the minimum {}: +{}",
-                    input.min_replicas, config.above_min_weight
-                ),
-            )
-        });
-    }
-
-    let hold = |mut reasons: Vec<Reason>, message: String| {
-        reasons.push(Reason::new("decision", message));
-        Recommendation {
-            desired_replicas: current,
-            direction: Direction::Hold,
-            scale_up_score: up,
-            scale_down_score: down,
-            reasons,
-        }
-    };
+    let must_hold = standings.iter().any(|(_, st)| matches!(st, Standing::Hold));
+    let up = score(config, &config.up, &standings, &mut reasons);
+    let down = score(config, &config.down, &standings, &mut reasons)
+        + above_min(config, input, &mut reasons);
+    let scores = Scores { up, down };
     if must_hold {
-        return hold(
-            reasons,
-            format!("holding: a signal whose rule is hold is missing (up {up}, down {down})"),
-        );
+        let why = format!("holding: a signal whose rule is hold is missing (up {up}, down {down})");
+        return scores.hold(input, reasons, why);
     }
     if up >= config.up_score {
-        if current >= input.max_replicas {
-            return hold(
-                reasons,
-                format!(
-                    "up score {up} >= {} but already at the maximum {}",
-                    config.up_score, input.max_replicas
-                ),
-            );
-        }
-        let urgent = up >= config.urgent_score;
-        let step = if urgent {
-            config.step_up_urgent
-        } else {
-            config.step_up
-        };
-        let desired = current.saturating_add(step).min(input.max_replicas);
-        reasons.push(Reason {
-            observed: Some(up),
-            threshold: Some(config.up_score),
-            ..Reason::new(
-                "decision",
-                format!(
-                    "up score {up} >= {}{}: scale up {current} -> {desired}",
-                    config.up_score,
-                    if urgent {
-                        format!(" (urgent, >= {})", config.urgent_score)
-                    } else {
-                        String::new()
-                    }
-                ),
-            )
-        });
-        return Recommendation {
-            desired_replicas: desired,
-            direction: Direction::Up,
-            scale_up_score: up,
-            scale_down_score: down,
-            reasons,
-        };
+        return scale_up(config, input, scores, reasons);
     }
     if down >= config.down_score && up == 0.0 {
-        if current <= input.min_replicas {
-            return hold(
-                reasons,
-                format!(
-                    "down score {down} >= {} but already at the minimum {}",
-                    config.down_score, input.min_replicas
-                ),
-            );
-        }
-        let desired = current
-            .saturating_sub(config.step_down)
-            .max(input.min_replicas);
-        reasons.push(Reason {
-            observed: Some(down),
-            threshold: Some(config.down_score),
-            ..Reason::new(
-                "decision",
-                format!(
-                    "down score {down} >= {}: scale down {current} -> {desired}",
-                    config.down_score
-                ),
-            )
-        });
-        return Recommendation {
-            desired_replicas: desired,
-            direction: Direction::Down,
-            scale_up_score: up,
-            scale_down_score: down,
-            reasons,
-        };
+        return scale_down(config, input, scores, reasons);
     }
     let why = if down >= config.down_score {
         format!(
@@ -752,7 +630,184 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             config.up_score, config.down_score
         )
     };
-    hold(reasons, why)
+    scores.hold(input, reasons, why)
+}
+
+/// The sum of the weights of the terms that held for their whole window,
+/// each term that held at all said (counted, or pending).
+fn score(
+    config: &Config,
+    terms: &[Term],
+    standings: &[(SignalId, Standing)],
+    reasons: &mut Vec<Reason>,
+) -> f64 {
+    let mut total = 0.0;
+    for (t, threshold, weight, window) in terms {
+        let Some((_, Standing::Usable { samples, as_of })) =
+            standings.iter().find(|(s, _)| *s == t.signal)
+        else {
+            continue;
+        };
+        let th = *threshold;
+        let h = if t.above {
+            held(samples, *as_of, config.max_gap, |v| v > th)
+        } else {
+            held(samples, *as_of, config.max_gap, |v| v < th)
+        };
+        if !h.satisfied() {
+            continue;
+        }
+        let held_for = h.held_for().unwrap_or(0);
+        let counts = held_for >= *window;
+        let cmp = if t.above { ">" } else { "<" };
+        let (trigger, message) = if counts {
+            total += weight;
+            let message = format!(
+                "{} {cmp} {th} for {} (window {}): +{weight}",
+                t.signal,
+                Pretty(held_for),
+                Pretty(*window)
+            );
+            (t.name.to_string(), message)
+        } else {
+            let message = format!(
+                "{} {cmp} {th} for only {} of the {} window: not counted",
+                t.signal,
+                Pretty(held_for),
+                Pretty(*window)
+            );
+            (format!("{}-pending", t.name), message)
+        };
+        reasons.push(Reason {
+            trigger,
+            observed: h.latest(),
+            threshold: Some(th),
+            held_for: Some(held_for),
+            message,
+        });
+    }
+    total
+}
+
+/// The `above-min` term: its weight while replicas are above the minimum.
+fn above_min(config: &Config, input: &PolicyInput, reasons: &mut Vec<Reason>) -> f64 {
+    let current = input.current_replicas;
+    if current <= input.min_replicas || config.above_min_weight <= 0.0 {
+        return 0.0;
+    }
+    reasons.push(Reason {
+        observed: Some(f64::from(current)),
+        threshold: Some(f64::from(input.min_replicas)),
+        ..Reason::new(
+            "above-min",
+            format!(
+                "{current} replicas above the minimum {}: +{}",
+                input.min_replicas, config.above_min_weight
+            ),
+        )
+    });
+    config.above_min_weight
+}
+
+/// The two scores of one evaluation.
+#[derive(Clone, Copy)]
+struct Scores {
+    up: f64,
+    down: f64,
+}
+
+impl Scores {
+    /// A recommendation to go to `desired`, with the decision's reason last.
+    fn recommend(self, desired: u32, direction: Direction, reasons: Vec<Reason>) -> Recommendation {
+        Recommendation {
+            desired_replicas: desired,
+            direction,
+            scale_up_score: self.up,
+            scale_down_score: self.down,
+            reasons,
+        }
+    }
+
+    /// A hold, saying why.
+    fn hold(self, input: &PolicyInput, mut reasons: Vec<Reason>, why: String) -> Recommendation {
+        reasons.push(Reason::new("decision", why));
+        self.recommend(input.current_replicas, Direction::Hold, reasons)
+    }
+}
+
+/// The up score reached `decision.up-score`: up by `step.up`, or by
+/// `step.up-urgent` at `decision.urgent-score`, short of the maximum.
+fn scale_up(
+    config: &Config,
+    input: &PolicyInput,
+    scores: Scores,
+    mut reasons: Vec<Reason>,
+) -> Recommendation {
+    let (current, up) = (input.current_replicas, scores.up);
+    if current >= input.max_replicas {
+        let why = format!(
+            "up score {up} >= {} but already at the maximum {}",
+            config.up_score, input.max_replicas
+        );
+        return scores.hold(input, reasons, why);
+    }
+    let urgent = up >= config.urgent_score;
+    let step = if urgent {
+        config.step_up_urgent
+    } else {
+        config.step_up
+    };
+    let desired = current.saturating_add(step).min(input.max_replicas);
+    let urgency = if urgent {
+        format!(" (urgent, >= {})", config.urgent_score)
+    } else {
+        String::new()
+    };
+    reasons.push(Reason {
+        observed: Some(up),
+        threshold: Some(config.up_score),
+        ..Reason::new(
+            "decision",
+            format!(
+                "up score {up} >= {}{urgency}: scale up {current} -> {desired}",
+                config.up_score,
+            ),
+        )
+    });
+    scores.recommend(desired, Direction::Up, reasons)
+}
+
+/// The down score reached `decision.down-score` with no up term counting:
+/// down by `step.down`, short of the minimum.
+fn scale_down(
+    config: &Config,
+    input: &PolicyInput,
+    scores: Scores,
+    mut reasons: Vec<Reason>,
+) -> Recommendation {
+    let (current, down) = (input.current_replicas, scores.down);
+    if current <= input.min_replicas {
+        let why = format!(
+            "down score {down} >= {} but already at the minimum {}",
+            config.down_score, input.min_replicas
+        );
+        return scores.hold(input, reasons, why);
+    }
+    let desired = current
+        .saturating_sub(config.step_down)
+        .max(input.min_replicas);
+    reasons.push(Reason {
+        observed: Some(down),
+        threshold: Some(config.down_score),
+        ..Reason::new(
+            "decision",
+            format!(
+                "down score {down} >= {}: scale down {current} -> {desired}",
+                config.down_score
+            ),
+        )
+    });
+    scores.recommend(desired, Direction::Down, reasons)
 }
 
 #[cfg(test)]
@@ -769,7 +824,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_reported_by_key() {
-        let mut params: Vec<Param> = ThresholdScore::describe().default_params();
+        let mut params: Vec<Param> = <ThresholdScore as Policy>::describe().default_params();
         for p in &mut params {
             match p.key.as_str() {
                 "missing.cpu" => p.value = ParamValue::Text("zero".into()),
