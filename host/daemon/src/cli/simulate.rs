@@ -69,7 +69,7 @@ pub fn simulate(sandbox: &Sandbox, a: SimulateArgs) -> Result<ExitCode> {
     if options.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        out!("{}", crate::simulate::table(&report, &options));
+        out!("{}", crate::simulate::report::table(&report, &options));
         if let Some(path) = &options.chart {
             outln!("\nchart: {}", path.display());
         }
