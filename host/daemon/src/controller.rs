@@ -4,8 +4,10 @@
 //! ```text
 //!   observe   actuator.status()                 -> Observed (replicas)
 //!   collect   sources, sample history            -> Collected (windows)
-//!   evaluate  policy in its sandbox, guard rails -> Judged (on a blocking
-//!             thread, never on an async worker)
+//!   evaluate  the policy's code (an Evaluator:   -> Advised (on a blocking
+//!             the plugin in its sandbox)            thread, never on an
+//!                                                   async worker)
+//!   guard     the guard rails' rules in order    -> Judged (what happens)
 //!   plan      act, announce, or stay quiet       -> Plan
 //!   act       audit intent, scale, audit outcome -> Acted
 //!   record    the state file, written once       -> Pass
@@ -34,7 +36,7 @@ use crate::actuators::{Actuator, Observed, ScaleReport};
 use crate::audit::{Actor, Audit, AuditError, Event, PluginRecord};
 use crate::clock::{Clock, Stopwatch};
 use crate::engine::EngineError;
-use crate::policy::{Evaluation, ReadyPolicy};
+use crate::policy::{Evaluation, Outcome, ReadyPolicy};
 use crate::sources::{self, Collected, Sources};
 use crate::state::{
     HELD_REPEAT_MS, HeldSince, History, LastDecision, ServiceState, StateError, Store,
@@ -143,7 +145,17 @@ pub struct Pass {
     pub timings: Timings,
 }
 
-/// The policy's evaluation of one input.
+/// What the policy's code (and its shadow's) answered for one input.
+#[derive(Debug)]
+struct Advised {
+    input: PolicyInput,
+    outcome: Outcome,
+    shadow: Option<Outcome>,
+    elapsed: Duration,
+}
+
+/// The policy's evaluation of one input: its answer and the guard rails'
+/// decision.
 #[derive(Debug)]
 struct Judged {
     input: PolicyInput,
@@ -192,7 +204,8 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
     let guard = guard_of(&state, &observed, cx.dry_run);
     let windows = std::mem::take(&mut collected.windows);
     let input = input_for(policy, &guard, &observed, windows, now);
-    let judged = evaluate(cx.evaluate, policy, input, guard).await?;
+    let advised = evaluate(cx.evaluate, policy, input).await?;
+    let judged = judge(policy, advised, &guard);
     cx.telemetry.emit(telemetry::Event::Evaluated {
         service,
         input: &judged.input,
@@ -202,7 +215,6 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         dry_run: cx.dry_run,
     });
     timings.evaluate = watch.lap();
-    let direction = judged.evaluation.decision.direction;
     let held = (!judged.evaluation.decision.is_scale())
         .then(|| held_cause(&judged, &collected))
         .flatten();
@@ -216,27 +228,7 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         planned == Plan::Announce(Event::Held),
         now,
     );
-    let report = match planned {
-        Plan::Act => {
-            let intent = intent_of(policy, &judged);
-            let Acted { report, at } = action::act(cx, service, &intent).await?;
-            if report.moved() {
-                state.record_scale(direction, at, false);
-            }
-            Some(report)
-        }
-        Plan::Announce(event) => {
-            let mut intent = intent_of(policy, &judged);
-            intent.reasons.extend(note);
-            cx.audit
-                .append(&intent.record(service, event, cx.dry_run, now))?;
-            if event == Event::WouldScale {
-                state.record_scale(direction, now, true);
-            }
-            None
-        }
-        Plan::Quiet => None,
-    };
+    let report = carry_out(cx, policy, planned, &judged, &mut state, note).await?;
     timings.act = watch.lap();
     let last = last_decision(&judged.evaluation, report.as_ref(), cx.dry_run, now);
     state.last_decision = Some(last.clone());
@@ -255,6 +247,42 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         guard: guard_of(&state, &observed, cx.dry_run),
         timings,
     })
+}
+
+/// The act stage: scale (its intent and outcome audited, a move starting
+/// the cooldown), or audit what was announced, or nothing.
+async fn carry_out(
+    cx: &Context<'_>,
+    policy: &ReadyPolicy,
+    planned: Plan,
+    judged: &Judged,
+    state: &mut ServiceState,
+    note: Option<String>,
+) -> Result<Option<ScaleReport>, PassError> {
+    let service = policy.file.service.as_str();
+    let direction = judged.evaluation.decision.direction;
+    let now = judged.input.now;
+    match planned {
+        Plan::Act => {
+            let intent = intent_of(policy, judged);
+            let Acted { report, at } = action::act(cx, service, &intent).await?;
+            if report.moved() {
+                state.record_scale(direction, at, false);
+            }
+            Ok(Some(report))
+        }
+        Plan::Announce(event) => {
+            let mut intent = intent_of(policy, judged);
+            intent.reasons.extend(note);
+            cx.audit
+                .append(&intent.record(service, event, cx.dry_run, now))?;
+            if event == Event::WouldScale {
+                state.record_scale(direction, now, true);
+            }
+            Ok(None)
+        }
+        Plan::Quiet => Ok(None),
+    }
 }
 
 /// The guard rails' clocks: the state file's, and for a live Swarm target
@@ -308,7 +336,8 @@ pub async fn look(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Look, P
     let guard = cx.state.state(&policy.file.service, now)?.guard(false);
     let collected = collect(cx, policy, &observed, now, Save::No).await?;
     let input = input_for(policy, &guard, &observed, collected.windows.clone(), now);
-    let judged = evaluate(cx.evaluate, policy, input, guard).await?;
+    let advised = evaluate(cx.evaluate, policy, input).await?;
+    let judged = judge(policy, advised, &guard);
     Ok(Look {
         observed,
         collected,
@@ -353,31 +382,49 @@ async fn evaluate(
     how: Evaluate,
     policy: &Arc<ReadyPolicy>,
     input: PolicyInput,
-    guard: GuardState,
-) -> Result<Judged, PassError> {
-    let judge = move |policy: &ReadyPolicy| {
+) -> Result<Advised, PassError> {
+    let advise = move |policy: &ReadyPolicy| {
         let watch = Stopwatch::start();
-        let evaluation = policy.evaluate(&input, &guard);
+        let outcome = policy.advise(&input);
         let elapsed = watch.elapsed();
-        let shadow = policy.evaluate_shadow(&input, &guard);
-        Judged {
+        let shadow = policy.advise_shadow(&input);
+        Advised {
             input,
-            evaluation,
+            outcome,
             shadow,
             elapsed,
         }
     };
     if how == Evaluate::Inline {
-        return Ok(judge(policy));
+        return Ok(advise(policy));
     }
     let _permit = EVALUATIONS
         .acquire()
         .await
         .map_err(|e| PassError::Evaluation(e.to_string()))?;
     let policy = policy.clone();
-    tokio::task::spawn_blocking(move || judge(&policy))
+    tokio::task::spawn_blocking(move || advise(&policy))
         .await
         .map_err(|e| PassError::Evaluation(e.to_string()))
+}
+
+/// The guard stage: the guard rails' rules, in order, on the policy's
+/// answer and on its shadow's (`vedfolnir_core::guard::decide`).
+fn judge(policy: &ReadyPolicy, advised: Advised, guard: &GuardState) -> Judged {
+    let Advised {
+        input,
+        outcome,
+        shadow,
+        elapsed,
+    } = advised;
+    let evaluation = policy.guard(&input, guard, outcome);
+    let shadow = shadow.and_then(|o| policy.guard_shadow(&input, guard, o));
+    Judged {
+        input,
+        evaluation,
+        shadow,
+        elapsed,
+    }
 }
 
 /// What a decision leads to. A dry run announces a "would scale" once: the

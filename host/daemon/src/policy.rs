@@ -4,8 +4,10 @@
 //! passes one passes the others.
 
 mod coverage;
+mod evaluator;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use vedfolnir_core::guard::{self, Decision, GuardState, PolicyFailure};
@@ -16,6 +18,7 @@ use vedfolnir_core::snapshot::{effective_params, resolve_params_partly};
 use vedfolnir_sandbox::{LoadError, Plugin, Sandbox};
 
 use crate::config::{PluginRef, PolicyFile, Problem, Problems, Rejected, SignalSource};
+pub use evaluator::Evaluator;
 
 /// Why a policy could not be made ready.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +45,8 @@ pub struct Scores {
 pub struct ReadyPolicy {
     /// The checked file.
     pub file: PolicyFile,
-    /// The loaded plugin.
-    pub plugin: Plugin,
+    /// The policy's code: the loaded plugin, behind the seam.
+    pub plugin: Arc<dyn Evaluator>,
     /// The parameters the file sets, checked against the plugin's kinds (what
     /// the plugin receives; it applies its declared defaults to the rest).
     pub params: Vec<Param>,
@@ -77,7 +80,7 @@ pub struct ScoreThresholds {
 }
 
 impl ScoreThresholds {
-    fn of(plugin: &Plugin, params: &[Param]) -> ScoreThresholds {
+    fn of(plugin: &dyn Evaluator, params: &[Param]) -> ScoreThresholds {
         let mut t = ScoreThresholds::default();
         for p in effective_params(&plugin.description().params, params) {
             let vedfolnir_core::model::ParamValue::Number(n) = p.value else {
@@ -111,7 +114,7 @@ impl ScoreThresholds {
 #[derive(Debug, Clone)]
 pub struct Shadow {
     /// Its plugin.
-    pub plugin: Plugin,
+    pub plugin: Arc<dyn Evaluator>,
     /// Its checked parameters.
     pub params: Vec<Param>,
     /// Its required signals.
@@ -225,7 +228,7 @@ pub const MAX_HISTORY_MS: u64 = 8 * 24 * 60 * 60 * 1000;
 /// The span of history a policy needs: its longest duration parameter (its
 /// windows, gaps and TTLs, a forecast's history) plus a minute, at least
 /// five minutes, at most [`MAX_HISTORY_MS`].
-fn history_span_ms(plugin: &Plugin, params: &[Param]) -> u64 {
+fn history_span_ms(plugin: &dyn Evaluator, params: &[Param]) -> u64 {
     let longest = effective_params(&plugin.description().params, params)
         .iter()
         .filter_map(|p| match p.value {
@@ -261,35 +264,7 @@ impl ReadyPolicy {
         path: &Path,
         overrides: &crate::config::Overrides,
     ) -> Result<ReadyPolicy, PolicyError> {
-        let file = match PolicyFile::read(path, overrides) {
-            Ok(file) => file,
-            Err(rejected) => {
-                return Err(PolicyError::Config(also_the_plugins(
-                    sandbox, path, *rejected,
-                )));
-            }
-        };
-        let plugin = load_plugin(sandbox, &file.plugin).map_err(PolicyError::Plugin)?;
-        let mut ready = Self::with_plugin(file, plugin)?;
-        if let Some(sh) = ready.file.shadow.clone() {
-            let plugin = load_plugin(sandbox, &sh.plugin).map_err(PolicyError::Plugin)?;
-            let checked = check_params(
-                &ready.file.path,
-                "shadow.params",
-                &plugin,
-                &sh.params,
-                &ready.file.signals,
-            )
-            .map_err(|p| PolicyError::Config(Problems(p)))?;
-            ready.notes.extend(checked.notes);
-            ready.shadow = Some(Shadow {
-                plugin,
-                params: checked.params,
-                required: checked.required,
-                visible: checked.visible,
-            });
-        }
-        Ok(ready)
+        Self::load_with(sandbox, path, overrides, Smoke::No)
     }
 
     /// `load`, then every stage of `plugin check`: the smoke test runs the
@@ -302,21 +277,62 @@ impl ReadyPolicy {
         path: &Path,
         overrides: &crate::config::Overrides,
     ) -> Result<ReadyPolicy, PolicyError> {
-        let ready = Self::load(sandbox, path, overrides)?;
-        smoke(&ready.plugin, &ready.params)?;
-        if let Some(sh) = &ready.shadow {
-            smoke(&sh.plugin, &sh.params)?;
+        Self::load_with(sandbox, path, overrides, Smoke::Yes)
+    }
+
+    fn load_with(
+        sandbox: &Sandbox,
+        path: &Path,
+        overrides: &crate::config::Overrides,
+        smoke_test: Smoke,
+    ) -> Result<ReadyPolicy, PolicyError> {
+        let file = match PolicyFile::read(path, overrides) {
+            Ok(file) => file,
+            Err(rejected) => {
+                return Err(PolicyError::Config(also_the_plugins(
+                    sandbox, path, *rejected,
+                )));
+            }
+        };
+        let plugin = load_plugin(sandbox, &file.plugin).map_err(PolicyError::Plugin)?;
+        let mut ready = Self::with_plugin(file, Arc::new(plugin.clone()))?;
+        if smoke_test == Smoke::Yes {
+            smoke(&plugin, &ready.params)?;
+        }
+        if let Some(sh) = ready.file.shadow.clone() {
+            let plugin = load_plugin(sandbox, &sh.plugin).map_err(PolicyError::Plugin)?;
+            let checked = check_params(
+                &ready.file.path,
+                "shadow.params",
+                &plugin,
+                &sh.params,
+                &ready.file.signals,
+            )
+            .map_err(|p| PolicyError::Config(Problems(p)))?;
+            if smoke_test == Smoke::Yes {
+                smoke(&plugin, &checked.params)?;
+            }
+            ready.notes.extend(checked.notes);
+            ready.shadow = Some(Shadow {
+                plugin: Arc::new(plugin),
+                params: checked.params,
+                required: checked.required,
+                visible: checked.visible,
+            });
         }
         Ok(ready)
     }
 
     /// Check the file's parameters against a loaded plugin.
-    pub fn with_plugin(file: PolicyFile, plugin: Plugin) -> Result<ReadyPolicy, PolicyError> {
-        let checked = check_params(&file.path, "params", &plugin, &file.params, &file.signals)
+    pub fn with_plugin(
+        file: PolicyFile,
+        plugin: Arc<dyn Evaluator>,
+    ) -> Result<ReadyPolicy, PolicyError> {
+        let checked = check_params(&file.path, "params", &*plugin, &file.params, &file.signals)
             .map_err(|p| PolicyError::Config(Problems(p)))?;
         Ok(ReadyPolicy {
-            history_span_ms: history_span_ms(&plugin, &checked.params),
-            score_thresholds: ScoreThresholds::of(&plugin, &checked.params),
+            history_span_ms: history_span_ms(&*plugin, &checked.params),
+            score_thresholds: ScoreThresholds::of(&*plugin, &checked.params),
             visible: checked.visible,
             notes: checked.notes,
             file,
@@ -327,30 +343,50 @@ impl ReadyPolicy {
         })
     }
 
-    /// The shadow policy's evaluation of the same input, when there is one.
-    pub fn evaluate_shadow(&self, input: &PolicyInput, state: &GuardState) -> Option<Evaluation> {
+    /// The policy's answer: its code on the signals it may read.
+    pub fn advise(&self, input: &PolicyInput) -> Outcome {
+        advise(&*self.plugin, &self.visible, input)
+    }
+
+    /// The shadow policy's answer to the same input (with its own
+    /// parameters), when there is one.
+    pub fn advise_shadow(&self, input: &PolicyInput) -> Option<Outcome> {
         let sh = self.shadow.as_ref()?;
         let mut input = input.clone();
         input.params = sh.params.clone();
-        Some(evaluate_with(
-            &sh.plugin,
-            &self.file,
-            (&sh.required, &sh.visible),
-            &input,
-            state,
-        ))
+        Some(advise(&*sh.plugin, &sh.visible, &input))
     }
 
-    /// Evaluate one input: the plugin in its sandbox, then the guard rails.
-    pub fn evaluate(&self, input: &PolicyInput, state: &GuardState) -> Evaluation {
-        evaluate_with(
-            &self.plugin,
-            &self.file,
-            (&self.required, &self.visible),
-            input,
-            state,
-        )
+    /// The guard rails on the policy's answer, on the whole input: what
+    /// happens.
+    pub fn guard(&self, input: &PolicyInput, state: &GuardState, outcome: Outcome) -> Evaluation {
+        judge(&self.file.guard, &self.required, input, state, outcome)
     }
+
+    /// The guard rails on the shadow policy's answer (its required
+    /// signals, the live file's bounds and cooldowns).
+    pub fn guard_shadow(
+        &self,
+        input: &PolicyInput,
+        state: &GuardState,
+        outcome: Outcome,
+    ) -> Option<Evaluation> {
+        let sh = self.shadow.as_ref()?;
+        Some(judge(&self.file.guard, &sh.required, input, state, outcome))
+    }
+
+    /// Both stages for one input: the plugin in its sandbox, then the
+    /// guard rails.
+    pub fn evaluate(&self, input: &PolicyInput, state: &GuardState) -> Evaluation {
+        self.guard(input, state, self.advise(input))
+    }
+}
+
+/// Whether a policy is smoke-tested as it loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Smoke {
+    Yes,
+    No,
 }
 
 /// Evaluate the sample inputs (`plugin check`'s smoke-test stage).
@@ -362,20 +398,26 @@ fn smoke(plugin: &Plugin, params: &[Param]) -> Result<(), PolicyError> {
         .map_err(PolicyError::Plugin)
 }
 
-/// The plugin on the signals it may read, then the guard rails on the
-/// whole input (`signals` = the required ones, the visible ones).
-fn evaluate_with(
-    plugin: &Plugin,
-    file: &PolicyFile,
-    (required, visible): (&[SignalId], &[SignalId]),
+/// What a policy's code answered: its recommendation, or why it gave none.
+pub type Outcome = Result<Recommendation, PolicyFailure>;
+
+/// The code on the signals it may read (`visible`).
+fn advise(plugin: &dyn Evaluator, visible: &[SignalId], input: &PolicyInput) -> Outcome {
+    plugin
+        .evaluate(&input.only(visible))
+        .map_err(|e| e.to_failure())
+}
+
+/// The guard rails on an answer: the decision, beside the answer.
+fn judge(
+    guard: &guard::GuardConfig,
+    required: &[SignalId],
     input: &PolicyInput,
     state: &GuardState,
+    outcome: Outcome,
 ) -> Evaluation {
-    let outcome = plugin
-        .evaluate(&input.only(visible))
-        .map_err(|e| e.to_failure());
     let decision = guard::decide(
-        &file.guard,
+        guard,
         state,
         input,
         guard::Requirements { required },
@@ -411,7 +453,7 @@ struct Checked {
 fn check_params(
     path: &Path,
     prefix: &str,
-    plugin: &Plugin,
+    plugin: &dyn Evaluator,
     raw: &std::collections::BTreeMap<String, vedfolnir_core::snapshot::RawParam>,
     routed: &[SignalSource],
 ) -> Result<Checked, Vec<Problem>> {

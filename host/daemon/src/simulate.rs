@@ -164,7 +164,10 @@ fn load_policy(sandbox: &Sandbox, text: &str, overrides: &Overrides) -> Result<E
             let toml = format!("service = \"simulated\"\nplugin = \"builtin:{name}\"\n");
             let file = PolicyFile::parse(Path::new(text), &toml, overrides)?;
             let plugin = load_plugin(sandbox, &file.plugin)?;
-            (name.to_string(), ReadyPolicy::with_plugin(file, plugin)?)
+            (
+                name.to_string(),
+                ReadyPolicy::with_plugin(file, Arc::new(plugin))?,
+            )
         }
         None => {
             let path = Path::new(text);

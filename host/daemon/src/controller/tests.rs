@@ -1,8 +1,10 @@
 //! The controller on in-memory fakes: an actuator that counts replicas in a
-//! variable, a source that answers what it is told, a manual clock. The
-//! policy is the real documented one (`builtin:threshold-score`) in the
-//! real sandbox; the bounds drive the scale cases, since a bound is
-//! restored whatever the policy says.
+//! variable, a source that answers what it is told, a manual clock, and a
+//! scripted policy ([`Scripted`], behind the policy seam) that answers
+//! what each test tells it, so each decision path of a pass is tested
+//! directly. Some tests run the real documented policy
+//! (`builtin:threshold-score`) in the real sandbox, where the bounds drive
+//! the scale, since a bound is restored whatever the policy says.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -174,7 +176,99 @@ fn policy(extra: &str) -> Arc<ReadyPolicy> {
         let sandbox = vedfolnir_sandbox::Sandbox::new(Default::default()).unwrap();
         crate::policy::load_plugin(&sandbox, &file.plugin).unwrap()
     });
-    Arc::new(ReadyPolicy::with_plugin(file, plugin.clone()).unwrap())
+    Arc::new(ReadyPolicy::with_plugin(file, Arc::new(plugin.clone())).unwrap())
+}
+
+/// A policy's code that answers what it is told: go to a count, or fail.
+#[derive(Debug)]
+struct Scripted {
+    id: Arc<vedfolnir_sandbox::PluginId>,
+    description: vedfolnir_core::model::Description,
+    answer: Mutex<Result<u32, vedfolnir_core::guard::FailureKind>>,
+    calls: Mutex<u32>,
+}
+
+impl Scripted {
+    fn new() -> Arc<Scripted> {
+        Arc::new(Scripted {
+            id: Arc::new(vedfolnir_sandbox::PluginId {
+                source: "scripted".into(),
+                name: "scripted".into(),
+                version: "1".into(),
+                digest: "0".repeat(64),
+            }),
+            description: vedfolnir_core::model::Description::new("scripted", "1", "as told"),
+            answer: Mutex::new(Err(vedfolnir_core::guard::FailureKind::Unavailable)),
+            calls: Mutex::new(0),
+        })
+    }
+
+    /// From the next evaluation on, recommend `n` replicas.
+    fn wants(&self, n: u32) {
+        *self.answer.lock().unwrap() = Ok(n);
+    }
+
+    /// From the next evaluation on, fail this way.
+    fn fails(&self, kind: vedfolnir_core::guard::FailureKind) {
+        *self.answer.lock().unwrap() = Err(kind);
+    }
+}
+
+impl crate::policy::Evaluator for Scripted {
+    fn id(&self) -> &Arc<vedfolnir_sandbox::PluginId> {
+        &self.id
+    }
+
+    fn description(&self) -> &vedfolnir_core::model::Description {
+        &self.description
+    }
+
+    fn validate_config(
+        &self,
+        _: &[vedfolnir_core::model::Param],
+    ) -> Result<Result<(), Vec<vedfolnir_core::model::ConfigError>>, vedfolnir_sandbox::EvalError>
+    {
+        Ok(Ok(()))
+    }
+
+    fn evaluate(
+        &self,
+        input: &PolicyInput,
+    ) -> Result<vedfolnir_core::model::Recommendation, vedfolnir_sandbox::EvalError> {
+        *self.calls.lock().unwrap() += 1;
+        match *self.answer.lock().unwrap() {
+            Ok(n) => Ok(vedfolnir_core::model::Recommendation {
+                desired_replicas: n,
+                direction: Direction::between(input.current_replicas, n),
+                scale_up_score: 1.0,
+                scale_down_score: 0.0,
+                reasons: vec![vedfolnir_core::model::Reason::new(
+                    "scripted",
+                    format!("told to want {n}"),
+                )],
+            }),
+            Err(kind) => Err(vedfolnir_sandbox::EvalError {
+                kind,
+                plugin: self.id.clone(),
+                call: "evaluate",
+                message: "told to fail".into(),
+            }),
+        }
+    }
+
+    fn over_deadline(&self) -> u64 {
+        0
+    }
+}
+
+/// A policy file with `extra` TOML (bounds default to 2..5) run by a
+/// scripted policy.
+fn scripted(extra: &str) -> (Arc<ReadyPolicy>, Arc<Scripted>) {
+    let text = format!("service = \"web\"\nplugin = \"builtin:threshold-score\"\n{extra}");
+    let file = PolicyFile::parse(Path::new("web.toml"), &text, &Default::default()).unwrap();
+    let code = Scripted::new();
+    let policy = ReadyPolicy::with_plugin(file, code.clone()).unwrap();
+    (Arc::new(policy), code)
 }
 
 /// Everything a pass works with, on fakes.
@@ -671,7 +765,7 @@ async fn an_evaluation_does_not_hold_the_async_worker() {
     .unwrap();
     let sandbox = vedfolnir_sandbox::Sandbox::new(Default::default()).unwrap();
     let plugin = sandbox.load_file(Path::new(spinning)).unwrap();
-    let policy = Arc::new(ReadyPolicy::with_plugin(file, plugin).unwrap());
+    let policy = Arc::new(ReadyPolicy::with_plugin(file, Arc::new(plugin)).unwrap());
     let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let t = ticks.clone();
     let ticker = tokio::spawn(async move {
@@ -693,9 +787,7 @@ async fn an_evaluation_does_not_hold_the_async_worker() {
         w.clock.now_ms(),
     );
     let before = ticks.load(std::sync::atomic::Ordering::SeqCst);
-    evaluate(Evaluate::OffThread, &policy, input, GuardState::default())
-        .await
-        .unwrap();
+    evaluate(Evaluate::OffThread, &policy, input).await.unwrap();
     ticker.abort();
     assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) > before);
 }
@@ -844,4 +936,170 @@ fn the_plan_acts_announces_or_stays_quiet() {
         Plan::Announce(Event::WouldScale),
         "another would-scale is announced"
     );
+}
+
+// Each decision path of a pass, through the scripted policy.
+
+#[tokio::test]
+async fn path_a_recommended_scale_up_is_acted_on_audited_and_starts_its_cooldown() {
+    let w = World::new(3, Behaviour::Obey);
+    let (policy, code) = scripted("");
+    code.wants(4);
+    let p = pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(p.report.unwrap().outcome, Outcome::Succeeded);
+    assert_eq!(w.actuator.running(), 4);
+    assert_eq!(w.events(), [Event::ScaleStarted, Event::ScaleFinished]);
+    let started = &w.audit.records("web").unwrap()[0];
+    assert!(
+        started.reasons.iter().any(|r| r.contains("told to want 4")),
+        "{:?}",
+        started.reasons
+    );
+    assert_eq!(w.state().last_scale_up, Some(w.clock.now_ms()));
+}
+
+#[tokio::test]
+async fn path_a_recommended_scale_down_is_acted_on_and_starts_the_scale_down_cooldown() {
+    let w = World::new(4, Behaviour::Obey);
+    let (policy, code) = scripted("");
+    code.wants(3);
+    pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(*w.actuator.scales.lock().unwrap(), [3]);
+    let s = w.state();
+    assert_eq!((s.last_scale_down.is_some(), s.last_scale_up), (true, None));
+}
+
+#[tokio::test]
+async fn path_a_recommended_hold_is_quiet() {
+    let w = World::new(3, Behaviour::Obey);
+    let (policy, code) = scripted("");
+    code.wants(3);
+    let p = pass(&w.cx(), &policy).await.unwrap();
+    assert!(p.report.is_none());
+    assert_eq!(p.evaluation.decision.reasons[0].rule, Rule::PolicyHold);
+    assert!(w.events().is_empty(), "{:?}", w.events());
+    assert!(w.actuator.scales.lock().unwrap().is_empty());
+    assert_eq!(w.state().last_decision.unwrap().direction, Direction::Hold);
+}
+
+#[tokio::test]
+async fn path_the_guard_stage_limits_the_step_and_clamps_to_the_maximum() {
+    let w = World::new(2, Behaviour::Obey);
+    let (policy, code) = scripted("");
+    code.wants(9);
+    let p = pass(&w.cx(), &policy).await.unwrap();
+    // 9 clamped to the maximum 5, then the step to 2 a scale-up.
+    let rules: Vec<Rule> = p
+        .evaluation
+        .decision
+        .reasons
+        .iter()
+        .map(|r| r.rule)
+        .collect();
+    assert_eq!(rules, [Rule::ClampedToMax, Rule::StepLimited]);
+    assert_eq!(w.actuator.running(), 4);
+    let started = &w.audit.records("web").unwrap()[0];
+    assert_eq!(started.guard.len(), 2, "the audit keeps the interventions");
+}
+
+#[tokio::test]
+async fn path_a_scale_up_in_its_cooldown_is_held_by_the_guard_stage() {
+    let w = World::new(3, Behaviour::Obey);
+    let (policy, code) = scripted("");
+    code.wants(4);
+    pass(&w.cx(), &policy).await.unwrap();
+    code.wants(5);
+    w.clock.set(w.clock.now_ms() + 60_000);
+    let p = pass(&w.cx(), &policy).await.unwrap();
+    assert!(p.report.is_none());
+    let last = p.evaluation.decision.reasons.last().unwrap();
+    assert_eq!(last.rule, Rule::CooldownUp);
+    assert!(last.message.contains("4m left"), "{}", last.message);
+    assert_eq!(*w.actuator.scales.lock().unwrap(), [4]);
+    // Past the cooldown, it scales.
+    w.clock.set(w.clock.now_ms() + 5 * 60_000);
+    pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(*w.actuator.scales.lock().unwrap(), [4, 5]);
+}
+
+#[tokio::test]
+async fn path_a_failing_policy_holds_recorded_when_it_begins_and_again_after_the_repeat() {
+    let w = World::new(3, Behaviour::Obey);
+    let (policy, code) = scripted("");
+    code.fails(vedfolnir_core::guard::FailureKind::Trap);
+    let p = pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(p.evaluation.decision.reasons[0].rule, Rule::PolicyFailed);
+    assert_eq!(w.events(), [Event::Held]);
+    // The same cause on the next passes: not recorded again...
+    for _ in 0..3 {
+        w.clock.set(w.clock.now_ms() + 15_000);
+        pass(&w.cx(), &policy).await.unwrap();
+    }
+    assert_eq!(w.events(), [Event::Held]);
+    // ...until the repeat, which says for how long and how many passes.
+    w.clock.set(w.clock.now_ms() + HELD_REPEAT_MS);
+    pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(w.events(), [Event::Held, Event::Held]);
+    let again = w.audit.records("web").unwrap().pop().unwrap();
+    assert!(
+        again
+            .reasons
+            .iter()
+            .any(|r| r.contains("held on policy trap") && r.contains("3 passes")),
+        "{:?}",
+        again.reasons
+    );
+    // Another cause is recorded at once.
+    code.fails(vedfolnir_core::guard::FailureKind::Timeout);
+    w.clock.set(w.clock.now_ms() + 15_000);
+    pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(w.events().len(), 3);
+    assert!(w.actuator.scales.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn path_a_dry_run_announces_a_would_scale_once_and_touches_nothing() {
+    let mut w = World::new(3, Behaviour::Obey);
+    w.dry_run = true;
+    let (policy, code) = scripted("");
+    code.wants(4);
+    pass(&w.cx(), &policy).await.unwrap();
+    w.clock.set(w.clock.now_ms() + 15_000);
+    pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(w.events(), [Event::WouldScale], "announced once");
+    assert!(w.actuator.scales.lock().unwrap().is_empty());
+    let s = w.state();
+    assert_eq!(s.last_scale_up, None, "production clocks untouched");
+    assert!(s.last_decision.unwrap().dry_run);
+}
+
+#[tokio::test]
+async fn path_a_standby_evaluates_but_records_and_changes_nothing() {
+    let w = World::new(3, Behaviour::Obey);
+    let (policy, code) = scripted("");
+    code.wants(5);
+    let cx = Context {
+        standby: Some("daemon b leads"),
+        ..w.cx()
+    };
+    let p = pass(&cx, &policy).await.unwrap();
+    assert_eq!(*code.calls.lock().unwrap(), 1, "it evaluated");
+    assert!(p.evaluation.decision.is_scale(), "and would scale");
+    assert!(p.report.is_none());
+    assert!(w.events().is_empty());
+    assert!(w.actuator.scales.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn path_a_paused_service_holds_whatever_the_policy_says() {
+    let w = World::new(3, Behaviour::Obey);
+    let mut s = w.state();
+    s.paused = true;
+    w.state.save("web", &s).unwrap();
+    let (policy, code) = scripted("");
+    code.wants(5);
+    let p = pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(p.evaluation.decision.reasons[0].rule, Rule::Paused);
+    assert!(p.report.is_none());
+    assert!(w.actuator.scales.lock().unwrap().is_empty());
 }
