@@ -10,19 +10,22 @@
 //!   guard     the guard rails' rules in order    -> Judged (what happens)
 //!   plan      act, announce, or stay quiet       -> Plan
 //!   act       audit intent, scale, audit outcome -> Acted
-//!   record    the state file, written once       -> Pass
+//!   record    a shadow's divergence audited when -> Pass
+//!             it starts or changes; the state
+//!             file, written once
 //! ```
 //!
 //! Every shell drives the same functions: `check` (cron) and the daemon's
 //! loop call [`pass`]; `scale-up`, `scale-down` and the API call
 //! [`manual::scale`]; both call [`reconcile::reconcile`] before their first
-//! action. The controller works through the [`Actuator`] and
+//! action; pause, resume and reset are [`operator`]'s. The controller works through the [`Actuator`] and
 //! [`MetricSource`](crate::sources::MetricSource) traits and takes its time
 //! from a [`Clock`], so its unit tests use in-memory fakes and a manual
 //! clock.
 
 pub mod action;
 pub mod manual;
+pub mod operator;
 pub mod reconcile;
 
 use std::collections::BTreeMap;
@@ -94,7 +97,7 @@ pub fn is_late(late_by: Duration, interval: Duration) -> bool {
     late_by.as_secs_f64() > interval.as_secs_f64() * LATE_AFTER
 }
 
-/// Why a pass stopped.
+/// Why a pass (or an operator's action) stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
     /// The engine: listing or reading the target.
@@ -230,6 +233,7 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
     );
     let report = carry_out(cx, policy, planned, &judged, &mut state, note).await?;
     timings.act = watch.lap();
+    record_divergence(cx, policy, &judged, &mut state);
     let last = last_decision(&judged.evaluation, report.as_ref(), cx.dry_run, now);
     state.last_decision = Some(last.clone());
     state
@@ -283,6 +287,72 @@ async fn carry_out(
         }
         Plan::Quiet => Ok(None),
     }
+}
+
+impl Pass {
+    /// Whether the shadow policy decided otherwise than the live one.
+    pub fn diverged(&self) -> bool {
+        self.shadow
+            .as_ref()
+            .is_some_and(|sh| self.evaluation.diverges(sh))
+    }
+}
+
+/// Audit a shadow policy's divergence from the live one when it starts or
+/// changes (not on every pass it lasts; a standby records nothing). A
+/// record that cannot be written is logged: it changes no decision.
+fn record_divergence(
+    cx: &Context<'_>,
+    policy: &ReadyPolicy,
+    judged: &Judged,
+    state: &mut ServiceState,
+) {
+    let Some(sh) = judged
+        .shadow
+        .as_ref()
+        .filter(|sh| judged.evaluation.diverges(sh))
+    else {
+        state.diverging = None;
+        return;
+    };
+    let live = &judged.evaluation.decision;
+    let decisions = (
+        format!("{} to {}", live.direction, live.target),
+        format!("{} to {}", sh.decision.direction, sh.decision.target),
+    );
+    if cx.standby.is_some() || state.diverging.as_ref() == Some(&decisions) {
+        return;
+    }
+    let shadow_plugin = policy.shadow.as_ref().map(|s| s.plugin.id());
+    let mut reasons = vec![format!(
+        "live {} decides {}; shadow {} decides {}",
+        policy.plugin.id(),
+        decisions.0,
+        shadow_plugin.map(ToString::to_string).unwrap_or_default(),
+        decisions.1
+    )];
+    reasons.extend(sh.reasons().into_iter().map(|r| format!("shadow {r}")));
+    let input = &judged.input;
+    let record = crate::audit::AuditRecord {
+        dry_run: cx.dry_run,
+        direction: sh.decision.direction,
+        from: input.current_replicas,
+        to: sh.decision.target,
+        reasons,
+        plugin: shadow_plugin.map(|id| PluginRecord::from(&**id)),
+        scores: sh.scores(),
+        inputs: inputs_of(input),
+        ..crate::audit::AuditRecord::new(
+            &policy.file.service,
+            Event::ShadowDiverged,
+            Actor::Auto,
+            input.now,
+        )
+    };
+    if let Err(e) = cx.audit.append(&record) {
+        tracing::error!(error = %format!("{e:#}"), "cannot audit a shadow divergence");
+    }
+    state.diverging = Some(decisions);
 }
 
 /// The guard rails' clocks: the state file's, and for a live Swarm target

@@ -40,6 +40,7 @@ mod errors;
 mod lease;
 mod markup;
 mod policy;
+mod seams;
 mod simulate;
 mod sources;
 mod state;

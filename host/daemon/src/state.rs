@@ -217,6 +217,10 @@ pub struct ServiceState {
     /// lasts.
     #[serde(default)]
     pub held: Option<HeldSince>,
+    /// The shadow policy's divergence in progress, while it lasts: the
+    /// live and the shadow decision (`up to 4`), as last audited.
+    #[serde(default)]
+    pub diverging: Option<(String, String)>,
     /// How the automatic passes kept to their interval.
     #[serde(default)]
     pub pace: Pace,

@@ -21,17 +21,16 @@ use vedfolnir_sandbox::Sandbox;
 use super::args::{ActArgs, PolicyArgs};
 use super::{InvalidInput, ScaleFailed, Unhealthy, render};
 use crate::actuators::{self, Actuator, DockerActuator, Outcome, ScaleReport};
-use crate::audit::{self, Actor, AuditLog, AuditRecord, Event};
+use crate::audit::{self, Actor, AuditLog};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Overrides, PolicyFile, TargetKind};
 use crate::controller::manual::{self, Request, Wanted};
-use crate::controller::{self, Context, Evaluate, reconcile};
+use crate::controller::{self, Context, Evaluate, operator, reconcile};
 use crate::engine::{Engine, Readiness};
 use crate::policy::{ReadyPolicy, load_plugin};
+use crate::seams::Seams;
 use crate::sources::Sources;
-use crate::sources::docker::DockerStats;
 use crate::sources::prometheus::Prometheus;
-use crate::sources::scrape::Scrape;
 use crate::state::StateDir;
 use crate::telemetry::Telemetry;
 use crate::telemetry::notifier::{self, Delivery, Notifier};
@@ -111,14 +110,11 @@ impl Shell {
             _ => (None, None),
         };
         let (audit, notifier) = audit_log(setup, act);
+        let fence = lease.as_ref().map(|h| h.lease.clone());
+        let Seams { actuator, sources } = Seams::wire(setup.sources(), engine, file, fence);
         Ok(Shell {
-            sources: sources(setup, &engine, file),
-            actuator: DockerActuator {
-                engine,
-                target: target.clone(),
-                rollout: file.rollout,
-                lease: lease.as_ref().map(|h| h.lease.clone()),
-            },
+            sources,
+            actuator,
             audit,
             state,
             telemetry: Telemetry::log_only(),
@@ -193,18 +189,6 @@ async fn close_audit(audit: AuditLog, notifier: Option<tokio::task::JoinHandle<(
     {
         eprintln!("warning: notifications still pending at exit were dropped");
     }
-}
-
-/// The sources a command reads: the engine's docker source, and
-/// Prometheus when configured.
-fn sources(setup: &Setup<'_>, engine: &Engine, file: &PolicyFile) -> Sources {
-    setup
-        .sources()
-        .with(Arc::new(DockerStats::new(
-            engine.clone(),
-            file.target.clone(),
-        )))
-        .with(Arc::new(Scrape::default()))
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -338,32 +322,18 @@ pub fn reset(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<Exit
         .into());
     }
     let (state, _lock) = locked(setup.state_dir, service, "reset")?;
-    let now = SystemClock.now_ms();
-    let before = state.reset_cooldowns(service, now, act.dry_run)?;
-    let ago = |t: Option<TimestampMs>| {
-        t.map(|t| format!("{} ago", format_elapsed((now - t).max(0) as u64)))
-            .unwrap_or_else(|| "never".into())
-    };
-    let what = format!(
-        "{}cooldowns cleared (last scale-up {}, last scale-down {})",
-        if act.dry_run {
-            "dry run: the dry-run "
-        } else {
-            ""
-        },
-        ago(before.last_scale_up),
-        ago(before.last_scale_down)
-    );
-    let record = AuditRecord {
-        reasons: vec![what.clone()],
+    let asked = operator::Asked {
+        actor: Actor::Manual,
+        request: None,
+        reason: None,
         dry_run: act.dry_run,
-        ..AuditRecord::new(service, Event::Reset, Actor::Manual, now)
+        now: SystemClock.now_ms(),
     };
-    runtime()?.block_on(async {
+    let what = runtime()?.block_on(async {
         let (audit, notifier) = audit_log(setup, Some(act));
-        let written = audit.append(&record);
+        let done = operator::reset(&state, &audit, service, asked);
         close_audit(audit, notifier).await;
-        written
+        done
     })?;
     outln!("{service}: {what}; the audit log and sample history are kept");
     Ok(ExitCode::SUCCESS)
@@ -448,12 +418,7 @@ pub fn health(setup: &Setup<'_>, args: &PolicyArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let target = &file.target;
         let engine = Engine::connect(target.docker_host.as_deref()).await?;
-        let actuator = DockerActuator {
-            engine: engine.clone(),
-            target: target.clone(),
-            rollout: file.rollout,
-            lease: None,
-        };
+        let actuator = Seams::wire(Sources::new(), engine.clone(), &file, None).actuator;
         let observed = actuator.status().await?;
         let mut problems = Vec::new();
         let prometheus = match &setup.prometheus {

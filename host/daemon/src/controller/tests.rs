@@ -1103,3 +1103,63 @@ async fn path_a_paused_service_holds_whatever_the_policy_says() {
     assert!(p.report.is_none());
     assert!(w.actuator.scales.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn path_a_shadow_divergence_is_audited_when_it_starts_or_changes_by_any_pass() {
+    let w = World::new(3, Behaviour::Obey);
+    let (live, code) = scripted("");
+    let shadow = Scripted::new();
+    let mut policy = (*live).clone();
+    policy.shadow = Some(crate::policy::Shadow {
+        plugin: shadow.clone(),
+        params: vec![],
+        required: vec![],
+        visible: vec![],
+    });
+    let policy = Arc::new(policy);
+    let diverged = |w: &World| {
+        w.events()
+            .iter()
+            .filter(|e| **e == Event::ShadowDiverged)
+            .count()
+    };
+    // Both hold: nothing.
+    code.wants(3);
+    shadow.wants(3);
+    assert!(!pass(&w.cx(), &policy).await.unwrap().diverged());
+    assert_eq!(diverged(&w), 0);
+    // The shadow would scale up: recorded once while it lasts.
+    shadow.wants(4);
+    for _ in 0..3 {
+        w.clock.set(w.clock.now_ms() + 15_000);
+        assert!(pass(&w.cx(), &policy).await.unwrap().diverged());
+    }
+    assert_eq!(diverged(&w), 1);
+    let record = w
+        .audit
+        .records("web")
+        .unwrap()
+        .into_iter()
+        .find(|r| r.event == Event::ShadowDiverged)
+        .unwrap();
+    assert_eq!((record.from, record.to), (3, 4));
+    assert!(
+        record.reasons[0].contains("decides hold to 3"),
+        "{:?}",
+        record.reasons
+    );
+    // It changes: recorded again; they agree: over, and a new one is new.
+    shadow.wants(5);
+    pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(diverged(&w), 2);
+    shadow.wants(3);
+    pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(w.state().diverging, None);
+    shadow.wants(5);
+    pass(&w.cx(), &policy).await.unwrap();
+    assert_eq!(diverged(&w), 3);
+    assert!(
+        w.actuator.scales.lock().unwrap().is_empty(),
+        "a shadow never acts"
+    );
+}

@@ -9,7 +9,7 @@
 //!        │
 //!   reconcile (once) ──fail──> hold, retry next tick
 //!        │
-//!   tick ──> controller::pass ──> print, publish status, audit divergence
+//!   tick ──> controller::pass ──> print, publish status
 //!   request ──> controller::manual::scale | pause/resume ──> reply
 //!   stop ──> finish the pass in flight, release the lock
 //! ```
@@ -27,13 +27,12 @@ use crate::audit::{Actor, AuditRecord, Event, PluginRecord};
 use crate::clock::{SystemClock, format_time};
 use crate::config::TargetKind;
 use crate::controller::manual::{self, ManualError, Request, Wanted};
-use crate::controller::{self, Context, Pass, PassError, reconcile};
+use crate::controller::{self, Context, Pass, PassError, operator, reconcile};
 use crate::engine::EngineError;
 use crate::lease::{Lease, Role};
 use crate::policy::{ReadyPolicy, signal_values, verdict};
+use crate::seams::Seams;
 use crate::sources::Sources;
-use crate::sources::docker::DockerStats;
-use crate::sources::scrape::Scrape;
 use crate::telemetry;
 
 /// A running loop.
@@ -105,8 +104,9 @@ pub fn retire(shared: &Arc<Shared>, service: &str, spawned: Spawned) {
     shared.retiring.lock().expect("retiring lock").push(waiter);
 }
 
-/// The engine-side seams of one service, once its engine answers.
-struct Seams {
+/// One service once its engine answers: its seams, and what holds the
+/// target for this daemon.
+struct Connected {
     actuator: DockerActuator,
     sources: Sources,
     reconciled: bool,
@@ -117,7 +117,7 @@ struct Seams {
     lease: Option<Lease>,
 }
 
-impl Seams {
+impl Connected {
     /// Why this daemon does not act on the target now (another leads), or
     /// `None` when it may.
     fn standby(&self) -> Option<String> {
@@ -147,10 +147,10 @@ impl Seams {
 
 /// Connect to the policy's engine and reconcile, or say why not.
 async fn ready<'a>(
-    seams: &'a mut Option<Seams>,
+    seams: &'a mut Option<Connected>,
     policy: &ReadyPolicy,
     shared: &Shared,
-) -> Result<&'a Seams, PassError> {
+) -> Result<&'a Connected, PassError> {
     if seams.is_none() {
         let target = &policy.file.target;
         let engine = shared.engine(target.docker_host.as_deref()).await?;
@@ -171,20 +171,13 @@ async fn ready<'a>(
                 (Some(lock), None)
             }
         };
-        *seams = Some(Seams {
+        let Seams { actuator, sources } =
+            Seams::wire(shared.sources.clone(), engine, &policy.file, lease.clone());
+        *seams = Some(Connected {
             _target: lock,
-            lease: lease.clone(),
-            sources: shared
-                .sources
-                .clone()
-                .with(Arc::new(DockerStats::new(engine.clone(), target.clone())))
-                .with(Arc::new(Scrape::default())),
-            actuator: DockerActuator {
-                engine,
-                target: target.clone(),
-                rollout: policy.file.rollout,
-                lease,
-            },
+            lease,
+            sources,
+            actuator,
             reconciled: false,
         });
     }
@@ -202,13 +195,6 @@ async fn ready<'a>(
             .insert(service.clone());
     }
     Ok(s)
-}
-
-/// Divergence memory of the shadow policy.
-#[derive(Debug, Default)]
-struct Divergence {
-    last: Option<(String, String)>,
-    count: u64,
 }
 
 /// Resolves when the lease's role changes; never without a lease (or
@@ -232,8 +218,10 @@ async fn run(
     mut commands: mpsc::Receiver<LoopCommand>,
 ) {
     let service = policy_rx.borrow().file.service.clone();
-    let mut seams: Option<Seams> = None;
-    let mut divergence = Divergence::default();
+    let mut seams: Option<Connected> = None;
+    // Passes where the shadow policy decided otherwise, since this loop
+    // began (the pass audits when a divergence starts or changes).
+    let mut divergences = 0u64;
     // The lease's role (a Swarm target): a change runs a pass at once, so
     // a takeover acts without waiting out the interval.
     let mut role: Option<watch::Receiver<Role>> = None;
@@ -280,7 +268,7 @@ async fn run(
                     role = s.lease.as_ref().map(|l| l.role.clone());
                 }
                 lease_changes(&shared, &service, s, &mut led);
-                turn(s, &policy, &shared, command, late, &mut divergence).await
+                turn(s, &policy, &shared, command, late, &mut divergences).await
             }
             Err(e) => Err(fail_command(command, e)),
         };
@@ -311,7 +299,7 @@ fn fail_command(command: Option<LoopCommand>, e: PassError) -> PassError {
 /// Record a change of this daemon's part for the service (the epoch it
 /// leads at, `led`): a takeover, or the lease lost (each audited, so
 /// notified).
-fn lease_changes(shared: &Shared, service: &str, seams: &Seams, led: &mut Option<u64>) {
+fn lease_changes(shared: &Shared, service: &str, seams: &Connected, led: &mut Option<u64>) {
     let Some(lease) = &seams.lease else {
         return;
     };
@@ -358,12 +346,12 @@ fn lease_changes(shared: &Shared, service: &str, seams: &Seams, led: &mut Option
 
 /// One turn of the loop: a request, or a pass.
 async fn turn(
-    seams: &Seams,
+    seams: &Connected,
     policy: &Arc<ReadyPolicy>,
     shared: &Shared,
     command: Option<LoopCommand>,
     late: bool,
-    divergence: &mut Divergence,
+    divergences: &mut u64,
 ) -> Result<(), PassError> {
     let standby = seams.standby();
     let cx = Context {
@@ -400,10 +388,10 @@ async fn turn(
         line = format!("{line}; {why}: not acted on");
     }
     outln!("{line}");
-    if record_divergence(shared, policy, &p, &mut divergence.last) {
-        divergence.count += 1;
+    if p.diverged() {
+        *divergences += 1;
     }
-    publish(shared, policy, &p, divergence.count, late);
+    publish(shared, policy, &p, *divergences, late);
     Ok(())
 }
 
@@ -431,28 +419,14 @@ fn pause(
     reason: Option<String>,
     request: String,
 ) -> Result<bool, PassError> {
-    let now = crate::clock::now_ms();
-    let was = shared
-        .state
-        .update(service, now, |s| std::mem::replace(&mut s.paused, paused))?;
-    if was != paused {
-        let mut reasons = vec![format!(
-            "automatic scaling {} through the API",
-            if paused { "paused" } else { "resumed" }
-        )];
-        reasons.extend(reason);
-        let event = if paused {
-            Event::Paused
-        } else {
-            Event::Resumed
-        };
-        shared.audit.append(&AuditRecord {
-            reasons,
-            dry_run: shared.options.dry_run,
-            request: Some(request),
-            ..AuditRecord::new(service, event, Actor::Api, now)
-        })?;
-    }
+    let asked = operator::Asked {
+        actor: Actor::Api,
+        request: Some(request),
+        reason,
+        dry_run: shared.options.dry_run,
+        now: crate::clock::now_ms(),
+    };
+    let changed = operator::pause(&shared.state, &shared.audit, service, paused, asked)?;
     shared
         .status
         .lock()
@@ -464,13 +438,9 @@ fn pause(
     outln!(
         "{service}: automatic scaling {} (api){}",
         if paused { "paused" } else { "resumed" },
-        if was == paused {
-            ", as it already was"
-        } else {
-            ""
-        }
+        if changed { "" } else { ", as it already was" }
     );
-    Ok(was != paused)
+    Ok(changed)
 }
 
 /// A scale through the API: the controller's manual scale, printed.
@@ -600,56 +570,4 @@ fn publish(shared: &Shared, policy: &ReadyPolicy, p: &Pass, divergences: u64, la
         }),
         _ => None,
     };
-}
-
-/// Audit a shadow divergence when it starts or changes.
-fn record_divergence(
-    shared: &Shared,
-    policy: &ReadyPolicy,
-    p: &Pass,
-    last: &mut Option<(String, String)>,
-) -> bool {
-    let Some(sh) = p.shadow.as_ref().filter(|sh| p.evaluation.diverges(sh)) else {
-        *last = None;
-        return false;
-    };
-    let live = format!(
-        "{} to {}",
-        p.evaluation.decision.direction, p.evaluation.decision.target
-    );
-    let shadow = format!("{} to {}", sh.decision.direction, sh.decision.target);
-    if last.as_ref() == Some(&(live.clone(), shadow.clone())) {
-        return true;
-    }
-    let shadow_plugin = policy.shadow.as_ref().map(|s| s.plugin.id().to_string());
-    let mut reasons = vec![format!(
-        "live {} decides {live}; shadow {} decides {shadow}",
-        policy.plugin.id(),
-        shadow_plugin.unwrap_or_default()
-    )];
-    reasons.extend(sh.reasons().into_iter().map(|r| format!("shadow {r}")));
-    let record = AuditRecord {
-        dry_run: shared.options.dry_run,
-        direction: sh.decision.direction,
-        from: p.input.current_replicas,
-        to: sh.decision.target,
-        reasons,
-        plugin: policy
-            .shadow
-            .as_ref()
-            .map(|s| PluginRecord::from(&**s.plugin.id())),
-        scores: sh.scores(),
-        inputs: controller::inputs_of(&p.input),
-        ..AuditRecord::new(
-            &policy.file.service,
-            Event::ShadowDiverged,
-            Actor::Auto,
-            p.input.now,
-        )
-    };
-    if let Err(e) = shared.audit.append(&record) {
-        tracing::error!(error = %format!("{e:#}"), "cannot audit a shadow divergence");
-    }
-    *last = Some((live, shadow));
-    true
 }
