@@ -12,6 +12,9 @@
 //! they did before) with the one-pass summary they use: wall time (median
 //! of 5, warm page cache) and how far the process's resident set rose
 //! above where it stood (its peak, reset before each read; Linux).
+
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
 // Times whole reads in real time: the daemon's injected clock does not
 // apply here.
 #![allow(clippy::disallowed_methods)]

@@ -17,6 +17,9 @@
 //!    a pass (Docker's one-shot stats) takes about 2 s here, so it is
 //!    measured before the reloads start, not assumed.
 //! 3. Resident memory and CPU of an idle daemon with 3 services at 15 s.
+
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
 // These drive the real binary against real engines, in real time, and
 // time whole runs: the daemon's injected clock does not apply here.
 #![allow(clippy::disallowed_methods)]

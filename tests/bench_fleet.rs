@@ -25,6 +25,9 @@
 //! what `dockerd` and `containerd` spent beyond their idle. Every container
 //! it starts is removed at the end, and any a killed run left behind at the
 //! start.
+
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
 // These drive the real binary against real engines, in real time, and
 // time whole runs: the daemon's injected clock does not apply here.
 #![allow(clippy::disallowed_methods)]

@@ -12,6 +12,9 @@
 //! /proc over the idle window. The standby runs every pass as the leader
 //! does (its windows stay warm) and acts on nothing; the leader renews the
 //! lease, the standby reads it.
+
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
 // These drive the real binary against real engines, in real time.
 #![allow(clippy::disallowed_methods)]
 

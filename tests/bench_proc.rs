@@ -2,6 +2,9 @@
 //! resident memory) and of their environment. Benches only: the
 //! integration tests do not include it.
 
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 /// `name` from the environment as a number, `default` when unset; a value
 /// that is not a number stops the bench, naming it.
 pub fn env_num(name: &str, default: u64) -> u64 {

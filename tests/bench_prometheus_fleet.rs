@@ -19,6 +19,9 @@
 //! p99, this process's CPU and resident memory (the exporter's share is
 //! measured apart and taken out), and the queries Prometheus answered
 //! (its own `prometheus_http_requests_total`).
+
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
 // These drive real servers in real time: the daemon's injected clock
 // does not apply here.
 #![allow(clippy::disallowed_methods)]

@@ -12,6 +12,9 @@
 //! `docker-compose up -d --scale vedfolnir=3` followed by a wait for three
 //! healthy replicas (polled every 250 ms, as the autoscaler polls), then
 //! back to 2 the same way. It reuses the integration tests' harness.
+
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
 // These drive the real binary against real engines, in real time, and
 // time whole runs: the daemon's injected clock does not apply here.
 #![allow(clippy::disallowed_methods)]

@@ -12,6 +12,9 @@
 //! binary; "replay" is the time the binary reports for the replay itself,
 //! "process" the whole command (start-up and the policies' compilation
 //! included). The replay's outputs are checked equal across runs.
+
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
 // These drive the real binary against real engines, in real time, and
 // time whole runs: the daemon's injected clock does not apply here.
 #![allow(clippy::disallowed_methods)]

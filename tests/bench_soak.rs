@@ -18,6 +18,9 @@
 //! `PASSES` passes (summed over the services, from `/metrics`) or after
 //! `MINUTES`, and fails when RSS grew by 5% or more from the sample at a
 //! tenth of the run to the end.
+
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
 // These drive the real binary against real engines, in real time, and
 // time whole runs: the daemon's injected clock does not apply here.
 #![allow(clippy::disallowed_methods)]

@@ -12,6 +12,9 @@
 //! daemon's spawn to every service serving (its plugin shown in
 //! `/api/v1/status`, polled every 50 ms), and the daemon's resident memory
 //! after it has run for a while.
+
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
 // These drive the real binary in real time and time whole runs: the
 // daemon's injected clock does not apply here.
 #![allow(clippy::disallowed_methods)]

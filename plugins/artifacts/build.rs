@@ -158,8 +158,9 @@ fn main() {
         );
         file
     };
-    writeln!(code, "/// Shipped policies: (name, path, bytes).").unwrap();
-    writeln!(code, "pub const POLICIES: &[(&str, &str, &[u8])] = &[").unwrap();
+    writeln!(code, "/// Shipped policies: (name, path, bytes).").expect("a String takes any write");
+    writeln!(code, "pub const POLICIES: &[(&str, &str, &[u8])] = &[")
+        .expect("a String takes any write");
     for p in POLICIES {
         let file = path_of(p);
         writeln!(
@@ -167,11 +168,11 @@ fn main() {
             "    ({p:?}, {f:?}, include_bytes!({f:?})),",
             f = file.display().to_string()
         )
-        .unwrap();
+        .expect("a String takes any write");
     }
-    writeln!(code, "];").unwrap();
-    writeln!(code, "/// Test fixtures: (name, path).").unwrap();
-    writeln!(code, "pub const FIXTURES: &[(&str, &str)] = &[").unwrap();
+    writeln!(code, "];").expect("a String takes any write");
+    writeln!(code, "/// Test fixtures: (name, path).").expect("a String takes any write");
+    writeln!(code, "pub const FIXTURES: &[(&str, &str)] = &[").expect("a String takes any write");
     for f in FIXTURES {
         let file = if *f == "other-world" {
             // A binary crate: cargo names its component after the bin.
@@ -185,9 +186,10 @@ fn main() {
         } else {
             path_of(&format!("fixture-{f}"))
         };
-        writeln!(code, "    ({f:?}, {:?}),", file.display().to_string()).unwrap();
+        writeln!(code, "    ({f:?}, {:?}),", file.display().to_string())
+            .expect("a String takes any write");
     }
-    writeln!(code, "];").unwrap();
+    writeln!(code, "];").expect("a String takes any write");
     std::fs::write(out_dir.join("artifacts.rs"), code).expect("write artifacts.rs");
 }
 

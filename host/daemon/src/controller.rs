@@ -109,9 +109,10 @@ pub enum PassError {
     /// The state files.
     #[error(transparent)]
     State(#[from] StateError),
-    /// The evaluation task (not the policy) failed.
-    #[error("the evaluation task failed: {0}")]
-    Evaluation(String),
+    /// The evaluation task (not the policy) failed: it panicked, or the
+    /// evaluations' semaphore closed.
+    #[error("the evaluation task failed")]
+    Evaluation(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl PassError {
@@ -471,11 +472,11 @@ async fn evaluate(
     let _permit = EVALUATIONS
         .acquire()
         .await
-        .map_err(|e| PassError::Evaluation(e.to_string()))?;
+        .map_err(|e| PassError::Evaluation(Box::new(e)))?;
     let policy = policy.clone();
     tokio::task::spawn_blocking(move || advise(&policy))
         .await
-        .map_err(|e| PassError::Evaluation(e.to_string()))
+        .map_err(|e| PassError::Evaluation(Box::new(e)))
 }
 
 /// The guard stage: the guard rails' rules, in order, on the policy's

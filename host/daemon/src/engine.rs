@@ -31,7 +31,13 @@ pub const CREATED_BY_LABEL: &str = "io.vedfolnir.autoscaler.created-by";
 /// interrupted scale can be judged by what it made.
 pub const ACTION_LABEL: &str = "io.vedfolnir.autoscaler.action";
 
-/// A failure talking to the engine, phrased for an operator.
+/// What an engine error was caused by: the client's own error, kept as
+/// the source (shown after the message by `errors::chain`).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A failure talking to the engine, phrased for an operator. Its display
+/// is the operator's sentence; the client's error that caused it, when
+/// there is one, is its source (`errors::chain` prints both).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The engine cannot be reached at all (socket missing, refused,
@@ -42,6 +48,9 @@ pub enum EngineError {
         host: String,
         /// Why, and what to do.
         message: String,
+        /// The client's error, when it stopped answering mid-way.
+        #[source]
+        cause: Option<Cause>,
     },
     /// The target has no replicas (or no Swarm service) on the engine.
     #[error("{what}")]
@@ -54,6 +63,9 @@ pub enum EngineError {
     Api {
         /// What was being done, and the engine's answer.
         message: String,
+        /// The client's error, when the request failed on its side.
+        #[source]
+        cause: Option<Cause>,
     },
     /// A write to a Swarm service refused by its fence: this daemon's lease
     /// ran out, or a higher epoch wrote to the service.
@@ -69,6 +81,16 @@ impl EngineError {
     pub fn api(message: impl Into<String>) -> EngineError {
         EngineError::Api {
             message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// An engine unreachable at `host`, saying why.
+    pub fn unreachable(host: &str, message: impl Into<String>) -> EngineError {
+        EngineError::Unreachable {
+            host: host.to_string(),
+            message: message.into(),
+            cause: None,
         }
     }
 
@@ -103,12 +125,13 @@ pub fn api_error(engine: &Engine, doing: &str, e: bollard::errors::Error) -> Eng
         | B::RequestTimeoutError
         | B::HyperResponseError { .. }) => EngineError::Unreachable {
             host: engine.host.clone(),
-            message: format!(
-                "{doing}: it stopped answering ({})",
-                crate::errors::chain(&transport)
-            ),
+            message: format!("{doing}: it stopped answering"),
+            cause: Some(Box::new(transport)),
         },
-        other => EngineError::api(format!("{doing}: {other}")),
+        other => EngineError::Api {
+            message: doing.to_string(),
+            cause: Some(Box::new(other)),
+        },
     }
 }
 
@@ -137,18 +160,15 @@ pub struct Engine {
 
 /// Why connecting failed, in words that say what to do.
 fn unreachable_message(host: &str, e: &bollard::errors::Error) -> String {
-    let chain = crate::errors::chain(e);
-    let lower = chain.to_lowercase();
+    let lower = crate::errors::chain(e).to_lowercase();
     if lower.contains("permission denied") {
-        format!(
-            "permission denied on {host}: run as root or as a member of the docker group ({chain})"
-        )
+        format!("permission denied on {host}: run as root or as a member of the docker group")
     } else if lower.contains("no such file") || lower.contains("socket not found") {
-        format!("{host} does not exist: is the Docker engine running? ({chain})")
+        format!("{host} does not exist: is the Docker engine running?")
     } else if lower.contains("connection refused") {
-        format!("connection refused: is the Docker engine running? ({chain})")
+        "connection refused: is the Docker engine running?".into()
     } else {
-        chain
+        "it did not answer".into()
     }
 }
 
@@ -163,17 +183,18 @@ impl Engine {
         let unreachable = |e: bollard::errors::Error| EngineError::Unreachable {
             host: host.clone(),
             message: unreachable_message(&host, &e),
+            cause: Some(Box::new(e)),
         };
         // Fail early, and clearly, on a socket that is missing or not ours.
         if let Some(path) = host.strip_prefix("unix://") {
             match std::fs::metadata(path) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(EngineError::Unreachable {
-                        host: host.clone(),
-                        message: format!(
+                    return Err(EngineError::unreachable(
+                        &host,
+                        format!(
                             "{path} does not exist: is the Docker engine running? (set DOCKER_HOST or target.docker_host to use another)"
                         ),
-                    });
+                    ));
                 }
                 _ => {}
             }

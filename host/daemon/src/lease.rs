@@ -629,7 +629,7 @@ pub fn spawn(
             });
         }
         if let Err(e) = elector.release(store.as_ref()).await {
-            tracing::warn!("cannot let go of the lease: {e}");
+            tracing::warn!("cannot let go of the lease: {}", crate::errors::chain(&e));
         }
         let _ = tx.send(elector.role().clone());
     });
@@ -719,10 +719,7 @@ pub mod memory {
     impl MemoryStore {
         fn check(&self) -> Result<(), EngineError> {
             if self.cut.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(EngineError::Unreachable {
-                    host: "memory".into(),
-                    message: "cut".into(),
-                });
+                return Err(EngineError::unreachable("memory", "cut"));
             }
             Ok(())
         }

@@ -540,7 +540,7 @@ fn also_the_plugins(sandbox: &Sandbox, path: &Path, rejected: Rejected) -> Probl
                 message: format!(
                     "{plugin} failed to load at {}: {}",
                     e.stage.as_str(),
-                    e.message
+                    e.detail()
                 ),
             }),
         }

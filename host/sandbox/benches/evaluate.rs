@@ -6,6 +6,9 @@
 //! - the same policy logic run natively through the SDK, and the ratio;
 //! - component load: cold compile, and from the precompiled cache.
 
+// Bench code: an unwrap that fails stops the bench, which is what it should do.
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -109,7 +109,10 @@ impl fmt::Display for Stage {
     }
 }
 
-/// A policy that failed to load, naming where and at which stage.
+/// A policy that failed to load, naming where and at which stage. Its
+/// display is the operator's sentence; the error that caused it (the file
+/// system's, the linker's), when there is one, is its source:
+/// [`LoadError::detail`] or an error chain prints both.
 #[derive(Debug, Clone, Error)]
 #[error("{source_label}: {stage} failed: {message}")]
 pub struct LoadError {
@@ -119,6 +122,47 @@ pub struct LoadError {
     pub stage: Stage,
     /// What went wrong.
     pub message: String,
+    /// What caused it.
+    #[source]
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl LoadError {
+    /// `label` failed at `stage`: `message`.
+    pub fn new(label: impl Into<String>, stage: Stage, message: impl Into<String>) -> LoadError {
+        LoadError {
+            source_label: label.into(),
+            stage,
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// This error, caused by `cause`.
+    pub fn caused_by(
+        self,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> LoadError {
+        LoadError {
+            cause: Some(Arc::from(cause.into())),
+            ..self
+        }
+    }
+
+    /// The message and each cause, joined by ": ".
+    pub fn detail(&self) -> String {
+        let mut s = self.message.clone();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = self
+            .cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static));
+        while let Some(c) = cause {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            cause = c.source();
+        }
+        s
+    }
 }
 
 /// The largest component file loaded: several times a component built
@@ -131,22 +175,15 @@ impl Sandbox {
     /// through the describe stage.
     pub fn load_file(&self, path: &Path) -> Result<Plugin, LoadError> {
         let label = path.display().to_string();
-        let bytes = crate::files::read(path, MAX_COMPONENT_BYTES).map_err(|e| LoadError {
-            source_label: label.clone(),
-            stage: Stage::Read,
-            message: e.to_string(),
-        })?;
+        let bytes = crate::files::read(path, MAX_COMPONENT_BYTES)
+            .map_err(|e| LoadError::new(&label, Stage::Read, "cannot read it").caused_by(e))?;
         self.load_bytes(&label, &bytes)
     }
 
     /// Load a policy from bytes, through the describe stage. `label` names
     /// it in errors and logs.
     pub fn load_bytes(&self, label: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
-        let fail = |stage, message: String| LoadError {
-            source_label: label.to_string(),
-            stage,
-            message,
-        };
+        let fail = |stage, message: String| LoadError::new(label, stage, message);
         check_header(bytes).map_err(|m| fail(Stage::Decode, m))?;
         check_memory_minimum(bytes, self.inner.config.memory_cap)
             .map_err(|m| fail(Stage::Decode, m))?;
@@ -158,7 +195,10 @@ impl Sandbox {
             .compile_cached(bytes, &digest)
             .map_err(|m| fail(Stage::Decode, m))?;
 
-        let pre = self.link(&component).map_err(|(stage, m)| fail(stage, m))?;
+        let pre = self.link(&component).map_err(|e| LoadError {
+            source_label: label.to_string(),
+            ..e
+        })?;
         let (loaded, plugin) = self
             .describe(pre, label, &digest, provenance)
             .map_err(|m| fail(Stage::Describe, m))?;
@@ -169,17 +209,14 @@ impl Sandbox {
     /// The world, import and link stages: the component exports the
     /// contract's world, imports only what a policy may
     /// ([`ALLOWED_IMPORT_PREFIXES`]), and links against the host.
-    fn link(
-        &self,
-        component: &Component,
-    ) -> Result<bindings::PolicyPre<crate::State>, (Stage, String)> {
+    fn link(&self, component: &Component) -> Result<bindings::PolicyPre<crate::State>, LoadError> {
         let engine = &self.inner.engine;
         let ty = component.component_type();
         let exports: Vec<String> = ty
             .exports(engine)
             .map(|(name, _)| name.to_string())
             .collect();
-        check_world(&exports).map_err(|m| (Stage::World, m))?;
+        check_world(&exports).map_err(|m| LoadError::new("", Stage::World, m))?;
         let imports: Vec<String> = ty
             .imports(engine)
             .map(|(name, _)| name.to_string())
@@ -190,7 +227,8 @@ impl Sandbox {
             .filter(|n| !ALLOWED_IMPORT_PREFIXES.iter().any(|p| n.starts_with(p)))
             .collect();
         if !refused.is_empty() {
-            return Err((
+            return Err(LoadError::new(
+                "",
                 Stage::Imports,
                 format!(
                     "imports {} which a policy may not use (policies get no filesystem, network or \
@@ -204,7 +242,9 @@ impl Sandbox {
             .linker
             .instantiate_pre(component)
             .and_then(bindings::PolicyPre::new)
-            .map_err(|e| (Stage::Link, format!("{e:#}")))
+            .map_err(|e| {
+                LoadError::new("", Stage::Link, "it does not link against the host").caused_by(e)
+            })
     }
 
     /// The describe stage: `describe` called on a plugin of its own, its
@@ -505,11 +545,7 @@ impl Plugin {
     /// fail the test; it is returned as a note for the author to read, as is
     /// output the host had to cut to its limits.
     pub fn smoke_test(&self, params: &[Param]) -> Result<Vec<String>, LoadError> {
-        let fail = |message: String| LoadError {
-            source_label: self.id.source.clone(),
-            stage: Stage::Smoke,
-            message,
-        };
+        let fail = |message: String| LoadError::new(&self.id.source, Stage::Smoke, message);
         let mut notes = Vec::new();
         for (name, input) in smoke_inputs(params) {
             let rec = match self.evaluate(&input) {

@@ -2,6 +2,9 @@
 //! misbehaving fixture in `plugins/fixtures/` (each must have a test here;
 //! `every_fixture_has_a_test` checks it).
 
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};

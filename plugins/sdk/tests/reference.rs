@@ -2,6 +2,9 @@
 //! signatures: each must be one the SDK (or the core it re-exports)
 //! declares, so the reference cannot drift from the code.
 
+// Test code: an unwrap that fails is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 /// Whitespace collapsed, as rustfmt's line breaks would not be written.

@@ -188,7 +188,9 @@ async fn start_clone(
 async fn monitor(engine: &Engine, id: &str, window: Duration) -> Result<(), String> {
     let deadline = Instant::now() + window;
     loop {
-        let c = inspect(engine, id).await.map_err(|e| e.to_string())?;
+        let c = inspect(engine, id)
+            .await
+            .map_err(|e| crate::errors::chain(&e))?;
         match readiness_of(&c) {
             Readiness::Ready => return Ok(()),
             Readiness::Unhealthy => {
@@ -376,7 +378,7 @@ pub async fn settle(
             }
             match remove(engine, &r.id, Some(0)).await {
                 Ok(()) => report.removed.push(r.name.clone()),
-                Err(e) => notes.push(e.to_string()),
+                Err(e) => notes.push(crate::errors::chain(&e)),
             }
         }
     } else {
@@ -385,7 +387,7 @@ pub async fn settle(
                 Some(r) if r.is_running() => continue,
                 Some(r) if tidy => {
                     if let Err(e) = remove(engine, &r.id, Some(0)).await {
-                        notes.push(e.to_string());
+                        notes.push(crate::errors::chain(&e));
                         continue;
                     }
                 }
@@ -435,7 +437,7 @@ async fn scale_down(
                 report.reached -= 1;
             }
             Err(e) => {
-                report.error.get_or_insert_with(|| e.to_string());
+                report.error.get_or_insert_with(|| crate::errors::chain(&e));
             }
         }
     }
@@ -455,7 +457,7 @@ async fn start_clones(
         match start_clone(engine, template, &p.name, p.number.unwrap_or(0), action).await {
             Ok(id) => new.push((id, p.name.clone())),
             Err(e) => {
-                report.error = Some(e.to_string());
+                report.error = Some(crate::errors::chain(&e));
                 break;
             }
         }

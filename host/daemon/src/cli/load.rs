@@ -394,7 +394,7 @@ impl Run {
     /// Send one request to the next endpoint in turn.
     fn spawn(&mut self) {
         let to = {
-            let list = self.endpoints.lock().unwrap();
+            let list = self.endpoints.lock().expect("endpoints lock");
             self.turn = self.turn.wrapping_add(1);
             (!list.is_empty()).then(|| list[self.turn % list.len()].clone())
         };
@@ -416,7 +416,7 @@ impl Run {
             }
             while self.tasks.try_join_next().is_some() {}
             if self.tasks.len() >= cap {
-                self.summary.lock().unwrap().skipped += 1;
+                self.summary.lock().expect("summary lock").skipped += 1;
                 continue;
             }
             self.spawn();
@@ -451,7 +451,7 @@ impl Run {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        let mut summary = self.summary.lock().unwrap();
+        let mut summary = self.summary.lock().expect("summary lock");
         if unfinished > 0 {
             *summary
                 .failures
@@ -473,7 +473,7 @@ async fn send(targets: Targets, first: Vec<Endpoint>, pace: Pace, args: &LoadArg
                 tokio::time::sleep(REFRESH).await;
                 // An engine that does not answer keeps the last list.
                 if let Ok(list) = targets.list().await {
-                    *endpoints.lock().unwrap() = list;
+                    *endpoints.lock().expect("endpoints lock") = list;
                 }
             }
         })
@@ -506,12 +506,12 @@ async fn send(targets: Targets, first: Vec<Endpoint>, pace: Pace, args: &LoadArg
 /// One request: counted as sent, then as served or failed (with why).
 async fn one(client: reqwest::Client, to: Option<Endpoint>, summary: Arc<Mutex<Summary>>) {
     let Some(to) = to else {
-        let mut s = summary.lock().unwrap();
+        let mut s = summary.lock().expect("summary lock");
         s.started("(no ready replica)");
         s.ended("(no ready replica)", &Err("no ready replica".into()));
         return;
     };
-    summary.lock().unwrap().started(&to.name);
+    summary.lock().expect("summary lock").started(&to.name);
     let watch = Stopwatch::start();
     let result = match client.get(&to.url).send().await {
         Ok(resp) => {
@@ -519,7 +519,7 @@ async fn one(client: reqwest::Client, to: Option<Endpoint>, summary: Arc<Mutex<S
             let read = crate::sources::body_within(resp, MAX_BODY).await;
             let took = watch.elapsed();
             if !status.is_success() && !status.is_redirection() {
-                summary.lock().unwrap().answered_in(took);
+                summary.lock().expect("summary lock").answered_in(took);
                 Err(format!("HTTP {}", status.as_u16()))
             } else if read.is_err() {
                 Err("the answer broke off".into())
@@ -529,7 +529,10 @@ async fn one(client: reqwest::Client, to: Option<Endpoint>, summary: Arc<Mutex<S
         }
         Err(e) => Err(reason(&e)),
     };
-    summary.lock().unwrap().ended(&to.name, &result);
+    summary
+        .lock()
+        .expect("summary lock")
+        .ended(&to.name, &result);
 }
 
 /// A transport failure, in a few words: the I/O error under it when there
@@ -572,7 +575,7 @@ fn progress(args: &LoadArgs) -> Option<indicatif::ProgressBar> {
 
 fn tick(bar: &Option<indicatif::ProgressBar>, summary: &Mutex<Summary>) {
     if let Some(bar) = bar {
-        let s = summary.lock().unwrap();
+        let s = summary.lock().expect("summary lock");
         bar.set_position(bar.elapsed().as_millis() as u64);
         bar.set_message(format!(
             "{} sent, {} served, {} failed",

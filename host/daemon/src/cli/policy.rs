@@ -27,11 +27,11 @@ fn load_named(sandbox: &Sandbox, text: &str) -> Result<Plugin, LoadError> {
     if let PluginRef::Builtin(name) = &r
         && vedfolnir_plugin_artifacts::policy(name).is_none()
     {
-        return Err(LoadError {
-            source_label: text.to_string(),
-            stage: Stage::Read,
-            message: "no such builtin policy (see `plugin list`)".into(),
-        });
+        return Err(LoadError::new(
+            text,
+            Stage::Read,
+            "no such builtin policy (see `plugin list`)",
+        ));
     }
     load_plugin(sandbox, &r)
 }
@@ -136,7 +136,7 @@ pub fn validate(sandbox: &Sandbox, paths: &[PathBuf], json: bool) -> Result<Exit
                 problems.push(crate::config::Problem {
                     file: path.clone(),
                     key: "plugin".into(),
-                    message: e.to_string(),
+                    message: crate::errors::chain(&e),
                 });
                 rejected = Some(3);
             }
@@ -174,21 +174,15 @@ pub fn plugin_check(sandbox: &Sandbox, file: &str, json: bool) -> Result<ExitCod
     let started = Stopwatch::start();
     let outcome = load_named(sandbox, file).and_then(|plugin| {
         let defaults: Vec<_> = resolve_params(&plugin.description().params, &Default::default())
-            .map_err(|e| LoadError {
-                source_label: file.to_string(),
-                stage: Stage::Describe,
-                message: format!("{e:?}"),
-            })?;
+            .map_err(|e| LoadError::new(file, Stage::Describe, format!("{e:?}")))?;
         plugin.smoke_test(&defaults).map(|notes| (plugin, notes))
     });
-    let failed_stage = outcome.as_ref().err().map(|e| e.stage);
     if !json {
         outln!("checking {file}");
         for stage in Stage::ALL {
-            match failed_stage {
-                Some(f) if f == stage => {
-                    let e = outcome.as_ref().unwrap_err();
-                    outln!("  FAILED {:<10} {}", stage.as_str(), e.message);
+            match outcome.as_ref().err() {
+                Some(e) if e.stage == stage => {
+                    outln!("  FAILED {:<10} {}", stage.as_str(), e.detail());
                     break;
                 }
                 _ => outln!("  ok     {}", stage.as_str()),

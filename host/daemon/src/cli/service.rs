@@ -206,7 +206,7 @@ fn file_only(setup: &Setup<'_>, args: &PolicyArgs, command: &str) -> Result<Poli
         eprintln!(
             "note: the policy's plugin does not load ({}: {}); {command} does not need it, automatic scaling holds until it is fixed",
             e.stage.as_str(),
-            e.message
+            e.detail()
         );
     }
     Ok(file)

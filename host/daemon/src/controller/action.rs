@@ -89,7 +89,7 @@ pub async fn act(cx: &Context<'_>, service: &str, intent: &Intent) -> Result<Act
         Ok(r) => r,
         Err(e) => {
             let mut r = ScaleReport::new(intent.from, intent.to);
-            r.error = Some(e.to_string());
+            r.error = Some(crate::errors::chain(&e));
             r.duration_ms = (cx.clock.now_ms() - started_at).max(0) as u64;
             // The count may still have moved (a replica died meanwhile):
             // record what the engine shows now.

@@ -158,7 +158,7 @@ pub async fn sweep(
                 removed.push(name);
             }
             Err(e) => {
-                tracing::warn!(service = %service, replica = %name, "cannot remove an abandoned replica: {e}")
+                tracing::warn!(service = %service, replica = %name, "cannot remove an abandoned replica: {}", crate::errors::chain(&e))
             }
         }
     }

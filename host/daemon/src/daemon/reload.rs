@@ -116,7 +116,7 @@ impl From<PolicyError> for Failure {
             },
             PolicyError::Plugin(l) => Failure {
                 stage: Stage::Plugin(l.stage),
-                message: one_line(&l.to_string()),
+                message: one_line(&crate::errors::chain(&l)),
             },
         }
     }
@@ -397,7 +397,7 @@ impl Registry {
                 Ok(Err(e)) => {
                     let f = Failure {
                         stage: Stage::Plugin(e.stage),
-                        message: one_line(&e.to_string()),
+                        message: one_line(&crate::errors::chain(&e)),
                     };
                     tracing::error!(path = %path.display(), stage = %f.stage, error = %f.message, "module rejected");
                     outln!(

@@ -323,9 +323,8 @@ impl DockerStats {
             Ok(i) => i,
             Err(e) if is_gone(&e) => return Sample::Gone,
             Err(e) => {
-                return Sample::Failed(
-                    api_error(engine, &format!("inspecting container {id}"), e).to_string(),
-                );
+                let e = api_error(engine, &format!("inspecting container {id}"), e);
+                return Sample::Failed(crate::errors::chain(&e));
             }
         };
         let host = inspect.host_config.unwrap_or_default();
@@ -346,9 +345,8 @@ impl DockerStats {
             Some(Ok(s)) => s,
             Some(Err(e)) if is_gone(&e) => return Sample::Gone,
             Some(Err(e)) => {
-                return Sample::Failed(
-                    api_error(engine, &format!("reading stats of container {id}"), e).to_string(),
-                );
+                let e = api_error(engine, &format!("reading stats of container {id}"), e);
+                return Sample::Failed(crate::errors::chain(&e));
             }
             None => return Sample::Failed(format!("no stats for container {id}")),
         };
@@ -469,7 +467,7 @@ impl DockerStats {
             match crate::engine::oom_kills(&self.engine, &self.target, now_s, OOM_WINDOW_S).await {
                 Ok(n) => Some(n),
                 Err(e) => {
-                    errors.push(format!("OOM events: {e}"));
+                    errors.push(format!("OOM events: {}", crate::errors::chain(&e)));
                     None
                 }
             }
