@@ -77,9 +77,10 @@ fn the_status_page_shows_replicas_signals_decisions_and_a_broken_policy_in_a_rea
         // The replicas chart, with the scale marked.
         "<svg class=\"replicas\"",
         "class=\"scale\"",
-        // Signals against the thresholds the policy compares them with.
-        "cpu-high.threshold 0.7",
-        "memory-low.threshold 0.4",
+        // Signals against the thresholds the policy compares them with, in
+        // the signal's unit.
+        "cpu-high.threshold 70%",
+        "memory-low.threshold 40%",
         // The decision, with its reason and guard rule.
         "scale up 1 → 2 (succeeded, 2 running)",
         "below-minimum",

@@ -65,13 +65,27 @@ pub fn format_duration(ms: u64) -> String {
     Pretty(ms).to_string()
 }
 
-/// How long ago, for people: [`format_duration`] to the nearest second
-/// from one second up (`1m22s`, not `1m21s916ms`), milliseconds below.
+/// A measured duration (how long ago, how long a condition held, how much
+/// of a wait is left), for people: [`format_duration`] to the nearest
+/// second from one second up (`1m22s`, not `1m21s916ms`), milliseconds
+/// below. A configured duration is shown exactly, with [`format_duration`].
 pub fn format_elapsed(ms: u64) -> String {
-    if ms < 1_000 {
-        return format_duration(ms);
+    Elapsed(ms).to_string()
+}
+
+/// Displays milliseconds as [`format_elapsed`] does, without allocating:
+/// `format!("held for {}", Elapsed(held_for))`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(pub u64);
+
+impl std::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0;
+        if ms < 1_000 {
+            return Pretty(ms).fmt(f);
+        }
+        Pretty(ms.saturating_add(500) / 1_000 * 1_000).fmt(f)
     }
-    format_duration((ms + 500) / 1_000 * 1_000)
 }
 
 /// Displays milliseconds as [`format_duration`] does, without allocating:

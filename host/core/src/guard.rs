@@ -42,7 +42,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::duration::format_duration;
+use crate::duration::{format_duration, format_elapsed};
 use crate::model::{Direction, DurationMs, PolicyInput, Recommendation, SignalId, TimestampMs};
 
 /// The guard-rail settings of one service, from its policy file.
@@ -446,7 +446,7 @@ fn missing_or_stale(
         if age > config.staleness {
             let message = format!(
                 "required signal {signal} is stale: newest sample is {} old, limit {}; holding",
-                format_duration(age),
+                format_elapsed(age),
                 format_duration(config.staleness)
             );
             reasons.push(GuardReason::new(Rule::DataStale, message));
@@ -545,9 +545,9 @@ fn cooldown(
     (elapsed < wait).then(|| {
         let message = format!(
             "{what} {} ago, cooldown {}, {} left",
-            format_duration(elapsed),
+            format_elapsed(elapsed),
             format_duration(wait),
-            format_duration(wait - elapsed)
+            format_elapsed(wait - elapsed)
         );
         GuardReason::change(rule, target, current, message)
     })

@@ -99,7 +99,7 @@ impl Stopwatch {
 }
 
 /// A short measured duration for a log line: `0.3 ms`, `12 ms`, `1.02 s`.
-pub fn format_duration(d: Duration) -> String {
+pub fn format_timing(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 10.0 {
         format!("{ms:.1} ms")
@@ -138,9 +138,9 @@ mod tests {
 
     #[test]
     fn a_measured_duration_reads_in_its_own_scale() {
-        assert_eq!(format_duration(Duration::from_micros(300)), "0.3 ms");
-        assert_eq!(format_duration(Duration::from_millis(12)), "12 ms");
-        assert_eq!(format_duration(Duration::from_millis(1020)), "1.02 s");
+        assert_eq!(format_timing(Duration::from_micros(300)), "0.3 ms");
+        assert_eq!(format_timing(Duration::from_millis(12)), "12 ms");
+        assert_eq!(format_timing(Duration::from_millis(1020)), "1.02 s");
     }
 
     #[test]

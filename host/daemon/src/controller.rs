@@ -591,7 +591,7 @@ fn track_hold(
         format!(
             "held on {} for {} ({} passes since the last record of it)",
             h.cause,
-            vedfolnir_core::format_duration((now - h.since_ms).max(0) as u64),
+            vedfolnir_core::format_elapsed((now - h.since_ms).max(0) as u64),
             h.unrecorded
         )
     });

@@ -216,9 +216,47 @@ pub fn signal_value(signal: &SignalId, v: f64) -> String {
         SignalId::Cpu | SignalId::Memory => format!("{:.0}%", v * 100.0),
         SignalId::ErrorRate => format!("{:.1}%", v * 100.0),
         SignalId::ResponseTimeP95 if v < 1.0 => format!("{:.0}ms", v * 1000.0),
+        SignalId::ResponseTimeP95 if (v * 100.0).round() % 100.0 == 0.0 => format!("{v:.0}s"),
         SignalId::ResponseTimeP95 => format!("{v:.2}s"),
         _ if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
         _ => format!("{v:.2}"),
+    }
+}
+
+/// Whether parameter `key` is compared with `signal`: its first word
+/// names the signal (`cpu-high.threshold`, `latency-low.threshold` for the
+/// p95, `errors-high` for the error rate) or its second does
+/// (`target.cpu`).
+pub fn relates(signal: &str, key: &str) -> bool {
+    let words: Vec<&str> = key.split(['.', '-']).collect();
+    let names: &[&str] = match signal {
+        "cpu" => &["cpu"],
+        "memory" => &["memory"],
+        "queue-depth" => &["queue"],
+        "response-time-p95" => &["latency", "response"],
+        "error-rate" => &["errors", "error"],
+        "scaling-alerts" => &["alert"],
+        other => return key.starts_with(other) || key.ends_with(other),
+    };
+    let first = words.first().copied().unwrap_or_default();
+    let second = if first == "target" {
+        words.get(1).copied().unwrap_or_default()
+    } else {
+        ""
+    };
+    names.contains(&first) || names.contains(&second)
+}
+
+/// A threshold or target parameter's value (`latency-high.threshold` = 3)
+/// in the unit of the signal it is about (`3s`, beside a p95 of `173ms`;
+/// `70%` beside a CPU of `93%`); as written when it is about none.
+pub fn threshold_value(key: &str, value: &str) -> String {
+    let signal = SignalId::WELL_KNOWN
+        .iter()
+        .find(|s| relates(&s.to_string(), key));
+    match (signal, value.parse::<f64>()) {
+        (Some(s), Ok(v)) => signal_value(s, v),
+        _ => value.to_string(),
     }
 }
 
@@ -585,5 +623,22 @@ mod tests {
             signal_values(&input),
             "cpu 93%, memory missing, queue-depth 12, response-time-p95 31ms, error-rate 5.0%"
         );
+    }
+
+    #[test]
+    fn a_threshold_is_shown_in_the_unit_of_its_signal() {
+        for (key, raw, shown) in [
+            ("latency-high.threshold", "3", "3s"),
+            ("latency-low.threshold", "0.25", "250ms"),
+            ("cpu-high.threshold", "0.7", "70%"),
+            ("target.memory", "0.6", "60%"),
+            ("errors-high.threshold", "0.05", "5.0%"),
+            ("queue-high.threshold", "50", "50"),
+            ("step.up", "1", "1"),
+            ("cpu-high.threshold", "high", "high"),
+        ] {
+            assert_eq!(threshold_value(key, raw), shown, "{key} = {raw}");
+        }
+        assert_eq!(signal_value(&SignalId::ResponseTimeP95, 1.234), "1.23s");
     }
 }

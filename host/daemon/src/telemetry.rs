@@ -63,7 +63,7 @@ impl Timings {
     pub fn describe(&self) -> String {
         self.stages()
             .iter()
-            .map(|(name, d)| format!("{name} {}", crate::clock::format_duration(*d)))
+            .map(|(name, d)| format!("{name} {}", crate::clock::format_timing(*d)))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -235,11 +235,11 @@ impl Telemetry {
                     let (stage, longest) = timings.slowest();
                     tracing::warn!(
                         service = %service,
-                        took = %crate::clock::format_duration(took),
-                        interval = %crate::clock::format_duration(*interval),
+                        took = %crate::clock::format_timing(took),
+                        interval = %crate::clock::format_timing(*interval),
                         stages = %timings.describe(),
                         "pass took longer than its interval: {stage} took {}",
-                        crate::clock::format_duration(longest)
+                        crate::clock::format_timing(longest)
                     );
                 }
             }

@@ -423,6 +423,28 @@ fn every_fixture_has_a_test() {
         .filter_map(|l| l.split('`').next())
         .collect();
     assert!(names.len() >= 12, "{names:?}");
+    // Every fixture in the folder is listed: a crate, or a static file.
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/fixtures");
+    let mut present = Vec::new();
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.join("Cargo.toml").is_file() {
+            present.push(name);
+        } else if name == "static" {
+            for file in std::fs::read_dir(&path).unwrap() {
+                let file = file.unwrap().file_name().to_string_lossy().into_owned();
+                present.push(format!("static/{file}"));
+            }
+        }
+    }
+    assert!(present.len() >= 12, "{present:?}");
+    for name in &present {
+        assert!(
+            names.contains(&name.as_str()),
+            "fixture {name} is not listed in plugins/fixtures/README.md"
+        );
+    }
     for name in names {
         let short = name.trim_start_matches("static/");
         assert!(

@@ -25,7 +25,7 @@
 //! A policy keeps nothing between evaluations, so the model is fitted anew
 //! from the window each time (a few hundred buckets: microseconds).
 
-use vedfolnir_sdk::duration::Pretty;
+use vedfolnir_sdk::duration::{Elapsed, Pretty};
 use vedfolnir_sdk::prelude::*;
 use vedfolnir_sdk::tracking::{Calm, Decided, Kind, Tracker, newest, recommend};
 
@@ -451,7 +451,7 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
     if recent.len() < 3 || span < config.trend_window * 3 / 4 {
         return Forecast::Unavailable(format!(
             "too little history for a forecast ({} of the {} a trend needs)",
-            Pretty(span),
+            Elapsed(span),
             Pretty(config.trend_window)
         ));
     }

@@ -15,7 +15,7 @@
 //! signal's window and the `instance-count` window (the replica count at
 //! each sample's time).
 
-use crate::duration::Pretty;
+use crate::duration::{Elapsed, Pretty};
 use crate::window::{Held, held};
 use crate::{
     Direction, DurationMs, PolicyInput, Reason, Recommendation, Sample, SignalId, TimestampMs,
@@ -59,7 +59,7 @@ pub fn newest(
     };
     match held(&window.samples, input.now, staleness, |_| true) {
         Held::Observed { latest, .. } => Ok(latest),
-        Held::Stale { age } => Err(format!("{signal}: newest sample is {} old", Pretty(age))),
+        Held::Stale { age } => Err(format!("{signal}: newest sample is {} old", Elapsed(age))),
         Held::NonFinite => Err(format!("{signal}: newest sample is not a finite number")),
         Held::NoData => Err(format!(
             "{signal}: {}",

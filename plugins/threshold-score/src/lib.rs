@@ -43,7 +43,7 @@
 //! reason names the rule that fired. Defaults: cpu and memory hold, the
 //! others ignore (many deployments export no queue or latency metric).
 
-use vedfolnir_sdk::duration::Pretty;
+use vedfolnir_sdk::duration::{Elapsed, Pretty};
 use vedfolnir_sdk::prelude::*;
 
 /// The policy.
@@ -541,7 +541,7 @@ fn standing<'a>(
         Held::NoData => window
             .and_then(|w| w.missing_reason.clone())
             .unwrap_or_else(|| "no samples".into()),
-        Held::Stale { age } => format!("newest sample is {} old", Pretty(age)),
+        Held::Stale { age } => format!("newest sample is {} old", Elapsed(age)),
         Held::NonFinite => "newest sample is not a finite number".into(),
     };
     let rule = config.missing_rule(signal);
@@ -575,7 +575,7 @@ fn standing<'a>(
                         trigger,
                         format!(
                             "{signal} missing ({problem}); rule last-value: judging as of the value from {} ago",
-                            Pretty((input.now - last.at).max(0) as u64)
+                            Elapsed((input.now - last.at).max(0) as u64)
                         ),
                     )
                 });
@@ -665,7 +665,7 @@ fn score(
             let message = format!(
                 "{} {cmp} {th} for {} (window {}): +{weight}",
                 t.signal,
-                Pretty(held_for),
+                Elapsed(held_for),
                 Pretty(*window)
             );
             (t.name.to_string(), message)
@@ -673,7 +673,7 @@ fn score(
             let message = format!(
                 "{} {cmp} {th} for only {} of the {} window: not counted",
                 t.signal,
-                Pretty(held_for),
+                Elapsed(held_for),
                 Pretty(*window)
             );
             (format!("{}-pending", t.name), message)

@@ -198,7 +198,13 @@ fn against_thresholds(v: &Value, now: TimestampMs) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|t| Some(format!("{} {}", t[0].as_str()?, t[1].as_str()?)))
+        .filter_map(|t| {
+            let key = t[0].as_str()?;
+            Some(format!(
+                "{key} {}",
+                crate::policy::threshold_value(key, t[1].as_str()?)
+            ))
+        })
         .collect();
     if !thresholds.is_empty() {
         let _ = writeln!(s, "  thresholds: {}", thresholds.join(", "));

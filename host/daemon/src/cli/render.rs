@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use vedfolnir_core::duration::format_duration;
+use vedfolnir_core::duration::format_elapsed;
 use vedfolnir_core::model::{PolicyInput, Reason};
 
 use crate::actuators::ScaleReport;
@@ -85,7 +85,7 @@ fn reason_line(r: &Reason) -> String {
         facts.push(format!("threshold {}", number(t)));
     }
     if let Some(h) = r.held_for {
-        facts.push(format!("held {}", format_duration(h)));
+        facts.push(format!("held {}", format_elapsed(h)));
     }
     let facts = if facts.is_empty() {
         String::new()
@@ -112,7 +112,7 @@ pub fn print_report(report: &ScaleReport, json: bool) {
         report.to,
         report.outcome,
         report.reached,
-        format_duration(report.duration_ms)
+        format_elapsed(report.duration_ms)
     );
     for c in &report.created {
         let _ = writeln!(out, "  created {c}");

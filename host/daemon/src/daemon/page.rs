@@ -200,14 +200,15 @@ fn signals(out: &mut String, st: &ServiceStatus) {
         let related: Vec<String> = st
             .thresholds
             .iter()
-            .filter(|(key, _)| relates(signal, key))
+            .filter(|(key, _)| crate::policy::relates(signal, key))
             .map(|(key, v)| {
                 let over = match (value.as_f64(), v.parse::<f64>()) {
                     (Some(now), Ok(t)) if key.contains("-high.") && now > t => " class=\"over\"",
                     (Some(now), Ok(t)) if key.contains("-low.") && now < t => " class=\"over\"",
                     _ => "",
                 };
-                format!("<span{over}>{} {}</span>", escape(key), escape(v))
+                let shown = crate::policy::threshold_value(key, v);
+                format!("<span{over}>{} {}</span>", escape(key), escape(&shown))
             })
             .collect();
         let _ = write!(
@@ -222,30 +223,6 @@ fn signals(out: &mut String, st: &ServiceStatus) {
         );
     }
     out.push_str("</table>");
-}
-
-/// Whether parameter `key` is compared with `signal`: its first word
-/// names the signal (`cpu-high.threshold`, `latency-low.threshold` for the
-/// p95, `errors-high` for the error rate) or its second does
-/// (`target.cpu`).
-pub fn relates(signal: &str, key: &str) -> bool {
-    let words: Vec<&str> = key.split(['.', '-']).collect();
-    let names: &[&str] = match signal {
-        "cpu" => &["cpu"],
-        "memory" => &["memory"],
-        "queue-depth" => &["queue"],
-        "response-time-p95" => &["latency", "response"],
-        "error-rate" => &["errors", "error"],
-        "scaling-alerts" => &["alert"],
-        other => return key.starts_with(other) || key.ends_with(other),
-    };
-    let first = words.first().copied().unwrap_or_default();
-    let second = if first == "target" {
-        words.get(1).copied().unwrap_or_default()
-    } else {
-        ""
-    };
-    names.contains(&first) || names.contains(&second)
 }
 
 fn decisions(out: &mut String, s: &Snapshot, name: &str) {
@@ -491,12 +468,18 @@ mod tests {
 
     #[test]
     fn a_parameter_relates_to_the_signal_its_name_starts_with() {
-        assert!(relates("cpu", "cpu-high.threshold"));
-        assert!(relates("cpu", "target.cpu"));
-        assert!(relates("response-time-p95", "latency-low.threshold"));
-        assert!(relates("error-rate", "errors-high.threshold"));
-        assert!(!relates("cpu", "memory-high.threshold"));
-        assert!(!relates("memory", "target.cpu"));
+        assert!(crate::policy::relates("cpu", "cpu-high.threshold"));
+        assert!(crate::policy::relates("cpu", "target.cpu"));
+        assert!(crate::policy::relates(
+            "response-time-p95",
+            "latency-low.threshold"
+        ));
+        assert!(crate::policy::relates(
+            "error-rate",
+            "errors-high.threshold"
+        ));
+        assert!(!crate::policy::relates("cpu", "memory-high.threshold"));
+        assert!(!crate::policy::relates("memory", "target.cpu"));
     }
 
     #[test]
@@ -527,10 +510,13 @@ mod tests {
         assert!(page.contains("http-equiv=\"refresh\" content=\"15\""));
         assert!(page.contains("<p id=\"lease\">lease l: standby: &lt;b&gt; leads (epoch 3)</p>"));
         assert!(
-            page.contains("<span class=\"over\">cpu-high.threshold 0.7</span>"),
+            page.contains("<span class=\"over\">cpu-high.threshold 70%</span>"),
             "{page}"
         );
-        assert!(page.contains("<span>cpu-low.threshold 0.2</span>"));
+        assert!(
+            page.contains("<span>cpu-low.threshold 20%</span>"),
+            "in the unit of cpu"
+        );
         assert!(page.contains("missing: no scrape &lt;answer&gt;"));
         assert!(page.contains("&lt;broken&gt;<span class=\"badge dry\">dry run</span><span class=\"badge error\">policy not loaded</span>"));
         assert!(page.contains("unknown key `servce`"));

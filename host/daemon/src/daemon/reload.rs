@@ -546,7 +546,7 @@ impl Registry {
                 clear_error(&mut status.load_errors, shared, &key);
                 outln!(
                     "vedfolnir-autoscaler: {what} in {}",
-                    vedfolnir_core::format_duration(started.elapsed_ms())
+                    vedfolnir_core::format_elapsed(started.elapsed_ms())
                 );
             }
             Err(f) => {

@@ -213,7 +213,7 @@ fn churn(s: &mut String, report: &Report, width: usize) {
     for r in &report.results {
         let between = r.mean_minutes_between_actions.map_or_else(
             || "-".into(),
-            |m| vedfolnir_core::format_duration((m * 60_000.0) as u64),
+            |m| vedfolnir_core::format_elapsed((m * 60_000.0) as u64),
         );
         let _ = writeln!(
             s,
