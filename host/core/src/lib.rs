@@ -10,6 +10,7 @@
 pub mod bounds;
 pub mod duration;
 pub mod guard;
+pub mod history;
 pub mod model;
 pub mod queueing;
 pub mod scenario;

@@ -10,12 +10,13 @@
 //!                         │  each is an M/M/k queue; overload builds a
 //!                         │  backlog; waits past the timeout fail
 //!                         v
-//!   History (fine recent samples + coarse older buckets) ──> policy windows
+//!   history::History (every recent sample + older 15-minute means, as
+//!   the daemon keeps them) ──> policy windows
 //! ```
 
 use std::collections::VecDeque;
 
-use crate::model::{Direction, DurationMs, Sample, SignalId, SignalWindow, TimestampMs};
+use crate::model::{Direction, DurationMs, SignalId, TimestampMs};
 use crate::queueing::Queue;
 
 pub mod web;
@@ -544,7 +545,7 @@ pub fn paid_replica_hours(model: &ServiceModel, ready: &[u32], step_ms: Duration
     replica_steps as f64 * step_ms as f64 / 3_600_000.0
 }
 
-/// The signals the simulator provides, in the order [`History`] stores
+/// The signals the simulator provides, in the order [`Observation::values`] gives
 /// them: the well-known ones (the replica count last), and the load itself
 /// as `requests-per-second` (what a Prometheus rate() would give).
 pub fn signals() -> [SignalId; 7] {
@@ -575,123 +576,6 @@ impl Observation {
             f64::from(self.replicas),
             self.load,
         ]
-    }
-}
-
-/// Sample history as a policy's windows show it: every sample of the
-/// recent `fine_ms`, and older ones averaged into `bucket_ms` buckets (so
-/// a policy that asks for days of history gets hundreds of points, not
-/// tens of thousands). The daemon's long windows are cut the same way.
-#[derive(Debug, Clone)]
-pub struct History {
-    fine_ms: DurationMs,
-    bucket_ms: DurationMs,
-    span_ms: DurationMs,
-    fine: VecDeque<(TimestampMs, [f64; 7])>,
-    coarse: VecDeque<(TimestampMs, [f64; 7])>,
-    open: Option<(i64, [f64; 7], u32)>,
-}
-
-impl History {
-    /// Keep `span_ms` of history, the newest `fine_ms` of it whole.
-    pub fn new(span_ms: DurationMs, fine_ms: DurationMs, bucket_ms: DurationMs) -> History {
-        History {
-            fine_ms: fine_ms.min(span_ms),
-            bucket_ms: bucket_ms.max(1),
-            span_ms,
-            fine: VecDeque::new(),
-            coarse: VecDeque::new(),
-            open: None,
-        }
-    }
-
-    /// Add the observation made at `at` (ascending).
-    pub fn push(&mut self, at: TimestampMs, values: [f64; 7]) {
-        self.fine.push_back((at, values));
-        if self.span_ms > self.fine_ms {
-            let bucket = at.div_euclid(self.bucket_ms as i64);
-            match &mut self.open {
-                Some((b, sum, n)) if *b == bucket => {
-                    for (s, v) in sum.iter_mut().zip(values) {
-                        *s += v;
-                    }
-                    *n += 1;
-                }
-                _ => {
-                    if let Some((b, sum, n)) = self.open.take() {
-                        let start = b * self.bucket_ms as i64;
-                        self.coarse
-                            .push_back((start, sum.map(|s| s / f64::from(n))));
-                    }
-                    self.open = Some((bucket, values, 1));
-                }
-            }
-        }
-        let oldest = at - self.span_ms as i64;
-        while self.coarse.front().is_some_and(|(t, _)| *t < oldest) {
-            self.coarse.pop_front();
-        }
-        // Fine samples older than the fine span are dropped once a closed
-        // bucket covers them.
-        let keep_from = (at - self.fine_ms as i64).min(self.coarse_end());
-        while self
-            .fine
-            .front()
-            .is_some_and(|(t, _)| *t < keep_from || *t < oldest)
-        {
-            self.fine.pop_front();
-        }
-    }
-
-    /// Where the closed buckets end (no bucket: the far past).
-    fn coarse_end(&self) -> TimestampMs {
-        self.coarse
-            .back()
-            .map_or(i64::MIN, |(t, _)| t + self.bucket_ms as i64)
-    }
-
-    /// The window of signal number `index` (see [`signals`]) at `now`;
-    /// only its fine part unless `long`.
-    pub fn window(
-        &self,
-        index: usize,
-        signal: SignalId,
-        now: TimestampMs,
-        long: bool,
-    ) -> SignalWindow {
-        let cut = now - self.fine_ms as i64;
-        let bucket = self.bucket_ms as i64;
-        // The closed buckets that end by the cut (both lists ascend), then
-        // the fine samples from where they end up to `now`: found by
-        // search and copied once into a list of the right size.
-        let buckets = if long {
-            self.coarse
-                .partition_point(|(start, _)| start + bucket <= cut)
-        } else {
-            0
-        };
-        let coarse_end = match buckets.checked_sub(1) {
-            Some(last) => self.coarse[last].0 + bucket,
-            None if long => i64::MIN,
-            None => cut,
-        };
-        let from = self.fine.partition_point(|(at, _)| *at < coarse_end);
-        let to = self.fine.partition_point(|(at, _)| *at <= now).max(from);
-        let mut samples = Vec::with_capacity(buckets + to - from);
-        // A bucket's mean is stamped at its midpoint.
-        samples.extend(self.coarse.range(..buckets).map(|(start, v)| Sample {
-            at: start + bucket / 2,
-            value: v[index],
-        }));
-        samples.extend(self.fine.range(from..to).map(|(at, v)| Sample {
-            at: *at,
-            value: v[index],
-        }));
-        SignalWindow {
-            signal,
-            samples,
-            missing_reason: None,
-        }
     }
 }
 
@@ -910,37 +794,6 @@ mod tests {
         let o = s.advance(0, 15_000, 10.0);
         assert_eq!(o.error_rate, 1.0);
         assert_eq!(o.p95, 10.0);
-    }
-
-    #[test]
-    fn history_keeps_recent_samples_whole_and_older_ones_in_buckets() {
-        // 3 hours at 1 minute, 1 hour whole, 10-minute buckets.
-        let mut h = History::new(3 * 3_600_000, 3_600_000, 600_000);
-        for i in 0..=180 {
-            h.push(i * 60_000, [i as f64; 7]);
-        }
-        let now = 180 * 60_000;
-        let w = h.window(0, SignalId::Cpu, now, true);
-        let short = h.window(0, SignalId::Cpu, now, false);
-        assert!(short.samples.iter().all(|s| s.at >= now - 3_600_000));
-        assert_eq!(short.samples.len(), 61);
-        let times: Vec<i64> = w.samples.iter().map(|s| s.at).collect();
-        assert!(times.windows(2).all(|p| p[0] < p[1]), "ascending");
-        // Every sample of the last hour is there.
-        let fine: Vec<&Sample> = w
-            .samples
-            .iter()
-            .filter(|s| s.at >= now - 3_600_000)
-            .collect();
-        assert!(fine.len() >= 60, "{}", fine.len());
-        // Older ones are 10-minute means: bucket [0, 10m) holds 0..9, mean 4.5.
-        assert_eq!(w.samples[0].at, 300_000);
-        assert_eq!(w.samples[0].value, 4.5);
-        assert!(w.samples.len() < 80, "{}", w.samples.len());
-        // Nothing older than the span stays.
-        h.push(181 * 60_000 + 3 * 3_600_000, [0.0; 7]);
-        let w = h.window(0, SignalId::Cpu, 181 * 60_000 + 3 * 3_600_000, true);
-        assert_eq!(w.samples.len(), 1);
     }
 
     #[test]

@@ -41,9 +41,7 @@ use crate::clock::{Clock, Stopwatch};
 use crate::engine::EngineError;
 use crate::policy::{Evaluation, Outcome, ReadyPolicy};
 use crate::sources::{self, Collected, Sources};
-use crate::state::{
-    HELD_REPEAT_MS, HeldSince, History, LastDecision, ServiceState, StateError, Store,
-};
+use crate::state::{HELD_REPEAT_MS, HeldSince, LastDecision, ServiceState, StateError, Store};
 use crate::telemetry::{self, Stage, Telemetry, Timings};
 use action::{Acted, Intent};
 
@@ -438,7 +436,7 @@ async fn collect(
     if !read.needs_history() {
         return Ok(read.without_history());
     }
-    let mut history: History = cx.state.history(service)?;
+    let mut history = cx.state.history(service)?;
     let collected = read.window(&mut history, now, span.max(HISTORY_RETENTION_MS));
     if save == Save::Yes {
         cx.state.save_history(service, &history)?;

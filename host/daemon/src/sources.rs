@@ -28,7 +28,7 @@ use vedfolnir_core::model::{SignalId, SignalWindow, TimestampMs};
 
 use crate::actuators::Observed;
 use crate::config::{PolicyFile, SignalSource, Source, SourceKind};
-use crate::state::History;
+use vedfolnir_core::history::History;
 
 /// One signal as a source read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,7 +195,7 @@ impl Read {
             fresh,
             pending,
         } = self;
-        history.push(now, &fresh, retention_ms);
+        history.push(now, fresh.iter().map(|(s, v)| (s, *v)), retention_ms);
         let windowed: Vec<SignalWindow> = pending
             .into_iter()
             .filter(|(signal, _)| !collected.windows.iter().any(|w| &w.signal == signal))
@@ -360,7 +360,7 @@ mod tests {
         let mut history = History::default();
         history.push(
             1_000,
-            &[(SignalId::Cpu, 0.4), (SignalId::Memory, 0.2)],
+            [(&SignalId::Cpu, 0.4), (&SignalId::Memory, 0.2)],
             60_000,
         );
         let got = read(&sources, &file(""), &Observed::default(), 2_000, 60_000)

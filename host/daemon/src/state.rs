@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use vedfolnir_core::guard::GuardState;
-use vedfolnir_core::model::{Direction, Sample, SignalId, SignalWindow, TimestampMs};
+use vedfolnir_core::history::History;
+use vedfolnir_core::model::{Direction, TimestampMs};
 
 use crate::audit::{Actor, AuditError, AuditLog, AuditRecord, Event};
 
@@ -308,61 +309,6 @@ impl ServiceState {
             Direction::Up => *up = Some(at),
             Direction::Down => *down = Some(at),
             Direction::Hold => {}
-        }
-    }
-}
-
-/// The closest two samples of one signal may be in the history.
-pub const MIN_GAP_MS: i64 = 1000;
-
-/// Samples kept for `check` runs, by signal name.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct History {
-    /// `[time_ms, value]` pairs, oldest first, at least [`MIN_GAP_MS`] apart.
-    pub signals: BTreeMap<String, Vec<(TimestampMs, f64)>>,
-}
-
-impl History {
-    /// Add one sample per signal and drop those older than `retention_ms`.
-    /// Samples older than an hour are kept as 15-minute means (see
-    /// `vedfolnir_core::window::compact`), so days of history for a
-    /// forecasting policy stay a few hundred points per signal.
-    pub fn push(&mut self, now: TimestampMs, values: &[(SignalId, f64)], retention_ms: u64) {
-        use vedfolnir_core::window::{BUCKET_MS, FINE_MS, compact};
-        for (signal, value) in values {
-            let samples = self.signals.entry(signal.to_string()).or_default();
-            // At most one sample per MIN_GAP_MS: a sub-second interval
-            // would otherwise keep (and write each pass) tens of thousands
-            // of points an hour. The newer replaces the older.
-            match samples.last_mut() {
-                Some(last) if last.0 > now - MIN_GAP_MS && last.0 <= now => {
-                    *last = (now, *value);
-                }
-                _ => samples.push((now, *value)),
-            }
-        }
-        let oldest = now - retention_ms as i64;
-        for samples in self.signals.values_mut() {
-            samples.retain(|(t, _)| *t >= oldest && *t <= now);
-            compact(samples, now - FINE_MS as i64, BUCKET_MS);
-        }
-        self.signals.retain(|_, s| !s.is_empty());
-    }
-
-    /// The window of one signal.
-    pub fn window(&self, signal: &SignalId) -> SignalWindow {
-        SignalWindow {
-            signal: signal.clone(),
-            samples: self
-                .signals
-                .get(&signal.to_string())
-                .map(|s| {
-                    s.iter()
-                        .map(|(t, v)| Sample { at: *t, value: *v })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            missing_reason: None,
         }
     }
 }
@@ -680,6 +626,7 @@ fn take_lock(
 mod tests {
     use super::*;
     use crate::actuators::ScaleReport;
+    use vedfolnir_core::model::SignalId;
 
     fn finished(service: &str, direction: Direction, at: TimestampMs, reached: u32) -> AuditRecord {
         AuditRecord {
@@ -785,26 +732,6 @@ mod tests {
     }
 
     #[test]
-    fn a_sub_second_interval_keeps_one_sample_a_second() {
-        let mut h = History::default();
-        // Ten seconds of passes every 50 ms.
-        for i in 0..200 {
-            h.push(i * 50, &[(SignalId::Cpu, i as f64)], 3_600_000);
-        }
-        let cpu = &h.signals["cpu"];
-        assert!(cpu.len() <= 11, "{} samples", cpu.len());
-        assert!(cpu.windows(2).all(|p| p[1].0 - p[0].0 >= MIN_GAP_MS));
-        // The newest value is kept.
-        assert_eq!(*cpu.last().unwrap(), (9_950, 199.0));
-        // A normal interval keeps every pass.
-        let mut h = History::default();
-        for i in 0..10 {
-            h.push(i * 15_000, &[(SignalId::Cpu, 1.0)], 3_600_000);
-        }
-        assert_eq!(h.signals["cpu"].len(), 10);
-    }
-
-    #[test]
     fn reset_clears_the_cooldowns_and_keeps_the_pause_and_history() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateDir::open(dir.path()).unwrap();
@@ -812,7 +739,7 @@ mod tests {
             .update("web", 0, |s| s.record_scale(Direction::Up, 10, false))
             .unwrap();
         let mut h = History::default();
-        h.push(5, &[(SignalId::Cpu, 0.5)], 60_000);
+        h.push(5, [(&SignalId::Cpu, 0.5)], 60_000);
         store.save_history("web", &h).unwrap();
         let before = store.reset_cooldowns("web", 0, false).unwrap();
         assert_eq!(before.last_scale_up, Some(10));
@@ -848,42 +775,6 @@ mod tests {
         let _other = store.lock("api", "test", 0).unwrap();
         drop(held);
         store.lock("web", "test", 0).unwrap();
-    }
-
-    #[test]
-    fn history_keeps_the_retention_window_only() {
-        let mut h = History::default();
-        h.push(0, &[(SignalId::Cpu, 0.1)], 60_000);
-        h.push(
-            30_000,
-            &[(SignalId::Cpu, 0.2), (SignalId::Memory, 0.5)],
-            60_000,
-        );
-        h.push(90_000, &[(SignalId::Cpu, 0.3)], 60_000);
-        let cpu = h.window(&SignalId::Cpu);
-        assert_eq!(
-            cpu.samples.iter().map(|s| s.at).collect::<Vec<_>>(),
-            [30_000, 90_000]
-        );
-        assert_eq!(h.window(&SignalId::Memory).samples.len(), 1);
-        assert!(h.window(&SignalId::QueueDepth).samples.is_empty());
-    }
-
-    #[test]
-    fn days_of_history_stay_a_few_hundred_points() {
-        // Three days at 15 s, kept for three days.
-        let mut h = History::default();
-        let day = 24 * 3_600_000;
-        for i in 0..(3 * day / 15_000) {
-            h.push(i * 15_000, &[(SignalId::Cpu, 0.5)], 3 * day as u64);
-        }
-        let w = h.window(&SignalId::Cpu);
-        // About 71 hours of 15-minute means, then every sample of the last
-        // 60 to 75 minutes (a bucket is averaged once it is whole).
-        let n = w.samples.len();
-        assert!((71 * 4 + 240..=72 * 4 + 300).contains(&n), "{n}");
-        assert!(w.samples.iter().all(|s| s.value == 0.5));
-        assert!(w.samples.windows(2).all(|p| p[0].at < p[1].at));
     }
 
     #[test]

@@ -13,8 +13,11 @@
 use std::sync::Mutex;
 
 use futures_util::future::BoxFuture;
+use vedfolnir_core::history::History;
+use vedfolnir_core::model::DurationMs;
 use vedfolnir_core::model::{SignalId, TimestampMs};
-use vedfolnir_core::sim::{self, History, Observation, Service};
+use vedfolnir_core::sim::{self, Observation, Service};
+use vedfolnir_core::window::FINE_MS;
 
 use crate::actuators::{Actuator, Observed, ScalePlan, ScaleReport};
 use crate::clock::{Clock, ManualClock};
@@ -27,19 +30,30 @@ use crate::sources::{Ask, MetricSource, Reading, SourceReport};
 pub struct Model {
     service: Mutex<Service>,
     history: Mutex<History>,
-    /// Which of the model's signals get long history.
+    /// How much history is kept (the policy's span, as the daemon keeps).
+    span_ms: DurationMs,
+    /// The model's signals ([`sim::signals`]).
+    signals: [SignalId; 7],
+    /// Which of them get long history.
     declared: Vec<bool>,
     /// The replay's virtual clock.
     pub clock: ManualClock,
 }
 
 impl Model {
-    /// A model service and its history; `declared` flags the signals of
-    /// [`sim::signals`] the plugin declares.
-    pub fn new(service: Service, history: History, declared: Vec<bool>, now: TimestampMs) -> Model {
+    /// A model service, keeping `span_ms` of history; `declared` flags the
+    /// signals of [`sim::signals`] the plugin declares.
+    pub fn new(
+        service: Service,
+        span_ms: DurationMs,
+        declared: Vec<bool>,
+        now: TimestampMs,
+    ) -> Model {
         Model {
             service: Mutex::new(service),
-            history: Mutex::new(history),
+            history: Mutex::new(History::default()),
+            span_ms,
+            signals: sim::signals(),
             declared,
             clock: ManualClock::at(now),
         }
@@ -53,10 +67,11 @@ impl Model {
             .lock()
             .expect("not poisoned")
             .advance(t, step_ms, load);
+        let values = self.signals.iter().zip(obs.values());
         self.history
             .lock()
             .expect("not poisoned")
-            .push(t + step_ms as i64, obs.values());
+            .push(t + step_ms as i64, values, self.span_ms);
         obs
     }
 }
@@ -118,15 +133,26 @@ impl MetricSource for Model {
 
     fn read<'a>(&'a self, ask: &'a Ask<'a>) -> BoxFuture<'a, SourceReport> {
         let history = self.history.lock().expect("not poisoned");
-        let readings = sim::signals()
-            .into_iter()
-            .enumerate()
-            .filter(|(_, s)| {
+        // A signal the plugin does not declare (it is not handed it; its
+        // window serves the guard rails and the status) gets its last hour:
+        // a day of it would be copied for nothing.
+        let readings = self
+            .signals
+            .iter()
+            .zip(&self.declared)
+            .filter(|(s, _)| {
                 ask.signals
                     .iter()
-                    .any(|r| &r.signal == s && r.source == Source::Model)
+                    .any(|r| &r.signal == *s && r.source == Source::Model)
             })
-            .map(|(i, s)| Reading::Window(history.window(i, s, ask.now, self.declared[i])))
+            .map(|(s, long)| {
+                let from = if *long {
+                    i64::MIN
+                } else {
+                    ask.now - FINE_MS as i64
+                };
+                Reading::Window(history.window_between(s, from, ask.now))
+            })
             .collect();
         Box::pin(async move {
             SourceReport {

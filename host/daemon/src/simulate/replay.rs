@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use vedfolnir_core::model::TimestampMs;
-use vedfolnir_core::sim::{self, History, Tally, Trace};
-use vedfolnir_core::window;
+use vedfolnir_core::sim::{self, Tally, Trace};
 
 use super::model::Model;
 use super::report::Row;
@@ -80,7 +79,7 @@ impl<'a> Replay<'a> {
             .collect();
         let model = Arc::new(Model::new(
             sim::Service::new(options.model.clone(), start, EPOCH_MS),
-            History::new(span, window::FINE_MS, window::BUCKET_MS),
+            span,
             declared,
             EPOCH_MS,
         ));
