@@ -692,3 +692,68 @@ fn a_policy_given_twice_gets_two_rows_told_apart() {
         .collect();
     assert_eq!(names, ["target-tracking#1", "target-tracking#2"]);
 }
+
+/// `--frontier` adds target-tracking at five CPU targets beside the
+/// policies asked for, and every row carries the level-foresight
+/// yardstick: what knowing the level ahead would have cost at its
+/// violation minutes.
+#[test]
+fn the_frontier_and_the_foresight_yardstick_come_with_every_report() {
+    let mut args = NOISY_WEB.to_vec();
+    args.extend([
+        "--duration",
+        "12h",
+        "--seed",
+        "2",
+        "--policy",
+        "builtin:predictive",
+        "--frontier",
+    ]);
+    let report = simulate_json(&args);
+    let results = report["results"].as_array().unwrap();
+    let labels: Vec<&str> = results
+        .iter()
+        .map(|r| r["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "predictive",
+            "tracking cpu 0.5",
+            "tracking cpu 0.6",
+            "tracking cpu 0.7",
+            "tracking cpu 0.8",
+            "tracking cpu 0.9"
+        ]
+    );
+    // Along the frontier, a higher target spends fewer replica-hours.
+    let hours: Vec<f64> = results[1..]
+        .iter()
+        .map(|r| r["replica_hours"].as_f64().unwrap())
+        .collect();
+    assert!(hours.windows(2).all(|p| p[1] < p[0]), "{hours:?}");
+    let minutes = |r: &serde_json::Value| r["slo_violation_minutes"].as_f64().unwrap();
+    assert!(minutes(&results[1]) <= minutes(&results[5]), "{report}");
+    // Each row's yardstick, at most its violation minutes, and (knowing
+    // the level ahead) below the replica-hours of the tracking row that
+    // spent the most.
+    for r in results {
+        let f = r["foresight_replica_hours"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{r}"));
+        assert!(f > 0.0 && f < hours[0], "{r}");
+    }
+    let text = run(&[
+        "simulate",
+        "--quiet",
+        "--shape",
+        "web",
+        "--duration",
+        "6h",
+        "--policy",
+        "builtin:target-tracking",
+    ])
+    .expect_code(0)
+    .stdout;
+    assert!(text.contains("level foresight"), "{text}");
+}

@@ -263,7 +263,10 @@ mod tests {
         }
         // Stored as each signal's list of [time, value] pairs.
         let json = serde_json::to_string(&h).unwrap();
-        assert!(json.starts_with(r#"{"signals":{"cpu":[[450000,7.0],"#), "{json}");
+        assert!(
+            json.starts_with(r#"{"signals":{"cpu":[[450000,7.0],"#),
+            "{json}"
+        );
         let mut back: History = serde_json::from_str(&json).unwrap();
         for i in 100..200 {
             push(&mut h, i * 60_000, &[(SignalId::Cpu, i as f64)], keep);

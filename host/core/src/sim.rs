@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use crate::model::{Direction, DurationMs, SignalId, TimestampMs};
 use crate::queueing::Queue;
 
+pub mod foresight;
 pub mod web;
 
 /// A load trace: requests per second at a fixed step, from time 0.

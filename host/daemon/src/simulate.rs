@@ -41,13 +41,13 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use vedfolnir_core::model::TimestampMs;
-use vedfolnir_core::sim::{self, Noise, ServiceModel, Shape, Slo, Trace};
+use vedfolnir_core::sim::{self, Noise, ServiceModel, Shape, Slo, Trace, foresight};
 use vedfolnir_sandbox::Sandbox;
 
 use crate::config::{Overrides, PolicyFile};
 use crate::policy::{ReadyPolicy, load_plugin};
 use replay::{Outcome, Progress, replay};
-use report::Report;
+use report::{Report, Row};
 
 /// The instruction budget of one evaluation in a replay, in place of the
 /// daemon's wall-clock deadline: about a second of wasm on a 2-core
@@ -127,6 +127,9 @@ pub struct Options {
     pub scale: f64,
     /// Policy files, or `builtin:<name>`.
     pub policies: Vec<String>,
+    /// Also replay target-tracking at each of [`FRONTIER_TARGETS`]: the
+    /// curve a policy's point is read against.
+    pub frontier: bool,
     /// Bounds replacing every policy's.
     pub overrides: Overrides,
     /// Time between evaluations.
@@ -155,6 +158,25 @@ pub struct Options {
 struct Entry {
     label: String,
     policy: Arc<ReadyPolicy>,
+}
+
+/// The CPU targets `--frontier` replays target-tracking at.
+pub const FRONTIER_TARGETS: [f64; 5] = [0.5, 0.6, 0.7, 0.8, 0.9];
+
+/// The builtin target-tracking at `target.cpu = target`, labelled
+/// `tracking cpu 0.6`: one point of the frontier.
+fn tracking_at(sandbox: &Sandbox, target: f64, overrides: &Overrides) -> Result<Entry> {
+    let label = format!("tracking cpu {target}");
+    let toml = format!(
+        "service = \"simulated\"\nplugin = \"builtin:target-tracking\"\n[params]\n\"target.cpu\" = {target}\n"
+    );
+    let file = PolicyFile::parse(Path::new(&label), &toml, overrides)?;
+    let plugin = load_plugin(sandbox, &file.plugin)?;
+    let policy = ReadyPolicy::with_plugin(file, Arc::new(plugin))?;
+    Ok(Entry {
+        label,
+        policy: Arc::new(for_replay(policy)),
+    })
 }
 
 /// Load a policy named on the command line.
@@ -367,6 +389,11 @@ fn load_policies(sandbox: &Sandbox, options: &Options) -> Result<Vec<Entry>> {
                 .with_context(|| format!("cannot load the policy {text}"))?,
         );
     }
+    if options.frontier {
+        for target in FRONTIER_TARGETS {
+            entries.push(tracking_at(sandbox, target, &options.overrides)?);
+        }
+    }
     let labels: Vec<String> = entries.iter().map(|e| e.label.clone()).collect();
     for (i, entry) in entries.iter_mut().enumerate() {
         if labels.iter().filter(|l| **l == entry.label).count() > 1 {
@@ -484,26 +511,46 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
     })?;
     progress.finish();
     let elapsed_ms = started.elapsed_ms();
+    let mut results: Vec<_> = runs.iter().map(|o| o.row.clone()).collect();
+    let least_replica_hours = yardsticks(&trace, options, step_ms, steps, &mut results);
     let report = Report {
         load: what,
         duration_ms,
         interval_ms: options.interval_ms,
         step_ms,
-        results: runs.iter().map(|o| o.row.clone()).collect(),
-        least_replica_hours: least_replica_hours(&trace, options, step_ms, steps),
+        results,
+        least_replica_hours,
         elapsed_ms,
     };
     write_outputs(options, &report, runs)?;
     Ok(report)
 }
 
-/// The yardstick for the policies' replica-hours: the load at each step,
-/// as the replays see it, at their smallest `min_replicas` (the override,
-/// else 1).
-fn least_replica_hours(trace: &Trace, options: &Options, step_ms: u64, steps: u64) -> Option<f64> {
+/// The yardsticks for the policies' replica-hours, on the load at each
+/// step as the replays see it: the least possible at their smallest
+/// `min_replicas` (the override, else 1), returned; and each row's level
+/// foresight at its violation minutes and bounds, set in the row.
+fn yardsticks(
+    trace: &Trace,
+    options: &Options,
+    step_ms: u64,
+    steps: u64,
+    rows: &mut [Row],
+) -> Option<f64> {
     let loads: Vec<f64> = (0..steps)
         .map(|k| trace.mean(k * step_ms, (k + 1) * step_ms))
         .collect();
+    let mut frontiers = std::collections::BTreeMap::new();
+    for row in rows.iter_mut() {
+        let bounds = (row.min_replicas, row.max_replicas);
+        let frontier = frontiers.entry(bounds).or_insert_with(|| {
+            foresight::level_frontier(&options.model, options.slo, bounds, &loads, step_ms)
+        });
+        row.foresight_replica_hours = frontier
+            .as_ref()
+            .and_then(|f| f.cheapest_within(row.slo_violation_minutes))
+            .map(|p| p.replica_hours);
+    }
     let min = options.overrides.min_replicas.unwrap_or(1);
     sim::least_replica_hours(&options.model, options.slo, min, &loads, step_ms)
 }
@@ -525,6 +572,7 @@ mod tests {
             },
             scale: 1.0,
             policies: vec!["builtin:target-tracking".into()],
+            frontier: false,
             overrides: Overrides {
                 min_replicas: None,
                 max_replicas: Some(20),

@@ -41,6 +41,7 @@ pub fn simulate(sandbox: &Sandbox, a: SimulateArgs) -> Result<ExitCode> {
         load,
         scale: a.scale,
         policies,
+        frontier: a.frontier,
         overrides: Overrides {
             min_replicas: a.min_replicas,
             max_replicas: a.max_replicas,

@@ -227,6 +227,7 @@ impl<'a> Replay<'a> {
             container_starts: tally.container_starts,
             mean_minutes_between_actions: tally.minutes_between_actions(),
             over_deadline_evaluations: self.entry.policy.plugin.over_deadline(),
+            foresight_replica_hours: None,
             policy: self.entry.label.clone(),
             plugin: format!("{} {}", d.name, d.version),
             min_replicas: self.entry.policy.file.guard.min_replicas,

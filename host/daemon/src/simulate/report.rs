@@ -56,6 +56,12 @@ pub struct Row {
     /// budget instead (so the rest of the report is the same on a busy
     /// machine); this count alone depends on the machine and its load.
     pub over_deadline_evaluations: u64,
+    /// The fewest replica-hours a scaler that knew the load's level ahead
+    /// (not its bursts) spends within this row's bounds with at most this
+    /// row's SLO-violation minutes ([`vedfolnir_core::sim::foresight`]):
+    /// what a forecast could be worth here. `None` when it cannot do as
+    /// few violation minutes at any price.
+    pub foresight_replica_hours: Option<f64>,
 }
 
 /// What a run printed.
@@ -151,6 +157,7 @@ pub fn table(report: &Report, options: &Options) -> String {
              ahead and changed the count every step; no policy does with less)"
         );
     }
+    foresight(&mut s, report, width);
     churn(&mut s, report, width);
     notes(&mut s, report);
     s
@@ -199,6 +206,43 @@ fn notes(s: &mut String, report: &Report) {
             );
         }
     }
+}
+
+/// The level-foresight yardstick beside each policy's replica-hours: what
+/// knowing the load's level ahead would have saved at its violation minutes.
+fn foresight(s: &mut String, report: &Report, width: usize) {
+    use std::fmt::Write as _;
+    if report
+        .results
+        .iter()
+        .all(|r| r.foresight_replica_hours.is_none())
+    {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<width$}  {:>13}  {:>15}  {:>7}",
+        "foresight", "replica-hours", "level foresight", "saving"
+    );
+    for r in &report.results {
+        let (ahead, saving) = match r.foresight_replica_hours {
+            Some(f) if r.replica_hours > 0.0 => (
+                format!("{f:.1}"),
+                format!("{:.0}%", (1.0 - f / r.replica_hours) * 100.0),
+            ),
+            _ => ("-".into(), "-".into()),
+        };
+        let _ = writeln!(
+            s,
+            "{:<width$}  {:>13.1}  {:>15}  {:>7}",
+            r.policy, r.replica_hours, ahead, saving
+        );
+    }
+    let _ = writeln!(
+        s,
+        "(level foresight: a scaler that knew each step's 10-minute level ahead, not its bursts, \
+         at each policy's violation minutes and bounds)"
+    );
 }
 
 /// The churn table: how often each policy acts, and what that costs in
