@@ -194,6 +194,7 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
     let service = policy.file.service.as_str();
     let mut timings = Timings::default();
     let mut watch = Stopwatch::start();
+    // observe
     let observed = cx.actuator.status().await?;
     if cx.standby.is_none() {
         reconcile::sweep(cx, service, &observed.replicas).await?;
@@ -201,11 +202,13 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
     timings.observe = watch.lap();
     let now = cx.clock.now_ms();
     let mut state = cx.state.state(service, now)?;
+    // collect
     let mut collected = collect(cx, policy, &observed, now, Save::Yes).await?;
     timings.collect = watch.lap();
     let guard = guard_of(&state, &observed, cx.dry_run);
     let windows = std::mem::take(&mut collected.windows);
     let input = input_for(policy, &guard, &observed, windows, now);
+    // evaluate, then guard
     let advised = evaluate(cx.evaluate, policy, input).await?;
     let judged = judge(policy, advised, &guard);
     cx.telemetry.emit(telemetry::Event::Evaluated {
@@ -217,6 +220,7 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         dry_run: cx.dry_run,
     });
     timings.evaluate = watch.lap();
+    // plan
     let held = (!judged.evaluation.decision.is_scale())
         .then(|| held_cause(&judged, &collected))
         .flatten();
@@ -230,8 +234,10 @@ pub async fn pass(cx: &Context<'_>, policy: &Arc<ReadyPolicy>) -> Result<Pass, P
         planned == Plan::Announce(Event::Held),
         now,
     );
+    // act
     let report = carry_out(cx, policy, planned, &judged, &mut state, note).await?;
     timings.act = watch.lap();
+    // record
     record_divergence(cx, policy, &judged, &mut state);
     let last = last_decision(&judged.evaluation, report.as_ref(), cx.dry_run, now);
     state.last_decision = Some(last.clone());
