@@ -21,7 +21,10 @@
 //! while a step's load is over `n * c` (no backlog carried over). No policy
 //! knows as much as **level + burst**, so a goal past its frontier is past
 //! any policy's; **level** shows what knowing the daily pattern ahead is
-//! worth.
+//! worth. `simulate` reports the level scaler on any trace
+//! (`vedfolnir_core::sim::foresight`, the level taken from the trace
+//! itself); this example draws both frontiers on the shape, whose level
+//! it knows without the noise.
 //!
 //! ```sh
 //! cargo run --release -p vedfolnir-core --example foresight -- \
@@ -41,7 +44,7 @@ use std::process::ExitCode;
 
 use vedfolnir_core::model::DurationMs;
 use vedfolnir_core::parse_duration;
-use vedfolnir_core::queueing::Queue;
+use vedfolnir_core::sim::foresight::carried_within;
 use vedfolnir_core::sim::{ServiceModel, Shape, Slo, Trace, paid_replica_hours};
 
 /// The level is the mean over this long around each step.
@@ -161,21 +164,6 @@ fn steps(o: &Options, noise: f64) -> Vec<f64> {
         .collect()
 }
 
-/// The most requests per second one replica serves within the SLO.
-fn per_replica(model: &ServiceModel, slo: Slo) -> f64 {
-    let queue = Queue::from_capacity(model.capacity, model.workers);
-    let (mut lo, mut hi) = (0.0, queue.capacity());
-    for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if queue.response_time_quantile(mid, 0.95) <= slo.p95 {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
-}
-
 /// The empirical chance that a ratio in `sorted` exceeds `x`.
 fn above(sorted: &[f64], x: f64) -> f64 {
     let at_or_below = sorted.partition_point(|&v| v <= x);
@@ -252,7 +240,7 @@ const SLO: Slo = Slo {
 /// each price.
 fn frontier(o: &Options) -> (f64, Vec<Point>) {
     let model = ServiceModel::default();
-    let c = per_replica(&model, SLO);
+    let c = carried_within(&model, SLO);
     let load = steps(o, o.noise);
     let calm = steps(o, 0.0);
     let n = load.len();
