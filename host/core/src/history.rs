@@ -79,8 +79,8 @@ impl Series {
     /// Drop what is older than `oldest` or newer than `now` (a clock that
     /// went back), and compact the buckets that left the fine span.
     fn trim(&mut self, oldest: TimestampMs, now: TimestampMs) {
-        let old = self.samples.partition_point(|(t, _)| *t < oldest);
-        if old > 0 {
+        if self.samples.first().is_some_and(|(t, _)| *t < oldest) {
+            let old = self.samples.partition_point(|(t, _)| *t < oldest);
             self.samples.drain(..old);
         }
         if self.samples.last().is_some_and(|(t, _)| *t > now) {
@@ -129,10 +129,14 @@ impl History {
             }
         }
         let oldest = now.saturating_sub(retention_ms.min(i64::MAX as u64) as i64);
+        let mut emptied = false;
         for series in self.signals.values_mut() {
             series.trim(oldest, now);
+            emptied |= series.samples.is_empty();
         }
-        self.signals.retain(|_, s| !s.samples.is_empty());
+        if emptied {
+            self.signals.retain(|_, s| !s.samples.is_empty());
+        }
     }
 
     /// The window of one signal: every sample kept.
