@@ -524,26 +524,60 @@ pub fn least_replica_hours(
 /// so each step pays for the most any step within the start-up ahead
 /// needs.
 pub fn paid_replica_hours(model: &ServiceModel, ready: &[u32], step_ms: DurationMs) -> f64 {
-    // A replica is ready from the middle of a step at the earliest (as
-    // `Service::advance` judges it) and exists from its start: the steps
-    // it must exist in before it serves.
-    let ahead = (model.startup_ms.saturating_sub(step_ms / 2) / step_ms.max(1)) as usize;
-    // The highest of `ready[k..=k + ahead]` for every k, from the end: a
-    // queue of the steps that can still be a window's highest, their
-    // counts falling, so a long start-up at a short step stays linear.
-    let mut highest: VecDeque<usize> = VecDeque::new();
-    let mut replica_steps = 0u64;
-    for k in (0..ready.len()).rev() {
-        while highest.back().is_some_and(|&j| ready[j] <= ready[k]) {
-            highest.pop_back();
-        }
-        highest.push_back(k);
-        if highest.front().is_some_and(|&j| j > k + ahead) {
-            highest.pop_front();
-        }
-        replica_steps += u64::from(ready[highest[0]]);
+    let mut paid = Paid::new(model, step_ms);
+    for (k, &n) in ready.iter().enumerate().rev() {
+        paid.add(k, n);
     }
-    replica_steps as f64 * step_ms as f64 / 3_600_000.0
+    paid.replica_hours()
+}
+
+/// [`paid_replica_hours`] as the counts come, last step first, so a long
+/// run's counts need not be kept.
+#[derive(Debug, Clone)]
+pub struct Paid {
+    ahead: usize,
+    step_ms: DurationMs,
+    /// The steps (and counts) that can still be a window's highest, their
+    /// counts falling, so a long start-up at a short step stays linear.
+    highest: VecDeque<(usize, u32)>,
+    replica_steps: u64,
+}
+
+impl Paid {
+    /// Nothing paid yet, for steps of `step_ms`.
+    pub fn new(model: &ServiceModel, step_ms: DurationMs) -> Paid {
+        // A replica is ready from the middle of a step at the earliest (as
+        // `Service::advance` judges it) and exists from its start: the
+        // steps it must exist in before it serves.
+        let ahead = (model.startup_ms.saturating_sub(step_ms / 2) / step_ms.max(1)) as usize;
+        Paid {
+            ahead,
+            step_ms,
+            highest: VecDeque::new(),
+            replica_steps: 0,
+        }
+    }
+
+    /// Step `k` serves with `ready` replicas; `k` falls by one each call.
+    pub fn add(&mut self, k: usize, ready: u32) {
+        while self.highest.back().is_some_and(|&(_, n)| n <= ready) {
+            self.highest.pop_back();
+        }
+        self.highest.push_back((k, ready));
+        if self
+            .highest
+            .front()
+            .is_some_and(|&(j, _)| j > k + self.ahead)
+        {
+            self.highest.pop_front();
+        }
+        self.replica_steps += u64::from(self.highest[0].1);
+    }
+
+    /// The replica-hours paid for the steps added.
+    pub fn replica_hours(&self) -> f64 {
+        self.replica_steps as f64 * self.step_ms as f64 / 3_600_000.0
+    }
 }
 
 /// The signals the simulator provides, in the order [`Observation::values`] gives

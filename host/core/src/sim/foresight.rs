@@ -22,7 +22,7 @@
 use crate::model::DurationMs;
 use crate::queueing::Queue;
 
-use super::{ServiceModel, Slo, paid_replica_hours};
+use super::{Paid, ServiceModel, Slo};
 
 /// The level is the mean over this long, centred on each step.
 pub const LEVEL_SPAN_MS: DurationMs = 10 * 60_000;
@@ -122,47 +122,43 @@ pub fn level_frontier(
         .collect();
     spread.sort_by(f64::total_cmp);
     let above = |x: f64| 1.0 - spread.partition_point(|&r| r <= x) as f64 / spread.len() as f64;
-    // Each step's chance of a violation at each count, computed once.
-    let counts = (max - min + 1) as usize;
-    let chances: Vec<f64> = level
-        .iter()
-        .flat_map(|&v| {
-            (min..=max).map(move |k| {
-                if v > 0.0 {
-                    above(f64::from(k) * c / v)
-                } else {
-                    0.0
-                }
-            })
-        })
+    // Last step first, each price's count chosen and paid as it comes:
+    // nothing a step long is kept but the loads, their levels and spread.
+    let prices: Vec<f64> = (0..PRICES)
+        .map(|i| 10f64.powf(2.0 + i as f64 / 5.0).round())
         .collect();
+    let mut paid = vec![Paid::new(model, step_ms); PRICES];
+    let mut violated = [0u64; PRICES];
+    let mut chances = Vec::with_capacity((max - min + 1) as usize);
+    for k in (0..loads.len()).rev() {
+        chances.clear();
+        chances.extend((min..=max).map(|n| {
+            if level[k] > 0.0 {
+                above(f64::from(n) * c / level[k])
+            } else {
+                0.0
+            }
+        }));
+        for (i, &price) in prices.iter().enumerate() {
+            let mut best = (min, f64::INFINITY);
+            for (n, chance) in (min..=max).zip(&chances) {
+                let cost = f64::from(n) + price * chance;
+                if cost < best.1 - 1e-12 {
+                    best = (n, cost);
+                }
+            }
+            paid[i].add(k, best.0);
+            if loads[k] > f64::from(best.0) * c {
+                violated[i] += 1;
+            }
+        }
+    }
     let minutes = step_ms as f64 / 60_000.0;
     let points = (0..PRICES)
-        .map(|i| {
-            let price = 10f64.powf(2.0 + i as f64 / 5.0).round();
-            let ready: Vec<u32> = chances
-                .chunks(counts)
-                .map(|p| {
-                    let mut best = (min, f64::INFINITY);
-                    for (k, chance) in (min..=max).zip(p) {
-                        let cost = f64::from(k) + price * chance;
-                        if cost < best.1 - 1e-12 {
-                            best = (k, cost);
-                        }
-                    }
-                    best.0
-                })
-                .collect();
-            let violated = loads
-                .iter()
-                .zip(&ready)
-                .filter(|(l, n)| **l > f64::from(**n) * c)
-                .count();
-            Point {
-                price,
-                violation_minutes: violated as f64 * minutes,
-                replica_hours: paid_replica_hours(model, &ready, step_ms),
-            }
+        .map(|i| Point {
+            price: prices[i],
+            violation_minutes: violated[i] as f64 * minutes,
+            replica_hours: paid[i].replica_hours(),
         })
         .collect();
     Some(Frontier { points })
