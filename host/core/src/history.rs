@@ -67,6 +67,23 @@ impl Series {
         &self.samples
     }
 
+    /// Add `value` at `now` and drop what is older than `retention_ms`:
+    /// [`History::push`] for one signal, kept apart from the others (the
+    /// simulator's model keeps its signals by index).
+    pub fn add(&mut self, now: TimestampMs, value: f64, retention_ms: u64) {
+        self.push(now, value);
+        self.trim(oldest(now, retention_ms), now);
+    }
+
+    /// This signal's window from `from` to `to`, both included.
+    pub fn window(&self, signal: &SignalId, from: TimestampMs, to: TimestampMs) -> SignalWindow {
+        SignalWindow {
+            signal: signal.clone(),
+            samples: self.between(from, to),
+            missing_reason: None,
+        }
+    }
+
     /// Add `value` at `now` (a sample within [`MIN_GAP_MS`] of the last
     /// replaces it).
     fn push(&mut self, now: TimestampMs, value: f64) {
@@ -128,7 +145,7 @@ impl History {
                 }
             }
         }
-        let oldest = now.saturating_sub(retention_ms.min(i64::MAX as u64) as i64);
+        let oldest = oldest(now, retention_ms);
         let mut emptied = false;
         for series in self.signals.values_mut() {
             series.trim(oldest, now);
@@ -151,16 +168,16 @@ impl History {
         from: TimestampMs,
         to: TimestampMs,
     ) -> SignalWindow {
-        SignalWindow {
-            signal: signal.clone(),
-            samples: self
-                .signals
-                .get(signal.name())
-                .map(|s| s.between(from, to))
-                .unwrap_or_default(),
-            missing_reason: None,
+        match self.signals.get(signal.name()) {
+            Some(series) => series.window(signal, from, to),
+            None => Series::default().window(signal, from, to),
         }
     }
+}
+
+/// The oldest time kept at `now` for `retention_ms`.
+fn oldest(now: TimestampMs, retention_ms: u64) -> TimestampMs {
+    now.saturating_sub(retention_ms.min(i64::MAX as u64) as i64)
 }
 
 #[cfg(test)]

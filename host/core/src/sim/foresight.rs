@@ -129,20 +129,29 @@ pub fn level_frontier(
         .collect();
     let mut paid = vec![Paid::new(model, step_ms); PRICES];
     let mut violated = [0u64; PRICES];
+    // A step's chance of a violation at each count, found as far as a
+    // price needs it: a count at or above the best cost so far cannot
+    // beat it (a count costs at least itself), so the search stops there.
     let mut chances = Vec::with_capacity((max - min + 1) as usize);
     for k in (0..loads.len()).rev() {
         chances.clear();
-        chances.extend((min..=max).map(|n| {
+        let chance = |n: u32| {
             if level[k] > 0.0 {
                 above(f64::from(n) * c / level[k])
             } else {
                 0.0
             }
-        }));
+        };
         for (i, &price) in prices.iter().enumerate() {
             let mut best = (min, f64::INFINITY);
-            for (n, chance) in (min..=max).zip(&chances) {
-                let cost = f64::from(n) + price * chance;
+            for (j, n) in (min..=max).enumerate() {
+                if f64::from(n) >= best.1 {
+                    break;
+                }
+                if j == chances.len() {
+                    chances.push(chance(n));
+                }
+                let cost = f64::from(n) + price * chances[j];
                 if cost < best.1 - 1e-12 {
                     best = (n, cost);
                 }

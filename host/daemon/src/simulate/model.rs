@@ -13,7 +13,7 @@
 use std::sync::Mutex;
 
 use futures_util::future::BoxFuture;
-use vedfolnir_core::history::History;
+use vedfolnir_core::history::Series;
 use vedfolnir_core::model::DurationMs;
 use vedfolnir_core::model::{SignalId, TimestampMs};
 use vedfolnir_core::sim::{self, Observation, Service};
@@ -29,7 +29,8 @@ use crate::sources::{Ask, MetricSource, Reading, SourceReport};
 #[derive(Debug)]
 pub struct Model {
     service: Mutex<Service>,
-    history: Mutex<History>,
+    /// The history of each of `signals`, as the daemon keeps one.
+    history: Mutex<Vec<Series>>,
     /// How much history is kept (the policy's span, as the daemon keeps).
     span_ms: DurationMs,
     /// The model's signals ([`sim::signals`]).
@@ -51,7 +52,7 @@ impl Model {
     ) -> Model {
         Model {
             service: Mutex::new(service),
-            history: Mutex::new(History::default()),
+            history: Mutex::new(vec![Series::default(); 7]),
             span_ms,
             signals: sim::signals(),
             declared,
@@ -67,11 +68,10 @@ impl Model {
             .lock()
             .expect("not poisoned")
             .advance(t, step_ms, load);
-        let values = self.signals.iter().zip(obs.values());
-        self.history
-            .lock()
-            .expect("not poisoned")
-            .push(t + step_ms as i64, values, self.span_ms);
+        let mut history = self.history.lock().expect("not poisoned");
+        for (series, value) in history.iter_mut().zip(obs.values()) {
+            series.add(t + step_ms as i64, value, self.span_ms);
+        }
         obs
     }
 }
@@ -140,18 +140,19 @@ impl MetricSource for Model {
             .signals
             .iter()
             .zip(&self.declared)
-            .filter(|(s, _)| {
+            .zip(history.iter())
+            .filter(|((s, _), _)| {
                 ask.signals
                     .iter()
                     .any(|r| &r.signal == *s && r.source == Source::Model)
             })
-            .map(|(s, long)| {
+            .map(|((s, long), series)| {
                 let from = if *long {
                     i64::MIN
                 } else {
                     ask.now - FINE_MS as i64
                 };
-                Reading::Window(history.window_between(s, from, ask.now))
+                Reading::Window(series.window(s, from, ask.now))
             })
             .collect();
         Box::pin(async move {
