@@ -9,7 +9,7 @@
 //! Each push costs a constant, but for the compaction of the bucket that
 //! just left the fine span: once per bucket, over the signal's samples.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +34,9 @@ pub struct History {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "Vec<(TimestampMs, f64)>", into = "Vec<(TimestampMs, f64)>")]
 pub struct Series {
-    samples: Vec<(TimestampMs, f64)>,
+    /// A queue: the oldest leave from the front every push once the
+    /// retention is reached.
+    samples: VecDeque<(TimestampMs, f64)>,
     /// Up to where the buckets are compacted: a bucket boundary, or the far
     /// past (a list read back, compacted again once, to no change).
     compacted_to: TimestampMs,
@@ -49,7 +51,7 @@ impl Default for Series {
 impl From<Vec<(TimestampMs, f64)>> for Series {
     fn from(samples: Vec<(TimestampMs, f64)>) -> Series {
         Series {
-            samples,
+            samples: samples.into(),
             compacted_to: i64::MIN,
         }
     }
@@ -57,14 +59,14 @@ impl From<Vec<(TimestampMs, f64)>> for Series {
 
 impl From<Series> for Vec<(TimestampMs, f64)> {
     fn from(series: Series) -> Vec<(TimestampMs, f64)> {
-        series.samples
+        series.samples.into()
     }
 }
 
 impl Series {
     /// The samples, oldest first.
-    pub fn samples(&self) -> &[(TimestampMs, f64)] {
-        &self.samples
+    pub fn samples(&self) -> Vec<(TimestampMs, f64)> {
+        self.samples.iter().copied().collect()
     }
 
     /// Add `value` at `now` and drop what is older than `retention_ms`:
@@ -87,27 +89,28 @@ impl Series {
     /// Add `value` at `now` (a sample within [`MIN_GAP_MS`] of the last
     /// replaces it).
     fn push(&mut self, now: TimestampMs, value: f64) {
-        match self.samples.last_mut() {
+        match self.samples.back_mut() {
             Some(last) if last.0 > now - MIN_GAP_MS && last.0 <= now => *last = (now, value),
-            _ => self.samples.push((now, value)),
+            _ => self.samples.push_back((now, value)),
         }
     }
 
     /// Drop what is older than `oldest` or newer than `now` (a clock that
     /// went back), and compact the buckets that left the fine span.
     fn trim(&mut self, oldest: TimestampMs, now: TimestampMs) {
-        if self.samples.first().is_some_and(|(t, _)| *t < oldest) {
-            let old = self.samples.partition_point(|(t, _)| *t < oldest);
-            self.samples.drain(..old);
+        while self.samples.front().is_some_and(|(t, _)| *t < oldest) {
+            self.samples.pop_front();
         }
-        if self.samples.last().is_some_and(|(t, _)| *t > now) {
+        if self.samples.back().is_some_and(|(t, _)| *t > now) {
             self.samples.retain(|(t, _)| *t <= now);
         }
         let cut = now - FINE_MS as i64;
         let b = BUCKET_MS as i64;
         let boundary = cut.div_euclid(b) * b;
         if boundary > self.compacted_to {
-            compact(&mut self.samples, cut, BUCKET_MS);
+            let mut samples = Vec::from(std::mem::take(&mut self.samples));
+            compact(&mut samples, cut, BUCKET_MS);
+            self.samples = samples.into();
             self.compacted_to = boundary;
         }
     }
@@ -116,8 +119,8 @@ impl Series {
     fn between(&self, from: TimestampMs, to: TimestampMs) -> Vec<Sample> {
         let start = self.samples.partition_point(|(t, _)| *t < from);
         let end = self.samples.partition_point(|(t, _)| *t <= to).max(start);
-        self.samples[start..end]
-            .iter()
+        self.samples
+            .range(start..end)
             .map(|(at, value)| Sample {
                 at: *at,
                 value: *value,
@@ -196,7 +199,7 @@ mod tests {
         for i in 0..200 {
             push(&mut h, i * 50, &[(SignalId::Cpu, i as f64)], 3_600_000);
         }
-        let cpu = h.signals["cpu"].samples();
+        let cpu = &h.signals["cpu"].samples();
         assert!(cpu.len() <= 11, "{} samples", cpu.len());
         assert!(cpu.windows(2).all(|p| p[1].0 - p[0].0 >= MIN_GAP_MS));
         // The newest value is kept.
