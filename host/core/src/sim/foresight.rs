@@ -80,6 +80,21 @@ pub fn carried_within(model: &ServiceModel, slo: Slo) -> f64 {
     lo
 }
 
+/// The most order statistics of the spread a chance is read from.
+const QUANTILES: usize = 4096;
+
+/// `sorted`, or [`QUANTILES`] of its order statistics, evenly spaced, when
+/// it is longer.
+fn quantiles(sorted: Vec<f64>) -> Vec<f64> {
+    let n = sorted.len();
+    if n <= QUANTILES {
+        return sorted;
+    }
+    (0..QUANTILES)
+        .map(|i| sorted[(i * 2 + 1) * n / (QUANTILES * 2)])
+        .collect()
+}
+
 /// Each step's level: the mean of the loads within [`LEVEL_SPAN_MS`]
 /// centred on it.
 fn levels(loads: &[f64], step_ms: DurationMs) -> Vec<f64> {
@@ -121,6 +136,10 @@ pub fn level_frontier(
         .map(|(l, v)| if *v > 0.0 { l / v } else { 0.0 })
         .collect();
     spread.sort_by(f64::total_cmp);
+    // P(load > x * level), from at most QUANTILES of its order statistics
+    // (evenly spaced): within 1/QUANTILES of the whole spread's answer,
+    // and a search that stays in the cache on a year of steps.
+    let spread = quantiles(spread);
     let above = |x: f64| 1.0 - spread.partition_point(|&r| r <= x) as f64 / spread.len() as f64;
     // Last step first, each price's count chosen and paid as it comes:
     // nothing a step long is kept but the loads, their levels and spread.
