@@ -150,7 +150,7 @@ pub fn level_frontier(
     let mut violated = [0u64; PRICES];
     // A step's chance of a violation at each count, found as far as a
     // price needs it: a count at or above the best cost so far cannot
-    // beat it (a count costs at least itself), so the search stops there.
+    // beat it (a count costs at least itself), so a search stops there.
     let mut chances = Vec::with_capacity((max - min + 1) as usize);
     for k in (0..loads.len()).rev() {
         chances.clear();
@@ -161,20 +161,26 @@ pub fn level_frontier(
                 0.0
             }
         };
+        // A higher price never wants fewer replicas (each count's saving
+        // grows with the price), so each price's search starts at the
+        // count the price below it chose.
+        let mut from = min;
         for (i, &price) in prices.iter().enumerate() {
-            let mut best = (min, f64::INFINITY);
-            for (j, n) in (min..=max).enumerate() {
+            let mut best = (from, f64::INFINITY);
+            for n in from..=max {
                 if f64::from(n) >= best.1 {
                     break;
                 }
-                if j == chances.len() {
-                    chances.push(chance(n));
+                let j = (n - min) as usize;
+                while chances.len() <= j {
+                    chances.push(chance(min + chances.len() as u32));
                 }
                 let cost = f64::from(n) + price * chances[j];
                 if cost < best.1 - 1e-12 {
                     best = (n, cost);
                 }
             }
+            from = best.0;
             paid[i].add(k, best.0);
             if loads[k] > f64::from(best.0) * c {
                 violated[i] += 1;
@@ -263,5 +269,43 @@ mod tests {
             f.points.iter().all(|p| p.replica_hours >= 80.0 - 1e-9),
             "{f:?}"
         );
+    }
+
+    #[test]
+    fn the_frontier_is_what_a_search_of_every_count_at_every_step_finds() {
+        let model = ServiceModel::default();
+        let c = carried_within(&model, SLO);
+        let loads = web(1, 5);
+        let (min, max) = (2, 12);
+        let f = level_frontier(&model, SLO, (min, max), &loads, 60_000).unwrap();
+        // By hand: the level, the whole spread, every count tried.
+        let level = levels(&loads, 60_000);
+        let mut spread: Vec<f64> = loads.iter().zip(&level).map(|(l, v)| l / v).collect();
+        spread.sort_by(f64::total_cmp);
+        let above = |x: f64| 1.0 - spread.partition_point(|&r| r <= x) as f64 / spread.len() as f64;
+        for point in &f.points {
+            let ready: Vec<u32> = level
+                .iter()
+                .map(|&v| {
+                    (min..=max)
+                        .map(|n| (n, f64::from(n) + point.price * above(f64::from(n) * c / v)))
+                        .fold((min, f64::INFINITY), |b, (n, cost)| {
+                            if cost < b.1 - 1e-12 { (n, cost) } else { b }
+                        })
+                        .0
+                })
+                .collect();
+            let violated = loads
+                .iter()
+                .zip(&ready)
+                .filter(|(l, n)| **l > f64::from(**n) * c)
+                .count();
+            assert_eq!(point.violation_minutes, violated as f64, "{point:?}");
+            assert_eq!(
+                point.replica_hours,
+                super::super::paid_replica_hours(&model, &ready, 60_000),
+                "{point:?}"
+            );
+        }
     }
 }
