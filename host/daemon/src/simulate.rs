@@ -494,7 +494,20 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
     let entries = load_policies(sandbox, options)?;
     let started = crate::clock::Stopwatch::start();
     let progress = Progress::new(options.progress, steps, &entries);
-    let runs: Vec<Outcome> = std::thread::scope(|scope| {
+    // The yardsticks are measured beside the replays, on a thread of
+    // their own.
+    let bounds: Vec<(u32, u32)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.policy.file.guard.min_replicas,
+                e.policy.file.guard.max_replicas,
+            )
+        })
+        .collect();
+    let (runs, yardsticks) = std::thread::scope(|scope| {
+        let measured =
+            scope.spawn(|| Yardsticks::measure(&trace, options, step_ms, steps, &bounds));
         let handles: Vec<_> = entries
             .iter()
             .enumerate()
@@ -504,22 +517,28 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
                 scope.spawn(move || replay(entry, trace, options, step_ms, steps, progress, i))
             })
             .collect();
-        handles
+        let runs: Result<Vec<Outcome>> = handles
             .into_iter()
             .map(|h| h.join().expect("a replay thread panicked"))
-            .collect::<Result<_>>()
-    })?;
+            .collect();
+        (
+            runs,
+            measured.join().expect("the yardsticks' thread panicked"),
+        )
+    });
+    let runs = runs?;
     progress.finish();
     let elapsed_ms = started.elapsed_ms();
-    let mut results: Vec<_> = runs.iter().map(|o| o.row.clone()).collect();
-    let least_replica_hours = yardsticks(&trace, options, step_ms, steps, &mut results);
     let report = Report {
         load: what,
         duration_ms,
         interval_ms: options.interval_ms,
         step_ms,
-        results,
-        least_replica_hours,
+        results: runs
+            .iter()
+            .map(|o| yardsticks.beside(o.row.clone()))
+            .collect(),
+        least_replica_hours: yardsticks.least,
         elapsed_ms,
     };
     write_outputs(options, &report, runs)?;
@@ -527,32 +546,50 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
 }
 
 /// The yardsticks for the policies' replica-hours, on the load at each
-/// step as the replays see it: the least possible at their smallest
-/// `min_replicas` (the override, else 1), returned; and each row's level
-/// foresight at its violation minutes and bounds, set in the row.
-fn yardsticks(
-    trace: &Trace,
-    options: &Options,
-    step_ms: u64,
-    steps: u64,
-    rows: &mut [Row],
-) -> Option<f64> {
-    let loads: Vec<f64> = (0..steps)
-        .map(|k| trace.mean(k * step_ms, (k + 1) * step_ms))
-        .collect();
-    let mut frontiers = std::collections::BTreeMap::new();
-    for row in rows.iter_mut() {
-        let bounds = (row.min_replicas, row.max_replicas);
-        let frontier = frontiers.entry(bounds).or_insert_with(|| {
-            foresight::level_frontier(&options.model, options.slo, bounds, &loads, step_ms)
-        });
-        row.foresight_replica_hours = frontier
-            .as_ref()
-            .and_then(|f| f.cheapest_within(row.slo_violation_minutes))
-            .map(|p| p.replica_hours);
+/// step as the replays see it.
+struct Yardsticks {
+    /// The least possible ([`sim::least_replica_hours`]) at the policies'
+    /// smallest `min_replicas` (the override, else 1).
+    least: Option<f64>,
+    /// The level-foresight frontier within each policy's bounds.
+    frontiers: std::collections::BTreeMap<(u32, u32), Option<foresight::Frontier>>,
+}
+
+impl Yardsticks {
+    fn measure(
+        trace: &Trace,
+        options: &Options,
+        step_ms: u64,
+        steps: u64,
+        bounds: &[(u32, u32)],
+    ) -> Yardsticks {
+        let loads: Vec<f64> = (0..steps)
+            .map(|k| trace.mean(k * step_ms, (k + 1) * step_ms))
+            .collect();
+        let (model, slo) = (&options.model, options.slo);
+        let distinct: std::collections::BTreeSet<(u32, u32)> = bounds.iter().copied().collect();
+        let frontiers = distinct
+            .into_iter()
+            .map(|b| (b, foresight::level_frontier(model, slo, b, &loads, step_ms)))
+            .collect();
+        let min = options.overrides.min_replicas.unwrap_or(1);
+        Yardsticks {
+            least: sim::least_replica_hours(model, slo, min, &loads, step_ms),
+            frontiers,
+        }
     }
-    let min = options.overrides.min_replicas.unwrap_or(1);
-    sim::least_replica_hours(&options.model, options.slo, min, &loads, step_ms)
+
+    /// `row`, with its level foresight at its violation minutes.
+    fn beside(&self, row: Row) -> Row {
+        let frontier = self.frontiers.get(&(row.min_replicas, row.max_replicas));
+        Row {
+            foresight_replica_hours: frontier
+                .and_then(Option::as_ref)
+                .and_then(|f| f.cheapest_within(row.slo_violation_minutes))
+                .map(|p| p.replica_hours),
+            ..row
+        }
+    }
 }
 
 #[cfg(test)]

@@ -113,6 +113,34 @@ fn levels(loads: &[f64], step_ms: DurationMs) -> Vec<f64> {
         .collect()
 }
 
+/// The count from `from` to `max` that minimises `n + price * chance(n)`
+/// (the first of equals), `chances[j]` holding the chance of `min + j`,
+/// filled as far as the search needs. A count at or above the best cost
+/// so far cannot beat it (a count costs at least itself): the search stops
+/// there.
+fn cheapest(
+    price: f64,
+    (min, from, max): (u32, u32, u32),
+    chances: &mut Vec<f64>,
+    chance: &impl Fn(u32) -> f64,
+) -> u32 {
+    let mut best = (from, f64::INFINITY);
+    for n in from..=max {
+        if f64::from(n) >= best.1 {
+            break;
+        }
+        let j = (n - min) as usize;
+        while chances.len() <= j {
+            chances.push(chance(min + chances.len() as u32));
+        }
+        let cost = f64::from(n) + price * chances[j];
+        if cost < best.1 - 1e-12 {
+            best = (n, cost);
+        }
+    }
+    best.0
+}
+
 /// The frontier of the level-foresight scaler on `loads` (each step's mean
 /// load, `step_ms` apart), with replicas within `[min, max]`. `None` when
 /// one replica carries nothing within the SLO.
@@ -149,8 +177,7 @@ pub fn level_frontier(
     let mut paid = vec![Paid::new(model, step_ms); PRICES];
     let mut violated = [0u64; PRICES];
     // A step's chance of a violation at each count, found as far as a
-    // price needs it: a count at or above the best cost so far cannot
-    // beat it (a count costs at least itself), so a search stops there.
+    // price's search needs it ([`cheapest`]).
     let mut chances = Vec::with_capacity((max - min + 1) as usize);
     for k in (0..loads.len()).rev() {
         chances.clear();
@@ -166,23 +193,9 @@ pub fn level_frontier(
         // count the price below it chose.
         let mut from = min;
         for (i, &price) in prices.iter().enumerate() {
-            let mut best = (from, f64::INFINITY);
-            for n in from..=max {
-                if f64::from(n) >= best.1 {
-                    break;
-                }
-                let j = (n - min) as usize;
-                while chances.len() <= j {
-                    chances.push(chance(min + chances.len() as u32));
-                }
-                let cost = f64::from(n) + price * chances[j];
-                if cost < best.1 - 1e-12 {
-                    best = (n, cost);
-                }
-            }
-            from = best.0;
-            paid[i].add(k, best.0);
-            if loads[k] > f64::from(best.0) * c {
+            from = cheapest(price, (min, from, max), &mut chances, &chance);
+            paid[i].add(k, from);
+            if loads[k] > f64::from(from) * c {
                 violated[i] += 1;
             }
         }
