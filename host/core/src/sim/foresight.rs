@@ -100,17 +100,20 @@ fn quantiles(sorted: Vec<f64>) -> Vec<f64> {
 fn levels(loads: &[f64], step_ms: DurationMs) -> Vec<f64> {
     let n = loads.len();
     let half = (LEVEL_SPAN_MS / 2 / step_ms.max(1)) as usize;
-    let mut prefix = Vec::with_capacity(n + 1);
-    prefix.push(0.0);
-    for v in loads {
-        prefix.push(prefix.last().copied().unwrap_or(0.0) + v);
+    // The window's sum, moved along one step at a time.
+    let mut sum: f64 = loads[..(half + 1).min(n)].iter().sum();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let (a, b) = (i.saturating_sub(half), (i + half + 1).min(n));
+        out.push(sum / (b - a) as f64);
+        if i + half + 1 < n {
+            sum += loads[i + half + 1];
+        }
+        if i >= half {
+            sum -= loads[i - half];
+        }
     }
-    (0..n)
-        .map(|i| {
-            let (a, b) = (i.saturating_sub(half), (i + half + 1).min(n));
-            (prefix[b] - prefix[a]) / (b - a) as f64
-        })
-        .collect()
+    out
 }
 
 /// The count from `from` to `max` that minimises `n + price * chance(n)`
@@ -319,6 +322,17 @@ mod tests {
                 super::super::paid_replica_hours(&model, &ready, 60_000),
                 "{point:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_level_is_the_mean_of_the_ten_minutes_around_its_step() {
+        let loads: Vec<f64> = (0..40).map(|i| f64::from(i * i % 17)).collect();
+        // One-minute steps: five either side, fewer at the ends.
+        for (i, level) in levels(&loads, 60_000).iter().enumerate() {
+            let window = &loads[i.saturating_sub(5)..(i + 6).min(40)];
+            let mean = window.iter().sum::<f64>() / window.len() as f64;
+            assert!((level - mean).abs() < 1e-9, "{i}: {level} against {mean}");
         }
     }
 }
