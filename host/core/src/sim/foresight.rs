@@ -84,14 +84,16 @@ pub fn carried_within(model: &ServiceModel, slo: Slo) -> f64 {
 const QUANTILES: usize = 4096;
 
 /// `sorted`, or [`QUANTILES`] of its order statistics, evenly spaced, when
-/// it is longer.
+/// it is longer: the highest of each `n / QUANTILES`, so the largest is
+/// the spread's own largest (a chance read from them is never 0 below it,
+/// and the high prices still buy a run without a violation).
 fn quantiles(sorted: Vec<f64>) -> Vec<f64> {
     let n = sorted.len();
     if n <= QUANTILES {
         return sorted;
     }
     (0..QUANTILES)
-        .map(|i| sorted[(i * 2 + 1) * n / (QUANTILES * 2)])
+        .map(|i| sorted[(i + 1) * n / QUANTILES - 1])
         .collect()
 }
 
@@ -334,5 +336,19 @@ mod tests {
             let mean = window.iter().sum::<f64>() / window.len() as f64;
             assert!((level - mean).abs() < 1e-9, "{i}: {level} against {mean}");
         }
+    }
+
+    #[test]
+    fn a_long_run_keeps_the_largest_spread_so_a_high_price_buys_no_violation() {
+        let model = ServiceModel::default();
+        // A week at a minute: 10,080 steps, more than the quantiles kept.
+        let loads = web(7, 2);
+        assert!(loads.len() > QUANTILES);
+        let f = level_frontier(&model, SLO, (1, 40), &loads, 60_000).unwrap();
+        let last = f.points[PRICES - 1];
+        assert_eq!(last.violation_minutes, 0.0, "{last:?}");
+        assert!(f.cheapest_within(0.0).is_some());
+        let q = quantiles((0..10_000).map(f64::from).collect());
+        assert_eq!((q.len(), q[QUANTILES - 1]), (QUANTILES, 9_999.0));
     }
 }
