@@ -635,8 +635,8 @@ pub struct SimulateArgs {
     /// (default: every builtin policy).
     #[arg(long = "policy")]
     pub policies: Vec<String>,
-    /// Also replay target-tracking at target.cpu 0.5, 0.6, 0.7, 0.8 and
-    /// 0.9: the SLO/cost curve each policy's row is read against
+    /// Also replay target-tracking at target.cpu 0.5, 0.6, 0.65, 0.7, 0.75
+    /// and 0.8: the SLO/cost curve each policy's row is read against
     #[arg(long)]
     pub frontier: bool,
     /// Time between evaluations (the daemon's --interval).
