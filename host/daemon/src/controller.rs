@@ -18,7 +18,8 @@
 //! Every shell drives the same functions: `check` (cron) and the daemon's
 //! loop call [`pass`]; `scale-up`, `scale-down` and the API call
 //! [`manual::scale`]; both call [`reconcile::reconcile`] before their first
-//! action; pause, resume and reset are [`operator`]'s. The controller works through the [`Actuator`] and
+//! action; pause, resume and reset are [`operator`]'s. The controller
+//! works through the [`Actuator`] and
 //! [`MetricSource`](crate::sources::MetricSource) traits and takes its time
 //! from a [`Clock`], so its unit tests use in-memory fakes and a manual
 //! clock.

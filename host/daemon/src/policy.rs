@@ -251,9 +251,7 @@ pub fn relates(signal: &str, key: &str) -> bool {
 /// in the unit of the signal it is about (`3s`, beside a p95 of `173ms`;
 /// `70%` beside a CPU of `93%`); as written when it is about none.
 pub fn threshold_value(key: &str, value: &str) -> String {
-    let signal = SignalId::WELL_KNOWN
-        .iter()
-        .find(|s| relates(&s.to_string(), key));
+    let signal = SignalId::WELL_KNOWN.iter().find(|s| relates(s.name(), key));
     match (signal, value.parse::<f64>()) {
         (Some(s), Ok(v)) => signal_value(s, v),
         _ => value.to_string(),
@@ -398,7 +396,7 @@ impl ReadyPolicy {
     /// The guard rails on the policy's answer, on the whole input: what
     /// happens.
     pub fn guard(&self, input: &PolicyInput, state: &GuardState, outcome: Outcome) -> Evaluation {
-        judge(&self.file.guard, &self.required, input, state, outcome)
+        guard_rails(&self.file.guard, &self.required, input, state, outcome)
     }
 
     /// The guard rails on the shadow policy's answer (its required
@@ -410,7 +408,13 @@ impl ReadyPolicy {
         outcome: Outcome,
     ) -> Option<Evaluation> {
         let sh = self.shadow.as_ref()?;
-        Some(judge(&self.file.guard, &sh.required, input, state, outcome))
+        Some(guard_rails(
+            &self.file.guard,
+            &sh.required,
+            input,
+            state,
+            outcome,
+        ))
     }
 
     /// Both stages for one input: the plugin in its sandbox, then the
@@ -447,7 +451,7 @@ fn advise(plugin: &dyn Evaluator, visible: &[SignalId], input: &PolicyInput) -> 
 }
 
 /// The guard rails on an answer: the decision, beside the answer.
-fn judge(
+fn guard_rails(
     guard: &guard::GuardConfig,
     required: &[SignalId],
     input: &PolicyInput,

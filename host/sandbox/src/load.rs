@@ -195,10 +195,7 @@ impl Sandbox {
             .compile_cached(bytes, &digest)
             .map_err(|m| fail(Stage::Decode, m))?;
 
-        let pre = self.link(&component).map_err(|e| LoadError {
-            source_label: label.to_string(),
-            ..e
-        })?;
+        let pre = self.link(label, &component)?;
         let (loaded, plugin) = self
             .describe(pre, label, &digest, provenance)
             .map_err(|m| fail(Stage::Describe, m))?;
@@ -208,15 +205,20 @@ impl Sandbox {
 
     /// The world, import and link stages: the component exports the
     /// contract's world, imports only what a policy may
-    /// ([`ALLOWED_IMPORT_PREFIXES`]), and links against the host.
-    fn link(&self, component: &Component) -> Result<bindings::PolicyPre<crate::State>, LoadError> {
+    /// ([`ALLOWED_IMPORT_PREFIXES`]), and links against the host. `label`
+    /// names it in errors.
+    fn link(
+        &self,
+        label: &str,
+        component: &Component,
+    ) -> Result<bindings::PolicyPre<crate::State>, LoadError> {
         let engine = &self.inner.engine;
         let ty = component.component_type();
         let exports: Vec<String> = ty
             .exports(engine)
             .map(|(name, _)| name.to_string())
             .collect();
-        check_world(&exports).map_err(|m| LoadError::new("", Stage::World, m))?;
+        check_world(&exports).map_err(|m| LoadError::new(label, Stage::World, m))?;
         let imports: Vec<String> = ty
             .imports(engine)
             .map(|(name, _)| name.to_string())
@@ -228,7 +230,7 @@ impl Sandbox {
             .collect();
         if !refused.is_empty() {
             return Err(LoadError::new(
-                "",
+                label,
                 Stage::Imports,
                 format!(
                     "imports {} which a policy may not use (policies get no filesystem, network or \
@@ -243,7 +245,7 @@ impl Sandbox {
             .instantiate_pre(component)
             .and_then(bindings::PolicyPre::new)
             .map_err(|e| {
-                LoadError::new("", Stage::Link, "it does not link against the host").caused_by(e)
+                LoadError::new(label, Stage::Link, "it does not link against the host").caused_by(e)
             })
     }
 

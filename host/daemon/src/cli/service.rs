@@ -60,8 +60,7 @@ impl Setup<'_> {
 /// One command's seams: engine, actuator, sources, audit (notifying
 /// `WEBHOOK_URL`), state.
 struct Shell {
-    actuator: DockerActuator,
-    sources: Sources,
+    seams: Seams,
     audit: AuditLog,
     state: StateDir,
     telemetry: Telemetry,
@@ -111,10 +110,8 @@ impl Shell {
         };
         let (audit, notifier) = audit_log(setup, act);
         let fence = lease.as_ref().map(|h| h.lease.clone());
-        let Seams { actuator, sources } = Seams::wire(setup.sources(), engine, file, fence);
         Ok(Shell {
-            sources,
-            actuator,
+            seams: Seams::wire(setup.sources(), engine, file, fence),
             audit,
             state,
             telemetry: Telemetry::log_only(),
@@ -127,8 +124,8 @@ impl Shell {
 
     fn context(&self) -> Context<'_> {
         Context {
-            actuator: &self.actuator,
-            sources: &self.sources,
+            actuator: &self.seams.actuator,
+            sources: &self.seams.sources,
             audit: &self.audit,
             state: &self.state,
             clock: &SystemClock,
@@ -352,7 +349,7 @@ pub fn check(setup: &Setup<'_>, args: &PolicyArgs, act: &ActArgs) -> Result<Exit
         shell.reconcile(&policy.file.service).await?;
         let pass = controller::pass(&shell.context(), &policy).await;
         let dry_run = shell.dry_run;
-        let what = shell.actuator.describe();
+        let what = shell.seams.actuator.describe();
         shell.close().await;
         let p = pass?;
         print_check(&policy, &p, &what, dry_run, args.json)?;
@@ -543,11 +540,11 @@ pub fn report(setup: &Setup<'_>, args: &PolicyArgs, lease_name: &str) -> Result<
 /// The lease of a Swarm target, as its record says: `None` for a
 /// Compose target; `Some(None)` while no daemon ever took it.
 async fn lease_of(shell: &Shell, name: &str) -> Result<Option<Option<crate::lease::Record>>> {
-    if !matches!(shell.actuator.target.kind, TargetKind::Swarm) {
+    if !matches!(shell.seams.actuator.target.kind, TargetKind::Swarm) {
         return Ok(None);
     }
     let store = crate::lease::SwarmStore {
-        engine: shell.actuator.engine.clone(),
+        engine: shell.seams.actuator.engine.clone(),
         name: name.to_string(),
     };
     use crate::lease::Store as _;
@@ -601,7 +598,7 @@ fn print_report_json(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
             "service": policy.file.service,
-            "target": shell.actuator.describe(),
+            "target": shell.seams.actuator.describe(),
             "replicas": {
                 "running": seen.observed.running,
                 "ready": seen.collected.usage.as_ref().map(|u| u.ready),
@@ -633,7 +630,7 @@ fn report_text(
 ) -> String {
     let mut out = String::new();
     let usage = seen.collected.usage.as_ref();
-    let _ = writeln!(out, "{}", shell.actuator.describe());
+    let _ = writeln!(out, "{}", shell.seams.actuator.describe());
     let _ = writeln!(
         out,
         "replicas: {} running, {} ready (min {}, max {})",

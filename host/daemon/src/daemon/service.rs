@@ -22,7 +22,6 @@ use tokio::task::JoinHandle;
 
 use super::shared::{LoopCommand, Shared};
 use super::status::{SEED_RECORDS, ShadowView};
-use crate::actuators::DockerActuator;
 use crate::audit::{Actor, AuditRecord, Event, PluginRecord};
 use crate::clock::{SystemClock, format_time};
 use crate::config::TargetKind;
@@ -32,7 +31,6 @@ use crate::engine::EngineError;
 use crate::lease::{Lease, Role};
 use crate::policy::{ReadyPolicy, signal_values, verdict};
 use crate::seams::Seams;
-use crate::sources::Sources;
 use crate::telemetry;
 
 /// A running loop.
@@ -107,8 +105,7 @@ pub fn retire(shared: &Arc<Shared>, service: &str, spawned: Spawned) {
 /// One service once its engine answers: its seams, and what holds the
 /// target for this daemon.
 struct Connected {
-    actuator: DockerActuator,
-    sources: Sources,
+    seams: Seams,
     reconciled: bool,
     /// The lock of a Compose target on its engine, held while connected
     /// (a Swarm target is held by the lease instead).
@@ -131,8 +128,8 @@ impl Connected {
 
     fn context<'a>(&'a self, shared: &'a Shared, late: bool) -> Context<'a> {
         Context {
-            actuator: &self.actuator,
-            sources: &self.sources,
+            actuator: &self.seams.actuator,
+            sources: &self.seams.sources,
             audit: &shared.audit,
             state: &shared.state,
             clock: &SystemClock,
@@ -171,13 +168,11 @@ async fn ready<'a>(
                 (Some(lock), None)
             }
         };
-        let Seams { actuator, sources } =
-            Seams::wire(shared.sources.clone(), engine, &policy.file, lease.clone());
+        let wired = Seams::wire(shared.sources.clone(), engine, &policy.file, lease.clone());
         *seams = Some(Connected {
             _target: lock,
             lease,
-            sources,
-            actuator,
+            seams: wired,
             reconciled: false,
         });
     }

@@ -52,7 +52,7 @@ impl Model {
     ) -> Model {
         Model {
             service: Mutex::new(service),
-            history: Mutex::new(vec![Series::default(); 7]),
+            history: Mutex::new(vec![Series::default(); sim::signals().len()]),
             span_ms,
             signals: sim::signals(),
             declared,
