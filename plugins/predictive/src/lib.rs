@@ -18,9 +18,12 @@
 //! band: the result is the larger of the forecast's count and the reactive
 //! one. The reactive part is target tracking that does not follow noise
 //! (`tracking::Calm`, as in target-tracking); it alone scales in, and never
-//! below what the forecast needs. A seasonal forecast that ran above the
-//! demand over the last `forecast.correction` (30m) is lowered by its mean
-//! error there, never raised.
+//! below what the forecast needs. Where a seasonal forecast sees less
+//! demand ahead, that scale-in is judged on the last `forecast.fall-window`
+//! (5 minutes) instead of the whole stabilisation window: a falling day is
+//! followed down without the window's lag. A seasonal forecast that ran
+//! above the demand over the last `forecast.correction` (30m) is lowered by
+//! its mean error there, never raised.
 //!
 //! A policy keeps nothing between evaluations, so the model is fitted anew
 //! from the window each time (a few hundred buckets: microseconds).
@@ -63,6 +66,10 @@ pub struct Config {
     gamma: f64,
     /// `forecast.correction`, ms (0: off).
     correction: u64,
+    /// `forecast.fall-window`, ms (0: off).
+    fall_window: u64,
+    error_window: u64,
+    max_error: f64,
     staleness: u64,
 }
 
@@ -88,6 +95,18 @@ impl Config {
         let bucket = p.duration("bucket", 15 * MINUTE);
         let trend_window = p.duration("trend.window", 30 * MINUTE);
         let correction = p.duration("forecast.correction", 30 * MINUTE);
+        let fall_window = p.duration("forecast.fall-window", 5 * MINUTE);
+        let error_window = p.duration("forecast.error-window", 3 * HOUR);
+        if error_window == 0 {
+            p.error("forecast.error-window", "must be longer than 0");
+        }
+        let max_error = p.number("forecast.max-error", 0.15);
+        if !(max_error.is_finite() && max_error > 0.0) {
+            p.error(
+                "forecast.max-error",
+                format!("must be above 0, found {max_error}"),
+            );
+        }
         let staleness = p.duration("staleness", MINUTE);
         check_periods(p, [season, bucket, trend_window, staleness, history]);
         let fraction = |p: &mut Params, key: &str, default: f64| {
@@ -117,6 +136,9 @@ impl Config {
             beta,
             gamma,
             correction,
+            fall_window,
+            error_window,
+            max_error,
             staleness,
         }
     }
@@ -188,6 +210,9 @@ impl Configured for Predictive {
                 ParamSpec::number("smoothing.trend", 0.05, "Holt-Winters beta (0-1)"),
                 ParamSpec::number("smoothing.season", 0.3, "Holt-Winters gamma (0-1)"),
                 ParamSpec::duration("forecast.correction", 30 * MINUTE, "a seasonal forecast that ran above the demand over this much recent history is lowered by its mean error there, never raised (0: off)"),
+                ParamSpec::duration("forecast.fall-window", 5 * MINUTE, "where a seasonal forecast expects less demand ahead, the scale-in is judged on this much recent demand instead of scale-down.stabilization, never below the forecast (0: off)"),
+                ParamSpec::duration("forecast.error-window", 3 * HOUR, "the recent history a seasonal forecast's error is measured over (its one-step-ahead bucket forecasts against the buckets)"),
+                ParamSpec::number("forecast.max-error", 0.15, "forecast.fall-window is used only while that error (root mean square, relative) is at most this; above it, the reactive window alone scales in"),
                 ParamSpec::duration("staleness", MINUTE, "a metric whose newest sample is older than this is missing"),
             ]
             .into_iter()
@@ -215,6 +240,9 @@ enum Forecast {
         /// scale-in must still carry.
         hold_demand: f64,
         method: String,
+        /// A seasonal forecast's recent relative error (none for a trend
+        /// line).
+        error: Option<f64>,
     },
     /// Too little history: reactive only.
     Unavailable(String),
@@ -238,7 +266,8 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         }
     };
 
-    let decided = reactive(config, input, (samples, replicas), newest, &mut reasons);
+    let windows = (samples, replicas);
+    let decided = reactive(config, input, windows, newest, &mut reasons);
     let reactive = decided.want;
 
     // Predictive: only ever raises the count.
@@ -249,7 +278,16 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             demand: peak,
             hold_demand,
             method,
+            error,
         } => {
+            let reactive = forecast_falls(
+                config,
+                input,
+                (windows, newest),
+                (hold_demand, error),
+                &decided,
+                &mut reasons,
+            );
             reasons.push(Reason {
                 observed: Some(peak),
                 threshold: Some(config.tracker.target),
@@ -317,6 +355,66 @@ fn reactive(
         ));
     }
     decided
+}
+
+/// Where a seasonal forecast (`error`: its recent error; none for a trend
+/// line) has been right and expects less demand ahead, the reactive
+/// scale-in is judged on the shorter `forecast.fall-window` (5 minutes),
+/// never below what the forecast for the hold needs with the tolerance:
+/// a falling day is followed down without the whole stabilisation window's
+/// lag, which the forecast makes up for.
+fn forecast_falls(
+    config: &Config,
+    input: &PolicyInput,
+    (windows, newest): ((&[Sample], &[Sample]), f64),
+    (hold_demand, error): (f64, Option<f64>),
+    decided: &Decided,
+    reasons: &mut Vec<Reason>,
+) -> u32 {
+    let current = input.current_replicas;
+    let Some(error) = error else {
+        return decided.want;
+    };
+    if error > config.max_error {
+        reasons.push(Reason {
+            observed: Some(error),
+            threshold: Some(config.max_error),
+            ..Reason::new(
+                "forecast-poor",
+                format!(
+                    "the forecast was off by {:.0}% over the last {} (more than {:.0}%): only the {} window scales in",
+                    error * 100.0,
+                    Pretty(config.error_window),
+                    config.max_error * 100.0,
+                    Pretty(config.calm.down_window)
+                ),
+            )
+        });
+        return decided.want;
+    }
+    if config.fall_window == 0 || config.fall_window >= config.calm.down_window {
+        return decided.want;
+    }
+    let fast = Calm {
+        down_window: config.fall_window,
+        ..config.calm
+    }
+    .decide(&config.tracker, windows, input.now, current, newest);
+    let floor = replicas_for(config, hold_demand * (1.0 + config.tracker.tolerance));
+    let to = fast.want.max(floor);
+    if to >= decided.want || to >= current {
+        return decided.want;
+    }
+    reasons.push(Reason::new(
+        "forecast-falls",
+        format!(
+            "the forecast for the next {} needs {floor}: the scale-in is judged on the last {} ({}): {to}",
+            Pretty(config.startup + config.calm.down_window.max(config.bucket)),
+            Pretty(config.fall_window),
+            fast.basis
+        ),
+    ));
+    to
 }
 
 /// The count the forecast raises the reactive one to, when it needs more
@@ -433,10 +531,13 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
                 replicas: replicas_for(config, fit.peak),
                 demand: fit.peak,
                 hold_demand: fit.hold,
+                error: Some(fit.error),
                 method: format!(
-                    "Holt-Winters on {} of history (season {}){lowered}",
+                    "Holt-Winters on {} of history (season {}, off by {:.0}% over the last {}){lowered}",
                     Pretty(series.len() as u64 * config.bucket),
-                    Pretty(config.season)
+                    Pretty(config.season),
+                    fit.error * 100.0,
+                    Pretty(config.error_window)
                 ),
             };
         }
@@ -472,6 +573,7 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
         replicas: replicas_for(config, peak),
         demand: peak,
         hold_demand: peak.max(line(hold_end)),
+        error: None,
         method: format!(
             "linear trend over {} ({:+.4}/min; less than two seasons of history)",
             Pretty(config.trend_window),
@@ -550,6 +652,30 @@ fn buckets(config: &Config, demand: &[Sample], now: TimestampMs) -> Option<(Vec<
     Some((filled, (last + 1) * b))
 }
 
+/// The mean of `values`.
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// The average seasonal profile of `series` (season `m`), by phase: each
+/// whole season's deviations from its mean.
+fn average_profile(series: &[f64], m: usize, phase: impl Fn(usize) -> usize) -> Vec<f64> {
+    let mut season = vec![0.0; m];
+    let mut counts = vec![0u32; m];
+    for block in 0..series.len() / m {
+        let slice = &series[block * m..(block + 1) * m];
+        let mu = mean(slice);
+        for (k, x) in slice.iter().enumerate() {
+            season[phase(block * m + k)] += x - mu;
+            counts[phase(block * m + k)] += 1;
+        }
+    }
+    for (s, c) in season.iter_mut().zip(&counts) {
+        *s /= f64::from((*c).max(1));
+    }
+    season
+}
+
 /// What [`holt_winters`] forecasts.
 struct Fit {
     /// The demand to carry up to the lead time.
@@ -558,6 +684,9 @@ struct Fit {
     hold: f64,
     /// How much both were lowered by `forecast.correction` (0 or more).
     lowered: f64,
+    /// The root mean square of the one-step-ahead forecasts' relative
+    /// error over the last `forecast.error-window`.
+    error: f64,
 }
 
 /// Additive Holt-Winters fitted on `series` (season `m` buckets). The
@@ -595,21 +724,7 @@ fn holt_winters(
     let bucket = config.bucket as i64;
     let first_abs = last_end.div_euclid(bucket) - n as i64;
     let phase = |t: usize| (first_abs + t as i64).rem_euclid(m as i64) as usize;
-    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
-    // The average profile: each whole season's deviations from its mean.
-    let mut season = vec![0.0; m];
-    let mut counts = vec![0u32; m];
-    for block in 0..n / m {
-        let slice = &series[block * m..(block + 1) * m];
-        let mu = mean(slice);
-        for (k, x) in slice.iter().enumerate() {
-            season[phase(block * m + k)] += x - mu;
-            counts[phase(block * m + k)] += 1;
-        }
-    }
-    for (s, c) in season.iter_mut().zip(&counts) {
-        *s /= f64::from((*c).max(1));
-    }
+    let mut season = average_profile(series, m, phase);
     let mut level = mean(&series[..m]);
     let mut trend = (mean(&series[m..2 * m]) - level) / m as f64;
     // Buckets at or after this index are within the stabilisation window.
@@ -618,6 +733,9 @@ fn holt_winters(
     let correct_from = n - config.correction.div_ceil(config.bucket).min(n as u64) as usize;
     let mut floor: f64 = 0.0;
     let (mut error, mut errors) = (0.0, 0u32);
+    // Buckets at or after this index are within the error's span.
+    let judged_from = n - config.error_window.div_ceil(config.bucket).min(n as u64) as usize;
+    let (mut squares, mut judged) = (0.0, 0u32);
     for (t, &x) in series.iter().enumerate().skip(m) {
         let p = phase(t);
         let s = season[p];
@@ -628,6 +746,10 @@ fn holt_winters(
         if t >= correct_from {
             error += x - ahead;
             errors += 1;
+        }
+        if t >= judged_from && x > 0.0 {
+            squares += ((ahead - x) / x).powi(2);
+            judged += 1;
         }
         let prev = level;
         level = a * (x - s) + (1.0 - a) * (level + trend);
@@ -652,6 +774,11 @@ fn holt_winters(
         peak: peak_to(lead_end),
         hold: peak_to(hold_end),
         lowered,
+        error: if judged > 0 {
+            (squares / f64::from(judged)).sqrt()
+        } else {
+            f64::INFINITY
+        },
     }
 }
 
@@ -673,8 +800,12 @@ mod tests {
             ("target", ParamValue::Number(0.0)),
             ("season", ParamValue::Duration(25 * MINUTE)),
             ("smoothing.level", ParamValue::Number(1.5)),
+            ("forecast.max-error", ParamValue::Number(0.0)),
         ]);
-        assert_eq!(keys, ["season", "smoothing.level", "target"]);
+        assert_eq!(
+            keys,
+            ["forecast.max-error", "season", "smoothing.level", "target"]
+        );
     }
 
     /// Demand samples every 5 minutes for `days`, following a daily sine
