@@ -581,9 +581,11 @@ impl Paid {
 }
 
 /// The signals the simulator provides, in the order [`Observation::values`] gives
-/// them: the well-known ones (the replica count last), and the load itself
-/// as `requests-per-second` (what a Prometheus rate() would give).
-pub fn signals() -> [SignalId; 7] {
+/// them: the well-known ones (the replica count last), the load itself
+/// as `requests-per-second` (what a Prometheus rate() would give), and
+/// whether the step violated the run's SLO as `slo-violation` (1 or 0: its
+/// mean over a span is the share of the span in violation).
+pub fn signals() -> [SignalId; 8] {
     let [cpu, memory, queue, p95, errors, replicas] = SignalId::WELL_KNOWN;
     [
         cpu,
@@ -593,15 +595,20 @@ pub fn signals() -> [SignalId; 7] {
         errors,
         replicas,
         SignalId::Custom(REQUESTS_PER_SECOND.into()),
+        SignalId::Custom(SLO_VIOLATION.into()),
     ]
 }
 
 /// The name of the simulator's load signal.
 pub const REQUESTS_PER_SECOND: &str = "requests-per-second";
 
+/// The name of the signal that says whether the SLO is violated (1) or
+/// met (0).
+pub const SLO_VIOLATION: &str = "slo-violation";
+
 impl Observation {
-    /// The values of [`signals`], in order.
-    pub fn values(&self) -> [f64; 7] {
+    /// The values of [`signals`], in order, the violation judged by `slo`.
+    pub fn values(&self, slo: Slo) -> [f64; 8] {
         [
             self.cpu,
             self.memory,
@@ -610,6 +617,7 @@ impl Observation {
             self.error_rate,
             f64::from(self.replicas),
             self.load,
+            if slo.violated_by(self) { 1.0 } else { 0.0 },
         ]
     }
 }

@@ -36,6 +36,16 @@ pub struct CostAware;
 vedfolnir_sdk::export_policy!(CostAware);
 
 const MINUTE: u64 = 60_000;
+const HOUR: u64 = 60 * MINUTE;
+const WEEK: u64 = 7 * 24 * HOUR;
+
+/// The share of the error budget kept in reserve: with this much left, the
+/// headroom is `slo.budget.headroom`.
+const BUDGET_RESERVE: f64 = 0.2;
+
+/// The signal the error budget is counted on: 1 while the SLO is violated,
+/// 0 while it is met (its mean over a span is the share in violation).
+const SLO_VIOLATION: &str = "slo-violation";
 
 /// The calm decision's windows and margins, with a 25-minute scale-down
 /// window where target-tracking holds 30: a 30-minute hold costs the 15%
@@ -56,6 +66,12 @@ pub struct Config {
     slo: f64,
     queue: Queue,
     headroom: f64,
+    /// The error budget: SLO-violation minutes per `budget_window` (0: off).
+    budget_minutes: f64,
+    budget_window: u64,
+    /// The headroom planned for once [`BUDGET_RESERVE`] of the budget is
+    /// left.
+    budget_headroom: f64,
     margin: f64,
     staleness: u64,
     /// The windows and margins of a calm decision (`tracking::Calm`).
@@ -110,6 +126,7 @@ impl Config {
                 format!("must be from 0 to 10, found {margin}"),
             );
         }
+        let (budget_minutes, budget_window, budget_headroom) = read_budget(p);
         let calm = calm_defaults().read(p);
         let staleness = p.duration("staleness", MINUTE);
         if staleness == 0 {
@@ -127,6 +144,9 @@ impl Config {
                 service_rate: 1.0 / service_time.max(1e-9),
             },
             headroom,
+            budget_minutes,
+            budget_window,
+            budget_headroom,
             margin,
             staleness,
             calm,
@@ -136,6 +156,29 @@ impl Config {
     fn hourly(&self, replicas: u32) -> f64 {
         f64::from(replicas) * self.price
     }
+}
+
+/// The error budget's parameters: minutes, window, headroom.
+fn read_budget(p: &mut Params) -> (f64, u64, f64) {
+    let budget_minutes = p.number("slo.budget", 30.0);
+    if !(0.0..=10_080.0).contains(&budget_minutes) {
+        p.error(
+            "slo.budget",
+            format!("must be from 0 (off) to 10080 minutes, found {budget_minutes}"),
+        );
+    }
+    let budget_window = p.duration("slo.budget.window", WEEK);
+    if budget_window < HOUR {
+        p.error("slo.budget.window", "must be an hour or longer");
+    }
+    let budget_headroom = p.number("slo.budget.headroom", 0.25);
+    if !(0.0..=10.0).contains(&budget_headroom) {
+        p.error(
+            "slo.budget.headroom",
+            format!("must be from 0 to 10, found {budget_headroom}"),
+        );
+    }
+    (budget_minutes, budget_window, budget_headroom)
 }
 
 impl Configured for CostAware {
@@ -150,6 +193,7 @@ impl Configured for CostAware {
                 SignalSpec::optional(SignalId::Cpu, "the default demand metric: the fraction of the replicas' capacity in use"),
                 SignalSpec::optional(SignalId::InstanceCount, "the replica count behind each past sample"),
                 SignalSpec::optional(SignalId::ResponseTimeP95, "the observed p95, to correct the model when it is optimistic"),
+                SignalSpec::optional(SignalId::Custom(SLO_VIOLATION.into()), "1 while the SLO is violated, 0 while met: what the error budget counts"),
                 SignalSpec::optional(SignalId::Custom("requests-per-second".into()), "a service total to use instead (metric = \"requests-per-second\", metric.total = true)"),
             ],
             params: vec![
@@ -158,7 +202,10 @@ impl Configured for CostAware {
                 ParamSpec::number("slo.p95", 0.5, "p95 response time to meet, seconds"),
                 ParamSpec::number("service-time", 0.08, "mean time one request takes, seconds"),
                 ParamSpec::number("workers", 8.0, "requests one replica serves at once"),
-                ParamSpec::number("headroom", 0.15, "plan for this much more demand than the demand level (0.15 = 15%)"),
+                ParamSpec::number("headroom", 0.15, "plan for this much more demand than the demand level (0.15 = 15%); with an error budget, the headroom while none of it is known"),
+                ParamSpec::number("slo.budget", 30.0, "the error budget: SLO-violation minutes allowed per slo.budget.window, counted on the slo-violation signal; the headroom grows from 0 as it is spent (0: off, a fixed headroom)"),
+                ParamSpec::duration("slo.budget.window", WEEK, "the span the error budget is counted over (a rolling week)"),
+                ParamSpec::number("slo.budget.headroom", 0.25, "the headroom planned for once four fifths of the budget are spent (twice this past that, until enough violations age out of the window)"),
                 ParamSpec::text("metric", "cpu", "the demand signal"),
                 ParamSpec::boolean("metric.total", false, "true: requests per second for the service; false: a fraction of each replica's capacity"),
                 ParamSpec::number("scale-down.margin", 0.15, "scale down only to a count that meets the SLO with this much more demand again (hysteresis)"),
@@ -210,7 +257,8 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
         .map_or(&[], |w| w.samples.as_slice());
     let level = Levels::read(config, samples, replicas, input.now, current);
     let ceiling = input.max_replicas.max(1);
-    let (demand, rising) = plan(config, &level, current, ceiling, &mut reasons);
+    let headroom = budgeted_headroom(config, input, &mut reasons);
+    let (demand, rising) = plan(config, &level, headroom, (current, ceiling), &mut reasons);
     let mut n = slo_count(config, demand, current, ceiling, rising, &mut reasons);
     if n < current {
         n = scale_down_margin(config, demand, n, current, &mut reasons);
@@ -223,6 +271,76 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
     }
     trade_off(config, demand, n, current, &mut reasons);
     recommend(current, n, reasons)
+}
+
+/// The headroom to plan with: `headroom` without an error budget (or
+/// without the `slo-violation` signal to count it on); with one, from 0
+/// while none of it is spent, growing with the share spent over the
+/// budget's window to `slo.budget.headroom` once only [`BUDGET_RESERVE`]
+/// of it is left. Cheap while the budget lasts, careful as it runs out.
+fn budgeted_headroom(config: &Config, input: &PolicyInput, reasons: &mut Vec<Reason>) -> f64 {
+    if config.budget_minutes <= 0.0 {
+        return config.headroom;
+    }
+    let window = input
+        .window(&SignalId::Custom(SLO_VIOLATION.into()))
+        .filter(|w| w.missing_reason.is_none() && !w.samples.is_empty());
+    let Some(window) = window else {
+        reasons.push(Reason::new(
+            "budget-unknown",
+            format!(
+                "no {SLO_VIOLATION} signal to count the error budget on: headroom {:.0}%",
+                config.headroom * 100.0
+            ),
+        ));
+        return config.headroom;
+    };
+    let from = input.now - config.budget_window as i64;
+    let spent = violation_minutes(&window.samples, from, input.now);
+    let share = spent / config.budget_minutes;
+    // Into the reserve: twice the headroom, until enough of the window's
+    // violations have aged out of it.
+    let ramp = if share < 1.0 - BUDGET_RESERVE {
+        share / (1.0 - BUDGET_RESERVE)
+    } else {
+        2.0
+    };
+    let headroom = config.budget_headroom * ramp;
+    reasons.push(Reason {
+        observed: Some(spent),
+        threshold: Some(config.budget_minutes),
+        ..Reason::new(
+            "budget",
+            format!(
+                "{spent:.1} of {} SLO-violation minutes spent over the last {} ({:.0}%): headroom {:.0}%",
+                config.budget_minutes,
+                Pretty(config.budget_window),
+                share * 100.0,
+                headroom * 100.0
+            ),
+        )
+    });
+    headroom
+}
+
+/// Minutes in violation from `from` to `now`: each sample's value (the
+/// share of its time in violation: 0 or 1, or a bucket's mean) over the
+/// time to the next sample, the newest over at most as long as the gap
+/// before it.
+fn violation_minutes(samples: &[Sample], from: TimestampMs, now: TimestampMs) -> f64 {
+    let kept: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.at >= from && s.at <= now && s.value.is_finite())
+        .collect();
+    let mut ms = 0.0;
+    for pair in kept.windows(2) {
+        ms += pair[0].value.clamp(0.0, 1.0) * (pair[1].at - pair[0].at) as f64;
+    }
+    if let [.., before, last] = kept.as_slice() {
+        let gap = (last.at - before.at).min(now - last.at).max(0);
+        ms += last.value.clamp(0.0, 1.0) * gap as f64;
+    }
+    ms / MINUTE as f64
 }
 
 /// The model's p95 response time for `demand` requests a second over `n`
@@ -244,12 +362,12 @@ fn p95_at(config: &Config, demand: f64, n: u32) -> f64 {
 fn plan(
     config: &Config,
     level: &Levels,
-    current: u32,
-    ceiling: u32,
+    headroom: f64,
+    (current, ceiling): (u32, u32),
     reasons: &mut Vec<Reason>,
 ) -> (f64, bool) {
     let meets = |demand: f64| {
-        (1..=ceiling).find(|&n| p95_at(config, demand * (1.0 + config.headroom), n) <= config.slo)
+        (1..=ceiling).find(|&n| p95_at(config, demand * (1.0 + headroom), n) <= config.slo)
     };
     let rising = meets(level.decide).is_none_or(|n| n > current) || level.panic;
     let (planned, basis) = if rising {
@@ -273,7 +391,7 @@ fn plan(
             ),
         )
     };
-    let demand = planned * (1.0 + config.headroom);
+    let demand = planned * (1.0 + headroom);
     reasons.push(Reason {
         observed: Some(level.newest),
         ..Reason::new(
@@ -281,7 +399,7 @@ fn plan(
             format!(
                 "demand {:.1} req/s now; {basis} (+{:.0}% headroom: {demand:.1}); one replica serves {:.1}",
                 level.newest,
-                config.headroom * 100.0,
+                headroom * 100.0,
                 config.queue.capacity()
             ),
         )
@@ -537,8 +655,44 @@ mod tests {
             ("price", ParamValue::Number(-1.0)),
             ("workers", ParamValue::Number(2.5)),
             ("slo.p95", ParamValue::Number(0.0)),
+            ("slo.budget", ParamValue::Number(-5.0)),
+            ("slo.budget.window", ParamValue::Duration(MINUTE)),
         ]);
-        assert_eq!(keys, ["price", "slo.p95", "workers"]);
+        assert_eq!(
+            keys,
+            [
+                "price",
+                "slo.budget",
+                "slo.budget.window",
+                "slo.p95",
+                "workers"
+            ]
+        );
+    }
+
+    #[test]
+    fn violation_minutes_weigh_each_sample_by_its_time_to_the_next() {
+        let at = |min: i64, value: f64| Sample {
+            at: min * MINUTE as i64,
+            value,
+        };
+        // A 15-minute bucket a third in violation, then a minute a sample:
+        // two violating, the newest (not yet lasted) counted to now only.
+        let samples = [
+            at(0, 1.0 / 3.0),
+            at(15, 0.0),
+            at(16, 1.0),
+            at(17, 1.0),
+            at(18, 0.0),
+            at(19, 1.0),
+        ];
+        let now = 19 * MINUTE as i64 + 30_000;
+        let minutes = violation_minutes(&samples, 0, now);
+        assert!((minutes - (5.0 + 2.0 + 0.5)).abs() < 1e-9, "{minutes}");
+        // Only what lies in the window counts, and no sample is more than 1.
+        let samples = [at(0, 1.0), at(10, 7.0), at(11, f64::NAN), at(12, 0.0)];
+        let minutes = violation_minutes(&samples, 5 * MINUTE as i64, 12 * MINUTE as i64);
+        assert!((minutes - 2.0).abs() < 1e-9, "{minutes}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use futures_util::future::BoxFuture;
 use vedfolnir_core::history::Series;
 use vedfolnir_core::model::DurationMs;
 use vedfolnir_core::model::{SignalId, TimestampMs};
-use vedfolnir_core::sim::{self, Observation, Service};
+use vedfolnir_core::sim::{self, Observation, Service, Slo};
 use vedfolnir_core::window::FINE_MS;
 
 use crate::actuators::{Actuator, Observed, ScalePlan, ScaleReport};
@@ -34,7 +34,7 @@ pub struct Model {
     /// How much history is kept (the policy's span, as the daemon keeps).
     span_ms: DurationMs,
     /// The model's signals ([`sim::signals`]).
-    signals: [SignalId; 7],
+    signals: [SignalId; 8],
     /// Which of them get long history.
     declared: Vec<bool>,
     /// The replay's virtual clock.
@@ -61,15 +61,15 @@ impl Model {
     }
 
     /// Advance the model by one step of `step_ms` ending at `t + step_ms`,
-    /// and keep what it shows.
-    pub fn advance(&self, t: TimestampMs, step_ms: u64, load: f64) -> Observation {
+    /// and keep what it shows (its violation judged by `slo`).
+    pub fn advance(&self, t: TimestampMs, step_ms: u64, load: f64, slo: Slo) -> Observation {
         let obs = self
             .service
             .lock()
             .expect("not poisoned")
             .advance(t, step_ms, load);
         let mut history = self.history.lock().expect("not poisoned");
-        for (series, value) in history.iter_mut().zip(obs.values()) {
+        for (series, value) in history.iter_mut().zip(obs.values(slo)) {
             series.add(t + step_ms as i64, value, self.span_ms);
         }
         obs

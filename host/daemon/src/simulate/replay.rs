@@ -112,7 +112,7 @@ impl<'a> Replay<'a> {
     pub(super) fn step(&mut self, trace: &Trace, k: u64, step_ms: u64) -> Result<()> {
         let t = EPOCH_MS + (k * step_ms) as i64;
         let load = trace.mean(k * step_ms, (k + 1) * step_ms);
-        let obs = self.model.advance(t, step_ms, load);
+        let obs = self.model.advance(t, step_ms, load, self.options.slo);
         self.tally.observe(&obs, step_ms, self.options.slo);
         let violated = self.options.slo.violated_by(&obs);
         if violated && obs.replicas >= self.entry.policy.file.guard.max_replicas {
