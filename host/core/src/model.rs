@@ -24,6 +24,11 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// The name of the signal that is 1 while a service's SLO is violated and
+/// 0 while it is met (its mean over a span is the share of the span in
+/// violation): what an error budget is counted on.
+pub const SLO_VIOLATION: &str = "slo-violation";
+
 /// Which signal a window holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SignalId {

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 
-use crate::model::{Direction, DurationMs, SignalId, TimestampMs};
+use crate::model::{Direction, DurationMs, SLO_VIOLATION, SignalId, TimestampMs};
 use crate::queueing::Queue;
 
 pub mod foresight;
@@ -601,10 +601,6 @@ pub fn signals() -> [SignalId; 8] {
 
 /// The name of the simulator's load signal.
 pub const REQUESTS_PER_SECOND: &str = "requests-per-second";
-
-/// The name of the signal that says whether the SLO is violated (1) or
-/// met (0).
-pub const SLO_VIOLATION: &str = "slo-violation";
 
 impl Observation {
     /// The values of [`signals`], in order, the violation judged by `slo`.

@@ -25,6 +25,7 @@
 //! Scores: `scale-up-score` is the replicas it wants to add, and
 //! `scale-down-score` the replicas it wants to remove.
 
+use vedfolnir_sdk::SLO_VIOLATION;
 use vedfolnir_sdk::duration::Pretty;
 use vedfolnir_sdk::prelude::*;
 use vedfolnir_sdk::queueing::Queue;
@@ -42,10 +43,6 @@ const WEEK: u64 = 7 * 24 * HOUR;
 /// The share of the error budget kept in reserve: with this much left, the
 /// headroom is `slo.budget.headroom`.
 const BUDGET_RESERVE: f64 = 0.2;
-
-/// The signal the error budget is counted on: 1 while the SLO is violated,
-/// 0 while it is met (its mean over a span is the share in violation).
-const SLO_VIOLATION: &str = "slo-violation";
 
 /// The calm decision's windows and margins, with a 25-minute scale-down
 /// window where target-tracking holds 30: a 30-minute hold costs the 15%
