@@ -241,7 +241,7 @@ enum Forecast {
         hold_demand: f64,
         method: String,
         /// A seasonal forecast's recent relative error (none for a trend
-        /// line).
+        /// line, or with no demand to judge it on).
         error: Option<f64>,
     },
     /// Too little history: reactive only.
@@ -358,7 +358,7 @@ fn reactive(
 }
 
 /// Where a seasonal forecast (`error`: its recent error; none for a trend
-/// line) has been right and expects less demand ahead, the reactive
+/// line or with nothing to judge it on) has been right and expects less demand ahead, the reactive
 /// scale-in is judged on the shorter `forecast.fall-window` (5 minutes),
 /// never below what the forecast for the hold needs with the tolerance:
 /// a falling day is followed down without the whole stabilisation window's
@@ -531,13 +531,16 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
                 replicas: replicas_for(config, fit.peak),
                 demand: fit.peak,
                 hold_demand: fit.hold,
-                error: Some(fit.error),
+                error: fit.error,
                 method: format!(
-                    "Holt-Winters on {} of history (season {}, off by {:.0}% over the last {}){lowered}",
+                    "Holt-Winters on {} of history (season {}{}){lowered}",
                     Pretty(series.len() as u64 * config.bucket),
                     Pretty(config.season),
-                    fit.error * 100.0,
-                    Pretty(config.error_window)
+                    fit.error.map_or(String::new(), |e| format!(
+                        ", off by {:.0}% over the last {}",
+                        e * 100.0,
+                        Pretty(config.error_window)
+                    ))
                 ),
             };
         }
@@ -685,8 +688,9 @@ struct Fit {
     /// How much both were lowered by `forecast.correction` (0 or more).
     lowered: f64,
     /// The root mean square of the one-step-ahead forecasts' relative
-    /// error over the last `forecast.error-window`.
-    error: f64,
+    /// error over the last `forecast.error-window` (none when no bucket
+    /// there had demand to be relative to).
+    error: Option<f64>,
 }
 
 /// Additive Holt-Winters fitted on `series` (season `m` buckets). The
@@ -774,11 +778,7 @@ fn holt_winters(
         peak: peak_to(lead_end),
         hold: peak_to(hold_end),
         lowered,
-        error: if judged > 0 {
-            (squares / f64::from(judged)).sqrt()
-        } else {
-            f64::INFINITY
-        },
+        error: (judged > 0).then(|| (squares / f64::from(judged)).sqrt()),
     }
 }
 
@@ -847,6 +847,32 @@ mod tests {
         // The true value an hour ahead (07:00) is 4 - 2 cos(7/24 tau) = 4.52;
         // the forecast sees it coming (the current value is 4.0).
         assert!(peak > 4.3 && peak < 4.8, "{peak}");
+    }
+
+    #[test]
+    fn a_forecast_error_is_judged_only_on_buckets_with_demand() {
+        let (config, _) = vedfolnir_sdk::read_config::<Predictive>(&[]);
+        let now = 3 * 24 * HOUR as i64 + 6 * HOUR as i64;
+        let error_of = |demand: &[Sample]| match forecast(&config, demand, now) {
+            Forecast::Needs { error, method, .. } => (error, method),
+            Forecast::Unavailable(why) => panic!("three days is enough history: {why}"),
+        };
+        // A daily sine, forecast by its own season: a small error, named.
+        let (error, method) = error_of(&daily(3, now));
+        assert!(error.is_some_and(|e| e < 0.15), "{error:?}");
+        assert!(
+            method.contains("off by") && method.contains("last 3h"),
+            "{method}"
+        );
+        // An idle service: no demand to be relative to, so no error (not
+        // an infinite one), and the forecast says nothing of it.
+        let idle: Vec<Sample> = daily(3, now)
+            .into_iter()
+            .map(|s| Sample { value: 0.0, ..s })
+            .collect();
+        let (error, method) = error_of(&idle);
+        assert_eq!(error, None);
+        assert!(!method.contains("off by"), "{method}");
     }
 
     fn seasonal_peak(correction: u64, demand: &[Sample], now: i64) -> (f64, String) {
