@@ -518,30 +518,12 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
         if series.len() >= 2 * m {
             let since = now - config.calm.down_window as i64;
             let fit = holt_winters(config, &series, m, last_end, since, (lead_end, hold_end));
-            let lowered = if fit.lowered > 0.0 {
-                format!(
-                    ", lowered by {:.2}: it ran above the demand over the last {}",
-                    fit.lowered,
-                    Pretty(config.correction)
-                )
-            } else {
-                String::new()
-            };
             return Forecast::Needs {
                 replicas: replicas_for(config, fit.peak),
                 demand: fit.peak,
                 hold_demand: fit.hold,
                 error: fit.error,
-                method: format!(
-                    "Holt-Winters on {} of history (season {}{}){lowered}",
-                    Pretty(series.len() as u64 * config.bucket),
-                    Pretty(config.season),
-                    fit.error.map_or(String::new(), |e| format!(
-                        ", off by {:.0}% over the last {}",
-                        e * 100.0,
-                        Pretty(config.error_window)
-                    ))
-                ),
+                method: seasonal_method(config, series.len(), &fit),
             };
         }
     }
@@ -583,6 +565,32 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
             slope * 60.0
         ),
     }
+}
+
+/// How a seasonal fit on `buckets` buckets is described in its reason: the
+/// history, its error and its lowering.
+fn seasonal_method(config: &Config, buckets: usize, fit: &Fit) -> String {
+    let error = fit.error.map_or(String::new(), |e| {
+        format!(
+            ", off by {:.0}% over the last {}",
+            e * 100.0,
+            Pretty(config.error_window)
+        )
+    });
+    let lowered = if fit.lowered > 0.0 {
+        format!(
+            ", lowered by {:.2}: it ran above the demand over the last {}",
+            fit.lowered,
+            Pretty(config.correction)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "Holt-Winters on {} of history (season {}{error}){lowered}",
+        Pretty(buckets as u64 * config.bucket),
+        Pretty(config.season)
+    )
 }
 
 /// The demand as bucket means, oldest first, ending with the last bucket
