@@ -11,6 +11,16 @@ fn simulate_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
 }
 
+/// The policy label of each row of a report, in order.
+fn labels(report: &serde_json::Value) -> Vec<&str> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["policy"].as_str().unwrap())
+        .collect()
+}
+
 fn row<'a>(report: &'a serde_json::Value, policy: &str) -> &'a serde_json::Value {
     report["results"]
         .as_array()
@@ -45,10 +55,7 @@ fn every_builtin_policy_replays_a_flash_crowd_side_by_side_with_a_chart() {
         violations.to_str().unwrap(),
     ]);
     let results = report["results"].as_array().unwrap();
-    let names: Vec<&str> = results
-        .iter()
-        .map(|r| r["policy"].as_str().unwrap())
-        .collect();
+    let names = labels(&report);
     assert_eq!(
         names,
         [
@@ -684,12 +691,7 @@ fn a_policy_given_twice_gets_two_rows_told_apart() {
         "--policy",
         "builtin:target-tracking",
     ]);
-    let names: Vec<&str> = report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["policy"].as_str().unwrap())
-        .collect();
+    let names = labels(&report);
     assert_eq!(names, ["target-tracking#1", "target-tracking#2"]);
 }
 
@@ -711,12 +713,8 @@ fn the_frontier_and_the_foresight_yardstick_come_with_every_report() {
     ]);
     let report = simulate_json(&args);
     let results = report["results"].as_array().unwrap();
-    let labels: Vec<&str> = results
-        .iter()
-        .map(|r| r["policy"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        labels,
+        labels(&report),
         [
             "predictive",
             "tracking cpu 0.5",
