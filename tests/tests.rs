@@ -13,6 +13,7 @@ mod cli;
 mod daemon;
 mod docker;
 mod ha;
+mod history;
 mod operator;
 mod page;
 mod plugin_new;

@@ -69,6 +69,11 @@ impl Series {
         self.samples.iter().copied().collect()
     }
 
+    /// The newest sample, if any.
+    pub fn last(&self) -> Option<(TimestampMs, f64)> {
+        self.samples.back().copied()
+    }
+
     /// Add `value` at `now` and drop what is older than `retention_ms`:
     /// [`History::push`] for one signal, kept apart from the others (the
     /// simulator's model keeps its signals by index).

@@ -132,6 +132,50 @@ pub fn format_time(ms: TimestampMs) -> String {
     )
 }
 
+/// A time written as [`format_time`] writes it (`2026-12-07T13:05:00Z`,
+/// UTC, to the second), as ms since the Unix epoch.
+pub fn parse_time(text: &str) -> Result<TimestampMs, String> {
+    let bad = || format!("{text:?} is not a UTC time such as 2026-12-07T13:05:00Z");
+    let b = text.as_bytes();
+    let shape = b.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z';
+    if !shape {
+        return Err(bad());
+    }
+    let num = |from: usize, to: usize| -> Result<i64, String> {
+        let s = &text[from..to];
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().map_err(|_| bad())
+        } else {
+            Err(bad())
+        }
+    };
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
+        return Err(bad());
+    }
+    // A civil date to days since 1970-01-01 (Howard Hinnant's algorithm).
+    let y = y - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let ms = ((days * 86_400) + hh * 3600 + mm * 60 + ss) * 1000;
+    // A day past the month's end (02-30) reads as another date: refused.
+    if format_time(ms) != text {
+        return Err(bad());
+    }
+    Ok(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +191,17 @@ mod tests {
     fn format_time_is_rfc3339_utc() {
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_time(1_672_531_200_000), "2023-01-01T00:00:00Z");
+        for ms in [0, 1_672_531_200_000, 1_709_164_799_000, 1_796_601_905_000] {
+            assert_eq!(parse_time(&format_time(ms)), Ok(ms));
+        }
+        for bad in [
+            "2023-02-30T00:00:00Z",
+            "2023-01-01 00:00:00Z",
+            "2023-1-01T00:00:00Z",
+            "x",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
         assert_eq!(
             format_time(951_782_400_000 + 3_661_000),
             "2000-02-29T01:01:01Z"

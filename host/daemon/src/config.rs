@@ -295,6 +295,35 @@ pub struct PolicyFile {
     /// A second policy evaluated on the same input, never acted on: its
     /// divergence from this one is recorded and exposed.
     pub shadow: Option<ShadowFile>,
+    /// The service's SLO, from which each pass derives the `slo-violation`
+    /// signal (an error budget's count).
+    pub slo: Option<SloSpec>,
+}
+
+/// `[slo]`: a pass violates it when the response-time p95 it read is above
+/// `p95` or the error rate above `error_rate`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SloSpec {
+    /// The most p95 response time, ms.
+    pub p95_ms: Option<u64>,
+    /// The most error rate, a fraction.
+    pub error_rate: Option<f64>,
+}
+
+impl SloSpec {
+    /// Whether a pass that read `p95` (seconds) and `error_rate` violated
+    /// it; `None` when it read neither of the signals the SLO names.
+    pub fn violated(&self, p95: Option<f64>, error_rate: Option<f64>) -> Option<bool> {
+        let slow = self
+            .p95_ms
+            .zip(p95)
+            .map(|(most, p)| p * 1000.0 > most as f64);
+        let failing = self.error_rate.zip(error_rate).map(|(most, e)| e > most);
+        match (slow, failing) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(false) || b.unwrap_or(false)),
+        }
+    }
 }
 
 /// `[shadow]`: a second plugin and its parameters.
@@ -394,6 +423,8 @@ pub struct Rejected {
     pub params: BTreeMap<String, RawParam>,
     /// The signals whose source could be read.
     pub signals: Vec<SignalSource>,
+    /// Whether the file has an `[slo]` (which provides `slo-violation`).
+    pub slo: bool,
     /// The shadow policy, when it could be read.
     pub shadow: Option<ShadowFile>,
 }
@@ -406,6 +437,7 @@ impl Rejected {
             plugin: None,
             params: BTreeMap::new(),
             signals: Vec::new(),
+            slo: false,
             shadow: None,
         }
     }

@@ -447,6 +447,11 @@ async fn collect(
     let collected = read.window(&mut history, now, span.max(HISTORY_RETENTION_MS));
     if save == Save::Yes {
         cx.state.save_history(service, &history)?;
+        // The minutes are for replays, not for deciding: a failure to keep
+        // them is logged, and the pass goes on.
+        if let Err(e) = cx.state.record_minutes(service, &history, now) {
+            tracing::warn!(service, error = %crate::errors::chain(&e), "cannot keep the minute record");
+        }
     }
     Ok(collected)
 }

@@ -343,6 +343,7 @@ impl ReadyPolicy {
                 &plugin,
                 &sh.params,
                 &ready.file.signals,
+                ready.file.slo.is_some(),
             )
             .map_err(|p| PolicyError::Config(Problems(p)))?;
             if smoke_test == Smoke::Yes {
@@ -364,8 +365,16 @@ impl ReadyPolicy {
         file: PolicyFile,
         plugin: Arc<dyn Evaluator>,
     ) -> Result<ReadyPolicy, PolicyError> {
-        let checked = check_params(&file.path, "params", &*plugin, &file.params, &file.signals)
-            .map_err(|p| PolicyError::Config(Problems(p)))?;
+        let slo = file.slo.is_some();
+        let checked = check_params(
+            &file.path,
+            "params",
+            &*plugin,
+            &file.params,
+            &file.signals,
+            slo,
+        )
+        .map_err(|p| PolicyError::Config(Problems(p)))?;
         Ok(ReadyPolicy {
             history_span_ms: history_span_ms(&*plugin, &checked.params),
             score_thresholds: ScoreThresholds::of(&*plugin, &checked.params),
@@ -498,6 +507,7 @@ fn check_params(
     plugin: &dyn Evaluator,
     raw: &std::collections::BTreeMap<String, vedfolnir_core::snapshot::RawParam>,
     routed: &[SignalSource],
+    slo: bool,
 ) -> Result<Checked, Vec<Problem>> {
     let problem = |key: &str, message: String| Problem {
         file: path.to_path_buf(),
@@ -514,7 +524,7 @@ fn check_params(
         .map(|e| problem(&e.key, e.message))
         .collect();
     let effective = effective_params(&description.params, &params);
-    let (more, notes) = coverage::check(path, description, &params, &effective, routed);
+    let (more, notes) = coverage::check(path, description, &params, &effective, routed, slo);
     problems.extend(more);
     match plugin.validate_config(&params) {
         Ok(Ok(())) => {}
@@ -563,6 +573,7 @@ fn also_the_plugins(sandbox: &Sandbox, path: &Path, rejected: Rejected) -> Probl
         params,
         signals,
         shadow,
+        slo,
     } = rejected;
     let mut parts = vec![("plugin", "params", plugin, params)];
     if let Some(sh) = shadow {
@@ -572,7 +583,7 @@ fn also_the_plugins(sandbox: &Sandbox, path: &Path, rejected: Rejected) -> Probl
         let Some(plugin) = plugin else { continue };
         match load_plugin(sandbox, &plugin) {
             Ok(loaded) => {
-                if let Err(more) = check_params(path, prefix, &loaded, &params, &signals) {
+                if let Err(more) = check_params(path, prefix, &loaded, &params, &signals, slo) {
                     problems.extend(more);
                 }
             }

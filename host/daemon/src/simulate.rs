@@ -30,6 +30,7 @@
 //! the `--violations` lines.
 
 pub mod chart;
+pub mod history;
 pub mod model;
 mod replay;
 pub mod report;
@@ -84,7 +85,7 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn new(message: impl Into<String>) -> Invalid {
+    pub(crate) fn new(message: impl Into<String>) -> Invalid {
         Invalid {
             message: message.into(),
         }
@@ -115,6 +116,14 @@ pub enum Load {
         seed: u64,
         /// The noise asked for (`None`s: the shape's own).
         noise: Noise,
+    },
+    /// A trace already read (a service's record, `--history`), and what
+    /// it is.
+    Recorded {
+        /// The trace.
+        trace: Trace,
+        /// Where it came from, for the report.
+        what: String,
     },
 }
 
@@ -152,6 +161,10 @@ pub struct Options {
     pub json: bool,
     /// Show progress bars (when stderr is a terminal).
     pub progress: bool,
+    /// The virtual clock's start: [`EPOCH_MS`], or a record's first minute.
+    pub start_ms: TimestampMs,
+    /// Keep each row's mean replica count of every minute.
+    pub by_minute: bool,
 }
 
 /// A policy ready to replay, with its label.
@@ -289,6 +302,7 @@ fn load_trace(options: &Options) -> Result<(Trace, String)> {
             seed,
             noise,
         } => shape_trace(shape, *duration_ms, (*base, *peak), *seed, noise)?,
+        Load::Recorded { trace, what } => (trace.clone(), what.clone()),
     };
     if !(options.scale.is_finite() && options.scale > 0.0) {
         return Err(Invalid::new(format!("--scale {} must be above 0", options.scale)).into());
@@ -544,6 +558,7 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
             .collect(),
         least_replica_hours: yardsticks.least,
         elapsed_ms,
+        history: None,
     };
     write_outputs(options, &report, runs)?;
     Ok(report)
@@ -631,6 +646,8 @@ mod tests {
             violations: None,
             json: true,
             progress: false,
+            start_ms: EPOCH_MS,
+            by_minute: false,
         }
     }
 

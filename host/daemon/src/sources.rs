@@ -24,10 +24,10 @@ pub mod scrape;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use vedfolnir_core::model::{SignalId, SignalWindow, TimestampMs};
+use vedfolnir_core::model::{SLO_VIOLATION, SignalId, SignalWindow, TimestampMs};
 
 use crate::actuators::Observed;
-use crate::config::{PolicyFile, SignalSource, Source, SourceKind};
+use crate::config::{PolicyFile, SignalSource, SloSpec, Source, SourceKind};
 use vedfolnir_core::history::History;
 
 /// One signal as a source read it.
@@ -37,7 +37,16 @@ pub enum Reading {
     Now(SignalId, Result<f64, String>),
     /// A whole window, read at once (a range query).
     Window(SignalWindow),
+    /// A counter's rate over the replicas' last two scrapes (the signal's
+    /// own value is its rate over the horizon): kept in the sample history
+    /// as `<signal>@recent` for the minute record, whose minutes must each
+    /// be their own load, never shown to a policy.
+    Recent(SignalId, f64),
 }
+
+/// The suffix of a signal's [`Reading::Recent`] series in the sample
+/// history and the minute record.
+pub const RECENT_SUFFIX: &str = "@recent";
 
 /// What a source is asked at one pass.
 #[derive(Debug)]
@@ -172,9 +181,44 @@ pub struct Read {
     fresh: Vec<(SignalId, f64)>,
     /// The signals read now (or not), in the order read, with why not.
     pending: Vec<(SignalId, Option<String>)>,
+    /// The recent rates ([`Reading::Recent`]), by their history names.
+    recent: Vec<(SignalId, f64)>,
 }
 
 impl Read {
+    /// With an `[slo]`: `slo-violation` (1 violated, 0 met) from the p95
+    /// and error rate this pass read, as a value read now; missing, with
+    /// why, when it read neither.
+    fn derive_slo(&mut self, slo: &SloSpec) {
+        let now = |signal: &SignalId| {
+            self.fresh
+                .iter()
+                .find(|(s, _)| s == signal)
+                .map(|(_, v)| *v)
+                .or_else(|| {
+                    self.collected
+                        .windows
+                        .iter()
+                        .find(|w| &w.signal == signal && w.missing_reason.is_none())
+                        .and_then(|w| w.samples.last())
+                        .map(|s| s.value)
+                })
+                .filter(|v| v.is_finite())
+        };
+        let violated = slo.violated(now(&SignalId::ResponseTimeP95), now(&SignalId::ErrorRate));
+        let signal = SignalId::Custom(SLO_VIOLATION.into());
+        match violated {
+            Some(v) => {
+                self.fresh.push((signal.clone(), if v { 1.0 } else { 0.0 }));
+                self.pending.push((signal, None));
+            }
+            None => self.pending.push((
+                signal,
+                Some("the SLO cannot be judged: neither response-time-p95 nor error-rate was read this pass".into()),
+            )),
+        }
+    }
+
     /// Whether any signal was read as a value now: its window comes from
     /// the sample history.
     pub fn needs_history(&self) -> bool {
@@ -194,8 +238,13 @@ impl Read {
             mut collected,
             fresh,
             pending,
+            recent,
         } = self;
-        history.push(now, fresh.iter().map(|(s, v)| (s, *v)), retention_ms);
+        history.push(
+            now,
+            fresh.iter().chain(&recent).map(|(s, v)| (s, *v)),
+            retention_ms,
+        );
         let windowed: Vec<SignalWindow> = pending
             .into_iter()
             .filter(|(signal, _)| !collected.windows.iter().any(|w| &w.signal == signal))
@@ -276,7 +325,11 @@ pub async fn read(
     }
     let reports =
         futures_util::future::join_all(asks.iter().map(|(source, ask)| source.read(ask))).await;
-    absorb(&asks, reports, out)
+    let mut read = absorb(&asks, reports, out);
+    if let Some(slo) = &file.slo {
+        read.derive_slo(slo);
+    }
+    read
 }
 
 /// Take the sources' reports: windows as they are, the values read now
@@ -284,6 +337,7 @@ pub async fn read(
 fn absorb(asks: &[Asked<'_>], reports: Vec<SourceReport>, mut out: Collected) -> Read {
     let mut fresh = Vec::new();
     let mut pending = Vec::new();
+    let mut recent = Vec::new();
     for ((source, ask), report) in asks.iter().zip(reports) {
         out.errors.extend(report.errors);
         if report.usage.is_some() {
@@ -299,6 +353,10 @@ fn absorb(asks: &[Asked<'_>], reports: Vec<SourceReport>, mut out: Collected) ->
                     out.failed.push((source.kind(), signal.clone()));
                     pending.push((signal, Some(why)));
                 }
+                Reading::Recent(signal, v) => recent.push((
+                    SignalId::Custom(format!("{}{RECENT_SUFFIX}", signal.name())),
+                    v,
+                )),
                 Reading::Window(w) => {
                     if let Some(reason) = &w.missing_reason {
                         tracing::warn!(service = %ask.service, signal = %w.signal, reason = %reason, "signal missing");
@@ -313,6 +371,7 @@ fn absorb(asks: &[Asked<'_>], reports: Vec<SourceReport>, mut out: Collected) ->
         collected: out,
         fresh,
         pending,
+        recent,
     }
 }
 
@@ -405,5 +464,77 @@ mod tests {
             got.failed
                 .contains(&(SourceKind::Prometheus, SignalId::QueueDepth))
         );
+    }
+
+    /// With `[slo]`, each pass derives `slo-violation` from the p95 and
+    /// error rate it read: 1 past either bound, 0 within both, missing
+    /// (never 0) when it read neither.
+    #[tokio::test]
+    async fn an_slo_table_derives_slo_violation_from_what_the_pass_read() {
+        let f = file("[slo]\np95 = \"500ms\"\nerror_rate = 0.01\n");
+        let pass = |readings: Vec<Reading>| {
+            let f = f.clone();
+            async move {
+                let sources = Sources::new().with(Arc::new(Fixed(SourceKind::Docker, readings)));
+                let mut history = History::default();
+                let got = read(&sources, &f, &Observed::default(), 2_000, 60_000)
+                    .await
+                    .window(&mut history, 2_000, 60_000);
+                got.windows
+                    .into_iter()
+                    .find(|w| w.signal.name() == SLO_VIOLATION)
+                    .unwrap()
+            }
+        };
+        let now = |p95: f64, errors: f64| {
+            vec![
+                Reading::Now(SignalId::ResponseTimeP95, Ok(p95)),
+                Reading::Now(SignalId::ErrorRate, Ok(errors)),
+            ]
+        };
+        let value = |w: &SignalWindow| w.samples.last().map(|s| s.value);
+        assert_eq!(value(&pass(now(0.8, 0.0)).await), Some(1.0));
+        assert_eq!(value(&pass(now(0.2, 0.05)).await), Some(1.0));
+        assert_eq!(value(&pass(now(0.2, 0.0)).await), Some(0.0));
+        // The p95 alone is judged when the error rate was not read.
+        let p95_only = vec![
+            Reading::Now(SignalId::ResponseTimeP95, Ok(0.7)),
+            Reading::Now(SignalId::ErrorRate, Err("scrape failed".into())),
+        ];
+        assert_eq!(value(&pass(p95_only).await), Some(1.0));
+        let neither = pass(vec![Reading::Now(SignalId::Cpu, Ok(0.5))]).await;
+        assert!(neither.samples.is_empty(), "{neither:?}");
+        assert!(
+            neither
+                .missing_reason
+                .as_deref()
+                .unwrap()
+                .contains("cannot be judged"),
+            "{neither:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_slo_table_is_refused_naming_each_key() {
+        let problems = |extra: &str| {
+            let text = format!("service = \"web\"\nplugin = \"builtin:cost-aware\"\n{extra}");
+            match PolicyFile::parse(Path::new("web.toml"), &text, &Default::default()) {
+                Ok(_) => String::new(),
+                Err(e) => e.to_string(),
+            }
+        };
+        let e = problems("[slo]\np95 = \"fast\"\nerror_rate = 2\nlatency = 1\n");
+        assert!(e.contains("slo.p95"), "{e}");
+        assert!(e.contains("slo.error_rate: 2 is not a fraction"), "{e}");
+        assert!(e.contains("slo.latency"), "{e}");
+        assert!(problems("[slo]\n").contains("give p95"));
+        let both = problems(
+            "[slo]\np95 = \"1s\"\n[signals.slo-violation]\nsource = \"prometheus\"\nquery = \"q\"\n",
+        );
+        assert!(
+            both.contains("signals.slo-violation") && both.contains("not both"),
+            "{both}"
+        );
+        assert_eq!(problems("[slo]\np95 = \"1s\"\n"), "");
     }
 }

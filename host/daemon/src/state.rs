@@ -6,6 +6,9 @@
 //!   pass;
 //! - `<service>.samples.json`: the signal history of one-shot `check` runs,
 //!   so windows such as "cpu above 70% for 5 minutes" span cron runs;
+//! - `minutes/<service>.<day>.jsonl`: what the sources read, a line a
+//!   minute, kept a week ([`minutes`]): the load `simulate --history`
+//!   replays;
 //! - `<service>.lock`: held (flock) by whoever is deciding or scaling the
 //!   service, so two overlapping cron runs, or a cron run and an operator,
 //!   never scale it at once. It names its holder (pid, command, since).
@@ -26,6 +29,8 @@ use vedfolnir_core::history::History;
 use vedfolnir_core::model::{Direction, TimestampMs};
 
 use crate::audit::{Actor, AuditError, AuditLog, AuditRecord, Event};
+
+pub mod minutes;
 
 /// The state directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +106,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn history(&self, service: &str) -> Result<History, StateError>;
     /// Replace the sample history of one service.
     fn save_history(&self, service: &str, history: &History) -> Result<(), StateError>;
+    /// Keep the minutes of `history` that are whole at `now` and not yet
+    /// kept ([`minutes`]); a replay keeps none.
+    fn record_minutes(
+        &self,
+        _service: &str,
+        _history: &History,
+        _now: TimestampMs,
+    ) -> Result<(), StateError> {
+        Ok(())
+    }
 }
 
 /// Change the state of one service: read, change, replace.
@@ -168,6 +183,31 @@ impl Store for StateDir {
     fn save_history(&self, service: &str, history: &History) -> Result<(), StateError> {
         StateDir::save_history(self, service, history)
     }
+
+    fn record_minutes(
+        &self,
+        service: &str,
+        history: &History,
+        now: TimestampMs,
+    ) -> Result<(), StateError> {
+        let mut recorded = self.recorded.lock().expect("not poisoned");
+        let after = match recorded.get(service) {
+            Some(t) => *t,
+            None => minutes::last_recorded(&self.dir, service)?.unwrap_or(i64::MIN),
+        };
+        // Most passes end no minute: nothing to do.
+        if now.div_euclid(minutes::MINUTE_MS) * minutes::MINUTE_MS - minutes::MINUTE_MS <= after {
+            return Ok(());
+        }
+        let whole = minutes::whole_minutes(history, after, now);
+        if let Some(last) = whole.last() {
+            minutes::append(&self.dir, service, &whole)?;
+            recorded.insert(service.to_string(), last.t);
+        } else {
+            recorded.insert(service.to_string(), after);
+        }
+        Ok(())
+    }
 }
 
 /// The state directory: state files, sample histories, locks.
@@ -176,6 +216,8 @@ pub struct StateDir {
     dir: PathBuf,
     /// Read to rebuild a corrupt state file.
     audit: AuditLog,
+    /// The newest minute kept of each service ([`minutes`]), once read.
+    recorded: std::sync::Arc<std::sync::Mutex<BTreeMap<String, TimestampMs>>>,
 }
 
 /// The last decision of a service, kept in its state file.
@@ -374,6 +416,7 @@ impl StateDir {
         StateDir {
             dir: dir.to_path_buf(),
             audit: AuditLog::in_dir(dir),
+            recorded: Default::default(),
         }
     }
 

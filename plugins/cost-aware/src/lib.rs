@@ -279,9 +279,11 @@ fn budgeted_headroom(config: &Config, input: &PolicyInput, reasons: &mut Vec<Rea
     if config.budget_minutes <= 0.0 {
         return config.headroom;
     }
+    // A pass that could not judge the SLO (no request to take a p95 of)
+    // leaves its window missing now, but what was spent before stands.
     let window = input
         .window(&SignalId::Custom(SLO_VIOLATION.into()))
-        .filter(|w| w.missing_reason.is_none() && !w.samples.is_empty());
+        .filter(|w| !w.samples.is_empty());
     let Some(window) = window else {
         reasons.push(Reason::new(
             "budget-unknown",
@@ -664,6 +666,43 @@ mod tests {
                 "slo.p95",
                 "workers"
             ]
+        );
+    }
+
+    /// An idle pass cannot judge the SLO (no request, no p95): the signal
+    /// is missing now, and the minutes spent before still count.
+    #[test]
+    fn a_budget_spent_before_a_pass_that_could_not_judge_the_slo_still_counts() {
+        let now = 7 * 24 * 60 * MINUTE as i64;
+        let window = SignalWindow {
+            signal: SignalId::Custom(SLO_VIOLATION.into()),
+            samples: (0..10)
+                .map(|k| Sample {
+                    at: now - (10 - k) * MINUTE as i64,
+                    value: 1.0,
+                })
+                .collect(),
+            missing_reason: Some("the SLO cannot be judged".into()),
+        };
+        let input = PolicyInput {
+            service: "web".into(),
+            now,
+            current_replicas: 4,
+            ready_replicas: 4,
+            min_replicas: 1,
+            max_replicas: 20,
+            since_last_scale_up: None,
+            since_last_scale_down: None,
+            params: Vec::new(),
+            signals: vec![window],
+        };
+        let config = Config::read(&mut Params::new(&[]));
+        let mut reasons = Vec::new();
+        budgeted_headroom(&config, &input, &mut reasons);
+        let budget = reasons.iter().find(|r| r.trigger == "budget");
+        assert!(
+            budget.is_some_and(|r| r.observed.is_some_and(|m| m >= 9.0)),
+            "{reasons:?}"
         );
     }
 

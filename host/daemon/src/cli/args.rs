@@ -281,7 +281,7 @@ pub enum Command {
     /// virtual clock, for one or several policies side by side; print the
     /// SLO-violation minutes, replica-hours, actions and reversals of each.
     #[command(
-        after_help = "Examples:\n  vedfolnir-autoscaler simulate --shape web --duration 7d --max-replicas 20 --chart web.svg\n  vedfolnir-autoscaler simulate --trace load.csv --scale 0.5 --policy my-policy.toml --policy builtin:target-tracking"
+        after_help = "Examples:\n  vedfolnir-autoscaler simulate --shape web --duration 7d --max-replicas 20 --chart web.svg\n  vedfolnir-autoscaler simulate --trace load.csv --scale 0.5 --policy my-policy.toml --policy builtin:target-tracking\n  vedfolnir-autoscaler simulate --history vedfolnir --from 7d --policies /etc/vedfolnir/policies --policy candidate.toml"
     )]
     Simulate(Box<SimulateArgs>),
     /// Send HTTP load to the service, through every ready replica in turn
@@ -594,7 +594,7 @@ pub struct LoadArgs {
 pub struct SimulateArgs {
     /// The trace: CSV with a header; the first column is the time (named
     /// time/second, minute or hour: its unit), then the load.
-    #[arg(long, conflicts_with = "shape")]
+    #[arg(long, conflicts_with_all = ["shape", "service"])]
     pub trace: Option<PathBuf>,
     /// The load column, when the trace has several (default: `load`, or
     /// the only one).
@@ -603,7 +603,7 @@ pub struct SimulateArgs {
     /// A built-in load shape instead of a trace: step, ramp, flash-crowd,
     /// diurnal, web (diurnal with self-similar bursts, lulls and Poisson
     /// arrivals). The default when no trace is given is diurnal.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "service")]
     pub shape: Option<String>,
     /// How long the shape lasts.
     #[arg(long, default_value = "2d", value_parser = parse_duration)]
@@ -639,21 +639,24 @@ pub struct SimulateArgs {
     /// and 0.8: the SLO/cost curve each policy's row is read against
     #[arg(long)]
     pub frontier: bool,
-    /// Time between evaluations (the daemon's --interval).
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
-    pub interval: Duration,
+    /// Time between evaluations (the daemon's --interval; default 15s, or
+    /// with --history the daemon's own, from its record).
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
     /// The model's time step (default 15s, at most the interval).
     #[arg(long, value_parser = parse_duration)]
     pub step: Option<Duration>,
-    /// Requests per second one replica serves at full use.
-    #[arg(long, default_value_t = 100.0)]
-    pub capacity: f64,
+    /// Requests per second one replica serves at full use (default 100, or
+    /// with --history calibrated from the record).
+    #[arg(long)]
+    pub capacity: Option<f64>,
     /// Requests one replica serves at once (its M/M/k queue's k).
     #[arg(long, default_value_t = 8)]
     pub workers: u32,
-    /// From a replica's creation to its first request.
-    #[arg(long, default_value = "1m", value_parser = parse_duration)]
-    pub startup: Duration,
+    /// From a replica's creation to its first request (default 1m, or with
+    /// --history the audit log's scale-ups).
+    #[arg(long, value_parser = parse_duration)]
+    pub startup: Option<Duration>,
     /// A request waiting longer than this fails.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -693,7 +696,51 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub quiet: bool,
     #[command(flatten)]
+    pub history: HistoryArgs,
+    #[command(flatten)]
     pub sandbox: SandboxArgs,
+}
+
+/// `simulate --history`: a service's own recorded load.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "A service's own load (--history)")]
+pub struct HistoryArgs {
+    /// Replay this service's own recorded load (its state directory's
+    /// minute record, or Prometheus with --prometheus-url), with the model
+    /// calibrated on its recorded CPU, memory and scale-ups, against its
+    /// current policy (found in --policies) and each --policy.
+    #[arg(long = "history", value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// The record's start: a UTC time (2026-12-07T00:00:00Z) or how long
+    /// ago (1d).
+    #[arg(long, default_value = "1d", requires = "service")]
+    pub from: String,
+    /// The record's end: a UTC time or how long ago (0s: now).
+    #[arg(long, default_value = "0s", requires = "service")]
+    pub to: String,
+    /// The signal that is the load.
+    #[arg(long, default_value = crate::simulate::history::LOAD_SIGNAL, requires = "service")]
+    pub load_signal: String,
+    /// Policy files or folders (the daemon's --policies): the service's
+    /// current policy is the one naming it.
+    #[arg(long = "policies", env = "VEDFOLNIR_POLICIES", num_args = 1.., value_delimiter = ',')]
+    pub policy_folders: Vec<PathBuf>,
+    /// Where the daemon keeps its state (its minute record, its audit).
+    #[arg(
+        long,
+        env = "VEDFOLNIR_STATE_DIR",
+        default_value = "/var/lib/vedfolnir-autoscaler"
+    )]
+    pub state_dir: PathBuf,
+    /// Read the load from this Prometheus server instead of the state
+    /// directory (its recording rules, deploy/prometheus, for the
+    /// calibration).
+    #[arg(long, requires = "service")]
+    pub prometheus_url: Option<String>,
+    /// The load's PromQL expression (default
+    /// sum(rate(vedfolnir_requests_total{service="SERVICE"}[1m]))).
+    #[arg(long, requires = "prometheus_url")]
+    pub query: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

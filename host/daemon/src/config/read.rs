@@ -28,7 +28,9 @@ const TOP_KEYS: &[&str] = &[
     "rollout",
     "shadow",
     "scrape",
+    "slo",
 ];
+const SLO_KEYS: &[&str] = &["p95", "error_rate"];
 const SCRAPE_KEYS: &[&str] = &["port", "path", "timeout"];
 const SHADOW_KEYS: &[&str] = &["plugin", "params"];
 const TARGET_KEYS: &[&str] = &["kind", "project", "name", "selector", "docker_host"];
@@ -204,12 +206,14 @@ pub(super) fn policy_file(
     }
     let target = read_target(&mut r, &root, service.as_deref());
     let rollout = read_rollout(&mut r, &root);
+    let slo = read_slo(&mut r, &root, &signals);
     if !r.problems.is_empty() {
         return Err(Box::new(Rejected {
             problems: Problems(r.problems),
             plugin,
             params,
             signals,
+            slo: slo.is_some(),
             shadow,
         }));
     }
@@ -223,6 +227,7 @@ pub(super) fn policy_file(
         signals,
         params,
         shadow,
+        slo,
     })
 }
 
@@ -729,6 +734,65 @@ fn read_rollout(r: &mut Reader, root: &toml::Table) -> Rollout {
         },
     }
     rollout
+}
+
+/// The longest `slo.p95`: past it a request has long timed out.
+const MAX_SLO_P95_MS: u64 = 10 * 60_000;
+
+/// `[slo]`: the service's SLO, from which each pass derives `slo-violation`
+/// (so a signal routed under that name as well would be two sources of it).
+fn read_slo(
+    r: &mut Reader,
+    root: &toml::Table,
+    signals: &[SignalSource],
+) -> Option<crate::config::SloSpec> {
+    let t = r.table(root, "slo", "slo")?;
+    r.unknown_keys(t, "slo.", SLO_KEYS);
+    let p95_ms = r.duration(
+        t,
+        "p95",
+        "slo.p95",
+        (MAX_SLO_P95_MS, "a request waits that long"),
+    );
+    if p95_ms == Some(0) {
+        r.problem("slo.p95", "must be longer than 0");
+    }
+    let error_rate = match t.get("error_rate") {
+        None => None,
+        Some(v) => match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
+            Some(x) if x > 0.0 && x < 1.0 => Some(x),
+            Some(x) => {
+                r.problem(
+                    "slo.error_rate",
+                    format!("{x} is not a fraction above 0 and below 1"),
+                );
+                None
+            }
+            None => {
+                r.problem(
+                    "slo.error_rate",
+                    format!("expected a number, found {}", v.type_str()),
+                );
+                None
+            }
+        },
+    };
+    if !t.contains_key("p95") && !t.contains_key("error_rate") {
+        r.problem(
+            "slo",
+            "give p95 (a duration), error_rate (a fraction), or both",
+        );
+    }
+    let derived = vedfolnir_core::model::SLO_VIOLATION;
+    if signals.iter().any(|s| s.signal.name() == derived) {
+        r.problem(
+            format!("signals.{derived}"),
+            format!(
+                "{derived} is derived from [slo] each pass: route it here or set [slo], not both"
+            ),
+        );
+    }
+    Some(crate::config::SloSpec { p95_ms, error_rate })
 }
 
 /// `[params.cpu-high] threshold = 0.7` becomes `cpu-high.threshold`.

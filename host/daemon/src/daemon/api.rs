@@ -597,6 +597,47 @@ async fn page(State(shared): State<Arc<Api>>) -> Response {
     axum::response::Html(body).into_response()
 }
 
+/// One replay at a time: each takes a sandbox and a core for up to seconds.
+static REPLAYS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// `/replay/<service>`: the chart (SVG) of the service's policy replayed
+/// on its last day's record (`simulate --history`).
+async fn replay(State(shared): State<Arc<Api>>, Path(service): Path<String>) -> Response {
+    let policy = {
+        let status = shared.status.lock().expect("status lock");
+        status.services.get(&service).map(|s| s.policy_file.clone())
+    };
+    let Some(policy) = policy else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no service {service:?} here\n"),
+        )
+            .into_response();
+    };
+    let Ok(_one) = REPLAYS.try_acquire() else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "a replay is running: try again in a few seconds\n",
+        )
+            .into_response();
+    };
+    let dir = shared.state.dir().to_path_buf();
+    let now = crate::clock::now_ms();
+    let chart = tokio::task::spawn_blocking(move || {
+        crate::simulate::history::last_day_chart(&dir, &[policy.into()], &service, now)
+    })
+    .await;
+    match chart {
+        Ok(Ok(svg)) => ([(axum::http::header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("cannot replay: {e:#}\n"),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
 /// Every route.
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Arc::new(Api {
@@ -610,6 +651,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/webhook/alertmanager", post(webhook_handler))
         .route("/api/v1/status", get(status))
         .route("/api/v1/decisions", get(decisions))
+        .route("/replay/{service}", get(replay))
         .route("/api/v1/services/{service}/scale", post(scale))
         .route("/api/v1/services/{service}/pause", post(pause))
         .route("/api/v1/services/{service}/resume", post(resume))

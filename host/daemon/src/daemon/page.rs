@@ -115,7 +115,9 @@ fn service(out: &mut String, s: &Snapshot, name: &str, st: &ServiceStatus) {
         .unwrap_or_else(|| "none loaded".into());
     let _ = write!(
         out,
-        "<p>Replicas: <b>{}</b> running, {} ready, bounds {}–{}. Policy {}, from {}. Last pass {}.</p>",
+        "<p>Replicas: <b>{}</b> running, {} ready, bounds {}–{}. Policy {}, from {}. Last pass {}. \
+         <a href=\"/replay/{}\">Its policy replayed on its last day</a> (the model calibrated on \
+         the service's own record).</p>",
         st.replicas.map(|r| r.to_string()).unwrap_or("?".into()),
         st.ready.map(|r| r.to_string()).unwrap_or("?".into()),
         st.min_replicas,
@@ -123,6 +125,7 @@ fn service(out: &mut String, s: &Snapshot, name: &str, st: &ServiceStatus) {
         escape(&plugin),
         escape(&st.policy_file),
         escape(st.last_pass.as_deref().unwrap_or("not yet")),
+        escape(name),
     );
     let scales: Vec<&AuditRecord> = s
         .decisions

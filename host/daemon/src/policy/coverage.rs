@@ -1,6 +1,6 @@
 //! Which of a plugin's signals some source provides: the docker source's
-//! own (`config::DOCKER_SIGNALS` and `config::docker_extra_signals`), or a
-//! `[signals.<name>]` of the policy file. A required signal without one
+//! own (`config::DOCKER_SIGNALS` and `config::docker_extra_signals`), a
+//! `[signals.<name>]` of the policy file, or (`slo-violation`) its `[slo]`. A required signal without one
 //! would hold every pass, silently: an error. An optional one would be
 //! missing on every pass: a note saying what the plugin's missing-data
 //! rule then does, unless the file sets that rule itself (the operator has
@@ -22,11 +22,13 @@ pub fn check(
     set: &[Param],
     effective: &[Param],
     routed: &[SignalSource],
+    slo: bool,
 ) -> (Vec<Problem>, Vec<Problem>) {
     let provided = |signal: &SignalId| {
         DOCKER_SIGNALS.contains(signal)
             || docker_extra_signals().contains(signal)
             || routed.iter().any(|r| &r.signal == signal)
+            || (slo && signal.name() == vedfolnir_core::model::SLO_VIOLATION)
     };
     let (mut problems, mut notes) = (Vec::new(), Vec::new());
     for spec in plugin.signals.iter().filter(|s| !provided(&s.signal)) {
@@ -107,7 +109,15 @@ fn how_to_route(signal: &SignalId) -> String {
     if matches!(signal, SignalId::Custom(_)) {
         ways.push("source = \"alertmanager\" (firing scaling_action alerts)".into());
     }
-    format!("add [signals.{signal}] with {}", ways.join(", or "))
+    let routed = format!("add [signals.{signal}] with {}", ways.join(", or "));
+    if signal.name() == vedfolnir_core::model::SLO_VIOLATION {
+        format!(
+            "set [slo] p95 = \"500ms\" and/or error_rate = 0.01 (each pass derives it from the \
+             response-time-p95 and error-rate it read), or {routed}"
+        )
+    } else {
+        routed
+    }
 }
 
 #[cfg(test)]
@@ -139,7 +149,7 @@ mod tests {
             required: true,
             description: String::new(),
         }]);
-        let (problems, notes) = check(Path::new("p.toml"), &d, &[], &[], &[]);
+        let (problems, notes) = check(Path::new("p.toml"), &d, &[], &[], &[], false);
         assert!(notes.is_empty());
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].key, "signals.queue-depth");
@@ -153,7 +163,7 @@ mod tests {
             required: None,
         }];
         assert_eq!(
-            check(Path::new("p.toml"), &d, &[], &[], &routed),
+            check(Path::new("p.toml"), &d, &[], &[], &routed, false),
             (vec![], vec![])
         );
     }
@@ -175,6 +185,7 @@ mod tests {
             &[],
             std::slice::from_ref(&rule),
             &[],
+            false,
         );
         assert!(problems.is_empty());
         let keys: Vec<&str> = notes.iter().map(|n| n.key.as_str()).collect();
@@ -209,8 +220,24 @@ mod tests {
             std::slice::from_ref(&rule),
             std::slice::from_ref(&rule),
             &[],
+            false,
         );
         let keys: Vec<&str> = notes.iter().map(|n| n.key.as_str()).collect();
         assert_eq!(keys, ["signals.scaling-alerts"]);
+    }
+
+    /// `slo-violation` comes from the file's `[slo]` when it has one; without
+    /// it, the note says how to get it, [slo] first.
+    #[test]
+    fn an_slo_table_provides_slo_violation() {
+        let d = plugin(vec![SignalSpec::optional(
+            SignalId::Custom("slo-violation".into()),
+            "the error budget's count",
+        )]);
+        let (_, notes) = check(Path::new("p.toml"), &d, &[], &[], &[], true);
+        assert!(notes.is_empty(), "{notes:?}");
+        let (_, notes) = check(Path::new("p.toml"), &d, &[], &[], &[], false);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].message.contains("set [slo] p95"), "{}", notes[0]);
     }
 }

@@ -13,7 +13,7 @@ use vedfolnir_core::sim::{self, Tally, Trace};
 use super::model::Model;
 use super::report::Row;
 use super::violation::Violation;
-use super::{EPOCH_MS, Entry, Options, chart, start_replicas};
+use super::{Entry, Options, chart, start_replicas};
 use crate::audit::{Audit, Discard};
 use crate::clock::Clock as _;
 use crate::controller::{self, Context, Evaluate};
@@ -46,6 +46,10 @@ pub(super) struct Replay<'a> {
     /// Violating steps at `max_replicas`, ms.
     violation_at_max_ms: u64,
     violations: Vec<String>,
+    /// Each whole minute's mean replica count, when the options ask.
+    by_minute: Vec<f64>,
+    /// Replica-ms of the minute running.
+    minute_sum: f64,
 }
 
 /// What one policy's replay gives: its row, its chart columns, and the
@@ -78,10 +82,10 @@ impl<'a> Replay<'a> {
             .map(|s| described.iter().any(|d| &d.signal == s))
             .collect();
         let model = Arc::new(Model::new(
-            sim::Service::new(options.model.clone(), start, EPOCH_MS),
+            sim::Service::new(options.model.clone(), start, options.start_ms),
             span,
             declared,
-            EPOCH_MS,
+            options.start_ms,
         ));
         Ok(Replay {
             entry,
@@ -96,8 +100,10 @@ impl<'a> Replay<'a> {
                 .context("cannot start the replay's runtime")?,
             tally: Tally::default(),
             columns: chart::Columns::new(steps, step_ms),
-            next_eval: EPOCH_MS + options.interval_ms as i64,
-            busy_until: EPOCH_MS,
+            next_eval: options.start_ms + options.interval_ms as i64,
+            busy_until: options.start_ms,
+            by_minute: Vec::new(),
+            minute_sum: 0.0,
             evaluations: 0,
             failed: 0,
             actions: Vec::new(),
@@ -110,7 +116,7 @@ impl<'a> Replay<'a> {
     /// Advance the model by step `k`; evaluate when an interval is due and
     /// no scale-up is still starting.
     pub(super) fn step(&mut self, trace: &Trace, k: u64, step_ms: u64) -> Result<()> {
-        let t = EPOCH_MS + (k * step_ms) as i64;
+        let t = self.options.start_ms + (k * step_ms) as i64;
         let load = trace.mean(k * step_ms, (k + 1) * step_ms);
         let obs = self.model.advance(t, step_ms, load, self.options.slo);
         self.tally.observe(&obs, step_ms, self.options.slo);
@@ -121,6 +127,7 @@ impl<'a> Replay<'a> {
         self.columns
             .add(k, obs.load, obs.replicas, obs.p95, violated);
         let now = t + step_ms as i64;
+        self.note_minute(obs.replicas, now, step_ms);
         self.note_violation(violated, t, now, &obs);
         if now < self.next_eval || now < self.busy_until {
             return Ok(());
@@ -156,12 +163,25 @@ impl<'a> Replay<'a> {
             self.log_action(&pass.evaluation, now);
             let decision = &pass.evaluation.decision;
             self.tally.action(now, decision.current, decision.target);
-            self.columns.action(now - EPOCH_MS, decision.direction);
+            self.columns
+                .action(now - self.options.start_ms, decision.direction);
             // A scale-up returns when its replicas are ready: no
             // evaluation before then, as in the daemon.
             self.busy_until = self.model.clock.now_ms();
         }
         Ok(())
+    }
+
+    /// Add a step's replicas to its minute's mean (`Options::by_minute`).
+    fn note_minute(&mut self, replicas: u32, now: TimestampMs, step_ms: u64) {
+        if !self.options.by_minute {
+            return;
+        }
+        self.minute_sum += f64::from(replicas) * step_ms as f64;
+        if (now - self.options.start_ms) % 60_000 == 0 {
+            self.by_minute.push(self.minute_sum / 60_000.0);
+            self.minute_sum = 0.0;
+        }
     }
 
     /// Follow the stretches of SLO violation, for `--violations`: a step
@@ -186,7 +206,8 @@ impl<'a> Replay<'a> {
 
     pub(super) fn close_violation(&mut self) {
         if let Some(v) = self.violation.take() {
-            self.violations.push(v.line(&self.entry.label));
+            self.violations
+                .push(v.line(&self.entry.label, self.options.start_ms));
         }
     }
 
@@ -206,7 +227,7 @@ impl<'a> Replay<'a> {
             serde_json::json!({
                 "policy": self.entry.label,
                 "time": crate::clock::format_time(now),
-                "elapsed_s": (now - EPOCH_MS) / 1000,
+                "elapsed_s": (now - self.options.start_ms) / 1000,
                 "from": decision.current,
                 "to": decision.target,
                 "direction": decision.direction,
@@ -246,6 +267,7 @@ impl<'a> Replay<'a> {
             },
             evaluations: self.evaluations,
             failed_evaluations: self.failed,
+            replicas_by_minute: self.by_minute.clone(),
         }
     }
 }

@@ -51,6 +51,10 @@ pub struct Row {
     pub evaluations: u64,
     /// Evaluations where the plugin failed (trap, timeout, error).
     pub failed_evaluations: u64,
+    /// The mean replica count of each minute (`simulate --history`, to set
+    /// beside the record's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas_by_minute: Vec<f64>,
     /// Evaluations that took longer than the daemon's deadline by this
     /// machine's wall clock. A replay stops a policy by an instruction
     /// budget instead (so the rest of the report is the same on a busy
@@ -84,6 +88,9 @@ pub struct Report {
     pub least_replica_hours: Option<f64>,
     /// Wall-clock time of the replay, ms.
     pub elapsed_ms: u64,
+    /// The service's own record, when it was the load (`--history`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<super::history::HistoryReport>,
 }
 
 /// The results as a table.
@@ -159,8 +166,119 @@ pub fn table(report: &Report, options: &Options) -> String {
     }
     foresight(&mut s, report, width);
     churn(&mut s, report, width);
+    recorded(&mut s, report, width);
     notes(&mut s, report);
     s
+}
+
+/// With `--history`: what the model took from the service's record, and
+/// how closely each replay followed the replicas it ran.
+fn recorded(s: &mut String, report: &Report, width: usize) {
+    use std::fmt::Write as _;
+    let Some(h) = &report.history else { return };
+    let _ = writeln!(
+        s,
+        "\nrecord of {}: {} minutes from {} to {}{}{}",
+        h.service,
+        h.minutes,
+        h.from,
+        h.to,
+        if h.filled_minutes > 0 {
+            format!(
+                ", {} without a load (each held the minute before)",
+                h.filled_minutes
+            )
+        } else {
+            String::new()
+        },
+        if h.skipped_lines > 0 {
+            format!(
+                ", {} unreadable line(s) skipped (first: {})",
+                h.skipped_lines, h.skipped[0]
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(s, "{}", calibrated(&h.calibration));
+    if let Some(rh) = h.recorded_replica_hours {
+        let _ = writeln!(s, "the service ran {rh:.2} replica-hours");
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<width$}  {:>13}  {:>22}  {:>18}",
+        "against the record", "replica-hours", "minutes within 1 replica", "largest difference"
+    );
+    for r in &report.results {
+        let (within, total, worst) = follows(&h.recorded_replicas, &r.replicas_by_minute);
+        let worst = worst.map_or_else(
+            || "-".into(),
+            |(k, d)| format!("{d:.1} at minute {}", k + 1),
+        );
+        let _ = writeln!(
+            s,
+            "{:<width$}  {:>13.2}  {:>22}  {:>18}",
+            r.policy,
+            r.replica_hours,
+            format!("{within} of {total}"),
+            worst
+        );
+    }
+}
+
+/// What the model took from the record, and from how much of it.
+fn calibrated(c: &super::history::Calibration) -> String {
+    let or =
+        |v: Option<String>, what: &str| v.unwrap_or_else(|| format!("not in the record ({what})"));
+    format!(
+        "calibrated: capacity {} req/s a replica, memory {}, start-up {}, interval {}",
+        or(
+            c.capacity
+                .map(|v| format!("{v:.1} (from {} busy minutes)", c.capacity_minutes)),
+            "--capacity"
+        ),
+        or(
+            c.memory_idle.zip(c.memory_busy).map(|(i, b)| format!(
+                "{:.0}% + {:.0}% x CPU",
+                i * 100.0,
+                b * 100.0
+            )),
+            "the default"
+        ),
+        or(
+            c.startup_ms.map(|v| format!(
+                "{} (from {} scale-ups)",
+                vedfolnir_core::format_duration(v),
+                c.startup_scales
+            )),
+            "--startup"
+        ),
+        or(
+            c.interval_ms.map(vedfolnir_core::format_duration),
+            "--interval"
+        ),
+    )
+}
+
+/// How closely a replay's replicas a minute follow the record's: the
+/// minutes within one replica, the minutes compared, and the largest
+/// difference with its minute.
+pub fn follows(recorded: &[Option<f64>], replayed: &[f64]) -> (usize, usize, Option<(usize, f64)>) {
+    let mut within = 0;
+    let mut total = 0;
+    let mut worst: Option<(usize, f64)> = None;
+    for (k, (rec, rep)) in recorded.iter().zip(replayed).enumerate() {
+        let Some(rec) = rec else { continue };
+        let d = (rec - rep).abs();
+        total += 1;
+        if d <= 1.0 {
+            within += 1;
+        }
+        if worst.is_none_or(|(_, w)| d > w) {
+            worst = Some((k, d));
+        }
+    }
+    (within, total, worst)
 }
 
 /// What went wrong in the plugin, and what took longer than the daemon

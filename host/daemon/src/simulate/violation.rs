@@ -4,8 +4,6 @@
 use vedfolnir_core::model::TimestampMs;
 use vedfolnir_core::sim;
 
-use super::EPOCH_MS;
-
 /// A stretch of consecutive steps that violated the SLO, for
 /// `--violations`: where a policy let the service down, and how.
 pub struct Violation {
@@ -44,14 +42,15 @@ impl Violation {
         self.worst_error_rate = self.worst_error_rate.max(obs.error_rate);
     }
 
-    /// The stretch as one JSON line of `--violations`, for `policy`.
-    pub fn line(&self, policy: &str) -> String {
+    /// The stretch as one JSON line of `--violations`, for `policy`, its
+    /// time from the replay's start `start_ms`.
+    pub fn line(&self, policy: &str, start_ms: TimestampMs) -> String {
         let round = |v: f64| (v * 1000.0).round() / 1000.0;
         serde_json::json!({
             "policy": policy,
             "from": crate::clock::format_time(self.from),
             "to": crate::clock::format_time(self.to),
-            "from_s": (self.from - EPOCH_MS) / 1000,
+            "from_s": (self.from - start_ms) / 1000,
             "minutes": round((self.to - self.from) as f64 / 60_000.0),
             "replicas": self.replicas,
             "ready": self.ready,

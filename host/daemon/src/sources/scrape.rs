@@ -528,6 +528,11 @@ impl MetricSource for Scrape {
                     }
                     Err(e) => Err(e.clone()),
                 };
+                if let (Ok(p), None) = (&pages, &s.total)
+                    && let Some(rate) = recent_rate(s, p)
+                {
+                    report.readings.push(Reading::Recent(signal.clone(), rate));
+                }
                 report.readings.push(Reading::Now(signal.clone(), value));
             }
             if let Err(e) = pages {
@@ -539,6 +544,28 @@ impl MetricSource for Scrape {
 }
 
 /// [`signal`], with the metric named in its error.
+/// A counter's rate per second over each replica's last two scrapes,
+/// summed: the load since the last pass, where its value is the horizon's
+/// ([`Reading::Recent`]). None for another kind, or a replica without two.
+fn recent_rate(s: &ScrapeSignal, pages: &[Vec<Snapshot>]) -> Option<f64> {
+    let mut sum = 0.0;
+    for h in pages {
+        let [.., before, now] = h.as_slice() else {
+            return None;
+        };
+        if now.page.kind(&s.metric) != Kind::Counter {
+            return None;
+        }
+        let secs = (now.at - before.at) as f64 / 1000.0;
+        let (b, n) = (before.page.sum(&s.metric)?, now.page.sum(&s.metric)?);
+        if secs <= 0.0 || !b.is_finite() || !n.is_finite() {
+            return None;
+        }
+        sum += increase(b, n) / secs;
+    }
+    Some(sum)
+}
+
 fn signal_of(s: &ScrapeSignal, replicas: &Histories<'_>) -> Result<f64, String> {
     signal(s, replicas).map_err(|e| format!("scrape {}: {e}", s.metric))
 }
@@ -592,6 +619,31 @@ mod tests {
         assert_eq!(signal(&sum, &pairs), Ok(40.0));
         let mean = signal_for("vedfolnir_queue_depth", None, Aggregate::Mean);
         assert_eq!(signal(&mean, &pairs), Ok(20.0));
+    }
+
+    /// The recent rate is the last two scrapes' alone, where the signal is
+    /// the horizon's: a jump of load shows in it at once.
+    #[test]
+    fn a_counters_recent_rate_is_over_its_last_two_scrapes_only() {
+        let rate = signal_for("vedfolnir_requests_total", None, Aggregate::Sum);
+        // 5 req/s for 60 s, then 30 req/s for 2 s; a second replica at 1/s.
+        let one = vec![
+            at(0, page(0.0, 0.0, 0.0, [0.0; 3])),
+            at(60_000, page(0.0, 300.0, 0.0, [0.0; 3])),
+            at(62_000, page(0.0, 360.0, 0.0, [0.0; 3])),
+        ];
+        let two = vec![
+            at(60_000, page(0.0, 10.0, 0.0, [0.0; 3])),
+            at(62_000, page(0.0, 12.0, 0.0, [0.0; 3])),
+        ];
+        let pages = [one.clone(), two.clone()];
+        assert_eq!(recent_rate(&rate, &pages), Some(31.0));
+        let whole = signal(&rate, &[one.iter().collect(), two.iter().collect()]).unwrap();
+        assert!((whole - (360.0 / 62.0 + 1.0)).abs() < 1e-9, "{whole}");
+        // A gauge has none; nor a replica scraped once.
+        let gauge = signal_for("vedfolnir_queue_depth", None, Aggregate::Sum);
+        assert_eq!(recent_rate(&gauge, &pages), None);
+        assert_eq!(recent_rate(&rate, &[one[2..].to_vec()]), None);
     }
 
     #[test]
