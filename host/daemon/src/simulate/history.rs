@@ -406,8 +406,11 @@ fn prometheus(
         .enable_all()
         .build()?;
     let mut by_minute: BTreeMap<TimestampMs, BTreeMap<String, f64>> = BTreeMap::new();
+    // A minute's value is the query's at the minute's end: a rate over
+    // [1m] then covers the minute.
+    let (from, to) = (asked.from + MINUTE_MS, asked.to + MINUTE_MS);
     for (i, (name, expr)) in series.iter().enumerate() {
-        let samples = match runtime.block_on(client.minutes(expr, asked.from, asked.to)) {
+        let samples = match runtime.block_on(client.minutes(expr, from, to)) {
             Ok(s) => s,
             Err(e) if i == 0 => bail!("the load query {expr}: {e}"),
             Err(e) => {
@@ -416,7 +419,7 @@ fn prometheus(
             }
         };
         for s in samples.into_iter().filter(|s| s.value.is_finite()) {
-            let t = s.at.div_euclid(MINUTE_MS) * MINUTE_MS;
+            let t = (s.at - MINUTE_MS).div_euclid(MINUTE_MS) * MINUTE_MS;
             by_minute
                 .entry(t)
                 .or_default()
