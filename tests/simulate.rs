@@ -756,3 +756,96 @@ fn the_frontier_and_the_foresight_yardstick_come_with_every_report() {
     .stdout;
     assert!(text.contains("level foresight"), "{text}");
 }
+
+/// `simulate --history` on a state directory's minute record: a torn or
+/// bad line is skipped and counted, a gap holds the minute before, and a
+/// bad span, a service with no load or no policy are refused by name.
+#[test]
+fn a_record_with_bad_lines_and_a_gap_replays_what_can_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let minutes = dir.path().join("state/minutes");
+    std::fs::create_dir_all(&minutes).unwrap();
+    let day = 1_796_601_600_000_i64; // 2026-12-07T00:00:00Z
+    let line = |k: i64, load: f64| {
+        format!(
+            "{{\"t\":{},\"samples\":4,\"values\":{{\"requests-per-second@recent\":{load},\"cpu\":{},\"instance-count\":2}}}}\n",
+            day + k * 60_000,
+            load / 200.0
+        )
+    };
+    let mut text: String = (0..10).map(|k| line(k, 80.0)).collect();
+    text.push_str("{\"t\":oops\n");
+    text.push_str(&(12..20).map(|k| line(k, 120.0)).collect::<String>());
+    text.push_str("{\"t\":1");
+    std::fs::write(minutes.join("web.2026-12-07.jsonl"), text).unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(
+        policies.join("web.toml"),
+        "service = \"web\"\nplugin = \"builtin:target-tracking\"\nmin_replicas = 1\nmax_replicas = 6\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = [
+            "simulate",
+            "--history",
+            "web",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--from",
+            "2026-12-07T00:00:00Z",
+            "--to",
+            "2026-12-08T00:00:00Z",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all
+    };
+    let run_with = |extra: &[&str]| {
+        let all = args(extra);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        run(&all)
+    };
+    let out = run_with(&["--policies", policies.to_str().unwrap(), "--json"]).expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let h = &report["history"];
+    assert_eq!(h["minutes"], 20, "{h}");
+    assert_eq!(h["filled_minutes"], 2, "{h}");
+    assert_eq!(h["skipped_lines"], 2, "{h}");
+    let load: Vec<f64> = serde_json::from_value(h["load"].clone()).unwrap();
+    assert_eq!(
+        (load[9], load[10], load[11], load[12]),
+        (80.0, 80.0, 80.0, 120.0)
+    );
+    // 80 req/s at 40% CPU on 2 replicas: 100 a replica.
+    assert_eq!(h["calibration"]["capacity"], 100.0, "{h}");
+    assert_eq!(report["results"][0]["policy"], "web");
+
+    let bad = run(&[
+        "simulate",
+        "--history",
+        "web",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--to",
+        "yesterday",
+    ])
+    .expect_code(2);
+    assert!(bad.stderr.contains("--to \"yesterday\""), "{}", bad.stderr);
+    let none = run_with(&[]).expect_code(2);
+    assert!(
+        none.stderr.contains("no policy to replay"),
+        "{}",
+        none.stderr
+    );
+    let other =
+        run_with(&["--load-signal", "orders", "--policy", "builtin:cost-aware"]).expect_code(2);
+    assert!(
+        other.stderr.contains("no minute has orders"),
+        "{}",
+        other.stderr
+    );
+}

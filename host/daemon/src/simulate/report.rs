@@ -176,6 +176,7 @@ pub fn table(report: &Report, options: &Options) -> String {
 fn recorded(s: &mut String, report: &Report, width: usize) {
     use std::fmt::Write as _;
     let Some(h) = &report.history else { return };
+    let width = width.max("against the record".len());
     let _ = writeln!(
         s,
         "\nrecord of {}: {} minutes from {} to {}{}{}",
@@ -206,18 +207,21 @@ fn recorded(s: &mut String, report: &Report, width: usize) {
     }
     let _ = writeln!(
         s,
-        "\n{:<width$}  {:>13}  {:>22}  {:>18}",
+        "\n{:<width$}  {:>13}  {:>24}  {:>30}",
         "against the record", "replica-hours", "minutes within 1 replica", "largest difference"
     );
     for r in &report.results {
         let (within, total, worst) = follows(&h.recorded_replicas, &r.replicas_by_minute);
         let worst = worst.map_or_else(
             || "-".into(),
-            |(k, d)| format!("{d:.1} at minute {}", k + 1),
+            |(k, d)| {
+                let at = h.from_ms + k as i64 * 60_000;
+                format!("{d:.1} at {}", crate::clock::format_time(at))
+            },
         );
         let _ = writeln!(
             s,
-            "{:<width$}  {:>13.2}  {:>22}  {:>18}",
+            "{:<width$}  {:>13.2}  {:>24}  {:>30}",
             r.policy,
             r.replica_hours,
             format!("{within} of {total}"),
@@ -231,10 +235,12 @@ fn calibrated(c: &super::history::Calibration) -> String {
     let or =
         |v: Option<String>, what: &str| v.unwrap_or_else(|| format!("not in the record ({what})"));
     format!(
-        "calibrated: capacity {} req/s a replica, memory {}, start-up {}, interval {}",
+        "calibrated: capacity {}, memory {}, start-up {}, interval {}",
         or(
-            c.capacity
-                .map(|v| format!("{v:.1} (from {} busy minutes)", c.capacity_minutes)),
+            c.capacity.map(|v| format!(
+                "{v:.1} req/s a replica (from {} busy minutes)",
+                c.capacity_minutes
+            )),
             "--capacity"
         ),
         or(
