@@ -548,22 +548,16 @@ impl MetricSource for Scrape {
 /// summed: the load since the last pass, where its value is the horizon's
 /// ([`Reading::Recent`]). None for another kind, or a replica without two.
 fn recent_rate(s: &ScrapeSignal, pages: &[Vec<Snapshot>]) -> Option<f64> {
-    let mut sum = 0.0;
-    for h in pages {
-        let [.., before, now] = h.as_slice() else {
-            return None;
-        };
-        if now.page.kind(&s.metric) != Kind::Counter {
-            return None;
-        }
-        let secs = (now.at - before.at) as f64 / 1000.0;
-        let (b, n) = (before.page.sum(&s.metric)?, now.page.sum(&s.metric)?);
-        if secs <= 0.0 || !b.is_finite() || !n.is_finite() {
-            return None;
-        }
-        sum += increase(b, n) / secs;
+    let last_two: Vec<Vec<&Snapshot>> = pages
+        .iter()
+        .map(|h| h.iter().skip(h.len().saturating_sub(2)).collect())
+        .collect();
+    let newest = last_two.first()?.last()?;
+    if newest.page.kind(&s.metric) != Kind::Counter {
+        return None;
     }
-    Some(sum)
+    let parts = increases(&s.metric, &last_two).ok()?;
+    Some(parts.iter().map(|(inc, secs)| inc / secs).sum())
 }
 
 fn signal_of(s: &ScrapeSignal, replicas: &Histories<'_>) -> Result<f64, String> {
