@@ -195,15 +195,14 @@ impl Read {
                 .iter()
                 .find(|(s, _)| s == signal)
                 .map(|(_, v)| *v)
+                .filter(|v| v.is_finite())
                 .or_else(|| {
                     self.collected
                         .windows
                         .iter()
-                        .find(|w| &w.signal == signal && w.missing_reason.is_none())
-                        .and_then(|w| w.samples.last())
-                        .map(|s| s.value)
+                        .find(|w| &w.signal == signal)
+                        .and_then(|w| w.current().ok())
                 })
-                .filter(|v| v.is_finite())
         };
         let violated = slo.violated(now(&SignalId::ResponseTimeP95), now(&SignalId::ErrorRate));
         let signal = SignalId::Custom(SLO_VIOLATION.into());
