@@ -473,6 +473,53 @@ impl PolicyFile {
     }
 }
 
+/// The files under the roots: policy files and modules. A root that is
+/// missing is returned apart: what was served from it keeps serving.
+pub struct Listing {
+    /// `*.toml` policy files.
+    pub policies: Vec<PathBuf>,
+    /// `*.wasm` modules in watched folders.
+    pub modules: Vec<PathBuf>,
+    /// Roots that could not be read, with why.
+    pub missing: Vec<(PathBuf, String)>,
+}
+
+/// List what the roots hold.
+pub fn list(roots: &[PathBuf]) -> Listing {
+    let mut out = Listing {
+        policies: Vec::new(),
+        modules: Vec::new(),
+        missing: Vec::new(),
+    };
+    for root in roots {
+        if root.is_dir() {
+            match std::fs::read_dir(root) {
+                Ok(entries) => {
+                    let mut files: Vec<PathBuf> = entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.is_file())
+                        .collect();
+                    files.sort();
+                    for f in files {
+                        match f.extension().and_then(|x| x.to_str()) {
+                            Some("toml") => out.policies.push(f),
+                            Some("wasm") => out.modules.push(f),
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => out.missing.push((root.clone(), e.to_string())),
+            }
+        } else if root.is_file() {
+            out.policies.push(root.clone());
+        } else {
+            out.missing
+                .push((root.clone(), "no such policy file or folder".into()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,7 +60,7 @@ fn load_at_start(
     overrides: &Overrides,
     options: &RunOptions,
 ) -> Result<Vec<Loaded>> {
-    let listing = reload::list(&options.policies);
+    let listing = crate::config::list(&options.policies);
     if let Some((root, why)) = listing.missing.first() {
         return Err(Problems(vec![Problem {
             file: root.clone(),

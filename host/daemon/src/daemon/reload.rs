@@ -35,6 +35,7 @@ use super::shared::Shared;
 use super::status::{LoadErrorView, ModuleView};
 use crate::audit::PluginRecord;
 use crate::clock::{Stopwatch, format_time, now_ms};
+use crate::config::{Listing, list};
 use crate::config::{Overrides, PluginRef, PolicyFile};
 use crate::policy::{PolicyError, ReadyPolicy};
 use crate::telemetry::metrics::PathStageLabel;
@@ -167,53 +168,6 @@ fn module_fingerprint(path: &Path) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     hash_bytes(&mut h, path);
     h.finish()
-}
-
-/// The files under the roots: policy files and modules. A root that is
-/// missing is returned apart: what was served from it keeps serving.
-pub struct Listing {
-    /// `*.toml` policy files.
-    pub policies: Vec<PathBuf>,
-    /// `*.wasm` modules in watched folders.
-    pub modules: Vec<PathBuf>,
-    /// Roots that could not be read, with why.
-    pub missing: Vec<(PathBuf, String)>,
-}
-
-/// List what the roots hold.
-pub fn list(roots: &[PathBuf]) -> Listing {
-    let mut out = Listing {
-        policies: Vec::new(),
-        modules: Vec::new(),
-        missing: Vec::new(),
-    };
-    for root in roots {
-        if root.is_dir() {
-            match std::fs::read_dir(root) {
-                Ok(entries) => {
-                    let mut files: Vec<PathBuf> = entries
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.is_file())
-                        .collect();
-                    files.sort();
-                    for f in files {
-                        match f.extension().and_then(|x| x.to_str()) {
-                            Some("toml") => out.policies.push(f),
-                            Some("wasm") => out.modules.push(f),
-                            _ => {}
-                        }
-                    }
-                }
-                Err(e) => out.missing.push((root.clone(), e.to_string())),
-            }
-        } else if root.is_file() {
-            out.policies.push(root.clone());
-        } else {
-            out.missing
-                .push((root.clone(), "no such policy file or folder".into()));
-        }
-    }
-    out
 }
 
 impl Registry {

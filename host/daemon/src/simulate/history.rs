@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use serde::Serialize;
 use vedfolnir_core::model::TimestampMs;
 use vedfolnir_core::sim::{ServiceModel, Trace};
@@ -216,24 +216,17 @@ pub fn prepare(asked: &Asked, policies: &[PathBuf], candidates: bool) -> Result<
     })
 }
 
-/// The policy file among `paths` (files, or folders of `*.toml`) whose
-/// `service` is `service`.
+/// The policy file among `paths` (files, or folders of `*.toml`, listed
+/// as the daemon lists them) whose `service` is `service`.
 pub fn current_policy(paths: &[PathBuf], service: &str) -> Result<Option<String>> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("cannot read the policies folder {}", path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(path.clone());
-        }
+    let listing = crate::config::list(paths);
+    if let Some((root, why)) = listing.missing.first() {
+        bail!(Invalid::new(format!(
+            "--policies {}: {why}",
+            root.display()
+        )));
     }
-    for file in files {
+    for file in listing.policies {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
         };
