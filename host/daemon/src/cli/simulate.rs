@@ -16,7 +16,7 @@ pub fn simulate(sandbox: &Sandbox, mut a: SimulateArgs) -> Result<ExitCode> {
         Some(service) => Some(recorded(&a, service)?),
         None => None,
     };
-    let calibration = recorded.as_ref().map(|r| &r.calibration);
+    let calibration = recorded.as_ref().map(|r| &r.report.calibration);
     let load = load_of(&mut a, recorded.as_ref());
     let ms = |d: std::time::Duration| d.as_millis() as u64;
     let calibrated = calibration.map_or_else(ServiceModel::default, |c| {
@@ -59,7 +59,7 @@ pub fn simulate(sandbox: &Sandbox, mut a: SimulateArgs) -> Result<ExitCode> {
         progress: !a.quiet && !a.json,
         start_ms: recorded
             .as_ref()
-            .map_or(crate::simulate::EPOCH_MS, |r| r.first_ms),
+            .map_or(crate::simulate::EPOCH_MS, |r| r.report.from_ms),
         by_minute: recorded.is_some(),
     };
     let mut report = crate::simulate::run(sandbox, &options)?;
@@ -104,7 +104,7 @@ fn load_of(a: &mut SimulateArgs, recorded: Option<&Prepared>) -> crate::simulate
 /// given), and with `--history` the service's current policy first.
 fn policies_to_replay(a: &mut SimulateArgs, recorded: Option<&Prepared>) -> Vec<String> {
     let mut policies = std::mem::take(&mut a.policies);
-    match recorded.and_then(|r| r.current.clone()) {
+    match recorded.and_then(|r| r.report.current.clone()) {
         Some(current) => policies.insert(0, current),
         None if policies.is_empty() => {
             policies = vedfolnir_plugin_artifacts::POLICIES

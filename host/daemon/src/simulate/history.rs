@@ -152,13 +152,8 @@ pub struct Prepared {
     pub trace: Trace,
     /// What it is, for the report.
     pub what: String,
-    /// Its first minute: the replay's clock starts there.
-    pub first_ms: TimestampMs,
-    /// What the model takes from the record.
-    pub calibration: Calibration,
-    /// The service's current policy file, when found.
-    pub current: Option<String>,
-    /// The record, for the report.
+    /// The record, for the report: where it starts (the replay's clock
+    /// starts there), the calibration, the current policy.
     pub report: HistoryReport,
 }
 
@@ -167,13 +162,13 @@ pub struct Prepared {
 /// is none and no `candidates` either.
 pub fn prepare(asked: &Asked, policies: &[PathBuf], candidates: bool) -> Result<Prepared> {
     let read = read(asked)?;
-    let (trace, load, filled) = trace(&read, &asked.signal)?;
+    let RecordedLoad {
+        trace,
+        per_minute: load,
+        held: filled,
+        first_ms,
+    } = trace(&read, &asked.signal)?;
     let calibration = calibrate(&read, &asked.signal);
-    let first_ms = read
-        .minutes
-        .iter()
-        .find(|m| load_of(m, &asked.signal).is_some())
-        .map_or(asked.from, |m| m.t);
     let recorded_replicas = replicas_by_minute(&read, first_ms, load.len());
     let counted: Vec<f64> = recorded_replicas.iter().flatten().copied().collect();
     let current = current_policy(policies, &asked.service)?;
@@ -200,18 +195,15 @@ pub fn prepare(asked: &Asked, policies: &[PathBuf], candidates: bool) -> Result<
         filled_minutes: filled,
         skipped_lines: read.skipped.len(),
         skipped: read.skipped.iter().take(5).cloned().collect(),
-        calibration: calibration.clone(),
+        calibration,
         load,
         recorded_replica_hours: (!counted.is_empty()).then(|| counted.iter().sum::<f64>() / 60.0),
         recorded_replicas,
-        current: current.clone(),
+        current,
     };
     Ok(Prepared {
         trace,
         what: format!("{} from {} to {}", read.what, report.from, report.to),
-        first_ms,
-        calibration,
-        current,
         report,
     })
 }
@@ -264,14 +256,14 @@ pub fn last_day_chart(
     })?;
     let folder = tempfile::tempdir()?;
     let chart = folder.path().join("replay.svg");
-    let c = &prepared.calibration;
+    let c = &prepared.report.calibration;
     let options = super::Options {
         load: super::Load::Recorded {
             trace: prepared.trace,
             what: prepared.what,
         },
         scale: 1.0,
-        policies: prepared.current.into_iter().collect(),
+        policies: prepared.report.current.clone().into_iter().collect(),
         frontier: false,
         overrides: crate::config::Overrides::default(),
         interval_ms: c.interval_ms.unwrap_or(15_000),
@@ -287,7 +279,7 @@ pub fn last_day_chart(
         violations: None,
         json: true,
         progress: false,
-        start_ms: prepared.first_ms,
+        start_ms: prepared.report.from_ms,
         by_minute: false,
     };
     super::run(&sandbox, &options)?;
@@ -434,10 +426,22 @@ fn prometheus(
     })
 }
 
+/// A record's load, minute by minute.
+#[derive(Debug)]
+pub struct RecordedLoad {
+    /// As a trace, a point a second, so each minute's load is flat.
+    pub trace: Trace,
+    /// Each minute's load, req/s.
+    pub per_minute: Vec<f64>,
+    /// The minutes without one, which hold the minute before.
+    pub held: usize,
+    /// The first minute's start.
+    pub first_ms: TimestampMs,
+}
+
 /// The load of each minute from the first minute with `signal` to the
-/// last, a minute with none holding the one before; and how many were
-/// held. As a trace, a point a second, so each minute's load is flat.
-pub fn trace(recorded: &Recorded, signal: &str) -> Result<(Trace, Vec<f64>, usize)> {
+/// last, a minute with none holding the one before.
+pub fn trace(recorded: &Recorded, signal: &str) -> Result<RecordedLoad> {
     let with: Vec<&Minute> = recorded
         .minutes
         .iter()
@@ -471,14 +475,15 @@ pub fn trace(recorded: &Recorded, signal: &str) -> Result<(Trace, Vec<f64>, usiz
         .iter()
         .flat_map(|v| std::iter::repeat_n(*v, 60))
         .collect();
-    Ok((
-        Trace {
+    Ok(RecordedLoad {
+        trace: Trace {
             step_ms: 1000,
             values,
         },
         per_minute,
         held,
-    ))
+        first_ms: first.t,
+    })
 }
 
 /// The model's parameters, as far as `recorded` shows them.
@@ -617,8 +622,14 @@ mod tests {
             ],
             ..Recorded::default()
         };
-        let (trace, per_minute, held) = trace(&rec, LOAD_SIGNAL).unwrap();
+        let RecordedLoad {
+            trace,
+            per_minute,
+            held,
+            first_ms,
+        } = trace(&rec, LOAD_SIGNAL).unwrap();
         assert_eq!(per_minute, vec![5.0, 5.0, 30.0]);
+        assert_eq!(first_ms, 60_000);
         // A counter's recent rate is the minute's load where recorded.
         let recent = Recorded {
             minutes: vec![minute(
@@ -628,7 +639,10 @@ mod tests {
             )],
             ..Recorded::default()
         };
-        assert_eq!(super::trace(&recent, LOAD_SIGNAL).unwrap().1, vec![20.0]);
+        assert_eq!(
+            super::trace(&recent, LOAD_SIGNAL).unwrap().per_minute,
+            vec![20.0]
+        );
         assert_eq!(held, 1);
         assert_eq!(trace.duration_ms(), 180_000);
         assert_eq!(trace.mean(120_000, 180_000), 30.0);
