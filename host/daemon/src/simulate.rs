@@ -76,6 +76,13 @@ pub const MAX_LOAD_REPLICAS: f64 = 1e6;
 /// trace's first row is the start of a day (daily seasons line up).
 pub const EPOCH_MS: TimestampMs = 1_672_531_200_000;
 
+/// The SLO a replay judges by unless told (`--slo-p95`, `--slo-error-rate`):
+/// p95 at most 0.5 s, errors at most 1%.
+pub const DEFAULT_SLO: Slo = Slo {
+    p95: 0.5,
+    error_rate: 0.01,
+};
+
 /// A trace, a shape or an option that cannot be replayed (exit code 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

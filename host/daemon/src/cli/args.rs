@@ -662,10 +662,10 @@ pub struct SimulateArgs {
     pub timeout: Duration,
     /// The SLO: a step whose p95 response time is above this, in seconds,
     /// is a violation.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = crate::simulate::DEFAULT_SLO.p95)]
     pub slo_p95: f64,
     /// The SLO: a step whose error fraction is above this is a violation.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = crate::simulate::DEFAULT_SLO.error_rate)]
     pub slo_error_rate: f64,
     /// Replicas at the start (default: what the first load needs at 70% of
     /// capacity, within each policy's bounds).

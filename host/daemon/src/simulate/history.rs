@@ -270,10 +270,7 @@ pub fn last_day_chart(
         step_ms: None,
         model: c.applied(ServiceModel::default()),
         start_replicas: c.start_replicas,
-        slo: vedfolnir_core::sim::Slo {
-            p95: 0.5,
-            error_rate: 0.01,
-        },
+        slo: super::DEFAULT_SLO,
         chart: Some(chart.clone()),
         actions: None,
         violations: None,
