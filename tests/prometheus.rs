@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::daemon::{Daemon, free_port, request};
 use crate::docker::{Project, engine, http_get, image, published_port};
-use crate::util::{Output, have, root};
+use crate::util::{Output, have, root, run};
 
 fn promtool(args: &[&str]) -> Output {
     Command::new("promtool")
@@ -176,6 +176,36 @@ scrape_configs:
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+            .spawn()
+            .unwrap();
+        Server::ready(child, port, dir, "Prometheus")
+    }
+
+    /// A server with no scrape of its own over the samples of
+    /// `openmetrics` (ending `# EOF`), backfilled into its storage by
+    /// `promtool tsdb create-blocks-from openmetrics`.
+    fn backfilled(openmetrics: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("backfill.om");
+        std::fs::write(&input, openmetrics).unwrap();
+        let data = dir.path().join("data");
+        let out: Output = Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&input)
+            .arg(&data)
+            .output()
+            .unwrap()
+            .into();
+        out.expect_code(0);
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
@@ -687,5 +717,126 @@ fn sighup_reloads_the_policy_and_a_bad_file_keeps_the_last_good_version() {
             "vedfolnir_autoscaler_reloads_total{{path=\"{path}\",kind=\"ok\"}} 2"
         )),
         "{m}"
+    );
+}
+
+/// `simulate --history` from a real Prometheus: an hour of the workload's
+/// request counter and our recording rules' series, backfilled with
+/// promtool (10, then 40, then 10 requests a second, 20 minutes each, on
+/// 1 then 2 then 1 replicas at 100 requests a second each), read back as
+/// the trace and the calibration.
+#[test]
+fn a_prometheus_range_query_is_the_load_and_the_recording_rules_the_calibration() {
+    if !have("promtool") || !have("prometheus") {
+        return;
+    }
+    // Three hours ago, at a minute's start: inside the default retention,
+    // outside the head block.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let t0 = (now_ms / 60_000 - 180) * 60_000;
+    let rate = |minute: i64| {
+        if (20..40).contains(&minute) {
+            40.0
+        } else {
+            10.0
+        }
+    };
+    let mut counter = String::new();
+    let mut gauges = String::new();
+    let mut total = 0.0;
+    for k in 0..=(60 * 4) {
+        let (t, minute) = (t0 + k * 15_000, k / 4);
+        if k > 0 {
+            total += rate((k - 1) / 4) * 15.0;
+        }
+        let s = t as f64 / 1000.0;
+        counter.push_str(&format!(
+            "vedfolnir_requests_total{{service=\"web\"}} {total} {s}\n"
+        ));
+        let replicas = if rate(minute) > 10.0 { 2.0 } else { 1.0 };
+        gauges.push_str(&format!(
+            "vedfolnir:cpu_usage_avg{{service=\"web\"}} {} {s}\n\
+             vedfolnir:memory_usage_avg{{service=\"web\"}} {} {s}\n\
+             vedfolnir:instance_count{{service=\"web\"}} {replicas} {s}\n",
+            rate(minute) / (100.0 * replicas),
+            0.1 + 0.2 * rate(minute) / (100.0 * replicas),
+        ));
+    }
+    // OpenMetrics wants each family's samples together.
+    let by_family = |name: &str| -> String {
+        gauges
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let server = Server::backfilled(&format!(
+        "{counter}{}{}{}# EOF\n",
+        by_family("vedfolnir:cpu_usage_avg"),
+        by_family("vedfolnir:memory_usage_avg"),
+        by_family("vedfolnir:instance_count")
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("web.toml");
+    std::fs::write(
+        &policy,
+        "service = \"web\"\nplugin = \"builtin:target-tracking\"\nmin_replicas = 1\nmax_replicas = 4\n",
+    )
+    .unwrap();
+    let iso = |ms: i64| -> String {
+        let secs = ms / 1000;
+        let out = Command::new("date")
+            .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let out = run(&[
+        "simulate",
+        "--history",
+        "web",
+        "--prometheus-url",
+        &server.url(),
+        "--from",
+        &iso(t0),
+        "--to",
+        &iso(t0 + 60 * 60_000),
+        "--policies",
+        policy.to_str().unwrap(),
+        "--json",
+    ]);
+    drop(server);
+    let report: serde_json::Value = serde_json::from_str(&out.expect_code(0).stdout).unwrap();
+    let h = &report["history"];
+    assert_eq!(h["from_ms"], t0, "{h}");
+    let load: Vec<f64> = serde_json::from_value(h["load"].clone()).unwrap();
+    assert_eq!(load.len(), 60, "{load:?}");
+    for (minute, got) in load.iter().enumerate() {
+        let want = rate(minute as i64);
+        assert!(
+            (got - want).abs() <= 0.02 * want,
+            "minute {minute}: {got} for {want}: {load:?}"
+        );
+    }
+    let c = &h["calibration"];
+    assert!((c["capacity"].as_f64().unwrap() - 100.0).abs() < 1.0, "{c}");
+    assert!(
+        (c["memory_idle"].as_f64().unwrap() - 0.1).abs() < 0.01,
+        "{c}"
+    );
+    assert!(
+        (c["memory_busy"].as_f64().unwrap() - 0.2).abs() < 0.02,
+        "{c}"
+    );
+    assert_eq!(c["start_replicas"], 1, "{c}");
+    let recorded: Vec<Option<f64>> =
+        serde_json::from_value(h["recorded_replicas"].clone()).unwrap();
+    assert_eq!(recorded[30], Some(2.0), "{recorded:?}");
+    assert_eq!(
+        report["results"][0]["policy"], "web",
+        "the current policy first"
     );
 }
