@@ -58,7 +58,8 @@ pub struct SandboxArgs {
 /// Where a command that decides or acts keeps its state.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StateArgs {
-    /// Where the audit log, cooldown state and sample history are kept.
+    /// Where the audit log, cooldown state, sample history and minute record
+    /// are kept.
     #[arg(
         long,
         env = "VEDFOLNIR_STATE_DIR",
@@ -725,13 +726,8 @@ pub struct HistoryArgs {
     /// current policy is the one naming it.
     #[arg(long = "policies", env = "VEDFOLNIR_POLICIES", num_args = 1.., value_delimiter = ',')]
     pub policy_folders: Vec<PathBuf>,
-    /// Where the daemon keeps its state (its minute record, its audit).
-    #[arg(
-        long,
-        env = "VEDFOLNIR_STATE_DIR",
-        default_value = "/var/lib/vedfolnir-autoscaler"
-    )]
-    pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// Read the load from this Prometheus server instead of the state
     /// directory (its recording rules, deploy/prometheus, for the
     /// calibration).

@@ -132,7 +132,7 @@ fn recorded(a: &SimulateArgs, service: String) -> Result<Prepared> {
                 timeout: std::time::Duration::from_secs(30),
                 query: h.query.clone(),
             },
-            None => history::Origin::StateDir(h.state_dir.clone()),
+            None => history::Origin::StateDir(h.state.state_dir.clone()),
         },
         signal: h.load_signal.clone(),
         service,
