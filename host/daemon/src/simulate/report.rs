@@ -269,7 +269,7 @@ fn calibrated(c: &super::history::Calibration) -> String {
 /// How closely a replay's replicas a minute follow the record's: the
 /// minutes within one replica, the minutes compared, and the largest
 /// difference with its minute.
-pub fn follows(recorded: &[Option<f64>], replayed: &[f64]) -> (usize, usize, Option<(usize, f64)>) {
+fn follows(recorded: &[Option<f64>], replayed: &[f64]) -> (usize, usize, Option<(usize, f64)>) {
     let mut within = 0;
     let mut total = 0;
     let mut worst: Option<(usize, f64)> = None;

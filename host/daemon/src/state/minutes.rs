@@ -217,7 +217,7 @@ pub fn last_recorded(dir: &Path, service: &str) -> Result<Option<TimestampMs>, S
         source,
     })?;
     for (_, path) in files.iter().rev() {
-        let read = read_file(&path.clone(), i64::MIN, i64::MAX)?;
+        let read = read_file(path, i64::MIN, i64::MAX)?;
         if let Some(m) = read.minutes.last() {
             return Ok(Some(m.t));
         }
