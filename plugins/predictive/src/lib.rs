@@ -20,7 +20,7 @@
 //! (`tracking::Calm`, as in target-tracking); it alone scales in, and never
 //! below what the forecast needs. Where a seasonal forecast sees less
 //! demand ahead, that scale-in is judged on the last `forecast.fall-window`
-//! (5 minutes) instead of the whole stabilisation window: a falling day is
+//! (8 minutes) instead of the whole stabilisation window: a falling day is
 //! followed down without the window's lag. A seasonal forecast that ran
 //! above the demand over the last `forecast.correction` (30m) is lowered by
 //! its mean error there, never raised.
@@ -39,16 +39,6 @@ vedfolnir_sdk::export_policy!(Predictive);
 
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 60 * MINUTE;
-
-/// The calm decision's defaults, with a 25-minute scale-down window where
-/// target-tracking holds 30: the forecast already spends replica-hours
-/// ahead of each rise (docs/policies.md, "A small service under heavy noise").
-fn calm_defaults() -> Calm {
-    Calm {
-        down_window: 25 * MINUTE,
-        ..Calm::default()
-    }
-}
 
 /// The effective configuration, read from parameters.
 pub struct Config {
@@ -88,14 +78,14 @@ impl Config {
                 format!("must be from 0 to below 1, found {tolerance}"),
             );
         }
-        let calm = calm_defaults().read(p);
+        let calm = Calm::default().read(p);
         let startup = p.duration("startup", MINUTE);
         let history = p.duration("history", 72 * HOUR);
         let season = p.duration("season", 24 * HOUR);
         let bucket = p.duration("bucket", 15 * MINUTE);
         let trend_window = p.duration("trend.window", 30 * MINUTE);
         let correction = p.duration("forecast.correction", 30 * MINUTE);
-        let fall_window = p.duration("forecast.fall-window", 5 * MINUTE);
+        let fall_window = p.duration("forecast.fall-window", 8 * MINUTE);
         let error_window = p.duration("forecast.error-window", 3 * HOUR);
         if error_window == 0 {
             p.error("forecast.error-window", "must be longer than 0");
@@ -210,13 +200,13 @@ impl Configured for Predictive {
                 ParamSpec::number("smoothing.trend", 0.05, "Holt-Winters beta (0-1)"),
                 ParamSpec::number("smoothing.season", 0.3, "Holt-Winters gamma (0-1)"),
                 ParamSpec::duration("forecast.correction", 30 * MINUTE, "a seasonal forecast that ran above the demand over this much recent history is lowered by its mean error there, never raised (0: off)"),
-                ParamSpec::duration("forecast.fall-window", 5 * MINUTE, "where a seasonal forecast expects less demand ahead, the scale-in is judged on this much recent demand instead of scale-down.stabilization, never below the forecast (0: off)"),
+                ParamSpec::duration("forecast.fall-window", 8 * MINUTE, "where a seasonal forecast expects less demand ahead, the scale-in is judged on this much recent demand instead of scale-down.stabilization, never below the forecast (0: off)"),
                 ParamSpec::duration("forecast.error-window", 3 * HOUR, "the recent history a seasonal forecast's error is measured over (its one-step-ahead bucket forecasts against the buckets)"),
                 ParamSpec::number("forecast.max-error", 0.15, "forecast.fall-window is used only while that error (root mean square, relative) is at most this; above it, the reactive window alone scales in"),
                 ParamSpec::duration("staleness", MINUTE, "a metric whose newest sample is older than this is missing"),
             ]
             .into_iter()
-            .chain(calm_defaults().specs())
+            .chain(Calm::default().specs())
             .collect(),
         }
     }
@@ -243,6 +233,9 @@ enum Forecast {
         /// A seasonal forecast's recent relative error (none for a trend
         /// line, or with no demand to judge it on).
         error: Option<f64>,
+        /// Whether the forecast expects less demand at the end of the hold
+        /// than in the bucket in progress: the day is falling.
+        falling: bool,
     },
     /// Too little history: reactive only.
     Unavailable(String),
@@ -279,12 +272,13 @@ fn evaluate(config: &Config, input: &PolicyInput) -> Recommendation {
             hold_demand,
             method,
             error,
+            falling,
         } => {
             let reactive = forecast_falls(
                 config,
                 input,
                 (windows, newest),
-                (hold_demand, error),
+                (hold_demand, error, falling),
                 &decided,
                 &mut reasons,
             );
@@ -359,7 +353,7 @@ fn reactive(
 
 /// Where a seasonal forecast (`error`: its recent error; none for a trend
 /// line or with nothing to judge it on) has been right and expects less demand ahead, the reactive
-/// scale-in is judged on the shorter `forecast.fall-window` (5 minutes),
+/// scale-in is judged on the shorter `forecast.fall-window` (8 minutes),
 /// never below what the forecast for the hold needs with the tolerance:
 /// a falling day is followed down without the whole stabilisation window's
 /// lag, which the forecast makes up for.
@@ -367,7 +361,7 @@ fn forecast_falls(
     config: &Config,
     input: &PolicyInput,
     (windows, newest): ((&[Sample], &[Sample]), f64),
-    (hold_demand, error): (f64, Option<f64>),
+    (hold_demand, error, falling): (f64, Option<f64>, bool),
     decided: &Decided,
     reasons: &mut Vec<Reason>,
 ) -> u32 {
@@ -392,7 +386,9 @@ fn forecast_falls(
         });
         return decided.want;
     }
-    if config.fall_window == 0 || config.fall_window >= config.calm.down_window {
+    // A rising or level day is not followed down faster: a burst's
+    // scale-up there is not taken back the moment the burst ends.
+    if !falling || config.fall_window == 0 || config.fall_window >= config.calm.down_window {
         return decided.want;
     }
     let fast = Calm {
@@ -523,6 +519,7 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
                 demand: fit.peak,
                 hold_demand: fit.hold,
                 error: fit.error,
+                falling: fit.falling,
                 method: seasonal_method(config, series.len(), &fit),
             };
         }
@@ -559,6 +556,7 @@ fn forecast(config: &Config, demand: &[Sample], now: TimestampMs) -> Forecast {
         demand: peak,
         hold_demand: peak.max(line(hold_end)),
         error: None,
+        falling: slope < 0.0,
         method: format!(
             "linear trend over {} ({:+.4}/min; less than two seasons of history)",
             Pretty(config.trend_window),
@@ -699,6 +697,9 @@ struct Fit {
     /// error over the last `forecast.error-window` (none when no bucket
     /// there had demand to be relative to).
     error: Option<f64>,
+    /// The forecast for the bucket that ends the hold is below the one for
+    /// the bucket in progress.
+    falling: bool,
 }
 
 /// Additive Holt-Winters fitted on `series` (season `m` buckets). The
@@ -775,16 +776,16 @@ fn holt_winters(
     };
     // Bucket h (1-based) after the last complete one covers
     // [last_end + (h-1)b, last_end + h b).
+    let ahead = |h: usize| level + h as f64 * trend + season[phase(n + h - 1)];
+    let last_bucket = |end: i64| ((end - last_end).div_euclid(bucket) + 1).max(1) as usize;
     let peak_to = |end: i64| {
-        let h_to = ((end - last_end).div_euclid(bucket) + 1).max(1) as usize;
-        let peak = (1..=h_to)
-            .map(|h| level + h as f64 * trend + season[phase(n + h - 1)])
-            .fold(floor, f64::max);
+        let peak = (1..=last_bucket(end)).map(ahead).fold(floor, f64::max);
         (peak - lowered).max(0.0)
     };
     Fit {
         peak: peak_to(lead_end),
         hold: peak_to(hold_end),
+        falling: ahead(last_bucket(hold_end)) < ahead(1),
         lowered,
         error: (judged > 0).then(|| (squares / f64::from(judged)).sqrt()),
     }
