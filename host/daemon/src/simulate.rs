@@ -478,26 +478,37 @@ fn write_outputs(options: &Options, report: &Report, runs: Vec<Outcome>) -> Resu
         lines(path, "violations", |o| &o.violations)?;
     }
     if let Some(path) = &options.chart {
-        let title = format!(
-            "{} — evaluated every {}",
-            report.load,
-            vedfolnir_core::format_duration(options.interval_ms)
-        );
-        let columns: Vec<(String, chart::Columns)> = runs
-            .into_iter()
-            .map(|o| (o.row.policy, o.columns))
-            .collect();
-        std::fs::write(
-            path,
-            chart::svg(&title, &columns, report.duration_ms, options.slo.p95),
-        )
-        .with_context(|| format!("cannot write the chart {}", path.display()))?;
+        std::fs::write(path, chart_svg(options, report, runs))
+            .with_context(|| format!("cannot write the chart {}", path.display()))?;
     }
     Ok(())
 }
 
-/// Run the simulation and print the table (or JSON); write the chart.
+/// The chart of the runs, as SVG.
+fn chart_svg(options: &Options, report: &Report, runs: Vec<Outcome>) -> String {
+    let title = format!(
+        "{} — evaluated every {}",
+        report.load,
+        vedfolnir_core::format_duration(options.interval_ms)
+    );
+    let columns: Vec<(String, chart::Columns)> = runs
+        .into_iter()
+        .map(|o| (o.row.policy, o.columns))
+        .collect();
+    chart::svg(&title, &columns, report.duration_ms, options.slo.p95)
+}
+
+/// Run the simulation and write the outputs asked for (the action log,
+/// the violations, the chart); the caller prints the report.
 pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
+    let (report, runs) = replay_all(sandbox, options)?;
+    write_outputs(options, &report, runs)?;
+    Ok(report)
+}
+
+/// Replay every policy and measure the yardsticks beside them: the
+/// report, and each policy's run.
+fn replay_all(sandbox: &Sandbox, options: &Options) -> Result<(Report, Vec<Outcome>)> {
     if options.interval_ms == 0 {
         bail!(Invalid::new("--interval must be longer than 0"));
     }
@@ -567,8 +578,7 @@ pub fn run(sandbox: &Sandbox, options: &Options) -> Result<Report> {
         elapsed_ms,
         history: None,
     };
-    write_outputs(options, &report, runs)?;
-    Ok(report)
+    Ok((report, runs))
 }
 
 /// The yardsticks for the policies' replica-hours, on the load at each

@@ -254,8 +254,6 @@ pub fn last_day_chart(
         fuel: Some(super::REPLAY_FUEL),
         ..Default::default()
     })?;
-    let folder = tempfile::tempdir()?;
-    let chart = folder.path().join("replay.svg");
     let c = &prepared.report.calibration;
     let options = super::Options {
         load: super::Load::Recorded {
@@ -271,7 +269,7 @@ pub fn last_day_chart(
         model: c.applied(ServiceModel::default()),
         start_replicas: c.start_replicas,
         slo: super::DEFAULT_SLO,
-        chart: Some(chart.clone()),
+        chart: None,
         actions: None,
         violations: None,
         json: true,
@@ -279,8 +277,8 @@ pub fn last_day_chart(
         start_ms: prepared.report.from_ms,
         by_minute: false,
     };
-    super::run(&sandbox, &options)?;
-    Ok(std::fs::read_to_string(&chart)?)
+    let (report, runs) = super::replay_all(&sandbox, &options)?;
+    Ok(super::chart_svg(&options, &report, runs))
 }
 
 /// Read the record of `asked`.
@@ -717,5 +715,46 @@ mod tests {
             replicas_by_minute(&rec, 60_000, 4),
             vec![Some(1.0), Some(2.0), Some(3.0), None]
         );
+    }
+
+    /// The status page's chart: the service's policy replayed on the last
+    /// day of its record, drawn in memory (the load and the policy's row),
+    /// and a service with no policy naming it refused.
+    #[test]
+    fn the_last_days_chart_replays_the_current_policy_on_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 1_796_601_600_000_i64 + 2 * 3_600_000; // 2026-12-07T02:00Z
+        let record: Vec<Minute> = (0..60)
+            .map(|k| {
+                let load = if k < 30 { 40.0 } else { 160.0 };
+                minute(
+                    now - (60 - k) * MINUTE_MS,
+                    4,
+                    &[
+                        (LOAD_SIGNAL, load),
+                        ("cpu", load / 200.0),
+                        ("instance-count", 2.0),
+                    ],
+                )
+            })
+            .collect();
+        minutes::append(dir.path(), "web", &record).unwrap();
+        let policy = dir.path().join("web.toml");
+        std::fs::write(
+            &policy,
+            "service = \"web\"\nplugin = \"builtin:target-tracking\"\nmin_replicas = 1\nmax_replicas = 6\n",
+        )
+        .unwrap();
+        let svg = last_day_chart(dir.path(), std::slice::from_ref(&policy), "web", now).unwrap();
+        // The record's load (up to 160 req/s) and the policy's row, by
+        // its file's name.
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(svg.contains("web&#39;s record in "), "{svg}");
+        assert!(
+            svg.contains(">160</text>") && svg.contains(">web</text>"),
+            "{svg}"
+        );
+        let other = last_day_chart(dir.path(), &[policy], "other", now).unwrap_err();
+        assert!(other.to_string().contains("other"), "{other:#}");
     }
 }
