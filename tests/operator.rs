@@ -55,6 +55,25 @@ fn load_reaches_every_ready_replica_and_their_counters_rise_by_what_was_sent() {
     assert_eq!(rise, sent, "the workload counted {rise} of {sent} requests");
 }
 
+/// A run started the moment the only replica restarts (its health check
+/// not yet passed: not ready) waits for it, up to `READY_WAIT`, rather
+/// than refusing: a service just brought up is loaded, not reported
+/// empty.
+#[test]
+fn load_started_while_the_replica_is_not_yet_ready_waits_for_it() {
+    if !engine() {
+        return;
+    }
+    let p = Project::up("loadwait", 1, image());
+    let replica = p.running("vedfolnir").remove(0);
+    cmd("docker", &["restart", "-t", "1", &replica], &[]).expect_code(0);
+    let out = p
+        .cli(&["load", "--rate", "20", "--duration", "1s", "--json"])
+        .expect_code(0);
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(summary["served"].as_u64().unwrap() > 0, "{summary}");
+}
+
 #[test]
 fn load_counts_a_replica_that_dies_mid_run_as_failures_and_ends_on_time() {
     if !engine() {

@@ -2,7 +2,8 @@
 //! sends requests to the service through every ready replica (round-robin
 //! over their published ports, as a proxy in front would, the list
 //! refreshed every [`REFRESH`] so new replicas get their share and a
-//! stopped one stops getting any) or to one URL, at a fixed rate (open
+//! stopped one stops getting any; at the start it waits up to
+//! [`READY_WAIT`] for one to be ready) or to one URL, at a fixed rate (open
 //! loop: a slow service does not slow the arrivals) or with a fixed
 //! number of requests in flight (closed loop), for a bounded time.
 //!
@@ -30,6 +31,11 @@ use crate::engine::{self, Engine, EngineError, Readiness};
 
 /// How often the list of ready replicas is read again.
 pub const REFRESH: Duration = Duration::from_secs(2);
+
+/// How long a run waits at its start for a ready replica (a service just
+/// brought up, or one whose replicas the engine reports between states),
+/// reading the list again every [`REFRESH`], before it refuses.
+pub const READY_WAIT: Duration = Duration::from_secs(10);
 
 /// The highest rate `load` sends at, requests per second.
 pub const MAX_RATE: f64 = 5_000.0;
@@ -300,10 +306,11 @@ pub fn run(args: &LoadArgs) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let (targets, what) = targets(args).await?;
-        let first = targets.list().await?;
+        let first = first_ready(&targets).await?;
         if first.is_empty() {
             return Err(InvalidInput(format!(
-                "{what} has no ready replica to send load to (is it running? `health --policy` shows its replicas)"
+                "{what} has no ready replica to send load to after {}s (is it running? `health --policy` shows its replicas)",
+                READY_WAIT.as_secs()
             ))
             .into());
         }
@@ -459,6 +466,19 @@ impl Run {
                 .or_default() += unfinished;
         }
         std::mem::replace(&mut *summary, Summary::new(grace))
+    }
+}
+
+/// The ready endpoints at the run's start: read until there is one, for
+/// at most [`READY_WAIT`] (none, then).
+async fn first_ready(targets: &Targets) -> Result<Vec<Endpoint>, EngineError> {
+    let deadline = tokio::time::Instant::now() + READY_WAIT;
+    loop {
+        let list = targets.list().await?;
+        if !list.is_empty() || tokio::time::Instant::now() + REFRESH > deadline {
+            return Ok(list);
+        }
+        tokio::time::sleep(REFRESH).await;
     }
 }
 
