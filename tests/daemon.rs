@@ -1167,6 +1167,8 @@ fn the_daemons_from_scratch_image_runs_from_its_compose_file_and_scales_through_
     if !engine() {
         return;
     }
+    // Declared first, dropped last: no swarm is left while it runs.
+    let _networks = crate::docker::networks_in_use();
     use std::os::unix::fs::PermissionsExt;
     daemon_image();
     let p = Project::up("image", 1, image());

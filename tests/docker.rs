@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use crate::util::{Output, root, run_env};
@@ -102,11 +102,27 @@ pub(crate) fn image() -> &'static str {
     IMAGE
 }
 
+/// `docker swarm leave` takes their networks from the running containers
+/// of every Compose project (their published ports and addresses are gone,
+/// and a request to them is refused: seen on this engine), so a swarm a
+/// test made is left only while no test has containers of its own up: each
+/// holds this for reading ([`networks_in_use`]), the leave for writing.
+static NETWORKS: RwLock<()> = RwLock::new(());
+
+/// Held while a test's own containers run: a swarm is not left meanwhile.
+pub(crate) fn networks_in_use() -> RwLockReadGuard<'static, ()> {
+    NETWORKS
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A Compose project of its own for one test, taken down on drop.
 pub(crate) struct Project {
     pub(crate) name: String,
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// Declared last: dropped after the project is down.
+    _networks: RwLockReadGuard<'static, ()>,
 }
 
 impl Project {
@@ -126,6 +142,7 @@ impl Project {
             ],
             name,
             dir,
+            _networks: networks_in_use(),
         };
         project
             .compose(&["up", "-d", "--scale", &format!("vedfolnir={replicas}")])
@@ -694,6 +711,9 @@ impl Drop for Swarm {
         let _ = docker(&["service", "rm", &self.service]);
         let _ = docker(&["config", "rm", &self.lease]);
         if self.created {
+            let _no_containers = NETWORKS
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let _ = docker(&["swarm", "leave", "--force"]);
             // `swarm init` made this bridge; leaving does not remove it.
             let _ = docker(&["network", "rm", "docker_gwbridge"]);

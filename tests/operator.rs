@@ -225,6 +225,8 @@ fn the_deployment_bundle_validates_and_the_app_it_runs_here_passes_limits() {
     if !engine() {
         return;
     }
+    // Declared first, dropped last: no swarm is left while it runs.
+    let _networks = crate::docker::networks_in_use();
     let file = crate::util::root().join("deploy/compose/compose.yml");
     let file = file.to_str().unwrap();
     let project = format!("vtbundle{}", std::process::id());
