@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{OnceLock, RwLock, RwLockReadGuard};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::util::{Output, root, run_env};
@@ -105,15 +105,40 @@ pub(crate) fn image() -> &'static str {
 /// `docker swarm leave` takes their networks from the running containers
 /// of every Compose project (their published ports and addresses are gone,
 /// and a request to them is refused: seen on this engine), so a swarm a
-/// test made is left only while no test has containers of its own up: each
-/// holds this for reading ([`networks_in_use`]), the leave for writing.
-static NETWORKS: RwLock<()> = RwLock::new(());
+/// test made is left only while no test has containers of its own up: the
+/// tests that have are counted here ([`networks_in_use`]), and the leave
+/// waits for none ([`leave_swarm`]). A count, not a lock that blocks: a test
+/// may hold two (two projects) without waiting on the leave.
+static IN_USE: Mutex<usize> = Mutex::new(0);
+static RELEASED: Condvar = Condvar::new();
 
 /// Held while a test's own containers run: a swarm is not left meanwhile.
-pub(crate) fn networks_in_use() -> RwLockReadGuard<'static, ()> {
-    NETWORKS
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+pub(crate) struct NetworksInUse(());
+
+pub(crate) fn networks_in_use() -> NetworksInUse {
+    *IN_USE.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    NetworksInUse(())
+}
+
+impl Drop for NetworksInUse {
+    fn drop(&mut self) {
+        *IN_USE.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        RELEASED.notify_all();
+    }
+}
+
+/// Leave the swarm once no test has containers up; a test starting its
+/// own meanwhile waits for the leave.
+fn leave_swarm() {
+    let none = RELEASED
+        .wait_while(IN_USE.lock().unwrap_or_else(PoisonError::into_inner), |n| {
+            *n > 0
+        })
+        .unwrap_or_else(PoisonError::into_inner);
+    let _ = docker(&["swarm", "leave", "--force"]);
+    // `swarm init` made this bridge; leaving does not remove it.
+    let _ = docker(&["network", "rm", "docker_gwbridge"]);
+    drop(none);
 }
 
 /// A Compose project of its own for one test, taken down on drop.
@@ -122,7 +147,7 @@ pub(crate) struct Project {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
     /// Declared last: dropped after the project is down.
-    _networks: RwLockReadGuard<'static, ()>,
+    _networks: NetworksInUse,
 }
 
 impl Project {
@@ -644,7 +669,7 @@ pub(crate) struct Swarm {
 impl Swarm {
     /// Join or make the swarm, and start `service` with `replicas`.
     pub(crate) fn up(service: &str, replicas: u32) -> Swarm {
-        static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        static ONE: Mutex<()> = Mutex::new(());
         let guard = ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let image = image();
         let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).stdout;
@@ -711,12 +736,7 @@ impl Drop for Swarm {
         let _ = docker(&["service", "rm", &self.service]);
         let _ = docker(&["config", "rm", &self.lease]);
         if self.created {
-            let _no_containers = NETWORKS
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let _ = docker(&["swarm", "leave", "--force"]);
-            // `swarm init` made this bridge; leaving does not remove it.
-            let _ = docker(&["network", "rm", "docker_gwbridge"]);
+            leave_swarm();
         }
     }
 }
