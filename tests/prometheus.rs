@@ -6,7 +6,7 @@
 //! `CI=true` they fail instead (`.ci/run` installs the package; see
 //! [`have`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -129,13 +129,7 @@ impl Server {
 
     /// The same, with the rules of `rules` (a folder holding our two rule
     /// files) and `extra` appended to the configuration.
-    fn start_with(
-        project: &str,
-        daemon: &str,
-        port: u16,
-        rules: &std::path::Path,
-        extra: &str,
-    ) -> Server {
+    fn start_with(project: &str, daemon: &str, port: u16, rules: &Path, extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
             r#"global:
@@ -168,14 +162,18 @@ scrape_configs:
 {extra}"#,
             rules = rules.display()
         );
+        let data = dir.path().join("data");
+        Server::prometheus(dir, &config, &data, port)
+    }
+
+    /// Prometheus with `config`, its storage in `data`, on `port`; its
+    /// config file and log in `dir`.
+    fn prometheus(dir: tempfile::TempDir, config: &str, data: &Path, port: u16) -> Server {
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
@@ -200,18 +198,7 @@ scrape_configs:
             .unwrap()
             .into();
         out.expect_code(0);
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
-            .spawn()
-            .unwrap();
-        Server::ready(child, port, dir, "Prometheus")
+        Server::prometheus(dir, "global:\n  scrape_interval: 1m\n", &data, free_port())
     }
 
     /// Wait until the server `child` answers `/-/ready` on `port`.
@@ -422,7 +409,7 @@ fn a_firing_alertmanager_alert_is_a_policy_input_and_the_guard_rails_still_decid
 
 /// Debian's Alertmanager with the shipped `deploy/alertmanager/alertmanager.yml`,
 /// pointed at `daemon` and `token_file`, grouping after 1 s; killed on drop.
-fn alertmanager(daemon: &str, token_file: &std::path::Path) -> Server {
+fn alertmanager(daemon: &str, token_file: &Path) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let shipped =
         std::fs::read_to_string(root().join("deploy/alertmanager/alertmanager.yml")).unwrap();
